@@ -1,0 +1,65 @@
+"""The ``flywheel`` command: one subcommand per stage, each registered by the package that owns it.
+
+Stage modules keep heavy imports (torch, presidio, prefect) inside their command functions so that
+``flywheel --help`` and light commands start fast.
+"""
+
+from __future__ import annotations
+
+import json
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+import collectors.cli
+import curation.cli
+import flows.cli
+import serving.cli
+import training.cli
+from flywheel.settings import load_settings, masked_dump
+
+app = typer.Typer(help="Flywheel: feedback -> curated datasets -> LoRA SFT/DPO -> gated hot-swap deploy.",
+                  no_args_is_help=True, pretty_exceptions_enable=False)
+config_app = typer.Typer(help="Inspect the effective settings.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+console = Console()
+
+
+@config_app.command("show")
+def config_show() -> None:
+    """Print the effective settings (YAML file + FLYWHEEL_* env + defaults), secrets masked."""
+    import yaml
+
+    console.print(yaml.safe_dump(masked_dump(load_settings()), sort_keys=False), end="")
+
+
+@app.command()
+def status(as_json: bool = typer.Option(False, "--json", help="Machine-readable output")) -> None:
+    """Row counts in the warehouse, the newest dataset version and the production adapter."""
+    from flywheel.warehouse import status as warehouse_status
+
+    counts = warehouse_status(load_settings())
+    if as_json:
+        typer.echo(json.dumps(counts))
+        return
+    table = Table(title="flywheel status")
+    table.add_column("what")
+    table.add_column("value", justify="right")
+    for key, value in counts.items():
+        table.add_row(key, "-" if value is None else str(value))
+    console.print(table)
+
+
+for package_cli in (collectors.cli, curation.cli, training.cli, serving.cli, flows.cli):
+    package_cli.register(app)
+
+
+def not_built(command: str, issue: str) -> None:
+    """Stages that do not exist yet say so and exit 2 rather than pretend."""
+    typer.echo(f"flywheel {command}: not built yet ({issue}); see README.md 'What does not work yet'.", err=True)
+    raise typer.Exit(2)
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,197 @@
+"""Data contracts (DESIGN.md): interactions in two shapes, feedback, SFT examples and DPO pairs.
+
+``parse_record`` turns one decoded JSON value into a normalised :class:`Interaction` or
+:class:`Feedback`, or raises :class:`RecordError` whose message is the one-line reason a user sees
+in quarantine (it names the field and says what would fix it).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+import orjson
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
+
+ROLES = ("system", "user", "assistant", "tool")
+FEEDBACK_KINDS = ("thumb", "rating", "correction", "comment", "regenerate")
+
+
+class RecordError(ValueError):
+    """A record that cannot be accepted; the message is shown to the user as is."""
+
+
+def _utc(value: Any) -> Any:
+    if isinstance(value, datetime) and value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value
+
+
+Timestamp = Annotated[
+    datetime | None, BeforeValidator(lambda v: None if v in ("", None) else v), AfterValidator(_utc)
+]
+
+
+class Message(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    role: Literal["system", "user", "assistant", "tool"]
+    content: str
+
+    @field_validator("content", mode="before")
+    @classmethod
+    def _content_parts(cls, v: Any) -> Any:
+        # OpenAI allows content as a list of parts; keep the text parts.
+        if isinstance(v, list):
+            return "".join(p.get("text", "") for p in v if isinstance(p, dict))
+        return "" if v is None else v
+
+
+class Interaction(BaseModel):
+    """One model call, normalised from either accepted shape."""
+
+    model_config = ConfigDict(extra="ignore")
+    id: str = Field(min_length=1, max_length=256)
+    timestamp: Timestamp = None
+    workload_id: str | None = None
+    client_id: str | None = None
+    model: str | None = None
+    adapter: str | None = None
+    messages: list[Message] = Field(min_length=1)
+    response: str
+    request: dict[str, Any] | None = None
+    latency_ms: float | None = Field(None, ge=0)
+    prompt_tokens: int | None = Field(None, ge=0)
+    completion_tokens: int | None = Field(None, ge=0)
+
+
+class Feedback(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    interaction_id: str = Field(min_length=1, max_length=256)
+    timestamp: Timestamp = None
+    kind: Literal["thumb", "rating", "correction", "comment", "regenerate"]
+    value: float | None = None
+    text: str | None = None
+    user: str | None = None
+
+    @field_validator("value", mode="before")
+    @classmethod
+    def _thumb_words(cls, v: Any) -> Any:
+        if isinstance(v, bool):
+            return 1.0 if v else -1.0
+        if isinstance(v, str) and v.lower() in ("up", "down", "+1", "-1"):
+            return 1.0 if v.lower() in ("up", "+1") else -1.0
+        return v
+
+    def check_kind(self) -> None:
+        if self.kind == "thumb" and self.value not in (1.0, -1.0):
+            raise RecordError(f"feedback.value: a thumb must be +1/-1 (or up/down, true/false), got {self.value!r}")
+        if self.kind == "rating" and (self.value is None or not 1 <= self.value <= 5):
+            raise RecordError(f"feedback.value: a rating must be a number from 1 to 5, got {self.value!r}")
+        if self.kind == "correction" and not (self.text or "").strip():
+            raise RecordError("feedback.text: a correction needs the corrected answer in 'text'")
+
+    @property
+    def id(self) -> str:
+        key = orjson.dumps(
+            [self.interaction_id, self.timestamp.isoformat() if self.timestamp else None, self.kind, self.value,
+             self.text, self.user]
+        )
+        return hashlib.blake2b(key, digest_size=16).hexdigest()
+
+
+def interaction_hash(messages: list[dict[str, Any]], response: str, timestamp: Any) -> str:
+    """Content id for interactions that arrive without one."""
+    key = orjson.dumps([messages, response, str(timestamp)], option=orjson.OPT_SORT_KEYS)
+    return "ix-" + hashlib.blake2b(key, digest_size=16).hexdigest()
+
+
+def _first_error(exc: ValidationError, prefix: str) -> RecordError:
+    err = exc.errors(include_url=False)[0]
+    loc = ".".join(str(p) for p in err["loc"]) or "record"
+    field = f"{prefix}.{loc}" if prefix else loc
+    msg = err["msg"]
+    if err["type"] == "literal_error" and loc.endswith("role"):
+        msg = f"unknown role {err['input']!r}; use one of {', '.join(ROLES)}"
+    elif err["type"] == "literal_error" and loc == "kind":
+        msg = f"unknown feedback kind {err['input']!r}; use one of {', '.join(FEEDBACK_KINDS)}"
+    elif err["type"] == "missing":
+        msg = "missing; add it"
+    return RecordError(f"{field}: {msg}")
+
+
+def _openai_to_flat(rec: dict[str, Any]) -> dict[str, Any]:
+    req, resp = rec["request"], rec["response"]
+    if not isinstance(req, dict):
+        raise RecordError("request: must be a ChatCompletion request object with 'messages'")
+    if not isinstance(resp, dict):
+        raise RecordError("response: must be a ChatCompletion response object with 'choices'")
+    choices = resp.get("choices")
+    if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+        raise RecordError("response.choices: missing or empty; a ChatCompletion response needs choices[0].message")
+    message = choices[0].get("message")
+    if not isinstance(message, dict):
+        raise RecordError("response.choices[0].message: missing; it holds the assistant answer")
+    usage = resp.get("usage") if isinstance(resp.get("usage"), dict) else {}
+    return {
+        "id": resp.get("id"),
+        "timestamp": rec.get("timestamp", resp.get("created")),
+        "workload_id": rec.get("workload_id"),
+        "client_id": rec.get("client_id"),
+        "model": resp.get("model") or req.get("model"),
+        "adapter": rec.get("adapter"),
+        "messages": req.get("messages"),
+        "response": message.get("content"),
+        "request": req,
+        "latency_ms": rec.get("latency_ms"),
+        "prompt_tokens": usage.get("prompt_tokens"),
+        "completion_tokens": usage.get("completion_tokens"),
+    }
+
+
+def parse_record(rec: Any) -> Interaction | Feedback:
+    """Classify and validate one decoded record; raises RecordError with a one-line reason."""
+    if not isinstance(rec, dict):
+        raise RecordError(f"record: expected a JSON object, got {type(rec).__name__}")
+    if "kind" in rec and ("interaction_id" in rec or "messages" not in rec):
+        try:
+            fb = Feedback.model_validate(rec)
+        except ValidationError as exc:
+            raise _first_error(exc, "feedback") from None
+        fb.check_kind()
+        return fb
+    if "request" in rec and "response" in rec and not isinstance(rec.get("response"), str):
+        flat = _openai_to_flat(rec)
+    elif "messages" in rec or "response" in rec:
+        flat = rec
+    else:
+        raise RecordError(
+            "record: not an interaction (needs messages+response or request+response) "
+            "nor feedback (needs interaction_id+kind)"
+        )
+    if flat.get("response") is None:
+        raise RecordError("response: missing the assistant answer text")
+    if not flat.get("id"):
+        msgs = flat.get("messages")
+        flat = {**flat, "id": interaction_hash(msgs if isinstance(msgs, list) else [], str(flat["response"]),
+                                              flat.get("timestamp"))}
+    try:
+        return Interaction.model_validate(flat)
+    except ValidationError as exc:
+        raise _first_error(exc, "") from None
+
+
+class SFTExample(BaseModel):
+    id: str
+    messages: list[Message] = Field(min_length=2)
+    source_interactions: list[str] = Field(default_factory=list)
+    dataset_version: str | None = None
+
+
+class DPOPair(BaseModel):
+    id: str
+    prompt: list[Message] = Field(min_length=1)
+    chosen: list[Message] = Field(min_length=1, max_length=1)
+    rejected: list[Message] = Field(min_length=1, max_length=1)
+    source_interactions: list[str] = Field(default_factory=list)
+    dataset_version: str | None = None

@@ -1,0 +1,180 @@
+"""One typed settings object for every stage.
+
+Sources, highest priority first: explicit keyword arguments, ``FLYWHEEL_*`` environment variables
+(nested fields with ``__``, e.g. ``FLYWHEEL_SCRUB__SEED=7``), the YAML file named by
+``FLYWHEEL_CONFIG`` (default ``./flywheel.yaml`` when it exists), then the defaults below — which are
+the embedded default: everything under ``FLYWHEEL_HOME`` (``./.flywheel``), nothing to install by hand.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field, SecretStr
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+
+class CollectSettings(BaseModel):
+    inbox: Path | None = Field(None, description="Directory of .jsonl/.jsonl.gz/.parquet files; default HOME/inbox")
+    max_record_bytes: int = Field(1_000_000, description="Records longer than this are quarantined")
+    quarantine_raw_chars: int = Field(4_000, description="Raw text kept per quarantined record")
+    batch_rows: int = Field(50_000, description="Rows per Arrow batch written to the warehouse")
+
+
+class ScrubSettings(BaseModel):
+    seed: int = 1234
+    default_operator: str = Field("surrogate", description="surrogate | mask | hash | drop")
+    operators: dict[str, str] = Field(default_factory=dict, description="Per entity type override")
+    thresholds: dict[str, float] = Field(default_factory=dict, description="Per entity type score threshold")
+    hash_key: SecretStr = SecretStr("flywheel-demo-key")
+    processes: int = 1
+    raw_retention_days: int = 30
+
+
+class DedupSettings(BaseModel):
+    threshold: float = 0.7
+    num_perm: int = 128
+    shingle: int = Field(3, description="Character/word shingle size")
+    shingle_unit: str = Field("char", description="char | word")
+
+
+class HapSettings(BaseModel):
+    backend: str = Field("offline", description="offline | lexical | hf")
+    threshold: float = 0.5
+    hf_model_path: Path | None = None
+
+
+class CurateSettings(BaseModel):
+    review_top_n: int = 200
+    min_new_examples: int = 20
+    replay_fraction: float = 0.2
+    eval_fraction: float = 0.1
+    signal_weights: dict[str, float] = Field(
+        default_factory=lambda: {
+            "thumb_down": 3.0,
+            "low_rating": 2.0,
+            "correction": 4.0,
+            "regenerate": 1.5,
+            "negative_comment": 1.5,
+            "refusal": 1.0,
+            "empty_answer": 2.0,
+            "judge": 2.0,
+        }
+    )
+    judge_url: str | None = None
+    judge_model: str | None = None
+
+
+class TrainSettings(BaseModel):
+    base_model: Path | None = Field(None, description="Local HF model directory; default: the embedded tiny model")
+    config: Path | None = Field(None, description="Recipe YAML; default: the tiny config shipped with training/")
+    device: str = Field("auto", description="auto | cpu | cuda")
+    gate_margin: float = 0.0
+    regression_tolerance: float = 0.02
+
+
+class ServeSettings(BaseModel):
+    host: str = "127.0.0.1"
+    port: int = 8000
+    api_key: SecretStr | None = None
+    feedback_key: SecretStr | None = None
+    admin_key: SecretStr = SecretStr("flywheel-admin")
+    max_request_bytes: int = 256_000
+    max_tokens_limit: int = 512
+    spool_segment_bytes: int = 4_000_000
+    batch_window_ms: int = 10
+    max_batch_size: int = 16
+
+
+class ReviewSettings(BaseModel):
+    host: str = "127.0.0.1"
+    port: int = 8001
+    session_secret: SecretStr = SecretStr("flywheel-review-demo-secret")
+
+
+class FlowSettings(BaseModel):
+    timezone: str = "UTC"
+    collect_cron: str = "0 * * * *"
+    curate_cron: str = "0 3 * * 1"
+    retrain_cron: str = "0 5 * * 1"
+    dask_address: str | None = None
+
+
+class _YamlSource(PydanticBaseSettingsSource):
+    """Reads ``FLYWHEEL_CONFIG`` (or ./flywheel.yaml) as the lowest-priority non-default source."""
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:  # pragma: no cover
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        path = Path(os.environ.get("FLYWHEEL_CONFIG", "flywheel.yaml"))
+        if not path.is_file():
+            if "FLYWHEEL_CONFIG" in os.environ:
+                raise FileNotFoundError(f"FLYWHEEL_CONFIG points at {path}, which does not exist")
+            return {}
+        import yaml
+
+        data = yaml.safe_load(path.read_text()) or {}
+        if not isinstance(data, dict):
+            raise ValueError(f"{path}: top level must be a mapping of settings, got {type(data).__name__}")
+        return data
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="FLYWHEEL_", env_nested_delimiter="__", extra="forbid")
+
+    home: Path = Field(Path(".flywheel"), description="Holds the warehouse, spool, datasets, adapters, models")
+    collect: CollectSettings = CollectSettings()
+    scrub: ScrubSettings = ScrubSettings()
+    dedup: DedupSettings = DedupSettings()
+    hap: HapSettings = HapSettings()
+    curate: CurateSettings = CurateSettings()
+    train: TrainSettings = TrainSettings()
+    serve: ServeSettings = ServeSettings()
+    review: ReviewSettings = ReviewSettings()
+    flows: FlowSettings = FlowSettings()
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings):
+        return (init_settings, env_settings, _YamlSource(settings_cls), file_secret_settings)
+
+    # Paths derived from home; every stage uses these rather than building its own.
+    @property
+    def warehouse_path(self) -> Path:
+        return self.home / "warehouse.duckdb"
+
+    @property
+    def spool_dir(self) -> Path:
+        return self.home / "spool"
+
+    @property
+    def inbox_dir(self) -> Path:
+        return self.collect.inbox or self.home / "inbox"
+
+    @property
+    def datasets_dir(self) -> Path:
+        return self.home / "datasets"
+
+    @property
+    def adapters_dir(self) -> Path:
+        return self.home / "adapters"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.home / "models"
+
+    def ensure_dirs(self) -> None:
+        for p in (self.home, self.spool_dir, self.inbox_dir, self.datasets_dir, self.adapters_dir, self.models_dir):
+            p.mkdir(parents=True, exist_ok=True)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Fresh settings each call: state lives in files and env, never in a module global."""
+    return Settings(**overrides)
+
+
+def masked_dump(settings: Settings) -> dict[str, Any]:
+    """Effective settings as plain data, secrets shown as ``**********``."""
+    return settings.model_dump(mode="json")
