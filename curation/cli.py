@@ -6,6 +6,10 @@ import typer
 
 
 def register(app: typer.Typer) -> None:
+    from curation import safety_cli
+
+    safety_cli.register(app)
+
     @app.command("curate", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
     def _curate() -> None:
         """Not built yet."""
@@ -13,31 +17,9 @@ def register(app: typer.Typer) -> None:
 
         not_built("curate", "Curation pipeline / Data safety issues")
 
-    @app.command("scrub", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
-    def _scrub() -> None:
-        """Not built yet."""
-        from flywheel.cli import not_built
-
-        not_built("scrub", "Curation pipeline / Data safety issues")
-
     @app.command("dedup", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
     def _dedup() -> None:
         """Not built yet."""
         from flywheel.cli import not_built
 
         not_built("dedup", "Curation pipeline / Data safety issues")
-
-    @app.command("hap", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
-    def _hap() -> None:
-        """Not built yet."""
-        from flywheel.cli import not_built
-
-        not_built("hap", "Curation pipeline / Data safety issues")
-
-    @app.command("purge", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
-    def _purge() -> None:
-        """Not built yet."""
-        from flywheel.cli import not_built
-
-        not_built("purge", "Curation pipeline / Data safety issues")
-

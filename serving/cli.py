@@ -6,6 +6,10 @@ import typer
 
 
 def register(app: typer.Typer) -> None:
+    from serving.review import cli as review_cli
+
+    review_cli.register(app)
+
     @app.command("serve", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
     def _serve() -> None:
         """Not built yet."""
@@ -26,11 +30,3 @@ def register(app: typer.Typer) -> None:
         from flywheel.cli import not_built
 
         not_built("rollback", "Serving / Review issues")
-
-    @app.command("review", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
-    def _review() -> None:
-        """Not built yet."""
-        from flywheel.cli import not_built
-
-        not_built("review", "Serving / Review issues")
-

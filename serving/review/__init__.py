@@ -1,0 +1,1 @@
+"""Annotator review web page for curated bad cases."""
