@@ -38,6 +38,7 @@ class DedupSettings(BaseModel):
     num_perm: int = 128
     shingle: int = Field(3, description="Character/word shingle size")
     shingle_unit: str = Field("char", description="char | word")
+    strip_pleasantries: bool = Field(True, description="Ignore a leading greeting / trailing thanks")
 
 
 class HapSettings(BaseModel):

@@ -34,7 +34,8 @@ class Migration:
     sql: str
 
 
-def migrations(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
+def migrations(directory: Path | None = None) -> list[Migration]:
+    directory = directory or MIGRATIONS_DIR
     found = []
     for path in sorted(directory.glob("*.sql")):
         number, _, name = path.stem.partition("_")
