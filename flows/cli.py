@@ -1,4 +1,4 @@
-"""CLI commands owned by the flows package."""
+"""CLI commands owned by the flows package: ``demo`` and ``flows serve|register|run``."""
 
 from __future__ import annotations
 
@@ -6,17 +6,51 @@ import typer
 
 
 def register(app: typer.Typer) -> None:
-    @app.command("demo", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
-    def _demo() -> None:
-        """Not built yet."""
-        from flywheel.cli import not_built
+    flows_app = typer.Typer(help="Prefect deployments of the flywheel's flows.", no_args_is_help=True)
+    app.add_typer(flows_app, name="flows")
 
-        not_built("demo", "Weekly flywheel issue")
+    @app.command("demo")
+    def demo(
+        ui: bool = typer.Option(True, "--ui/--no-ui", help="Start the Prefect server and UI on 127.0.0.1:4200"),
+        keep_running: bool = typer.Option(False, "--keep-running", help="Leave the UI and model server up"),
+        conversations: int = typer.Option(240, help="Simulated conversations per week"),
+    ) -> None:
+        """Two simulated weeks of the whole flywheel on the embedded default, then a before/after table."""
+        from rich.console import Console
 
-    @app.command("flows", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
-    def _flows() -> None:
-        """Not built yet."""
-        from flywheel.cli import not_built
+        from flows.demo import report_table, run_demo
+        from flywheel.settings import load_settings
 
-        not_built("flows", "Weekly flywheel issue")
+        console = Console()
+        result = run_demo(load_settings(), ui=ui, keep_running=keep_running, conversations=conversations,
+                          console=console)
+        console.print(report_table(result))
+        console.print(f"finished in {result.seconds / 60:.1f} min")
+        if result.ui_url:
+            console.print(f"every run, its logs and artifacts: {result.ui_url}")
 
+    @flows_app.command("serve")
+    def flows_serve() -> None:
+        """Serve every deployment (schedules + dataset-ready trigger) from this process until Ctrl-C."""
+        from flows.deployments import serve_deployments
+        from flywheel.settings import load_settings
+
+        serve_deployments(load_settings())
+
+    @flows_app.command("register")
+    def flows_register() -> None:
+        """Create the cpu/gpu work pools (gpu limited to 1 run) and register the deployments for workers."""
+        from flows.deployments import register_deployments
+        from flywheel.settings import load_settings
+
+        for name in register_deployments(load_settings()):
+            typer.echo(f"registered {name}")
+
+    @flows_app.command("run")
+    def flows_run(serve_url: str = typer.Option(None, help="Model server to deploy to (default: settings)")) -> None:
+        """Run one full turn of the flywheel flow now: collect, curate, retrain, gate, deploy."""
+        import json
+
+        from flows.flywheel import flywheel_flow
+
+        typer.echo(json.dumps(flywheel_flow(serve_url=serve_url), indent=2, default=str))
