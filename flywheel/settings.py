@@ -31,10 +31,11 @@ class ScrubSettings(BaseModel):
     hash_key: SecretStr = SecretStr("flywheel-demo-key")
     processes: int = 1
     raw_retention_days: int = 30
+    allow_list: list[str] = Field(default_factory=lambda: ["Lumen Notes"], description="Phrases never scrubbed")
 
 
 class DedupSettings(BaseModel):
-    threshold: float = 0.7
+    threshold: float = Field(0.75, description="Estimated Jaccard at or above which texts are near-duplicates")
     num_perm: int = 128
     shingle: int = Field(3, description="Character/word shingle size")
     shingle_unit: str = Field("char", description="char | word")
