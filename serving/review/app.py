@@ -22,7 +22,7 @@ from urllib.parse import urlencode
 
 import duckdb
 import jinja2
-from fastapi import APIRouter, Depends, FastAPI, Form, Request
+from fastapi import Depends, FastAPI, Form, Request
 from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
@@ -139,14 +139,11 @@ def create_app(settings: Settings) -> FastAPI:
         response.headers.update(SECURITY_HEADERS)
         return response
 
-    public = APIRouter()
-    private = APIRouter(dependencies=[Depends(signed_in)])
-
-    @public.get("/login", response_class=HTMLResponse, name="login_page")
+    @app.get("/login", response_class=HTMLResponse, name="login_page")
     def login_page(request: Request, next: str | None = None) -> HTMLResponse:
         return render(request, "login.html", next=_local_path(next) or "", error=None)
 
-    @public.post("/login", dependencies=[Depends(csrf_checked)], name="login")
+    @app.post("/login", dependencies=[Depends(csrf_checked)], name="login")
     def login(request: Request, username: str = Form(""), password: str = Form(""),
               next: str = Form("")) -> Response:
         username = username.strip()
@@ -160,12 +157,12 @@ def create_app(settings: Settings) -> FastAPI:
         request.session.update(user=reviewer.username, role=reviewer.role, csrf=new_csrf_token())
         return RedirectResponse(target, status_code=303)
 
-    @private.post("/logout", dependencies=[Depends(csrf_checked)], name="logout")
+    @app.post("/logout", dependencies=[Depends(signed_in), Depends(csrf_checked)], name="logout")
     def logout(request: Request) -> Response:
         request.session.clear()
         return RedirectResponse(str(request.url_for("login_page")), status_code=303)
 
-    @private.get("/", response_class=HTMLResponse, name="queue")
+    @app.get("/", response_class=HTMLResponse, name="queue")
     def queue(request: Request, page: int = 0, user: Reviewer = Depends(signed_in)) -> HTMLResponse:
         filt = store.QueueFilter.from_params(request.query_params)
         page = max(page, 0)
@@ -223,14 +220,14 @@ def create_app(settings: Settings) -> FastAPI:
             + (f"?{urlencode(filt.params())}" if filt.params() else ""),
             **context)
 
-    @private.get("/items/{interaction_id}", response_class=HTMLResponse, name="item")
+    @app.get("/items/{interaction_id}", response_class=HTMLResponse, name="item")
     def item(request: Request, interaction_id: str, raw: str | None = None,
              user: Reviewer = Depends(signed_in)) -> HTMLResponse:
         filt = store.QueueFilter.from_params(request.query_params)
         with warehouse() as con:
             return item_page(request, con, user, interaction_id, filt, show_raw=raw == "1")
 
-    @private.post("/items/{interaction_id}/decision", dependencies=[Depends(csrf_checked)], name="decide")
+    @app.post("/items/{interaction_id}/decision", dependencies=[Depends(signed_in), Depends(csrf_checked)], name="decide")
     def decide(request: Request, interaction_id: str, action: str = Form(""), revision: int = Form(...),
                answer: str = Form(""), reason: str = Form(""), scope: str = Form("item"),
                user: Reviewer = Depends(signed_in)) -> Response:
@@ -260,13 +257,13 @@ def create_app(settings: Settings) -> FastAPI:
         target = item_url(request, next_id, filt) if next_id else queue_url(request, filt)
         return RedirectResponse(target, status_code=303)
 
-    @private.get("/audit", response_class=HTMLResponse, name="audit")
+    @app.get("/audit", response_class=HTMLResponse, name="audit")
     def audit(request: Request, user: Reviewer = Depends(signed_in)) -> HTMLResponse:
         with warehouse() as con:
             summary = store.audit_summary(con)
         return render(request, "audit.html", user=user, summary=summary)
 
-    @private.get("/audit/{reviewer}", response_class=HTMLResponse, name="audit_reviewer")
+    @app.get("/audit/{reviewer}", response_class=HTMLResponse, name="audit_reviewer")
     def audit_reviewer(request: Request, reviewer: str, user: Reviewer = Depends(signed_in)) -> HTMLResponse:
         with warehouse() as con:
             decisions = store.audit_decisions(con, reviewer)
@@ -274,8 +271,6 @@ def create_app(settings: Settings) -> FastAPI:
             d["url"] = item_url(request, d["interaction_id"], store.QueueFilter(status="all"))
         return render(request, "audit_reviewer.html", user=user, reviewer=reviewer, decisions=decisions)
 
-    app.include_router(public)
-    app.include_router(private)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     app.add_middleware(SessionMiddleware, secret_key=settings.review.session_secret.get_secret_value(),
                        session_cookie=SESSION_COOKIE, max_age=int(SESSION_MAX_AGE.total_seconds()),

@@ -1,7 +1,7 @@
 """What annotators see: each review item scrubbed of personal data once, then read from the warehouse.
 
 The data-safety scrubber (``curation.pii.Scrub``) runs on the conversation, the model's answer, the
-suggested correction and the feedback texts *as one conversation*, so a name gets the same surrogate
+suggested correction and the feedback texts as one record, so a name gets the same surrogate
 everywhere on the page. The result is kept in ``review_scrubbed`` keyed by a hash of the raw fields
 and the scrub settings: the next view reads it instead of running presidio again, and a changed item
 or changed settings make it scrub again — while the raw text still exists; after the purge the stored
@@ -23,6 +23,7 @@ from flywheel.warehouse import content_id, now
 from serving.review.store import raw_sources
 
 ScrubberFactory = Callable[[], Step]
+SCRUBBED_FIELDS = ("messages", "response", "suggested_answer", "feedback")
 PREVIEW_CHARS = 160
 
 
@@ -44,10 +45,10 @@ class ScrubbedView:
 
 
 def make_scrubber(settings: Settings) -> Step:
-    """The data-safety scrubber over the one field this module fills; loads spaCy, so built once per server."""
+    """The data-safety scrubber over an item's text fields; it loads spaCy, so it is built once per server."""
     from curation.pii import Scrub
 
-    return Scrub(settings.scrub, fields=["messages"])
+    return Scrub(settings.scrub, fields=list(SCRUBBED_FIELDS))
 
 
 def source_key(settings: Settings, raw: dict[str, Any]) -> str:
@@ -55,25 +56,18 @@ def source_key(settings: Settings, raw: dict[str, Any]) -> str:
                       raw["messages"], raw["response"], raw["suggested_answer"], raw["feedback"])
 
 
-def _as_conversation(iid: str, raw: dict[str, Any]) -> dict[str, Any]:
-    """Every text of the item as turns of one conversation, in a fixed order ``_from_conversation`` undoes."""
-    turns = [{"role": m.get("role", "user"), "content": m.get("content") or ""} for m in raw["messages"]]
-    turns.append({"role": "assistant", "content": raw["response"] or ""})
-    turns.append({"role": "assistant", "content": raw["suggested_answer"] or ""})
-    turns.extend({"role": "user", "content": fb["text"] or ""} for fb in raw["feedback"])
-    return {"id": iid, "messages": turns}
+def _as_record(iid: str, raw: dict[str, Any]) -> dict[str, Any]:
+    """Every text of the item as one record; feedback texts ride as message contents."""
+    return {"id": iid, "messages": raw["messages"], "response": raw["response"],
+            "suggested_answer": raw["suggested_answer"],
+            "feedback": [{"kind": fb["kind"], "value": fb["value"], "content": fb["text"]} for fb in raw["feedback"]]}
 
 
-def _from_conversation(raw: dict[str, Any], scrubbed_turns: list[dict[str, Any]]) -> ScrubbedView:
-    n = len(raw["messages"])
-    texts = [t["content"] for t in scrubbed_turns]
+def _view(scrubbed: dict[str, Any]) -> ScrubbedView:
     return ScrubbedView(
-        messages=[{"role": t["role"], "content": t["content"]} for t in scrubbed_turns[:n]],
-        response=texts[n] if raw["response"] is not None else None,
-        suggested_answer=texts[n + 1] if raw["suggested_answer"] is not None else None,
-        feedback=[{**fb, "text": text if fb["text"] is not None else None}
-                  for fb, text in zip(raw["feedback"], texts[n + 2:], strict=True)],
-    )
+        messages=[{"role": m.get("role", "user"), "content": m.get("content") or ""} for m in scrubbed["messages"]],
+        response=scrubbed["response"], suggested_answer=scrubbed["suggested_answer"],
+        feedback=[{"kind": fb["kind"], "value": fb["value"], "text": fb["content"]} for fb in scrubbed["feedback"]])
 
 
 def _scrub(step: Step, records: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
@@ -109,13 +103,13 @@ def scrubbed_views(con: duckdb.DuckDBPyConnection, settings: Settings, scrubber:
 def _scrub_and_store(con: duckdb.DuckDBPyConnection, scrubber: ScrubberFactory,
                      pending: dict[str, tuple[str, dict[str, Any]]]) -> dict[str, ScrubbedView]:
     step = scrubber()
-    records = [_as_conversation(iid, raw) for iid, (_, raw) in sorted(pending.items())]
-    kept = {rec["id"]: rec["messages"] for rec in _scrub(step, records)}
+    records = [_as_record(iid, raw) for iid, (_, raw) in sorted(pending.items())]
+    kept = {rec["id"]: rec for rec in _scrub(step, records)}
     withheld = {ex.record.get("id"): ex.reason for ex in step.exclusions.items}
     views = {}
-    for iid, (_, raw) in pending.items():
+    for iid in pending:
         if iid in kept:
-            views[iid] = _from_conversation(raw, kept[iid])
+            views[iid] = _view(kept[iid])
         else:
             views[iid] = ScrubbedView([], None, None, [], withheld.get(iid, "dropped by the scrubber"))
     when = now()
