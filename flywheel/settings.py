@@ -35,7 +35,7 @@ class ScrubSettings(BaseModel):
 
 
 class DedupSettings(BaseModel):
-    threshold: float = Field(0.75, description="Estimated Jaccard at or above which texts are near-duplicates")
+    threshold: float = Field(0.78, description="Estimated Jaccard at or above which texts are near-duplicates")
     num_perm: int = 128
     shingle: int = Field(3, description="Character/word shingle size")
     shingle_unit: str = Field("char", description="char | word")
@@ -67,6 +67,11 @@ class CurateSettings(BaseModel):
     )
     judge_url: str | None = None
     judge_model: str | None = None
+    judge_api_key: SecretStr = SecretStr("not-needed")
+    low_rating_max: float = Field(2.0, description="A rating at or below this is a bad-case signal")
+    good_rating_min: float = Field(4.0, description="A rating at or above this makes the answer an SFT target")
+    use_unreviewed_corrections: bool = Field(
+        True, description="Corrections not yet reviewed become examples (annotator decisions always win)")
 
 
 class TrainSettings(BaseModel):
