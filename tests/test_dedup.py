@@ -1,0 +1,157 @@
+"""Dedup: datasketch-identical signatures, exact + near duplicates, nested fields, odd texts, the
+incremental index, and the ``flywheel dedup`` CLI contract (run as a user would, in a subprocess)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import orjson
+import pytest
+
+from curation.dedup import Dedup, DedupIndex, find_duplicates, normalise, signature_reference, signatures
+from flywheel.domain import FACTS
+from flywheel.settings import DedupSettings
+
+FLYWHEEL = str(Path(sys.executable).with_name("flywheel"))
+TEXTS = ["How much does the Plus plan cost?", "Wie viel kostet der Plus-Tarif im Monat?",
+         "Plusプランの料金はいくらですか？", "ok", "", "!!!", "x" * 5000]
+
+
+@pytest.mark.parametrize("unit,k", [("char", 3), ("word", 2), ("char", 5)])
+def test_vectorised_signatures_equal_datasketch_update_loop(unit: str, k: int) -> None:
+    settings = DedupSettings(shingle_unit=unit, shingle=k)
+    norms = [normalise(t) for t in TEXTS]
+    fast = signatures(norms, settings)
+    for norm, row in zip(norms, fast, strict=True):
+        assert np.array_equal(row, signature_reference(norm, settings)), norm[:40]
+
+
+def _records(texts: list[str]) -> list[dict]:
+    return [{"id": f"r{i}", "text": t} for i, t in enumerate(texts)]
+
+
+def test_trivial_variants_are_flagged_as_duplicates_of_the_first_occurrence() -> None:
+    original = "My note 'Quarterly budget' disappeared after syncing on my iPad, can you help me get it back?"
+    variants = [original.upper(), "  My  note 'Quarterly budget'   disappeared after syncing on my iPad,can you help "
+                "me get it back", "Hi team, " + original, original + " Thanks in advance!",
+                original.replace("disappeared", "disapeared")]
+    unrelated = [f.questions[0] for f in FACTS[:6]]
+    step = Dedup(DedupSettings(), annotate=True)
+    out = list(step(_records([original, *unrelated[:3], *variants, *unrelated[3:]])))
+    assert [r["id"] for r in out] == [f"r{i}" for i in range(len(out))]  # same order, every record
+    dup_of = {r["text"]: r["dup_of"] for r in out}
+    assert dup_of[original] is None
+    assert all(dup_of[v] == "r0" for v in variants)
+    assert all(dup_of[u] is None for u in unrelated)
+    assert step.stats["exact"] + step.stats["near"] == len(variants)
+
+
+def test_different_questions_on_one_template_are_not_duplicates() -> None:
+    texts = ["How much does the Plus plan cost?", "How much does the Team plan cost?",
+             "How much storage does Plus include?", "How many notes can I make on the Free plan?"]
+    dups, _, _ = find_duplicates(texts, DedupSettings())
+    assert dups == [None] * len(texts)
+
+
+def test_conversations_deduplicate_on_a_nested_field_and_bad_records_are_excluded_with_a_reason() -> None:
+    def conv(i: int, question: str) -> dict:
+        return {"id": f"c{i}", "messages": [{"role": "user", "content": question},
+                                            {"role": "assistant", "content": "Open Settings, choose Export."}]}
+
+    records = [conv(0, "How do I export my notes to PDF?"), conv(1, "how do i export my notes to pdf"),
+               conv(2, "Can I share a note with my team?"), {"id": "c3", "text": "no messages here"},
+               {"messages": [{"role": "user", "content": "no id"}]}]
+    step = Dedup(DedupSettings(), field="messages.content")
+    kept = list(step(records))
+    assert [r["id"] for r in kept] == ["c0", "c2"]
+    reasons = [ex.reason for ex in step.exclusions.items]
+    assert any("duplicate of record c0" in r for r in reasons)
+    assert any("field 'messages.content': missing" in r for r in reasons)
+    assert any(r.startswith("id: missing") for r in reasons)
+
+
+def test_empty_huge_and_non_english_texts() -> None:
+    huge = "Lumen Notes sync log line. " * 20_000  # 540k characters
+    texts = ["", "", "???", huge, huge.replace("sync", "Sync"), "Как экспортировать заметки в PDF?",
+             "как экспортировать заметки в pdf", "ノートをPDFにエクスポートする方法は？", "ノートを PDF にエクスポートする方法は"]
+    dups, _, _ = find_duplicates(texts, DedupSettings())
+    assert dups[0] is None and dups[1].of == 0 and dups[1].how == "exact"  # empty equals empty
+    assert dups[2] is None  # "???" normalises to nothing, compared on its raw form
+    assert dups[4].of == 3
+    assert dups[6].of == 5 and dups[8].of == 7
+
+
+def test_partitions_never_duplicate_each_other() -> None:
+    records = [{"id": "a", "kind": "sft", "text": "Reset my password please"},
+               {"id": "b", "kind": "dpo", "text": "Reset my password please"},
+               {"id": "c", "kind": "dpo", "text": "reset my password, please!"}]
+    out = list(Dedup(DedupSettings(), partition="kind", annotate=True)(records))
+    assert [r["dup_of"] for r in out] == [None, None, "b"]
+
+
+def test_index_of_an_earlier_version_flags_new_near_duplicates(tmp_path: Path) -> None:
+    settings = DedupSettings()
+    first = Dedup(settings)
+    list(first(_records(["How long is version history kept on Plus?", "Can I pay with PayPal?"])))
+    first.kept_index.save(tmp_path / "v1", settings)
+    index = DedupIndex.load([tmp_path / "v1", tmp_path / "missing"], settings)
+    assert index.ids == ["r0", "r1"]
+    second = Dedup(settings, index=index, annotate=True)
+    out = list(second([{"id": "n0", "text": "how long is version history kept on plus"},
+                       {"id": "n1", "text": "Do you have a student discount?"}]))
+    assert [r["dup_of"] for r in out] == ["r0", None]
+    assert second.stats["earlier_version"] == 1
+    # Changed shingling: the stored signatures are recomputed from the stored texts, same answer.
+    other = DedupSettings(shingle=4)
+    again = Dedup(other, index=DedupIndex.load([tmp_path / "v1"], other), annotate=True)
+    assert [r["dup_of"] for r in again([{"id": "n0", "text": "How long is version history kept on Plus!"}])] == ["r0"]
+
+
+def _write(path: Path, records: list[dict]) -> Path:
+    path.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in records))
+    return path
+
+
+def _read(path: Path) -> list[dict]:
+    return [orjson.loads(line) for line in path.read_bytes().splitlines()]
+
+
+def test_cli_keeps_first_occurrences(tmp_path: Path) -> None:
+    records = [{"id": "a", "text": "How do I turn on two-factor authentication?", "extra": {"k": 1}},
+               {"id": "b", "text": "Which payment methods do you accept?"},
+               {"id": "c", "text": "hi, how do I turn on two factor authentication? thanks"},
+               {"id": "d", "text": "Which payment methods do you accept?"},
+               {"id": "e", "text": "Does Lumen work offline?"}]
+    src = _write(tmp_path / "in.jsonl", records)
+    out = tmp_path / "out.jsonl"
+    proc = subprocess.run([FLYWHEEL, "dedup", str(src), "-o", str(out), "--field", "text"],
+                          capture_output=True, text=True, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert _read(out) == [records[0], records[1], records[4]]
+
+
+def test_cli_annotate_keeps_every_record_in_order_with_dup_of(tmp_path: Path) -> None:
+    records = [{"id": 1, "body": {"text": "Can I import notes from Evernote?"}},
+               {"id": 2, "body": {"text": "What is your refund policy?"}},
+               {"id": 3, "body": {"text": "Can I import notes from Evernote??"}},
+               {"id": 4, "body": {"text": "Hello! can I import notes from evernote, thanks"}}]
+    src = _write(tmp_path / "in.jsonl", records)
+    out = tmp_path / "out.jsonl"
+    proc = subprocess.run([FLYWHEEL, "dedup", str(src), "-o", str(out), "--field", "body.text", "--annotate"],
+                          capture_output=True, text=True, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert _read(out) == [{**r, "dup_of": d} for r, d in zip(records, [None, None, 1, 1], strict=True)]
+
+
+def test_cli_reports_bad_lines_and_goes_on(tmp_path: Path) -> None:
+    src = tmp_path / "in.jsonl"
+    src.write_text('{"id": "a", "text": "hello there friend"}\nnot json\n{"id": "b"}\n')
+    out = tmp_path / "out.jsonl"
+    proc = subprocess.run([FLYWHEEL, "dedup", str(src), "-o", str(out), "--field", "text"],
+                          capture_output=True, text=True, cwd=tmp_path)
+    assert proc.returncode == 0
+    assert [r["id"] for r in _read(out)] == ["a"]
+    assert "line 2: not valid JSON" in proc.stderr and "field 'text': missing in record b" in proc.stderr
