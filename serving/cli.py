@@ -1,4 +1,4 @@
-"""CLI commands owned by the serving package."""
+"""CLI commands owned by the serving package: ``serve``, ``deploy`` and ``rollback``."""
 
 from __future__ import annotations
 
@@ -10,23 +10,64 @@ def register(app: typer.Typer) -> None:
 
     review_cli.register(app)
 
-    @app.command("serve", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
-    def _serve() -> None:
-        """Not built yet."""
-        from flywheel.cli import not_built
+    @app.command("serve")
+    def serve_cmd(
+        host: str = typer.Option(None, help="Address to bind; default serve.host (127.0.0.1)"),
+        port: int = typer.Option(None, help="Port; default serve.port (8000)"),
+    ) -> None:
+        """Run the OpenAI-compatible model server (base model + LoRA adapters, hot-swappable)."""
+        import logging
 
-        not_built("serve", "Serving / Review issues")
+        import uvicorn
+        from rich.console import Console
 
-    @app.command("deploy", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
-    def _deploy() -> None:
-        """Not built yet."""
-        from flywheel.cli import not_built
+        from flywheel.settings import load_settings
+        from serving.app import bind_warnings, create_app
+        from serving.deploy import production_version
+        from training.base_model import ensure_base_model
 
-        not_built("deploy", "Serving / Review issues")
+        settings = load_settings()
+        settings.ensure_dirs()
+        host = host or settings.serve.host
+        port = port or settings.serve.port
+        console = Console(stderr=True)
+        for warning in bind_warnings(settings, host):
+            console.print(f"[bold red]WARNING[/] {warning}")
+        ensure_base_model(settings)  # built here, with a progress bar, on first use
+        production = production_version(settings)  # read before the server starts, connection closed
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        uvicorn.run(create_app(settings, production_hint=production), host=host, port=port, log_level="info")
 
-    @app.command("rollback", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
-    def _rollback() -> None:
-        """Not built yet."""
-        from flywheel.cli import not_built
+    @app.command("deploy")
+    def deploy_cmd(
+        adapter: str = typer.Option(..., "--adapter", help="Registry version to make production, e.g. v3"),
+        url: str = typer.Option(None, help="Server URL; default the local model server from settings"),
+        target: str = typer.Option("local", help="local (flywheel model server) or vllm (runtime LoRA API)"),
+        vllm_adapter_root: str = typer.Option(
+            None, help="vllm target: the adapter registry directory as the vLLM host sees it"),
+    ) -> None:
+        """Load, smoke-test and promote an adapter on a running server, then record it in the warehouse."""
+        from flywheel.settings import load_settings
+        from serving.deploy import DeployError, deploy
 
-        not_built("rollback", "Serving / Review issues")
+        try:
+            result = deploy(load_settings(), adapter, url=url, target=target, vllm_adapter_root=vllm_adapter_root)
+        except DeployError as exc:
+            typer.echo(f"flywheel deploy: {exc}", err=True)
+            raise typer.Exit(1) from None
+        typer.echo(f"deployed {result['version']} to {target} (previous production: {result['previous'] or 'none'})")
+
+    @app.command("rollback")
+    def rollback_cmd(
+        url: str = typer.Option(None, help="Server URL; default the local model server from settings"),
+    ) -> None:
+        """Make the previous production adapter live again on a running server, and record it."""
+        from flywheel.settings import load_settings
+        from serving.deploy import DeployError, rollback
+
+        try:
+            result = rollback(load_settings(), url=url)
+        except DeployError as exc:
+            typer.echo(f"flywheel rollback: {exc}", err=True)
+            raise typer.Exit(1) from None
+        typer.echo(f"rolled back to {result['version']} (retired {result['retired']})")

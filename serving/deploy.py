@@ -1,0 +1,128 @@
+"""Deploy and roll back adapter versions: the same functions for the CLI, the Prefect flow and tests.
+
+``deploy`` asks a running model server (its admin API) to load, smoke-test and promote a version, or
+registers it with a vLLM server (``target="vllm"``); only when the target accepted it is the change
+recorded in the warehouse: a ``deployments`` row, the version marked ``production`` and the one it
+replaced ``retired``. A refused deployment is recorded as ``failed`` and raises :class:`DeployError`.
+The server itself never opens the warehouse; these functions run in the caller's process.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import httpx
+
+from flywheel.settings import Settings
+from flywheel.warehouse import connect, content_id, now
+
+
+class DeployError(RuntimeError):
+    """The target refused or could not be reached; the message says which and why."""
+
+
+def default_url(settings: Settings) -> str:
+    host = "127.0.0.1" if settings.serve.host in ("0.0.0.0", "::") else settings.serve.host
+    return f"http://{host}:{settings.serve.port}"
+
+
+def deploy(settings: Settings, version: str, url: str | None = None, target: str = "local",
+           vllm_adapter_root: str | None = None) -> dict[str, Any]:
+    """Make ``version`` the production adapter of the server at ``url``; returns what the target reported."""
+    from serving.adapters import adapter_dir
+    from serving.engine import AdapterError
+
+    url = url or default_url(settings)
+    previous = last_deployed(settings, target)
+    try:
+        path = adapter_dir(settings, version)
+        if target == "vllm":
+            from serving.vllm import VllmClient, VllmError
+
+            lora_path = f"{vllm_adapter_root.rstrip('/')}/{version}" if vllm_adapter_root else str(path)
+            try:
+                result = VllmClient(url).deploy(version, lora_path, previous)
+            except VllmError as exc:
+                raise DeployError(str(exc)) from None
+        elif target == "local":
+            result = _admin_call(settings, url, f"/admin/promote/{version}")
+            previous = result.get("previous") or previous
+        else:
+            raise DeployError(f"--target {target!r}: use local (the flywheel model server) or vllm")
+    except (DeployError, AdapterError) as exc:
+        _record(settings, version, target, "promote", "failed", {"url": url, "error": str(exc)})
+        raise DeployError(str(exc)) from None
+    _record(settings, version, target, "promote", "succeeded", {"url": url, **result})
+    return {"version": version, "previous": previous, **result}
+
+
+def rollback(settings: Settings, url: str | None = None) -> dict[str, Any]:
+    """Ask the server to go back to its previous production adapter and record it."""
+    url = url or default_url(settings)
+    try:
+        result = _admin_call(settings, url, "/admin/rollback")
+    except DeployError as exc:
+        _record(settings, None, "local", "rollback", "failed", {"url": url, "error": str(exc)})
+        raise
+    version, retired = result["production"], result.get("retired")
+    _record(settings, version, "local", "rollback", "succeeded", {"url": url, **result})
+    return {"version": version, "retired": retired, **result}
+
+
+def production_version(settings: Settings) -> str | None:
+    """The adapter the warehouse marks ``production`` (short read-only connection), if any."""
+    with connect(settings, read_only=True) as con:
+        row = con.execute("SELECT version FROM adapters WHERE status = 'production' "
+                          "ORDER BY updated_at DESC LIMIT 1").fetchone()
+    return row[0] if row else None
+
+
+def last_deployed(settings: Settings, target: str) -> str | None:
+    """The version of the last successful deployment to ``target``: the rollback target there."""
+    with connect(settings, read_only=True) as con:
+        row = con.execute("SELECT adapter_version FROM deployments WHERE target = ? AND status = 'succeeded' "
+                          "ORDER BY created_at DESC LIMIT 1", [target]).fetchone()
+    return row[0] if row else production_version(settings)
+
+
+def _admin_call(settings: Settings, url: str, path: str) -> dict[str, Any]:
+    headers = {"Authorization": f"Bearer {settings.serve.admin_key.get_secret_value()}"}
+    try:
+        response = httpx.post(url.rstrip("/") + path, headers=headers, timeout=300)
+    except httpx.HTTPError as exc:
+        raise DeployError(f"no model server answering at {url} ({exc}); start it with `flywheel serve` "
+                          "or pass --url") from None
+    if response.status_code != 200:
+        try:
+            message = response.json()["error"]["message"]
+        except (ValueError, KeyError, TypeError):
+            message = response.text
+        raise DeployError(f"{url}{path}: HTTP {response.status_code}: {message}")
+    return response.json()
+
+
+def _record(settings: Settings, version: str | None, target: str, action: str, status: str,
+            detail: dict[str, Any]) -> None:
+    """One deployments row; on success ``version`` becomes the only production adapter."""
+    from serving.adapters import adapter_dir
+
+    at = now()
+    with connect(settings) as con:
+        con.execute("BEGIN TRANSACTION")
+        con.execute(
+            "INSERT INTO deployments (id, adapter_version, target, action, status, detail, created_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [content_id(version, target, action, status, at.isoformat()), version, target, action, status,
+             json.dumps(detail, default=str), at])
+        if status == "succeeded" and version is not None:
+            con.execute("UPDATE adapters SET status = 'retired', updated_at = ? "
+                        "WHERE status = 'production' AND version <> ?", [at, version])
+            exists = con.execute("SELECT count(*) FROM adapters WHERE version = ?", [version]).fetchone()[0]
+            if exists:
+                con.execute("UPDATE adapters SET status = 'production', updated_at = ? WHERE version = ?",
+                            [at, version])
+            else:  # deployed straight from the registry directory, never recorded by training
+                con.execute("INSERT INTO adapters (version, path, status, created_at, updated_at) "
+                            "VALUES (?, ?, 'production', ?, ?)", [version, str(adapter_dir(settings, version)), at, at])
+        con.execute("COMMIT")

@@ -1,0 +1,78 @@
+"""Helpers for the serving tests: a small base model, real LoRA adapters, a real uvicorn server."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from flywheel.settings import Settings
+
+# The embedded base model's builder with a small shape and few steps: serving tests need a real model
+# directory (tokenizer, chat template, EOS), not a good one, and 2 busy CPU cores.
+SMALL_MODEL = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+                   num_key_value_heads=2, steps=2, warmup_steps=1, batch_size=8)
+
+
+def build_small_base_model(home: Path) -> Path:
+    from training.base_model import BaseModelConfig, ensure_base_model
+
+    return ensure_base_model(Settings(home=home), BaseModelConfig(**SMALL_MODEL), progress=False)
+
+
+def serving_settings(home: Path, base_model: Path, **serve: object) -> Settings:
+    settings = Settings(home=home, train={"base_model": base_model, "device": "cpu"},
+                        serve={"admin_key": "test-admin-key", **serve})
+    settings.ensure_dirs()
+    return settings
+
+
+def make_adapter(settings: Settings, version: str, seed: int, scale: float = 0.5) -> Path:
+    """A real PEFT LoRA adapter in the registry layout, its lora_B weights set from ``seed``."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    base = AutoModelForCausalLM.from_pretrained(settings.train.base_model)
+    model = get_peft_model(base, LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj", "down_proj"]))
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if "lora_" in name:
+                param.copy_(torch.randn(param.shape, generator=generator) * scale)
+    out = settings.adapters_dir / version
+    model.save_pretrained(out)
+    (out / "metadata.json").write_text(json.dumps({"version": version, "seed": seed}))
+    return out
+
+
+@contextmanager
+def running_server(settings: Settings, production_hint: str | None = None) -> Iterator[str]:
+    """The real app under a real uvicorn on a free 127.0.0.1 port (bound before start: no race)."""
+    import uvicorn
+
+    from serving.app import create_app
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(create_app(settings, production_hint=production_hint),
+                                           log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 120
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("model server did not start")
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(60)
+        sock.close()
