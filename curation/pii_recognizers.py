@@ -1,0 +1,344 @@
+"""Presidio recognizers for what plain Presidio with spaCy ``en_core_web_sm`` misses.
+
+Each one reads structure and context, never a list of known names or streets: names after greetings,
+introductions, titles and before sign-offs; street addresses (single line, comma-separated or several
+lines ending in a postcode); phone numbers in international and national formats with extensions;
+card numbers of 12-19 digits checked with Luhn; US social security numbers. Scores are 0..1 and the
+scrubber applies a threshold per entity type.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import regex
+from presidio_analyzer import EntityRecognizer, RecognizerResult
+
+# --- names ----------------------------------------------------------------------------------------
+_WORD = r"\p{Lu}[\p{L}'’\-]*\p{L}"
+_PARTICLE = r"(?:van|von|de|der|den|da|di|du|del|della|la|le|ten|ter|bin|al|dos|das)"
+_NAME = rf"{_WORD}(?:[ \t]+(?:{_PARTICLE}[ \t]+)*{_WORD}){{0,3}}"
+_NAME2 = rf"{_WORD}(?:[ \t]+(?:{_PARTICLE}[ \t]+)*{_WORD}){{1,3}}"
+_TITLE = r"(?:Mr|Mrs|Ms|Miss|Mx|Dr|Prof|Herr|Frau|Mme|Mlle|Sr|Sra|Sig|Signora|Señor|Señora)\.?"
+_SIGN_OFF = (
+    r"(?i:thanks(?: again| a lot)?|thank you(?: (?:so|very) much)?(?: again)?|many thanks|regards|"
+    r"best regards|kind regards|warm regards|best wishes|best|cheers|sincerely|yours(?: truly| sincerely)?|"
+    r"take care|talk soon|all the best|mit freundlichen grüßen|viele grüße|liebe grüße|grüße|"
+    r"cordialement|bien à vous|saludos|un saludo|atentamente|cordiali saluti|saluti|"
+    r"met vriendelijke groet|groeten)"
+)
+_INTRO = (
+    r"(?i:my name is|my name's|name is|i am|i'm|this is|it's|call me|ich heiße|ich bin|mein name ist|"
+    r"je m'appelle|je suis|me llamo|soy|mi chiamo|sono|mijn naam is|ik ben)"
+)
+_GREETING = r"(?i:hi|hello|hey|dear|good (?:morning|afternoon|evening)|hallo|bonjour|hola|ciao|hej|greetings)"
+_FIELD = r"(?i:name|full name|customer|client|contact|contact details|account holder|cardholder|attn|from|to)"
+_RELATION = (
+    r"(?i:colleague|manager|boss|friend|wife|husband|partner|son|daughter|mother|father|brother|sister|"
+    r"customer|client|agent|ask|asked|tell|told|contact|ping|cc|from|with|by|to|for|named|called|"
+    r"assigned to|speak to|talk to|ask for)"
+)
+
+# (pattern, score): every pattern captures the name in group ``n``.
+NAME_PATTERNS: tuple[tuple[str, float], ...] = (
+    (rf"(?:^|(?<=[\n.!?:;]))[ \t]*{_GREETING}[ \t,]+(?:{_TITLE}[ \t]+)?(?P<n>{_NAME})", 0.8),
+    (rf"\b{_INTRO}[ \t]+(?P<n>{_NAME})", 0.7),
+    (rf"\b{_TITLE}[ \t]+(?P<n>{_NAME})", 0.85),
+    (rf"\b{_FIELD}[ \t]*:[ \t]*(?P<n>{_NAME})", 0.7),
+    (rf"\b{_SIGN_OFF}[ \t]*[,!.:;]*[ \t]*\n?[ \t]*[-–—]*[ \t]*(?P<n>{_NAME})[ \t]*[.!]?[ \t]*(?=\n|$)", 0.85),
+    (rf"(?:^|(?<=\n))[ \t]*[-–—]+[ \t]*(?P<n>{_NAME})[ \t]*(?=\n|$)", 0.7),
+    (rf"(?:^|(?<=\n))(?P<n>{_NAME})[ \t]*[\n]?[ \t]*(?=(?:here|speaking)\b)", 0.75),
+    (rf"(?P<n>{_NAME}),?[ \t]+(?=here\b|speaking\b)", 0.75),
+    (rf"\b{_RELATION}[ \t]+(?P<n>{_NAME2})", 0.6),
+    (rf"(?P<n>{_NAME2})[ \t]*(?=[,(<:][ \t]*(?:\+|\(|\d|[\w.+-]+@))", 0.6),
+    (rf"(?P<n>{_NAME})(?='s[ \t]+(?:phone|number|email|e-mail|address|account|card|birthday)\b)", 0.7),
+)
+
+# Capitalised words that start sentences or name products and roles, not people.
+NOT_NAMES = frozenset(
+    "I The This That These Those It We You They He She Team Support Customer Service Everyone All There "
+    "Sir Madam Thanks Thank Regards Best Hi Hello Hey Dear Good Morning Please Yes No Ok Okay Sorry Here "
+    "Monday Tuesday Wednesday Thursday Friday Saturday Sunday January February March July "
+    "September October November December Plus Free Pro Admin Manager Sales Billing Accounting "
+    "Android Windows iOS Mac Linux Google Microsoft Apple Email Phone Address Name Card Account Cheers".split()
+)
+
+
+def _trim_name(text: str, start: int, end: int) -> tuple[int, int] | None:
+    """Drop leading/trailing words that are known non-names; None when nothing is left."""
+    words = list(regex.finditer(r"\S+", text[start:end]))
+    while words and words[0].group() in NOT_NAMES:
+        words.pop(0)
+    while words and words[-1].group() in NOT_NAMES:
+        words.pop()
+    if not words:
+        return None
+    return start + words[0].start(), start + words[-1].end()
+
+
+class ContextNameRecognizer(EntityRecognizer):
+    """PERSON from the words around a name: greetings, introductions, titles, sign-offs, relations."""
+
+    def __init__(self) -> None:
+        self.patterns = [(regex.compile(p, regex.MULTILINE), s) for p, s in NAME_PATTERNS]
+        super().__init__(supported_entities=["PERSON"], name="ContextNameRecognizer")
+
+    def load(self) -> None:
+        """Patterns are compiled in ``__init__``."""
+
+    def analyze(self, text: str, entities: list[str], nlp_artifacts=None) -> list[RecognizerResult]:
+        results = []
+        for pattern, score in self.patterns:
+            for m in pattern.finditer(text):
+                span = _trim_name(text, m.start("n"), m.end("n"))
+                if span:
+                    results.append(RecognizerResult("PERSON", span[0], span[1], score))
+        return results
+
+
+# --- street addresses -----------------------------------------------------------------------------
+STREET_WORDS = (
+    "street|st|avenue|ave|road|rd|lane|ln|drive|dr|boulevard|blvd|way|court|ct|place|pl|square|sq|terrace|"
+    "close|crescent|parkway|pkwy|highway|hwy|row|path|walk|gardens|hill|park|plaza|trail|circle|alley|mews|"
+    "green|grove|rise|vale|view|wharf|quay|loop|pike|turnpike|expressway|freeway|route|"
+    "esplanade|promenade|embankment|driveway|point|heights|drove|parade|"
+    "rue|avenue|chemin|allée|impasse|quai|cours|passage|"
+    "calle|c|avenida|avda|paseo|camino|carrer|ronda|travesía|cuesta|rambla|glorieta|pasaje|callejón|alameda|"
+    "carretera|urbanización|plaza|"
+    "via|viale|piazza|piazzale|corso|vicolo|largo|strada|contrada|borgo|lungomare|rotonda|"
+    "rua|straße|strasse|str|weg|gasse|platz|allee|damm|ring|"
+    "ufer|chaussee|straat|laan|singel|gracht|plein|kade|dijk|steeg|hof|pad"
+)
+_STREET_SUFFIX = rf"(?i:{STREET_WORDS})\.?"
+_CAPWORD = r"[\p{Lu}][\p{L}'’.\-]*"
+_HOUSE = r"\d{1,5}[A-Za-z]?(?:[/-]\d{1,5}[A-Za-z]?)?"
+_UNIT_WORD = r"apt\.?|apartment|suite|ste\.?|unit|flat|studio|floor|fl\.?|room|#|puerta|piso|appartamento|piano|interno|bus|app\.?"
+_UNIT = rf"(?i:{_UNIT_WORD})[ \t]*\d\w{{0,4}}"
+_ADDRESS_CONTEXT = (
+    r"(?i:live at|living at|lives at|address(?: is)?|located at|based at|moved to|ship(?:ped)? to|send (?:it )?to|"
+    r"deliver(?:ed)? to|post(?:ed)? to|mail(?:ed)? to|went to|at|to|wohne in|adresse|dirección|indirizzo|adres)"
+)
+STREET_LINE_PATTERNS: tuple[tuple[str, float], ...] = (
+    # 150 Anthony Plains Apt. 4 / 7, boulevard Paulette Gosselin / 74/391, Balasubramanian Path
+    (rf"(?<![\w.,])(?P<a>{_HOUSE},?[ \t]+(?:(?i:{STREET_WORDS})\.?[ \t]+)?(?:(?:{_CAPWORD}|{_PARTICLE}|d'|de la)[ \t]+){{0,4}}"
+     rf"{_STREET_SUFFIX}(?:,?[ \t]+{_UNIT})?)(?!\w)", 0.85),
+    # Hauptstraße 12 / Viale Goffredo, 19 / C. Toribio Abril 44 / Jentesingel 391
+    (rf"(?<![\w])(?P<a>(?:{_CAPWORD}[ \t]+){{0,3}}[\p{{L}}\-]*(?i:{STREET_WORDS})\.?,?[ \t]+{_HOUSE}"
+     rf"(?:,?[ \t]+{_UNIT})?)(?!\w)", 0.8),
+    # Via Roma, 5 / Rambla Jose Luis Cifuentes 22
+    (rf"(?<![\w])(?P<a>(?i:{STREET_WORDS})\.?[ \t]+(?:(?:{_CAPWORD}|{_PARTICLE}|d'|de la)[ \t]+){{0,4}}"
+     rf"{_CAPWORD},?[ \t]+{_HOUSE})(?!\w)", 0.8),
+    # 65, rue Emmanuelle Gosselin / 12 Avenue des Champs
+    (rf"(?<![\w.,])(?P<a>{_HOUSE},?[ \t]+(?i:{STREET_WORDS})\.?(?:[ \t]+(?:{_CAPWORD}|{_PARTICLE}|d'|de la)){{1,4}})(?!\w)",
+     0.8),
+    # After an address cue: 150 Anthony Plains (any capitalised street name)
+    (rf"\b{_ADDRESS_CONTEXT}:?[ \t]+(?P<a>(?:{_UNIT},?[ \t]+)?{_HOUSE},?[ \t]+(?:{_CAPWORD}[ \t]+){{0,3}}{_CAPWORD})(?!\w)",
+     0.7),
+)
+_POSTCODE = (
+    r"(?:\b[A-Z]{1,2}\d[A-Z\d]?[ \t]*\d[A-Z]{2}\b"        # UK
+    r"|\b\d{4}[ \t]?[A-Z]{2}\b"                            # NL
+    r"|\b\d{5}(?:-\d{4})?\b"                               # US, DE, FR, ES, IT
+    r"|\b[A-Z]{2,3},?[ \t]+\d{4}\b"                        # AU: ACT, 2008
+    r"|-\d{6}\b"                                           # IN: Indore-636083
+    r"|\b[A-Z]\d{2}[ \t]?[A-Z\d]{4}\b)"                    # IE Eircode
+)
+_SEGMENT = regex.compile(r"[^,\n]+")
+_SEGMENT_OK_WORD = regex.compile(rf"^(?:[\p{{Lu}}\d(#][\p{{L}}\d'’.\-/()#]*|{_PARTICLE}|d'\S*|(?i:{STREET_WORDS})\.?|(?i:{_UNIT}))$")
+
+
+Word = tuple[int, int, str]
+
+
+def _words(text: str, start: int, end: int) -> list[Word]:
+    return [(start + m.start(), start + m.end(), m.group()) for m in regex.finditer(r"\S+", text[start:end])]
+
+
+def _address_word(word: str) -> bool:
+    return _SEGMENT_OK_WORD.match(word) is not None and not word.endswith(("?", "!"))
+
+
+def _ok_prefix(words: list[Word]) -> int:
+    """How many words from the start look like part of an address (at most 7)."""
+    n = 0
+    while n < min(7, len(words)) and _address_word(words[n][2]):
+        n += 1
+    return n
+
+
+def _ok_suffix(words: list[Word]) -> int:
+    """How many words at the end look like part of an address (at most 7)."""
+    n = 0
+    while n < min(7, len(words)) and _address_word(words[len(words) - 1 - n][2]):
+        n += 1
+    return n
+
+
+class StreetAddressRecognizer(EntityRecognizer):
+    """STREET_ADDRESS: a street line, and postal blocks (comma- or line-separated) ending in a postcode."""
+
+    def __init__(self) -> None:
+        self.street_patterns = [(regex.compile(p), s) for p, s in STREET_LINE_PATTERNS]
+        self.postcode = regex.compile(_POSTCODE)
+        self.unit_tail = regex.compile(rf",?[ \t]*(?<=[\s,]|\.){_UNIT}\b|(?<=(?i:{_UNIT_WORD}))[ \t]*\w{{1,5}}\b")
+        super().__init__(supported_entities=["STREET_ADDRESS"], name="StreetAddressRecognizer")
+
+    def load(self) -> None:
+        """Patterns are compiled in ``__init__``."""
+
+    def analyze(self, text: str, entities: list[str], nlp_artifacts=None) -> list[RecognizerResult]:
+        results = []
+        for pattern, score in self.street_patterns:
+            for m in pattern.finditer(text):
+                end = m.end("a")
+                while unit := self.unit_tail.match(text, end):
+                    end = unit.end()
+                results.append(RecognizerResult("STREET_ADDRESS", m.start("a"), end, score))
+        results.extend(self._postal_blocks(text))
+        return results
+
+    def _postal_blocks(self, text: str) -> Iterator[RecognizerResult]:
+        """Address-like words around a postcode, back over earlier segments (split at commas and line
+        breaks) while they look like address lines, e.g. "Studio 6, Neil Oval, Port Jane, B7E 9EP".
+
+        Prose around the block ("The parcel went to ... instead of my office") stops it."""
+        segments = [(m.start(), m.end()) for m in _SEGMENT.finditer(text)]
+        for i, (start, end) in enumerate(segments):
+            codes = list(self.postcode.finditer(text, start, end))
+            if not codes and self._after_state(text, segments, i):
+                codes = [regex.compile(r"\d{4}\b").search(text, start, end)]
+            for code in codes:
+                before = _words(text, start, code.start())
+                after = _words(text, code.end(), end)
+                n_before, n_after = _ok_suffix(before), _ok_prefix(after)
+                block_start = before[len(before) - n_before][0] if n_before else code.start()
+                block_end = after[n_after - 1][1] if n_after else code.end()
+                first = i
+                while n_before == len(before) and first > 0 and i - first < 4:
+                    before = _words(text, *segments[first - 1])
+                    n_before = _ok_suffix(before)
+                    if not n_before:
+                        break
+                    block_start = before[len(before) - n_before][0]
+                    first -= 1
+                if n_after == len(after) and i + 1 < len(segments):
+                    nxt = _words(text, *segments[i + 1])
+                    n_next = _ok_prefix(nxt)
+                    if 0 < n_next <= 4 and not self.postcode.search(text, nxt[0][0], nxt[n_next - 1][1]):
+                        block_end = nxt[n_next - 1][1]
+                block = text[block_start:block_end]
+                if first == i and not regex.search(
+                        r"[A-Z]{2}[ \t]+\d{5}|\d.*\p{L}{3}.*\d|\p{L}{3}.*\d.*\p{L}{3}", block):
+                    continue
+                yield RecognizerResult("STREET_ADDRESS", block_start, block_end, 0.8)
+
+    @staticmethod
+    def _after_state(text: str, segments: list[tuple[int, int]], i: int) -> bool:
+        """A segment starting with 4 digits right after a 2-3 letter state (AU: "Willisport, WA, 2630")."""
+        return i > 0 and regex.match(r"\s*\d{4}\b", text[segments[i][0]:segments[i][1]]) is not None \
+            and regex.fullmatch(r"\s*[A-Z]{2,3}\s*", text[segments[i - 1][0]:segments[i - 1][1]]) is not None
+
+
+# --- phones, cards, SSNs --------------------------------------------------------------------------
+_PHONE = regex.compile(
+    r"(?<![\w+.\-/])(?P<p>(?:\+|00)?\(?\d[\d \t\-.()/]{5,}\d(?:[ \t]*(?:x|ext\.?|extension)[ \t]*\d{1,6})?)(?![\w\-])"
+)
+_PHONE_CONTEXT = regex.compile(
+    r"(?i:phone|call|tel|telephone|mobile|cell|reach|text me|whatsapp|fax|number|ring|contact|handy|téléphone|teléfono|telefono)"
+)
+_DATE_LIKE = regex.compile(r"^\d{4}[-/.]\d{1,2}[-/.]\d{1,2}$|^\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4}$")
+_IP_LIKE = regex.compile(r"^\d{1,3}(?:\.\d{1,3}){3}$")
+
+
+class PhoneNumberRecognizer(EntityRecognizer):
+    """PHONE_NUMBER in any country's format: 7-15 digits, separators, +CC / 00CC, extensions."""
+
+    def __init__(self) -> None:
+        super().__init__(supported_entities=["PHONE_NUMBER"], name="PhoneNumberRecognizer")
+
+    def load(self) -> None:
+        """Nothing to load."""
+
+    def analyze(self, text: str, entities: list[str], nlp_artifacts=None) -> list[RecognizerResult]:
+        results = []
+        for m in _PHONE.finditer(text):
+            value = m.group("p").rstrip(" \t-.(/")
+            main = regex.split(r"(?i)x|ext", value)[0]
+            digits = regex.sub(r"\D", "", main)
+            if not 7 <= len(digits) <= 15 or _DATE_LIKE.match(value) or _IP_LIKE.match(value):
+                continue
+            if value.count("(") != value.count(")") and not value.startswith("+"):
+                value = value.lstrip("(")
+            separated = len(regex.findall(r"\d+", main)) >= 2
+            if value.startswith(("+", "00")):
+                score = 0.75
+            elif separated:
+                score = 0.6
+            elif digits.startswith("0") and len(digits) >= 9:
+                score = 0.5
+            else:
+                score = 0.3
+            if _PHONE_CONTEXT.search(text, max(0, m.start() - 40), m.start()):
+                score = min(1.0, score + 0.3)
+            start = m.start("p") + m.group("p").index(value)
+            results.append(RecognizerResult("PHONE_NUMBER", start, start + len(value), score))
+        return results
+
+
+_CARD = regex.compile(r"(?<![\d\-])(?P<c>\d(?:[ \-]?\d){11,18})(?![\d\-])")
+_CARD_CONTEXT = regex.compile(r"(?i:card|visa|mastercard|amex|credit|debit|charge|cc|ending|kreditkarte|carte|tarjeta|carta)")
+
+
+def luhn_ok(digits: str) -> bool:
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        d = int(ch)
+        if i % 2:
+            d = d * 2 - 9 if d > 4 else d * 2
+        total += d
+    return total % 10 == 0
+
+
+class CardNumberRecognizer(EntityRecognizer):
+    """CREDIT_CARD of 12-19 digits (19-digit Visa and Maestro included), Luhn-checked."""
+
+    def __init__(self) -> None:
+        super().__init__(supported_entities=["CREDIT_CARD"], name="CardNumberRecognizer")
+
+    def load(self) -> None:
+        """Nothing to load."""
+
+    def analyze(self, text: str, entities: list[str], nlp_artifacts=None) -> list[RecognizerResult]:
+        results = []
+        for m in _CARD.finditer(text):
+            digits = regex.sub(r"\D", "", m.group("c"))
+            context = _CARD_CONTEXT.search(text, max(0, m.start() - 40), m.start()) is not None
+            if luhn_ok(digits):
+                score = 0.95 if context else 0.85
+            elif context:
+                score = 0.6
+            else:
+                continue
+            results.append(RecognizerResult("CREDIT_CARD", m.start("c"), m.end("c"), score))
+        return results
+
+
+_SSN = regex.compile(r"(?<![\d\-])(?!000|666|9\d\d)\d{3}[- ](?!00)\d{2}[- ](?!0000)\d{4}(?![\d\-])")
+_SSN_CONTEXT = regex.compile(r"(?i:ssn|social security|social-security|tax)")
+
+
+class SsnRecognizer(EntityRecognizer):
+    """US_SSN as ddd-dd-dddd; stronger with a cue word before it."""
+
+    def __init__(self) -> None:
+        super().__init__(supported_entities=["US_SSN"], name="SsnRecognizer")
+
+    def load(self) -> None:
+        """Nothing to load."""
+
+    def analyze(self, text: str, entities: list[str], nlp_artifacts=None) -> list[RecognizerResult]:
+        return [
+            RecognizerResult("US_SSN", m.start(), m.end(),
+                             0.9 if _SSN_CONTEXT.search(text, max(0, m.start() - 40), m.start()) else 0.6)
+            for m in _SSN.finditer(text)
+        ]

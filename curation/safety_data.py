@@ -1,0 +1,311 @@
+"""Labelled synthetic data for the data-safety steps, made from this project's own templates.
+
+Two uses: the HAP scorer's semantic head is trained on ``hap_examples(split="train")``, and the
+benchmarks measure PII leakage and HAP precision/recall on the ``heldout`` splits, whose templates
+are written separately from the ``dev``/``train`` ones (different wording, different contexts), so
+a recognizer or head tuned on one split is scored on sentences it has not seen.
+
+Faker fills the PII slots with values (names, phones, addresses, cards, IBANs in several locales);
+its word lists are never used by the detectors.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from dataclasses import dataclass, field
+
+PII_LOCALES = ("en_US", "en_GB", "de_DE", "fr_FR", "es_ES", "it_IT", "nl_NL", "en_AU", "en_IE")
+
+
+@dataclass(frozen=True)
+class Span:
+    start: int
+    end: int
+    label: str
+
+
+@dataclass
+class LabelledText:
+    text: str
+    spans: list[Span] = field(default_factory=list)
+    template: str = ""
+
+    def values(self) -> list[tuple[str, str]]:
+        return [(s.label, self.text[s.start:s.end]) for s in self.spans]
+
+
+# Slots: {NAME} full name, {FIRST} first name, {LAST} last name, {EMAIL}, {PHONE}, {ADDRESS} street line,
+# {FULL_ADDRESS} multi-line postal address, {CARD}, {IBAN}, {IP}, {SSN}. Text outside slots is not PII.
+PII_TEMPLATES: dict[str, tuple[str, ...]] = {
+    "dev": (
+        "Hi, my name is {NAME} and I can't log in to my account.",
+        "Hello, I'm {FIRST}. My email is {EMAIL}, please reset my password.",
+        "Dear {NAME},\nyour export is ready. Reply to this mail if anything is missing.",
+        "Please call me back on {PHONE}, I'm available after 5pm.",
+        "My new address is {ADDRESS}, can you update the invoice?",
+        "Ship the printed notebook to:\n{FULL_ADDRESS}",
+        "I was charged twice on card {CARD}. Please refund one of them.",
+        "Refund to my bank account please, IBAN {IBAN}.",
+        "The sync fails from IP {IP} every night, is it blocked?",
+        "For the tax form my SSN is {SSN}.",
+        "Thanks for the quick fix!\n\nBest regards,\n{NAME}",
+        "Hi {FIRST}, thanks for reaching out. The Plus plan costs 8 dollars per month.",
+        "Can you ask {NAME} to call me at {PHONE}?",
+        "This is {NAME} from accounting; send the receipt to {EMAIL}.",
+        "Mr. {LAST} said the Team plan would be cheaper.",
+        "I live at {ADDRESS} and the delivery never arrived.",
+        "Contact details: {NAME}, {PHONE}, {EMAIL}",
+        "Cheers,\n{FIRST}",
+        "Invoice address:\n{NAME}\n{FULL_ADDRESS}",
+        "{NAME} here, my card ending {CARD} keeps being declined.",
+        "Hi there, how do I export my notes to PDF?",
+        "The app crashed twice on Monday after the 3.2 update.",
+        "Does the Free plan allow 500 notes or 100 notes?",
+        "Windows 11 and macOS 14 both show the sync error E-1042.",
+        "We moved to the Team plan in March 2025 and paid 15 dollars per user.",
+    ),
+    "heldout": (
+        "Good morning, {NAME} speaking. I need help with my subscription.",
+        "Could you send the confirmation to {EMAIL}? Thanks, {FIRST}",
+        "You can reach me at {PHONE} or by mail.",
+        "We are located at {ADDRESS}, second floor.",
+        "Please post the replacement device to\n{FULL_ADDRESS}\nThank you!",
+        "Charge the remaining balance to {CARD}.",
+        "Our company account is {IBAN}, reference 2291.",
+        "Login attempts from {IP} look suspicious to me.",
+        "Social security number: {SSN}",
+        "Kind regards,\n{NAME}",
+        "Hey {FIRST}! Did the refund go through?",
+        "My colleague {NAME} ({EMAIL}) will take over the ticket.",
+        "Ms. {LAST} asked whether notes can be shared with guests.",
+        "Send it to {NAME}, {ADDRESS}.",
+        "Name: {NAME}\nPhone: {PHONE}\nEmail: {EMAIL}",
+        "Dear {FIRST}, your ticket has been closed.",
+        "I am {NAME} and I forgot which email I signed up with.",
+        "Thank you so much,\n{FIRST} {LAST}",
+        "The parcel went to {FULL_ADDRESS} instead of my office.",
+        "Pay the invoice with card number {CARD}, expiry next year.",
+        "Is the Plus plan really 8 dollars per month?",
+        "Version 4.1 fixed the crash on Android 14.",
+        "I exported 230 notes on Friday and 12 were missing.",
+        "Our team in Berlin uses the Team plan since January.",
+        "The error code was 0x80070005 after restarting.",
+    ),
+}
+
+PII_SLOT = re.compile(r"\{(NAME|FIRST|LAST|EMAIL|PHONE|ADDRESS|FULL_ADDRESS|CARD|IBAN|IP|SSN)\}")
+SLOT_LABEL = {
+    "NAME": "PERSON", "FIRST": "PERSON", "LAST": "PERSON", "EMAIL": "EMAIL_ADDRESS", "PHONE": "PHONE_NUMBER",
+    "ADDRESS": "STREET_ADDRESS", "FULL_ADDRESS": "STREET_ADDRESS", "CARD": "CREDIT_CARD", "IBAN": "IBAN_CODE",
+    "IP": "IP_ADDRESS", "SSN": "US_SSN",
+}
+_MILITARY = re.compile(r"\b(?:APO|FPO|DPO|USNS|USNV|USS|USCGC|PSC|Unit)\b")
+
+
+def _grouped(digits: str, rng: random.Random) -> str:
+    """Cards and IBANs are written in groups of four as often as not."""
+    return " ".join(digits[i:i + 4] for i in range(0, len(digits), 4)) if rng.random() < 0.5 else digits
+
+
+def _international(phone: str, country_code: str, rng: random.Random) -> str:
+    digits = re.sub(r"\D", "", phone.split("x")[0]).lstrip("0")[-10:]
+    if rng.random() < 0.5 or len(digits) < 8:
+        return phone
+    return f"+{country_code} {digits[:3]} {digits[3:6]} {digits[6:]}"
+
+
+_COUNTRY_CODE = {"en_US": "1", "en_GB": "44", "de_DE": "49", "fr_FR": "33", "es_ES": "34", "it_IT": "39",
+                 "nl_NL": "31", "en_AU": "61", "en_IE": "353"}
+
+
+def _slot_value(slot: str, fake, locale: str, rng: random.Random, person: tuple[str, str]) -> str:
+    first, last = person
+    if slot == "NAME":
+        return f"{first} {last}"
+    if slot == "FIRST":
+        return first
+    if slot == "LAST":
+        return last
+    if slot == "EMAIL":
+        return fake.free_email() if rng.random() < 0.5 else re.sub(r"[^\w.]", "", f"{first}.{last}".lower()) + "@" + fake.free_email_domain()
+    if slot == "PHONE":
+        return _international(fake.phone_number(), _COUNTRY_CODE[locale], rng)
+    if slot in ("ADDRESS", "FULL_ADDRESS"):
+        address = fake.address()
+        while _MILITARY.search(address):
+            address = fake.address()
+        lines = [line.strip() for line in address.splitlines() if line.strip()]
+        if slot == "ADDRESS":
+            return fake.street_address()
+        return "\n".join(lines) if rng.random() < 0.6 else ", ".join(lines)
+    if slot == "CARD":
+        card = fake.credit_card_number(card_type=rng.choice(["visa16", "visa19", "mastercard", "amex", "discover"]))
+        return _grouped(card, rng)
+    if slot == "IBAN":
+        return _grouped(fake.iban(), rng)
+    if slot == "IP":
+        return fake.ipv4_public()
+    if slot == "SSN":
+        return fake.ssn() if locale == "en_US" else f"{rng.randint(101, 665):03d}-{rng.randint(1, 99):02d}-{rng.randint(1, 9999):04d}"
+    raise KeyError(slot)
+
+
+def pii_examples(n: int, split: str = "dev", seed: int = 0) -> list[LabelledText]:
+    """``n`` labelled texts from the ``split`` templates; same arguments give the same texts."""
+    from faker import Faker
+
+    templates = PII_TEMPLATES[split]
+    fakers = {loc: Faker(loc) for loc in PII_LOCALES}
+    rng = random.Random(f"{split}:{seed}")
+    out = []
+    for i in range(n):
+        template = templates[i % len(templates)]
+        locale = rng.choice(PII_LOCALES)
+        fake = fakers[locale]
+        fake.seed_instance(rng.getrandbits(32))
+        person = (fake.first_name(), fake.last_name())
+        text, spans, pos = "", [], 0
+        for m in PII_SLOT.finditer(template):
+            text += template[pos:m.start()]
+            value = _slot_value(m.group(1), fake, locale, rng, person)
+            spans.append(Span(len(text), len(text) + len(value), SLOT_LABEL[m.group(1)]))
+            text += value
+            pos = m.end()
+        text += template[pos:]
+        out.append(LabelledText(text, spans, template))
+    return out
+
+
+def conversation_with_pii(seed: int = 0) -> dict:
+    """One support conversation in which the same person, email and phone come back in several turns."""
+    ex = pii_examples(3, "dev", seed)
+    name = ex[0].values()[0][1]
+    email = f"{name.split()[0]}.{name.split()[-1]}@example.org".lower()
+    return {"messages": [
+        {"role": "system", "content": "You are the support assistant for Lumen Notes."},
+        {"role": "user", "content": f"Hi, my name is {name}. My email is {email} and my phone is +44 20 7946 0958."},
+        {"role": "assistant", "content": f"Thanks {name.split()[0]}! I sent a reset link to {email}."},
+        {"role": "user", "content": f"Got it. Please also call +44 20 7946 0958 if needed. Regards, {name}"},
+        {"role": "assistant", "content": f"Will do, {name}. Anything else?"},
+    ]}
+
+
+# --- HAP ------------------------------------------------------------------------------------------
+# Three kinds of short text: explicit abuse (swearing, slurs-free insults), implicit hate (no slur,
+# no swear word: a group demeaned, excluded or threatened) and benign text (support chat, neutral or
+# positive statements about the same groups, frustration without abuse).
+
+HAP_GROUPS = {
+    "train": ("immigrants", "Muslims", "Jews", "women", "gay people", "refugees", "Mexicans", "Black people",
+              "Asians", "trans people", "Christians", "disabled people"),
+    "heldout": ("foreigners", "Africans", "lesbians", "migrants", "Arabs", "Hindus", "Roma", "old people",
+                "Catholics", "Chinese people"),
+}
+
+HAP_TEMPLATES: dict[str, dict[str, tuple[str, ...]]] = {
+    "train": {
+        "implicit": (
+            "{group} are ruining this country and everyone knows it.",
+            "{group} should go back to where they came from.",
+            "I would never let {group} near my children.",
+            "{group} are simply less intelligent than the rest of us.",
+            "Our neighbourhood was safe before {group} moved in.",
+            "{group} don't deserve the same rights as real citizens.",
+            "Hiring {group} is always a mistake, they are lazy by nature.",
+            "It would be better for everyone if {group} just disappeared.",
+            "{group} are a disease spreading through our society.",
+            "You can't trust {group}, it is in their blood.",
+            "{group} only come here to live off our taxes.",
+            "The world would be cleaner without {group}.",
+            "{group} are animals and should be treated like animals.",
+            "Never rent your flat to {group}, they destroy everything.",
+            "{group} should not be allowed to vote.",
+        ),
+        "explicit": (
+            "You are a fucking idiot.",
+            "Shut up, you stupid bitch.",
+            "This is bullshit and you are a worthless piece of shit.",
+            "Go fuck yourself, asshole.",
+            "What a dumb motherfucker you are.",
+            "Your answer is crap, you moron.",
+            "Fuck off and die, loser.",
+            "You useless dickhead, fix my account.",
+            "Eat shit, you pathetic bastard.",
+            "Screw you and your shitty app, jerk.",
+        ),
+        "benign": (
+            "How do I export my notes to PDF?",
+            "The sync has been failing since yesterday, can you help?",
+            "Thanks, that fixed it!",
+            "I hate it when the app logs me out, is there a setting for that?",
+            "Kill the background process and restart the sync.",
+            "{group} celebrate many different holidays throughout the year.",
+            "Our team includes {group} from several countries.",
+            "The museum opened an exhibition about the history of {group}.",
+            "Many {group} work in healthcare and education.",
+            "The report studies how {group} are treated by the housing market.",
+            "Discrimination against {group} is illegal in most countries.",
+            "This update is terrible, the editor is so slow now.",
+            "Can I share a notebook with my colleague?",
+            "The Plus plan costs 8 dollars per month.",
+            "My damn laptop froze again while saving.",
+            "Is there a dark mode on Android?",
+            "I attacked the problem from a different angle and it worked.",
+            "The new policy supports {group} who start small businesses.",
+        ),
+    },
+    "heldout": {
+        "implicit": (
+            "Every problem in this city started when {group} arrived.",
+            "{group} will never be one of us, no matter what papers they have.",
+            "Keep {group} out of our schools.",
+            "{group} breed like rabbits and take over whole towns.",
+            "Honestly {group} are a burden we should get rid of.",
+            "I don't sit next to {group} on the bus, they are filthy.",
+            "{group} are born criminals.",
+            "Deport all {group} and the crime rate will drop.",
+            "{group} are not fully human if you ask me.",
+            "No company should ever promote {group} to manager.",
+        ),
+        "explicit": (
+            "Fuck you, you stupid cunt.",
+            "You are such a dumbass, holy shit.",
+            "Piss off, you brainless twat.",
+            "Your support team is a bunch of fucking clowns.",
+            "Stop wasting my time, you retarded prick.",
+            "This shitty product is garbage and so are you, idiot.",
+        ),
+        "benign": (
+            "Where can I change the language of the interface?",
+            "The search doesn't find notes with accents.",
+            "{group} have lived in this region for centuries.",
+            "A new community centre for {group} opened downtown.",
+            "The survey asked {group} about their experience at work.",
+            "I love the new template gallery!",
+            "Why did my export stop at 80 percent?",
+            "The festival showcased food and music from {group}.",
+            "This bug is killing me, please fix it soon.",
+            "Support for {group} in the workplace has grown a lot.",
+            "My subscription renewed but the invoice is missing.",
+            "I'm furious that the sync deleted my draft.",
+        ),
+    },
+}
+
+
+def hap_examples(split: str = "train") -> list[tuple[str, str]]:
+    """All (text, kind) pairs of a split, kind in implicit | explicit | benign; sorted, deterministic."""
+    groups = HAP_GROUPS[split]
+    rows = []
+    for kind, templates in HAP_TEMPLATES[split].items():
+        for template in templates:
+            if "{group}" in template:
+                rows += [(_capitalise(template.format(group=g)), kind) for g in groups]
+            else:
+                rows.append((template, kind))
+    return sorted(set(rows))
+
+
+def _capitalise(text: str) -> str:
+    return text[0].upper() + text[1:]
