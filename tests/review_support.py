@@ -11,16 +11,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cache
 from pathlib import Path
 
 import orjson
 
 from collectors.ingest import collect
+from curation.step import Step
 from flywheel import sample_data
 from flywheel.domain import FACTS, SYSTEM_PROMPT
-from flywheel.settings import Settings
+from flywheel.settings import Settings, load_settings
 from flywheel.warehouse import connect
 from serving.review.auth import add_user
+from serving.review.scrubbed import make_scrubber
 
 PASSWORD = "correct horse battery staple"
 SCRIPT_PAYLOAD = ('<script>window.__pwned = 1; document.title = "pwned"</script>'
@@ -123,3 +126,12 @@ def add_accounts(settings: Settings) -> None:
     """Two annotators and a lead, all with ``PASSWORD``."""
     for name, role in (("alice", "annotator"), ("bob", "annotator"), ("lena", "lead")):
         add_user(settings, name, role, PASSWORD)
+
+
+@cache
+def shared_scrubber() -> Step:
+    """One loaded scrubber (spaCy takes seconds to load) for every review test app in this test session.
+
+    The apps under test use the default scrub settings too, so this is the scrubber they would build.
+    """
+    return make_scrubber(load_settings())

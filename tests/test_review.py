@@ -10,7 +10,7 @@ import re
 import pytest
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
-from review_support import PASSWORD, PII_ID, add_accounts, seed_review_queue
+from review_support import PASSWORD, PII_ID, add_accounts, seed_review_queue, shared_scrubber
 from typer.testing import CliRunner
 
 from flywheel.settings import load_settings
@@ -23,11 +23,13 @@ REVISION = re.compile(r'name="revision" value="(\d+)"')
 
 @pytest.fixture(scope="module")
 def review(tmp_path_factory):
-    """One seeded warehouse and one app (its scrubber loads once) for this module's tests."""
+    """One seeded warehouse and one app for this module's tests."""
     settings = load_settings(home=tmp_path_factory.mktemp("review") / "home")
     seeded = seed_review_queue(settings)
     add_accounts(settings)
-    return settings, seeded, create_app(settings)
+    app = create_app(settings)
+    app.state.scrubber = shared_scrubber()
+    return settings, seeded, app
 
 
 def client_for(app) -> TestClient:

@@ -211,6 +211,7 @@ def create_app(settings: Settings) -> FastAPI:
         return render(
             request, "item.html", status_code=status_code, user=user, item=item, view=view, raw=raw,
             show_raw=show_raw, members=members, open_in_cluster=open_in_cluster, filt=filt,
+            suggestion_scrubbed=view.suggested_answer != item["suggested_answer"],
             queue_url=queue_url(request, filt),
             prev_url=item_url(request, prev_id, filt) if prev_id else None,
             next_url=item_url(request, next_id, filt) if next_id else None,
