@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from datetime import datetime
 from pathlib import Path
 
 import typer
@@ -36,9 +38,48 @@ def register(app: typer.Typer) -> None:
         typer.echo(f"{stats['input']} records: {stats['exact']} exact and {stats['near']} near duplicates "
                    f"{'marked' if annotate else 'removed'}, {stats['invalid']} invalid; wrote {out_path}", err=True)
 
-    @app.command("curate", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
-    def _curate() -> None:
-        """Not built yet."""
-        from flywheel.cli import not_built
+    @app.command("curate")
+    def curate(
+        since: datetime = typer.Option(None, help="Only interactions at or after this time (ISO 8601)"),
+        until: datetime = typer.Option(None, help="Only interactions before this time (ISO 8601)"),
+        no_mine: bool = typer.Option(False, "--no-mine", help="Skip bad-case mining (use the queue as it is)"),
+        as_json: bool = typer.Option(False, "--json", help="Machine-readable output"),
+    ) -> None:
+        """Mine bad cases, build SFT/DPO examples, scrub, dedup, HAP-filter and write dataset version vN."""
+        from rich.console import Console
+        from rich.table import Table
 
-        not_built("curate", "Curation pipeline / Data safety issues")
+        from curation.pipeline import curate as run_curate
+        from flywheel.settings import load_settings
+
+        result = run_curate(load_settings(), since, until, mine_first=not no_mine)
+        if as_json:
+            typer.echo(json.dumps(result.as_dict(), default=str))
+            return
+        table = Table(title=f"flywheel curate: {result.message}")
+        for column in ("stage", "in", "out"):
+            table.add_column(column, justify="left" if column == "stage" else "right")
+        for stage, n_in, n_out in result.funnel:
+            table.add_row(stage, str(n_in), str(n_out))
+        table.add_row("quarantined (with reasons)", "", str(result.quarantined))
+        Console().print(table)
+        if result.uri:
+            typer.echo(result.uri)
+
+    @app.command("import-data")
+    def import_data(
+        path: Path = typer.Argument(..., exists=True, dir_okay=False, help="JSONL file or JSON array"),
+        fmt: str = typer.Option("auto", "--format", help="auto | alpaca | sharegpt | messages | dpo"),
+        use_as: str = typer.Option("seed", "--as", help="seed: new examples of the next version; "
+                                                        "replay: only sampled as replay"),
+    ) -> None:
+        """Import an existing dataset as seed or replay data (validated, scrubbed, HAP-filtered)."""
+        from curation.importers import FORMATS, import_file
+        from flywheel.settings import load_settings
+
+        if fmt not in FORMATS or use_as not in ("seed", "replay"):
+            typer.echo(f"--format must be one of {', '.join(FORMATS)} and --as seed or replay", err=True)
+            raise typer.Exit(2)
+        result = import_file(load_settings(), path, fmt, use_as)
+        typer.echo(f"{path}: read {result.read}, added {result.added} ({result.by_kind}), already present "
+                   f"{result.already_present}, quarantined {result.quarantined}")

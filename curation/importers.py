@@ -7,6 +7,7 @@ a one-line reason, and the import goes on. Importing the same file twice adds no
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,8 @@ from typing import Any
 import orjson
 from pydantic import ValidationError
 
+from curation.mining import executemany
+from curation.step import ExclusionWriter, Record
 from flywheel.records import DPOPair, Message, SFTExample
 from flywheel.settings import Settings
 from flywheel.warehouse import Rejected, connect, content_id, quarantine
@@ -141,7 +144,9 @@ def import_file(settings: Settings, path: Path, fmt: str = "auto", use_as: str =
     """Validate and store every record of ``path``; bad ones are quarantined (stage ``import``)."""
     if use_as not in ("seed", "replay"):
         raise ValueError(f"use_as must be seed or replay, got {use_as!r}")
-    result, rows, rejected = ImportResult(), [], []
+    from curation.pipeline import safety_steps
+
+    result, records, rows, rejected = ImportResult(), [], [], []
     source = str(path.resolve())
     for line, record in read_records(path):
         result.read += 1
@@ -153,12 +158,20 @@ def import_file(settings: Settings, path: Path, fmt: str = "auto", use_as: str =
             rejected.append(Rejected("import", str(exc).splitlines()[0], orjson.dumps(record, default=str).decode(),
                                      source, line))
             continue
-        example_id = f"{kind}-" + content_id(kind, payload)
-        rows.append((example_id, kind, use_as, orjson.dumps(payload).decode(), source))
-        result.by_kind[kind] = result.by_kind.get(kind, 0) + 1
+        records.append({"id": f"{kind}-" + content_id(kind, payload), "kind": kind, **payload})
+    # Stored data is scrubbed and HAP-filtered like everything else that may reach a dataset.
+    exclusions = ExclusionWriter()
+    stream: Iterable[Record] = iter(records)
+    for step in safety_steps(settings, exclusions):
+        stream = step(stream)
+    for record in stream:
+        payload = {k: v for k, v in record.items() if k not in ("id", "kind")}
+        rows.append((record["id"], record["kind"], use_as, orjson.dumps(payload).decode(), source))
+        result.by_kind[record["kind"]] = result.by_kind.get(record["kind"], 0) + 1
+    rejected += exclusions.to_rejected(source=source)
     with connect(settings) as con:
         before = con.execute("SELECT count(*) FROM imported_examples").fetchone()[0]
-        con.executemany("INSERT INTO imported_examples (id, kind, use_as, payload, source) VALUES (?, ?, ?, ?, ?) "
+        executemany(con, "INSERT INTO imported_examples (id, kind, use_as, payload, source) VALUES (?, ?, ?, ?, ?) "
                         "ON CONFLICT DO NOTHING", rows)
         result.added = con.execute("SELECT count(*) FROM imported_examples").fetchone()[0] - before
         result.quarantined = len(rejected)

@@ -201,6 +201,12 @@ def find_bad_cases(interactions: Sequence[Interaction], settings: Settings,
     return sorted(found, key=lambda c: (-c.priority, order[c.interaction_id]))
 
 
+def executemany(con: Any, sql: str, rows: list[tuple]) -> None:
+    """DuckDB refuses executemany with no rows; nothing to do is not an error here."""
+    if rows:
+        con.executemany(sql, rows)
+
+
 def mine(settings: Settings, since: datetime | None = None, until: datetime | None = None) -> MineResult:
     """Mine the window, store every bad case and queue the top ``review_top_n`` new ones for review."""
     result = MineResult()
@@ -214,8 +220,8 @@ def mine(settings: Settings, since: datetime | None = None, until: datetime | No
             for name in case.signals:
                 result.by_signal[name] = result.by_signal.get(name, 0) + 1
         con.execute("BEGIN TRANSACTION")
-        con.executemany(
-            "INSERT INTO bad_cases (interaction_id, priority, signals, cluster_id, suggested_answer) "
+        executemany(
+            con, "INSERT INTO bad_cases (interaction_id, priority, signals, cluster_id, suggested_answer) "
             "VALUES (?, ?, ?, ?, ?) ON CONFLICT (interaction_id) DO UPDATE SET priority = excluded.priority, "
             "signals = excluded.signals, cluster_id = excluded.cluster_id, "
             "suggested_answer = excluded.suggested_answer",
@@ -224,14 +230,14 @@ def mine(settings: Settings, since: datetime | None = None, until: datetime | No
         queued = {r[0]: r[1] for r in con.execute("SELECT interaction_id, status FROM review_queue").fetchall()}
         fresh = [c for c in cases if c.interaction_id not in queued][: settings.curate.review_top_n]
         refresh = [c for c in cases if queued.get(c.interaction_id) == "new"]
-        con.executemany(
-            "INSERT INTO review_queue (interaction_id, cluster_id, priority, status, suggested_answer) "
+        executemany(
+            con, "INSERT INTO review_queue (interaction_id, cluster_id, priority, status, suggested_answer) "
             "VALUES (?, ?, ?, 'new', ?)",
             [(c.interaction_id, c.cluster_id, c.priority, c.suggested_answer) for c in fresh])
         # A changed item gets a new revision, so an annotator looking at the old one cannot decide on it.
-        con.executemany(
-            "UPDATE review_queue SET cluster_id = ?, priority = ?, suggested_answer = ?, revision = revision + 1 "
-            "WHERE interaction_id = ? AND status = 'new' AND (cluster_id IS DISTINCT FROM ? "
+        executemany(
+            con, "UPDATE review_queue SET cluster_id = ?, priority = ?, suggested_answer = ?, "
+            "revision = revision + 1 WHERE interaction_id = ? AND status = 'new' AND (cluster_id IS DISTINCT FROM ? "
             "OR priority IS DISTINCT FROM ? OR suggested_answer IS DISTINCT FROM ?)",
             [(c.cluster_id, c.priority, c.suggested_answer, c.interaction_id, c.cluster_id, c.priority,
               c.suggested_answer) for c in refresh])

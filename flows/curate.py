@@ -1,0 +1,70 @@
+"""Prefect flow ``curate``: mine bad cases, then curate the window into a dataset version.
+
+Tasks are thin wrappers over ``curation.mining.mine`` and ``curation.pipeline.curate`` (the functions the
+CLI and the tests call); they pass plain summaries, and the dataset itself stays on disk. Keyed
+artifacts: ``curate-funnel`` (records in/out per stage), ``curate-pii`` (entities replaced),
+``curate-dedup`` and ``curate-hap`` (what was dropped and why), ``curate-mining`` (signals).
+When the version holds at least ``curate.min_new_examples`` new examples the flow emits
+``flywheel.dataset.ready`` with payload ``{"uri", "version"}``, which triggers retraining.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from prefect import flow, task
+from prefect.artifacts import create_table_artifact
+
+from flywheel.settings import load_settings
+
+DATASET_READY = "flywheel.dataset.ready"
+
+
+@task(retries=2, retry_delay_seconds=[5, 30])
+def mine_bad_cases(since: datetime | None, until: datetime | None) -> dict[str, Any]:
+    """Score interactions and fill the review queue; retried on a transient warehouse lock."""
+    from curation.mining import mine
+
+    result = mine(load_settings(), since, until)
+    return {"rows": result.as_rows()}
+
+
+@task
+def curate_window(since: datetime | None, until: datetime | None) -> dict[str, Any]:
+    """Build, scrub, dedup, filter and write the version (or find the one made from this window)."""
+    from curation.pipeline import curate
+
+    return curate(load_settings(), since, until, mine_first=False).as_dict()
+
+
+def _table(key: str, rows: list[dict[str, Any]], description: str) -> None:
+    create_table_artifact(key=key, table=rows or [{"what": "(nothing)", "count": 0}], description=description)
+
+
+@flow(name="curate", log_prints=True)
+def curate_flow(since: datetime | None = None, until: datetime | None = None) -> dict[str, Any]:
+    """Curate the window [since, until) (default: everything) into FLYWHEEL_HOME/datasets/vN."""
+    mined = mine_bad_cases(since, until)
+    result = curate_window(since, until)
+    _table("curate-mining", [{"what": k, "count": v} for k, v in mined["rows"]],
+           "Bad-case mining: interactions scanned, bad cases, clusters, queued for review, per signal")
+    _table("curate-funnel", [{"stage": s, "in": i, "out": o} for s, i, o in result["funnel"]],
+           f"{result['message']}; quarantined with reasons: {result['quarantined']}")
+    _table("curate-pii", [{"entity": k, "count": v} for k, v in sorted(result["pii"].items())],
+           "Personal data found and replaced, per entity type")
+    _table("curate-dedup", [{"what": k, "count": v} for k, v in sorted(result["dedup"].items())],
+           "Exact / near duplicates dropped; earlier_version = duplicates of examples already trained on")
+    _table("curate-hap", [{"what": k, "count": v} for k, v in sorted(result["hap"].items())],
+           "Hate / abuse / profanity filter")
+    settings = load_settings()
+    if result["created"] and result["n_new"] >= settings.curate.min_new_examples:
+        from prefect.events import emit_event
+
+        emit_event(event=DATASET_READY, resource={"prefect.resource.id": f"flywheel.dataset.{result['version']}"},
+                   payload={"uri": result["uri"], "version": result["version"]})
+        print(f"{DATASET_READY}: {result['version']} ({result['n_new']} new examples) at {result['uri']}")
+    else:
+        print(f"no dataset event: {result['message']} ({result['n_new']} new, "
+              f"threshold {settings.curate.min_new_examples})")
+    return result
