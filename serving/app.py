@@ -144,7 +144,8 @@ def create_app(settings: Settings, production_hint: str | None = None) -> FastAP
     @app.get("/health")
     async def health(request: Request) -> dict[str, Any]:
         srv: Server = request.app.state.server
-        return {"status": "ok", **srv.live.snapshot(), "queue_depth": srv.engine.queue_depth()}
+        return {"status": "ok", **srv.live.snapshot(), "queue_depth": srv.engine.queue_depth(),
+                "generating": srv.engine.busy.is_set()}
 
     @app.get("/metrics")
     async def prometheus(request: Request) -> Response:

@@ -10,6 +10,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import pytest
+
 from flywheel.settings import Settings
 
 # The embedded base model's builder with a small shape and few steps: serving tests need a real model
@@ -22,6 +24,12 @@ def build_small_base_model(home: Path) -> Path:
     from training.base_model import BaseModelConfig, ensure_base_model
 
     return ensure_base_model(Settings(home=home), BaseModelConfig(**SMALL_MODEL), progress=False)
+
+
+@pytest.fixture(scope="session")
+def small_base_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One small base model per test session, shared by the serving test modules."""
+    return build_small_base_model(tmp_path_factory.mktemp("serving-base"))
 
 
 def serving_settings(home: Path, base_model: Path, **serve: object) -> Settings:
@@ -76,3 +84,11 @@ def running_server(settings: Settings, production_hint: str | None = None) -> It
         server.should_exit = True
         thread.join(60)
         sock.close()
+
+
+def spool_lines(settings: Settings) -> list[dict]:
+    """Every line the server spooled, decoded (a half-written line would fail here)."""
+    lines = []
+    for path in sorted(settings.spool_dir.glob("*.jsonl")):
+        lines += [json.loads(line) for line in path.read_text().splitlines()]
+    return lines
