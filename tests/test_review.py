@@ -48,6 +48,13 @@ def sign_in(app, username: str) -> TestClient:
     return client
 
 
+def decide(client: TestClient, interaction_id: str, **form: str):
+    """Open the item page as this client, then post a decision taken on what it showed."""
+    page = client.get(f"/items/{interaction_id}").text
+    return client.post(f"/items/{interaction_id}/decision", data={
+        "scope": "item", **form, "revision": REVISION.search(page).group(1), "csrf_token": csrf_of(page)})
+
+
 def queue_row(settings, interaction_id: str) -> tuple:
     with connect(settings) as con:
         return con.execute("SELECT status, reviewer, edited_answer, reason, revision FROM review_queue "
@@ -291,3 +298,51 @@ def test_cli_refuses_a_public_address_with_the_demo_secret(tmp_path, monkeypatch
     monkeypatch.setenv("FLYWHEEL_HOME", str(tmp_path / "home"))
     result = CliRunner().invoke(cli, ["review", "--host", "0.0.0.0", "--port", "8011"])
     assert result.exit_code == 2 and "FLYWHEEL_REVIEW__SESSION_SECRET" in result.output
+
+
+def test_accepting_without_a_suggestion_takes_the_model_answer(review):
+    settings, seeded, app = review
+    item_id = seeded.clusters["c-refund"][-1]
+    alice = sign_in(app, "alice")
+    assert "Accept the model's answer" in alice.get(f"/items/{item_id}").text
+    assert decide(alice, item_id, action="accept").status_code == 303
+    assert queue_row(settings, item_id)[:3] == ("accepted", "alice", None)
+
+
+def test_an_item_refreshed_by_curation_must_be_looked_at_again(review):
+    settings, seeded, app = review
+    item_id = seeded.clusters["c-refund"][0]
+    alice = sign_in(app, "alice")
+    page = alice.get(f"/items/{item_id}").text
+    with connect(settings) as con:  # what the miner does to a still-new item whose suggestion changed
+        con.execute("UPDATE review_queue SET suggested_answer = 'Refunds within 30 days.', "
+                    "revision = revision + 1 WHERE interaction_id = ?", [item_id])
+    resp = alice.post(f"/items/{item_id}/decision", data={
+        "action": "accept", "scope": "item", "revision": REVISION.search(page).group(1),
+        "csrf_token": csrf_of(page)})
+    assert resp.status_code == 409 and "this item changed after you opened it" in resp.text
+    assert "Refunds within 30 days." in resp.text
+    assert queue_row(settings, item_id)[0] == "new"
+
+
+def test_the_next_curate_run_builds_examples_from_the_decisions(review):
+    from curation.examples import build_examples, load_decisions
+    from curation.mining import load_interactions
+
+    settings, seeded, app = review
+    edited, rejected = seeded.clusters["c-support_hours"]
+    accepted = seeded.clusters["c-two_factor"][0]
+    alice = sign_in(app, "alice")
+    new_answer = "Support answers every day from 8:00 to 20:00 CET."
+    assert decide(alice, edited, action="edit", answer=new_answer).status_code == 303
+    assert decide(alice, rejected, action="reject", reason="not about Lumen Notes").status_code == 303
+    assert decide(alice, accepted, action="accept").status_code == 303
+    with connect(settings) as con:
+        interactions = [ix for ix in load_interactions(con) if ix.id in (edited, rejected, accepted)]
+        raw_suggestion = con.execute("SELECT suggested_answer FROM review_queue WHERE interaction_id = ?",
+                                     [accepted]).fetchone()[0]
+        built = build_examples(interactions, load_decisions(con), settings)
+    targets = {ex["source_interactions"][0]: ex["messages"][-1]["content"]
+               for ex in built.examples if ex["kind"] == "sft"}
+    assert targets == {edited: new_answer, accepted: raw_suggestion}
+    assert any(rejected == r["interaction_id"] and "not about Lumen Notes" in why for r, why in built.rejected)

@@ -251,8 +251,10 @@ class Outcome:
 def decide(con: duckdb.DuckDBPyConnection, decision: Decision, whole_cluster: bool = False) -> Outcome:
     """Store a decision unless the item changed since the annotator loaded it (then report who changed it).
 
-    With ``whole_cluster`` the same decision also goes to the cluster's other items that are still
-    new; items someone already decided are left as they are.
+    Accepting takes the suggested answer as the target, or the model's own answer when there is no
+    suggestion (the bad-case signal was wrong). With ``whole_cluster`` the same decision also goes to
+    the cluster's other items that are still new, except that a cluster-wide accept only takes items
+    with a suggestion; items someone already decided are left as they are.
     """
     decision = decision.checked()
     con.execute("BEGIN TRANSACTION")
@@ -267,16 +269,14 @@ def decide(con: duckdb.DuckDBPyConnection, decision: Decision, whole_cluster: bo
 
 def _decide(con: duckdb.DuckDBPyConnection, d: Decision, whole_cluster: bool) -> Outcome:
     current = con.execute(
-        "SELECT status, revision, reviewer, decided_at, suggested_answer, cluster_id FROM review_queue "
+        "SELECT status, revision, reviewer, decided_at, cluster_id FROM review_queue "
         "WHERE interaction_id = ?", [d.interaction_id]).fetchone()
     if current is None:
         raise DecisionError(f"item {d.interaction_id!r} is not in the review queue")
-    status, revision, reviewer, decided_at, suggested, cluster_id = current
+    status, revision, reviewer, decided_at, cluster_id = current
     if revision != d.revision:
         return Outcome(conflict={"status": status, "reviewer": reviewer, "decided_at": decided_at,
                                  "revision": revision})
-    if d.status == "accepted" and not suggested:
-        raise DecisionError("This item has no suggested answer to accept: edit it (write the answer) or reject it.")
     when = now()
     assignment = ("SET status = ?, edited_answer = ?, reason = ?, reviewer = ?, decided_at = ?, "
                   "revision = revision + 1")
