@@ -253,7 +253,9 @@ def create_app(settings: Settings) -> FastAPI:
         done = len(outcome.saved)
         message = f"{status.capitalize()} {done} item{'s' if done != 1 else ''}"
         if whole_cluster:
-            message += f" in this cluster; {outcome.left_alone} already decided (or without a suggestion) left as they were"
+            message += " in this cluster"
+        if outcome.left_alone:
+            message += f"; {outcome.left_alone} already decided (or without a suggestion) left as they were"
         request.session["flash"] = message + "."
         target = item_url(request, next_id, filt) if next_id else queue_url(request, filt)
         return RedirectResponse(target, status_code=303)
