@@ -64,8 +64,8 @@ def public_row(record: Record, version: str) -> Record:
 
 
 def assign_splits(records: Sequence[Record], settings: Settings) -> list[str]:
-    """train/eval per record by a hash of its prompt cluster; at least one eval and one train cluster
-    whenever there are two clusters or more."""
+    """train/eval per record by a hash of its prompt cluster; never an empty train split, and at least one
+    eval cluster whenever there are two clusters or more."""
     from curation.dedup import cluster_representatives, normalise
     from curation.examples import prompt_text
 
@@ -76,11 +76,10 @@ def assign_splits(records: Sequence[Record], settings: Settings) -> list[str]:
                                     "big") / 2**64 for rep, key in keys.items()}
     eval_reps = {rep for rep, f in fraction.items() if f < settings.curate.eval_fraction}
     ranked = sorted(fraction, key=lambda rep: (fraction[rep], keys[rep]))
-    if len(ranked) >= 2 and settings.curate.eval_fraction > 0:
-        if not eval_reps:
-            eval_reps = {ranked[0]}
-        if eval_reps == set(ranked):
-            eval_reps.discard(ranked[-1])
+    if len(ranked) >= 2 and settings.curate.eval_fraction > 0 and not eval_reps:
+        eval_reps = {ranked[0]}
+    if ranked and eval_reps == set(ranked):  # training data comes first
+        eval_reps.discard(ranked[-1])
     return ["eval" if rep in eval_reps else "train" for rep in reps]
 
 

@@ -68,7 +68,7 @@ def safety_steps(settings: Settings, exclusions: ExclusionWriter) -> tuple[Step,
     from curation.pii import Scrub
 
     return (Scrub(settings.scrub, fields=TEXT_FIELDS, exclusions=exclusions),
-            HapFilter(settings.hap, fields=TEXT_FIELDS, exclusions=exclusions))
+            HapFilter(settings.hap, exclusions=exclusions, cache_dir=settings.models_dir))
 
 
 def config_snapshot(settings: Settings) -> dict[str, Any]:
