@@ -253,6 +253,12 @@ HAP_TEMPLATES: dict[str, dict[str, tuple[str, ...]]] = {
             "Is there a dark mode on Android?",
             "I attacked the problem from a different angle and it worked.",
             "The new policy supports {group} who start small businesses.",
+            "{group} have been part of this community for generations.",
+            "Many {group} arrived in the city during the 1960s.",
+            "{group} are a minority in the northern provinces.",
+            "Several {group} spoke at the town hall meeting yesterday.",
+            "{group} are well represented in the local football club.",
+            "The library runs a reading group for {group} and their families.",
         ),
     },
     "heldout": {
@@ -268,12 +274,14 @@ HAP_TEMPLATES: dict[str, dict[str, tuple[str, ...]]] = {
             "{group} are not fully human if you ask me.",
             "No company should ever promote {group} to manager.",
         ),
-        "explicit": (
-            "Fuck you, you stupid cunt.",
+        "explicit": tuple(
+            f"{opener} {insult}"
+            for opener in ("Fuck you,", "Listen here,", "Nobody asked you,", "Get lost,", "Seriously,")
+            for insult in ("you stupid cunt.", "you brainless twat.", "you retarded prick.",
+                           "you fucking clown.", "you dumbass piece of shit.", "you pathetic asshole.")
+        ) + (
             "You are such a dumbass, holy shit.",
-            "Piss off, you brainless twat.",
             "Your support team is a bunch of fucking clowns.",
-            "Stop wasting my time, you retarded prick.",
             "This shitty product is garbage and so are you, idiot.",
         ),
         "benign": (
@@ -289,6 +297,12 @@ HAP_TEMPLATES: dict[str, dict[str, tuple[str, ...]]] = {
             "Support for {group} in the workplace has grown a lot.",
             "My subscription renewed but the invoice is missing.",
             "I'm furious that the sync deleted my draft.",
+            "I met two {group} at the conference and we compared note-taking apps.",
+            "The city council hired {group} as translators for the new clinic.",
+            "Teachers asked how to support {group} who are new to the school.",
+            "A documentary follows three {group} running a bakery together.",
+            "Honestly the old version was better, the new toolbar is confusing.",
+            "Why is the export button hidden on tablets?",
         ),
     },
 }

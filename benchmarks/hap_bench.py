@@ -1,0 +1,88 @@
+"""HAP benchmark: implicit-hate and explicit-abuse precision/recall, and throughput, vs alt-profanity-check.
+
+Data: ``curation.safety_data.hap_examples("heldout")`` — templates and target groups never used to
+train the semantic heads (those use the ``train`` split). Implicit hate is scored against benign
+text (support chat, neutral statements about the same groups, frustration without abuse); explicit
+abuse likewise. Throughput: every unique text of both splits, scored in batches of 256 on
+``--threads`` CPU threads, beside a plain one-at-a-time PyTorch forward pass of the same MiniLM.
+
+    .venv/bin/python benchmarks/hap_bench.py [--threads 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+from curation.hap import LexicalScorer, OfflineScorer
+from curation.safety_data import hap_examples
+from flywheel.settings import HapSettings
+
+
+def prf(scores: list[float], kinds: list[str], positive: str, threshold: float) -> tuple[float, float, float]:
+    pairs = [(s >= threshold, k == positive) for s, k in zip(scores, kinds, strict=True) if k in (positive, "benign")]
+    tp = sum(p and y for p, y in pairs)
+    fp = sum(p and not y for p, y in pairs)
+    fn = sum(y and not p for p, y in pairs)
+    precision = tp / (tp + fp) if tp + fp else 0.0
+    recall = tp / (tp + fn) if tp + fn else 0.0
+    return precision, recall, 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+
+
+def rate(fn, texts: list[str], batch: int = 256) -> float:
+    t0 = time.perf_counter()
+    for i in range(0, len(texts), batch):
+        fn(texts[i:i + batch])
+    return len(texts) / (time.perf_counter() - t0)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--cache-dir", type=Path, default=None, help="where the semantic heads are cached")
+    args = parser.parse_args()
+    import torch
+
+    torch.set_num_threads(args.threads)
+    threshold = HapSettings().threshold
+    rows = hap_examples("heldout")
+    texts, kinds = [t for t, _ in rows], [k for _, k in rows]
+    cache = args.cache_dir or Path(tempfile.mkdtemp(prefix="hap-bench-"))
+    t0 = time.perf_counter()
+    ours = OfflineScorer(cache)
+    setup = time.perf_counter() - t0
+    lexical = LexicalScorer()
+    results = {"alt-profanity-check": lexical.score(texts), "ours (offline)": ours.score(texts)}
+
+    print(f"HAP benchmark (heldout): {kinds.count('implicit')} implicit, {kinds.count('explicit')} explicit, "
+          f"{kinds.count('benign')} benign; threshold {threshold}")
+    print(f"{'scorer':22} | {'implicit P':>10} {'R':>6} {'F1':>6} | {'explicit P':>10} {'R':>6} {'F1':>6}")
+    for name, scores in results.items():
+        ip, ir, i_f = prf(scores, kinds, "implicit", threshold)
+        ep, er, e_f = prf(scores, kinds, "explicit", threshold)
+        print(f"{name:22} | {ip:10.3f} {ir:6.3f} {i_f:6.3f} | {ep:10.3f} {er:6.3f} {e_f:6.3f}")
+
+    corpus = sorted({t for t, _ in hap_examples("train")} | set(texts))
+    encoder = ours.semantic.encoder
+    plain_texts = corpus[:100]
+
+    def plain_forward(batch: list[str]) -> None:
+        with torch.inference_mode():
+            for text in batch:
+                encoder.model(**encoder.tokenizer(text, return_tensors="pt"))
+
+    fresh = OfflineScorer(cache)  # no sentence seen yet by this instance
+    ours_rate = rate(fresh.score, corpus)
+    routed = fresh.semantic.transformer_sentences
+    plain_rate = rate(plain_forward, plain_texts)
+    lexical_rate = rate(lexical.score, corpus)
+    print(f"\nthroughput on {len(corpus)} short texts, {args.threads} threads: ours {ours_rate:.0f} texts/s "
+          f"({routed} sentences went through the transformer), plain MiniLM forward {plain_rate:.0f} texts/s "
+          f"-> {ours_rate / plain_rate:.2f}x; alt-profanity-check alone {lexical_rate:.0f} texts/s")
+    print(f"first-use setup (load model, train or load cached heads): {setup:.1f}s")
+
+
+if __name__ == "__main__":
+    main()
