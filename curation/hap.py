@@ -245,7 +245,7 @@ def _content(message: Any) -> str:
     return message if isinstance(message, str) else ""
 
 
-def _join(messages: Any) -> str:
+def join_text(messages: Any) -> str:
     if isinstance(messages, list):
         return "\n".join(_content(m) for m in messages)
     return _content(messages)
@@ -258,12 +258,12 @@ def record_parts(record: Record) -> dict[str, str] | None:
         last = max((i for i, m in enumerate(messages) if isinstance(m, dict) and m.get("role") == "assistant"),
                    default=None)
         if last is None:
-            return {"prompt": _join(messages), "target": ""}
-        return {"prompt": _join([m for m in messages[:last] if m.get("role") != "system"]),
+            return {"prompt": join_text(messages), "target": ""}
+        return {"prompt": join_text([m for m in messages[:last] if m.get("role") != "system"]),
                 "target": _content(messages[last])}
     if "chosen" in record:
-        return {"prompt": _join(record.get("prompt")), "target": _join(record["chosen"]),
-                "rejected": _join(record.get("rejected"))}
+        return {"prompt": join_text(record.get("prompt")), "target": join_text(record["chosen"]),
+                "rejected": join_text(record.get("rejected"))}
     return None
 
 

@@ -318,14 +318,14 @@ class Scrub(Step):
     name = "scrub"
 
     def __init__(self, settings: ScrubSettings, fields: list[str] | None = None,
-                 exclusions: ExclusionWriter | None = None) -> None:
+                 exclusions: ExclusionWriter | None = None, detector: PiiDetector | None = None) -> None:
         super().__init__(exclusions)
         for entity, op in {"*": settings.default_operator, **settings.operators}.items():
             if op not in OPERATORS:
                 raise ValueError(f"scrub operator for {entity} is {op!r}; use one of {', '.join(OPERATORS)}")
         self.settings = settings
         self.fields = list(fields or ["text"])
-        self.detector = PiiDetector(settings)
+        self.detector = detector or PiiDetector(settings)  # share one: loading spaCy takes seconds
         self.surrogates = Surrogates(settings)
         self.entity_counts: Counter[str] = Counter()
 
@@ -362,7 +362,9 @@ class Scrub(Step):
             self.entity_counts.update(kinds)
             self.stats.update({f"entity:{e}": n for e, n in kinds.items()})
             if dropped:
-                self.exclude(record, f"contains {', '.join(dropped)} (scrub operator 'drop')")
+                # The record itself holds the personal data: keep only where it came from.
+                stub = {k: record[k] for k in ("id", "source_interactions") if k in record}
+                self.exclude(stub, f"contains {', '.join(dropped)} (scrub operator 'drop')")
                 continue
             yield self._rewrite(record, slots, record_texts, record_found)
 
@@ -397,3 +399,28 @@ def _copy(record: Record, fields: list[str]) -> Record:
                 if isinstance(m, dict) and isinstance(m.get("content"), list):
                     m["content"] = [dict(p) if isinstance(p, dict) else p for p in m["content"]]
     return out
+
+
+# --- retention ----------------------------------------------------------------------------------------
+def purge_raw_text(settings, older_than_days: int | None = None) -> dict[str, int]:
+    """Remove raw interaction text (and raw quarantined lines) older than the retention period.
+
+    ``interactions.messages/response/request`` become NULL and ``raw_purged_at`` is set; the id,
+    timestamps, model and token counts stay for the metrics. Curated datasets hold scrubbed text only,
+    so they are untouched. Runs again without changing anything more."""
+    from flywheel.warehouse import connect
+
+    days = settings.scrub.raw_retention_days if older_than_days is None else older_than_days
+    if days < 0:
+        raise ValueError(f"--older-than-days must be >= 0, got {days}")
+    cutoff = "now() - to_days(CAST(? AS INTEGER))"
+    with connect(settings) as con:
+        con.execute("BEGIN TRANSACTION")
+        interactions = con.execute(
+            "UPDATE interactions SET messages = NULL, response = NULL, request = NULL, raw_purged_at = now() "
+            f"WHERE raw_purged_at IS NULL AND coalesce(ts, ingested_at) < {cutoff}", [days]).fetchone()[0]
+        quarantined = con.execute(
+            f"UPDATE quarantine SET raw = NULL WHERE raw IS NOT NULL AND created_at < {cutoff}", [days]).fetchone()[0]
+        con.execute("COMMIT")
+    return {"interactions_purged": int(interactions), "quarantine_raw_purged": int(quarantined),
+            "older_than_days": days}

@@ -259,6 +259,11 @@ HAP_TEMPLATES: dict[str, dict[str, tuple[str, ...]]] = {
             "Several {group} spoke at the town hall meeting yesterday.",
             "{group} are well represented in the local football club.",
             "The library runs a reading group for {group} and their families.",
+            "Hi, my name is Sam and I need help with my invoice.",
+            "Please call me back at the number on my account.",
+            "I am Alex Moreno, my email is alex@example.org.",
+            "Dear Kim, your export is ready to download.",
+            "Best regards, Jordan",
         ),
     },
     "heldout": {
