@@ -47,7 +47,7 @@ def detect_format(record: dict[str, Any]) -> str:
         return "sharegpt"
     if "messages" in record:
         return "messages"
-    if "instruction" in record and "output" in record:
+    if "instruction" in record:
         return "alpaca"
     raise ImportError_("record: unknown format; expected Alpaca (instruction/output), ShareGPT (conversations), "
                        "OpenAI messages, or a DPO triple (prompt/chosen/rejected)")
