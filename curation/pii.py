@@ -133,7 +133,8 @@ class PiiDetector:
             results = self.analyzer.analyze(piece, language="en", entities=list(ENTITIES), nlp_artifacts=nlp_artifacts,
                                             score_threshold=0.0)
             found[i] += [Found(r.entity_type, r.start + offset, r.end + offset, r.score) for r in results
-                         if r.score >= self.thresholds.get(r.entity_type, 0.5)]
+                         if r.score >= self.thresholds.get(r.entity_type, 0.5)
+                         and (r.entity_type != "PERSON" or _name_shaped(piece[r.start:r.end]))]
         return [merge(_strip(text, self._allowed(text, f))) for text, f in zip(texts, found, strict=True)]
 
     def _allowed(self, text: str, found: list[Found]) -> list[Found]:
@@ -141,6 +142,16 @@ class PiiDetector:
             return found
         allowed = [(m.start(), m.end()) for pattern in self.allow for m in pattern.finditer(text)]
         return [f for f in found if not any(s <= f.start and f.end <= e for s, e in allowed)]
+
+
+_NAME_SHAPE = regex.compile(r"[\p{L}'’.\-]+(?:\s+[\p{L}'’.\-]+){0,4}")
+
+
+def _name_shaped(span: str) -> bool:
+    """spaCy's English model reads whole sentences of other scripts as one PERSON: a name is at most
+    five words of letters, at least one capitalised."""
+    return len(span) <= 60 and _NAME_SHAPE.fullmatch(span.strip()) is not None \
+        and any(word[0].isupper() for word in span.split())
 
 
 def merge(found: list[Found]) -> list[Found]:

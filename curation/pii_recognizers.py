@@ -56,7 +56,7 @@ NAME_PATTERNS: tuple[tuple[str, float], ...] = (
 
 # Capitalised words that start sentences or name products and roles, not people.
 NOT_NAMES = frozenset(
-    "I The This That These Those It We You They He She Team Support Customer Service Everyone All There "
+    "I I'm I'd I'll I've It's I’m It’s The This That These Those It We You They He She Team Support Customer Service Everyone All There "
     "Sir Madam Thanks Thank Regards Best Hi Hello Hey Dear Good Morning Please Yes No Ok Okay Sorry Here "
     "Monday Tuesday Wednesday Thursday Friday Saturday Sunday January February March July "
     "September October November December Plus Free Pro Admin Manager Sales Billing Accounting "

@@ -1,0 +1,177 @@
+"""PII scrubbing: surrogates, consistency, determinism, odd inputs, the CLI — with the network blocked."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import orjson
+import pytest
+from typer.testing import CliRunner
+
+from curation.safety_data import conversation_with_pii, pii_examples
+from flywheel.settings import ScrubSettings
+
+
+class NetworkBlocked(AssertionError):
+    pass
+
+
+@pytest.fixture(scope="module", autouse=True)
+def no_network():
+    """Any attempt to open a connection fails the test: scrubbing must work offline."""
+    def refuse(*args, **kwargs):
+        raise NetworkBlocked(f"network call attempted: {args[1:] or kwargs}")
+
+    saved = socket.socket.connect, socket.socket.connect_ex, socket.create_connection, socket.getaddrinfo
+    socket.socket.connect = refuse
+    socket.socket.connect_ex = refuse
+    socket.create_connection = refuse
+    socket.getaddrinfo = refuse
+    yield
+    socket.socket.connect, socket.socket.connect_ex, socket.create_connection, socket.getaddrinfo = saved
+
+
+@pytest.fixture(scope="module")
+def detector(no_network):
+    from curation.pii import PiiDetector
+
+    return PiiDetector(ScrubSettings())
+
+
+def scrub(records, detector, fields=("messages",), **settings):
+    from curation.pii import Scrub
+
+    step = Scrub(ScrubSettings(**settings), fields=list(fields), detector=detector)
+    return list(step(records)), step
+
+
+def test_socket_guard_is_active():
+    with pytest.raises(NetworkBlocked):
+        socket.create_connection(("example.com", 80))
+
+
+def test_conversation_gets_consistent_surrogates(detector):
+    convo = conversation_with_pii(seed=3)
+    name = convo["messages"][1]["content"].split("my name is ")[1].split(".")[0]
+    first, last = name.split()[0], name.split()[-1]
+    [out], step = scrub([convo], detector)
+    texts = [m["content"] for m in out["messages"]]
+    joined = "\n".join(texts)
+    for secret in (first, last, "+44 20 7946 0958", f"{first}.{last}".lower()):
+        assert secret not in joined, secret
+    fake_full = texts[1].split("my name is ")[1].split(".")[0]
+    assert fake_full in texts[3] and fake_full in texts[4]                  # same name, same surrogate
+    assert texts[2].startswith(f"Thanks {fake_full.split()[0]}!")             # first name alone: same first name
+    fake_email = texts[1].split("My email is ")[1].split(" ")[0]
+    assert fake_email in texts[2]
+    fake_phone = texts[1].split("my phone is ")[1].rstrip(".")
+    assert fake_phone in texts[3]
+    assert out["messages"][0] == convo["messages"][0]                        # system prompt untouched
+    assert convo["messages"][1]["content"].count(name) == 1                  # caller's record not modified
+    assert step.entity_counts["PERSON"] >= 4 and step.stats["entity:EMAIL_ADDRESS"] == 2
+
+
+def test_rerun_is_identical_and_seed_matters(detector):
+    records = [{"messages": [{"role": "user", "content": ex.text}]} for ex in pii_examples(40, "dev", seed=1)]
+    first, _ = scrub([orjson.loads(orjson.dumps(r)) for r in records], detector)
+    again, _ = scrub([orjson.loads(orjson.dumps(r)) for r in records], detector)
+    other, _ = scrub([orjson.loads(orjson.dumps(r)) for r in records], detector, seed=99)
+    assert orjson.dumps(first) == orjson.dumps(again)
+    assert orjson.dumps(first) != orjson.dumps(other)
+
+
+def test_dpo_pair_fields_share_surrogates(detector):
+    pair = {"prompt": [{"role": "user", "content": "Hi, I'm Ingrid Halvorsen, can you update my account?"}],
+            "chosen": [{"role": "assistant", "content": "Sure Ingrid Halvorsen, done."}],
+            "rejected": [{"role": "assistant", "content": "No, Ingrid."}]}
+    [out], _ = scrub([pair], detector, fields=["prompt", "chosen", "rejected"])
+    text = orjson.dumps(out).decode()
+    assert "Ingrid" not in text and "Halvorsen" not in text
+    fake = out["prompt"][0]["content"].split("I'm ")[1].split(",")[0]
+    assert fake in out["chosen"][0]["content"]
+    assert out["rejected"][0]["content"] == f"No, {fake.split()[0]}."
+
+
+def test_non_english_text(detector):
+    texts = {
+        "de": "Hallo, ich heiße Jürgen Weißmann. Meine IBAN ist DE89 3704 0044 0532 0130 00, Telefon +49 30 1234567.",
+        "fr": "Bonjour, je m'appelle Amélie Poulain, écrivez à amelie.poulain@exemple.fr merci.",
+        "ja": "私のメールは taro.yamada@example.jp です。よろしくお願いします。",
+    }
+    out, _ = scrub([{"text": t} for t in texts.values()], detector, fields=["text"])
+    de, fr, ja = (r["text"] for r in out)
+    for secret in ("Jürgen", "Weißmann", "DE89", "0532 0130", "1234567"):
+        assert secret not in de, secret
+    assert de.startswith("Hallo, ich heiße ") and "Meine IBAN ist" in de
+    assert "Amélie" not in fr and "amelie.poulain" not in fr and fr.startswith("Bonjour, je m'appelle ")
+    assert "taro.yamada" not in ja and ja.startswith("私のメールは ") and ja.endswith("よろしくお願いします。")
+
+
+def test_empty_missing_and_huge_fields(detector):
+    filler = ("z" * 999 + "\n") * 1_100                     # over spaCy's 1,000,000-character limit
+    records = [{"text": ""}, {"text": "   "}, {"other": 1}, {"text": filler + "Contact Jane Roe at jane.roe@example.com"}]
+    out, step = scrub(records, detector, fields=["text"])
+    assert out[:3] == records[:3]
+    assert len(out) == 4 and "jane.roe@example.com" not in out[3]["text"] and "Jane Roe" not in out[3]["text"]
+    assert out[3]["text"].startswith(filler)
+
+
+def test_operators_mask_hash_and_drop(detector):
+    record = {"id": "r1", "text": "Mail me at olga.berg@example.com or call +1 (415) 555-0100."}
+    [masked], _ = scrub([dict(record)], detector, fields=["text"], default_operator="mask")
+    assert masked["text"] == "Mail me at <EMAIL_ADDRESS> or call <PHONE_NUMBER>."
+    [hashed], _ = scrub([dict(record)], detector, fields=["text"], default_operator="hash")
+    [rehashed], _ = scrub([dict(record)], detector, fields=["text"], default_operator="hash", hash_key="other")
+    assert "<EMAIL_ADDRESS_" in hashed["text"] and hashed["text"] != rehashed["text"]
+    kept, step = scrub([dict(record), {"text": "no personal data here"}], detector, fields=["text"],
+                       operators={"PHONE_NUMBER": "drop"})
+    assert [r["text"] for r in kept] == ["no personal data here"]
+    [excluded] = step.exclusions.items
+    assert "PHONE_NUMBER" in excluded.reason and excluded.record == {"id": "r1"}   # no raw PII kept
+
+
+def test_bad_operator_and_bad_field_are_named(detector):
+    from curation.pii import Scrub
+
+    with pytest.raises(ValueError, match="operator for PERSON is 'shred'"):
+        Scrub(ScrubSettings(operators={"PERSON": "shred"}), detector=detector)
+    out, step = scrub([{"text": 42}], detector, fields=["text"])
+    assert out == [] and "field 'text' is int" in step.exclusions.items[0].reason
+
+
+def test_heldout_leakage_beats_the_bar(detector):
+    from curation.pii import propagate
+
+    examples = pii_examples(150, "heldout", seed=5)
+    found = detector.detect([ex.text for ex in examples])
+    leaked = total = 0
+    for ex, spans in zip(examples, found, strict=True):
+        covered = {i for f in propagate([ex.text], [spans])[0] for i in range(f.start, f.end)}
+        for span in ex.spans:
+            total += 1
+            leaked += any(not ch.isspace() and i not in covered
+                          for i, ch in enumerate(ex.text[span.start:span.end], span.start) if ch.isalnum())
+    assert leaked / total <= 0.08, f"{leaked}/{total} values leaked"
+
+
+def test_scrub_cli_same_records_same_order(home: Path, tmp_path: Path):
+    from flywheel.cli import app
+
+    records = [{"id": i, "text": ex.text, "messages": [{"role": "user", "content": ex.text}]}
+               for i, ex in enumerate(pii_examples(6, "dev", seed=2))]
+    src, out, audit = tmp_path / "in.jsonl", tmp_path / "out.jsonl", tmp_path / "audit.json"
+    src.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in records) + b"{broken\n")
+    result = CliRunner().invoke(app, ["scrub", str(src), "-o", str(out), "--field", "text", "--field", "messages",
+                                      "--audit", str(audit), "--json"])
+    assert result.exit_code == 0, result.output
+    rows = [orjson.loads(line) for line in out.read_bytes().splitlines()]
+    assert [r["id"] for r in rows] == [r["id"] for r in records]
+    for before, after in zip(records, rows, strict=True):
+        assert after["text"] == after["messages"][0]["content"]           # one record: one surrogate per value
+        if "Hi, my name is" in before["text"]:
+            assert after["text"] != before["text"]
+    report = orjson.loads(audit.read_bytes())
+    assert report["records_out"] == 6 and report["unreadable_lines"] == 1 and report["entities"]["PERSON"] >= 2
+    missing = CliRunner().invoke(app, ["scrub", str(tmp_path / "nope.jsonl"), "-o", str(out)])
+    assert missing.exit_code == 2 and "does not exist" in missing.output
