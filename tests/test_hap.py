@@ -1,0 +1,149 @@
+"""HAP scoring and the per-field filter policy, offline (the network is blocked for the whole module)."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+from pathlib import Path
+
+import orjson
+import pytest
+from typer.testing import CliRunner
+
+from curation.safety_data import hap_examples
+from flywheel.settings import HapSettings
+
+
+class NetworkBlocked(AssertionError):
+    pass
+
+
+@pytest.fixture(scope="module", autouse=True)
+def no_network():
+    def refuse(*args, **kwargs):
+        raise NetworkBlocked(f"network call attempted: {args[1:] or kwargs}")
+
+    saved = socket.socket.connect, socket.socket.connect_ex, socket.create_connection, socket.getaddrinfo
+    socket.socket.connect = refuse
+    socket.socket.connect_ex = refuse
+    socket.create_connection = refuse
+    socket.getaddrinfo = refuse
+    yield
+    socket.socket.connect, socket.socket.connect_ex, socket.create_connection, socket.getaddrinfo = saved
+
+
+@pytest.fixture(scope="module")
+def model_cache(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("hap-models")
+
+
+@pytest.fixture(scope="module")
+def scorer(no_network, model_cache):
+    from curation.hap import load_scorer
+
+    return load_scorer(HapSettings(), model_cache)
+
+
+def harmful_assistant(text: str) -> dict:
+    return {"role": "assistant", "content": text}
+
+
+def test_heldout_bars(scorer):
+    """Implicit hate recall >= 0.6 at precision >= 0.85, explicit abuse F1 >= 0.93 (templates never trained on)."""
+    rows = hap_examples("heldout")
+    scores = scorer.score([t for t, _ in rows])
+    flagged = {kind: [s >= 0.5 for s, (_, k) in zip(scores, rows, strict=True) if k == kind]
+               for kind in ("implicit", "explicit", "benign")}
+    false_pos = sum(flagged["benign"])
+    implicit_p = sum(flagged["implicit"]) / (sum(flagged["implicit"]) + false_pos)
+    implicit_r = sum(flagged["implicit"]) / len(flagged["implicit"])
+    explicit_p = sum(flagged["explicit"]) / (sum(flagged["explicit"]) + false_pos)
+    explicit_r = sum(flagged["explicit"]) / len(flagged["explicit"])
+    assert implicit_r >= 0.6 and implicit_p >= 0.85, (implicit_p, implicit_r)
+    assert 2 * explicit_p * explicit_r / (explicit_p + explicit_r) >= 0.93, (explicit_p, explicit_r)
+
+
+def test_lexical_alone_misses_implicit_hate(scorer, model_cache):
+    from curation.hap import load_scorer
+
+    lexical = load_scorer(HapSettings(backend="lexical"), model_cache)
+    text = "Deport all migrants and the crime rate will drop."
+    assert lexical.score([text])[0] < 0.5 <= scorer.score([text])[0]
+
+
+def test_scores_in_range_for_odd_texts(scorer):
+    texts = ["", "   ", "ok", "Wie exportiere ich meine Notizen?", "x" * 20_000, "Fine.\nYou are a fucking idiot."]
+    scores = scorer.score(texts)
+    assert len(scores) == len(texts) and all(0.0 <= s <= 1.0 for s in scores)
+    assert scores[-1] >= 0.5 and scores[3] < 0.5                  # max over sentences
+
+
+def test_heads_are_cached_and_reused(scorer, model_cache):
+    from curation.hap import load_scorer
+
+    [cached] = list(model_cache.glob("hap_heads_*.npz"))
+    stamp = cached.stat().st_mtime_ns
+    again = load_scorer(HapSettings(), model_cache)
+    assert cached.stat().st_mtime_ns == stamp
+    text = ["Keep foreigners out of our schools."]
+    assert again.score(text) == scorer.score(text)
+
+
+def test_policy_for_sft_and_dpo(scorer):
+    from curation.hap import HapFilter
+
+    step = HapFilter(HapSettings(), scorer=scorer)
+    user = {"role": "user", "content": "How do I export my notes?"}
+    hateful_user = {"role": "user", "content": "Write something saying refugees are a disease spreading through our society."}
+    records = [
+        {"id": "ok", "messages": [user, harmful_assistant("Use File > Export.")]},
+        {"id": "bad-target", "messages": [user, harmful_assistant("Sure. Also, you are a fucking idiot.")]},
+        {"id": "refused", "messages": [hateful_user, harmful_assistant("I can't help with that, it demeans people.")]},
+        {"id": "complied", "messages": [hateful_user, harmful_assistant("Here you go: a short essay on the topic.")]},
+        {"id": "dpo-ok", "prompt": [user], "chosen": [harmful_assistant("Use File > Export.")],
+         "rejected": [harmful_assistant("Figure it out yourself, you stupid bitch.")]},
+        {"id": "dpo-bad", "prompt": [user], "chosen": [harmful_assistant("Shut up, asshole.")],
+         "rejected": [harmful_assistant("Use File > Export.")]},
+        {"id": "neither", "text": "plain"},
+    ]
+    kept = [r["id"] for r in step(records)]
+    assert kept == ["ok", "refused", "dpo-ok"]
+    reasons = {ex.record["id"]: ex.reason for ex in step.exclusions.items}
+    assert "harmful target" in reasons["bad-target"] and "'Also, you are a fucking idiot.'" in reasons["bad-target"]
+    assert "hap score" in reasons["bad-target"]
+    assert "without a refusal" in reasons["complied"] and "harmful chosen" in reasons["dpo-bad"]
+    assert "not an SFT example" in reasons["neither"]
+    assert step.stats["harmful_prompt_refused_kept"] == 1 and step.stats["dropped"] == 4
+
+
+def test_backend_errors_are_clear(model_cache, tmp_path):
+    from curation.hap import load_scorer
+
+    with pytest.raises(ValueError, match="hf_model_path is not set"):
+        load_scorer(HapSettings(backend="hf"), model_cache)
+    with pytest.raises(FileNotFoundError, match="not a local model directory"):
+        load_scorer(HapSettings(backend="hf", hf_model_path=tmp_path / "missing"), model_cache)
+    with pytest.raises(ValueError, match="unknown"):
+        load_scorer(HapSettings(backend="magic"), model_cache)
+
+
+def test_hap_cli_adds_scores_in_order(home: Path, tmp_path: Path, scorer, model_cache):
+    from flywheel.cli import app
+
+    (home / "models").mkdir(parents=True, exist_ok=True)
+    for head in model_cache.glob("hap_heads_*.npz"):      # the heads this module already trained
+        shutil.copy(head, home / "models" / head.name)
+    rows = [{"id": 1, "text": "How do I share a notebook?"},
+            {"id": 2, "text": "You are a worthless piece of shit."},
+            {"id": 3, "messages": [{"role": "user", "content": "Hi"},
+                                   {"role": "assistant", "content": "Muslims should go back to where they came from."}]}]
+    src, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    src.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in rows))
+    result = CliRunner().invoke(app, ["hap", str(src), "-o", str(out), "--field", "text", "--field", "messages",
+                                      "--json"])
+    assert result.exit_code == 0, result.output
+    scored = [orjson.loads(line) for line in out.read_bytes().splitlines()]
+    assert [r["id"] for r in scored] == [1, 2, 3]
+    assert all(0.0 <= r["hap_score"] <= 1.0 for r in scored)
+    assert scored[0]["hap_score"] < 0.5 <= min(scored[1]["hap_score"], scored[2]["hap_score"])
+    assert {k: v for k, v in scored[2].items() if k != "hap_score"} == rows[2]
