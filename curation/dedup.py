@@ -200,10 +200,13 @@ def signatures(norms: Sequence[str], settings: DedupSettings) -> np.ndarray:
     sig = np.full((n, settings.num_perm), np.iinfo(np.uint32).max, dtype=np.uint32)
     for lo in range(0, total, CHUNK_SHINGLES):
         hv, docs = mixed[lo:lo + CHUNK_SHINGLES], doc_of[lo:lo + CHUNK_SHINGLES]
+        # Permutations x shingles: each permutation's row is contiguous, so the per-text minimum
+        # (reduceat over each text's run of shingles) streams through memory.
         with np.errstate(over="ignore"):
-            permuted = hv[:, None] * a[None, :] + b[None, :]
+            permuted = a[:, None] * hv[None, :]
+            permuted += b[:, None]
         seg = np.flatnonzero(np.r_[True, docs[1:] != docs[:-1]])
-        part = np.minimum.reduceat(permuted, seg, axis=0)
+        part = np.minimum.reduceat(permuted, seg, axis=1).T
         rows = docs[seg]
         sig[rows] = np.minimum(sig[rows], part)
     return sig
