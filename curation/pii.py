@@ -33,7 +33,7 @@ DEFAULT_THRESHOLDS = {"PERSON": 0.5, "PHONE_NUMBER": 0.5, "STREET_ADDRESS": 0.6,
                       "IBAN_CODE": 0.5, "EMAIL_ADDRESS": 0.5, "IP_ADDRESS": 0.5, "US_SSN": 0.5}
 OPERATORS = ("surrogate", "mask", "hash", "drop")
 CHUNK_CHARS = 50_000  # spaCy refuses texts over 1M chars and slows on long ones: analyse in chunks
-BATCH_RECORDS = 64
+BATCH_RECORDS = 64  # records per spaCy pipe call (x32 with processes > 1: each call starts a process pool)
 
 
 @dataclass(frozen=True)
@@ -51,6 +51,7 @@ def offline_tldextract() -> None:
 
     if tld.TLD_EXTRACTOR.suffix_list_urls:
         tld.TLD_EXTRACTOR = tld.TLDExtract(suffix_list_urls=(), cache_dir=None, fallback_to_snapshot=True)
+        tld.TLD_EXTRACTOR("example.com")  # parse the snapshot now, not inside the first scrubbed batch
 
 
 def spacy_engine(ner_only: bool = True):
@@ -205,13 +206,24 @@ def propagate(texts: list[str], found: list[list[Found]]) -> list[list[Found]]:
                         values.setdefault(p[0].upper() + p[1:], "PERSON")
     if not values:
         return found
-    pattern = regex.compile(r"(?<![\w@.])(?:" + "|".join(regex.escape(v) for v in sorted(values, key=len, reverse=True))
-                            + r")(?![\w@])")
     out = []
     for text, spans in zip(texts, found, strict=True):
-        extra = [Found(values[m.group()], m.start(), m.end(), 0.9) for m in pattern.finditer(text)]
+        extra = [Found(entity, start, start + len(value), 0.9) for value, entity in values.items()
+                 for start in _occurrences(text, value)]
         out.append(merge(spans + extra) if extra else spans)
     return out
+
+
+def _occurrences(text: str, value: str) -> Iterator[int]:
+    """Start offsets of ``value`` in ``text`` as a whole word (plain ``find``: no regex per record)."""
+    start = text.find(value)
+    while start != -1:
+        end = start + len(value)
+        before = text[start - 1] if start else " "
+        after = text[end] if end < len(text) else " "
+        if not (before.isalnum() or before in "_@.") and not (after.isalnum() or after in "_@"):
+            yield start
+        start = text.find(value, start + 1)
 
 
 class Surrogates:
@@ -344,7 +356,7 @@ class Scrub(Step):
         batch: list[Record] = []
         for record in records:
             batch.append(record)
-            if len(batch) == BATCH_RECORDS:
+            if len(batch) == BATCH_RECORDS * (1 if self.settings.processes <= 1 else 32):
                 yield from self._scrub_batch(batch)
                 batch = []
         if batch:
