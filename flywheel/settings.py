@@ -93,6 +93,7 @@ class ServeSettings(BaseModel):
     spool_segment_bytes: int = 4_000_000
     batch_window_ms: int = 10
     max_batch_size: int = 16
+    torch_threads: int | None = Field(None, description="Intra-op CPU threads for generation; None: torch default")
 
 
 class ReviewSettings(BaseModel):
