@@ -14,8 +14,8 @@ import ipaddress
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -92,7 +92,8 @@ def build_engine(settings: Settings, on_batch=None) -> GenerationEngine:
 
         device = "cuda" if torch.cuda.is_available() else "cpu"
     return GenerationEngine(ensure_base_model(settings), max_batch_size=settings.serve.max_batch_size,
-                            batch_window_ms=settings.serve.batch_window_ms, device=device, on_batch=on_batch)
+                            batch_window_ms=settings.serve.batch_window_ms, device=device,
+                            torch_threads=settings.serve.torch_threads, on_batch=on_batch)
 
 
 def bind_warnings(settings: Settings, host: str) -> list[str]:
@@ -215,6 +216,39 @@ def create_app(settings: Settings, production_hint: str | None = None) -> FastAP
         return await _admin(request, lambda live: live.rollback())
 
     return app
+
+
+@contextmanager
+def background_server(settings: Settings, production_hint: str | None = None, host: str = "127.0.0.1",
+                      port: int = 0) -> Iterator[str]:
+    """Run the server under uvicorn in a thread (tests, benchmarks, the demo); yields its base URL.
+
+    The socket is bound before uvicorn starts, so ``port=0`` picks a free port without a race.
+    """
+    import socket
+    import threading
+
+    import uvicorn
+
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    server = uvicorn.Server(uvicorn.Config(create_app(settings, production_hint=production_hint),
+                                           log_level="warning"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="flywheel-server", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 600
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            sock.close()
+            raise RuntimeError("the model server did not start; its log above says why")
+        time.sleep(0.05)
+    try:
+        yield f"http://{host}:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(60)
+        sock.close()
 
 
 async def _admin(request: Request, change) -> dict[str, Any]:

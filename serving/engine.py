@@ -18,6 +18,7 @@ import logging
 import queue
 import secrets
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -96,7 +97,8 @@ class GenerationEngine:
     """Owns the model, the tokenizer and the worker thread that batches requests."""
 
     def __init__(self, model_dir: Path, *, max_batch_size: int = 16, batch_window_ms: int = 10,
-                 device: str = "cpu", on_batch: Callable[[int], None] | None = None) -> None:
+                 device: str = "cpu", torch_threads: int | None = None,
+                 on_batch: Callable[[int], None] | None = None) -> None:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
         from transformers.utils import logging as hf_logging
@@ -107,6 +109,7 @@ class GenerationEngine:
         self.max_batch_size = max_batch_size
         self.batch_window_s = batch_window_ms / 1000
         self.on_batch = on_batch
+        self.torch_threads = torch_threads
         self.tokenizer = AutoTokenizer.from_pretrained(self.model_dir)
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
@@ -209,8 +212,17 @@ class GenerationEngine:
 
     # ---- worker ----------------------------------------------------------------------------------
     def _run(self) -> None:
-        import time
+        # Small models gain little from intra-op threads, and on a shared CPU those threads spin against
+        # other work (6x slower per token with 2 threads on a busy 2-core box): serve.torch_threads caps them.
+        threads = self._torch.get_num_threads()
+        if self.torch_threads:
+            self._torch.set_num_threads(self.torch_threads)
+        try:
+            self._serve_queue()
+        finally:
+            self._torch.set_num_threads(threads)
 
+    def _serve_queue(self) -> None:
         while True:
             item = self._queue.get()
             if item is _STOP:

@@ -3,11 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
-import threading
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -34,7 +29,7 @@ def small_base_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def serving_settings(home: Path, base_model: Path, **serve: object) -> Settings:
     settings = Settings(home=home, train={"base_model": base_model, "device": "cpu"},
-                        serve={"admin_key": "test-admin-key", **serve})
+                        serve={"admin_key": "test-admin-key", "torch_threads": 1, **serve})
     settings.ensure_dirs()
     return settings
 
@@ -58,32 +53,11 @@ def make_adapter(settings: Settings, version: str, seed: int, scale: float = 0.5
     return out
 
 
-@contextmanager
-def running_server(settings: Settings, production_hint: str | None = None) -> Iterator[str]:
-    """The real app under a real uvicorn on a free 127.0.0.1 port (bound before start: no race)."""
-    import uvicorn
+def running_server(settings: Settings, production_hint: str | None = None):
+    """The real app under a real uvicorn on a free 127.0.0.1 port."""
+    from serving.app import background_server
 
-    from serving.app import create_app
-
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_app(settings, production_hint=production_hint),
-                                           log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 120
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("model server did not start")
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(60)
-        sock.close()
+    return background_server(settings, production_hint=production_hint)
 
 
 def spool_lines(settings: Settings) -> list[dict]:
