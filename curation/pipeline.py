@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 import orjson
@@ -32,7 +33,7 @@ from curation.datasets import (
 from curation.dedup import Dedup, DedupIndex
 from curation.examples import build_examples, conversation_text, imported_examples, load_decisions
 from curation.mining import MineResult, load_interactions, mine
-from curation.step import ExclusionWriter, Record, Step
+from curation.step import ExclusionWriter, MapShards, Record, Sharded, Step
 from flywheel.settings import Settings
 from flywheel.warehouse import connect, content_id, quarantine
 
@@ -62,13 +63,30 @@ class CurateResult:
         return asdict(self)
 
 
-def safety_steps(settings: Settings, exclusions: ExclusionWriter) -> tuple[Step, Step]:
-    """The data-safety steps (PII scrub, HAP filter) over every text field of an example."""
-    from curation.hap import HapFilter
+def safety_steps(settings: Settings, exclusions: ExclusionWriter, map_shards: MapShards | None = None,
+                 shard_size: int = 256) -> tuple[Step, Step]:
+    """The data-safety steps (PII scrub, HAP filter) over every text field of an example.
+
+    With ``map_shards`` each runs over shards of ``shard_size`` records wherever that function sends
+    them (a Dask cluster); both are per-record, so the output is the same as in one process.
+    """
+    scrub, hap = partial(_make_scrub, settings), partial(_make_hap, settings)
+    if map_shards is None:
+        return scrub(exclusions), hap(exclusions)
+    return (Sharded("scrub", scrub, map_shards, shard_size, exclusions),
+            Sharded("hap", hap, map_shards, shard_size, exclusions))
+
+
+def _make_scrub(settings: Settings, exclusions: ExclusionWriter | None = None) -> Step:
     from curation.pii import Scrub
 
-    return (Scrub(settings.scrub, fields=TEXT_FIELDS, exclusions=exclusions),
-            HapFilter(settings.hap, exclusions=exclusions, cache_dir=settings.models_dir))
+    return Scrub(settings.scrub, fields=TEXT_FIELDS, exclusions=exclusions)
+
+
+def _make_hap(settings: Settings, exclusions: ExclusionWriter | None = None) -> Step:
+    from curation.hap import HapFilter
+
+    return HapFilter(settings.hap, exclusions=exclusions, cache_dir=settings.models_dir)
 
 
 def config_snapshot(settings: Settings) -> dict[str, Any]:
@@ -95,8 +113,11 @@ def _funnel(steps: list[tuple[str, Step]], start: int) -> list[tuple[str, int, i
 
 
 def curate(settings: Settings, since: datetime | None = None, until: datetime | None = None,
-           mine_first: bool = True) -> CurateResult:
-    """Curate one window into a new dataset version (or return the one already made from it)."""
+           mine_first: bool = True, map_shards: MapShards | None = None) -> CurateResult:
+    """Curate one window into a new dataset version (or return the one already made from it).
+
+    ``map_shards`` spreads the scrub and HAP steps over workers (see ``safety_steps``).
+    """
     settings.ensure_dirs()
     mined = mine(settings, since, until) if mine_first else None
     with connect(settings) as con:
@@ -122,7 +143,7 @@ def curate(settings: Settings, since: datetime | None = None, until: datetime | 
     for record, reason in built.rejected:
         exclusions.write(record, reason, "review")
     candidates = [r for r in (*built.examples, *seeds) if r["id"] not in used]
-    scrub, hap = safety_steps(settings, exclusions)
+    scrub, hap = safety_steps(settings, exclusions, map_shards, settings.flows.shard_size)
     dedup = Dedup(settings.dedup, field=conversation_text, partition="kind", exclusions=exclusions,
                   index=DedupIndex.load(version_dirs(list(versions), settings), settings.dedup))
     records = iter(candidates)

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import orjson
@@ -78,3 +79,43 @@ class Step(ABC):
         for record in self.run(records):
             self.stats["kept"] += 1
             yield record
+
+
+# A function that applies ``fn`` to every shard, in any order or place, and returns results in shard order:
+# plain ``map`` here, a Dask cluster through a Prefect task runner in ``flows/curate.py``.
+MapShards = Callable[[Callable[[list[Record]], "ShardResult"], list[list[Record]]], list["ShardResult"]]
+
+
+@dataclass
+class ShardResult:
+    kept: list[Record]
+    stats: dict[str, int]
+    excluded: list[Exclusion]
+
+
+def run_shard(make_step: Callable[[], Step], shard: list[Record]) -> ShardResult:
+    """Run a fresh step over one shard (on whichever worker calls this)."""
+    step = make_step()
+    kept = list(step(shard))
+    return ShardResult(kept, dict(step.stats), step.exclusions.items)
+
+
+class Sharded(Step):
+    """Runs a per-record step over fixed-size shards through ``map_shards`` and merges the results in order.
+
+    Only for steps whose output for a record does not depend on other records (scrub, HAP): the
+    output is then the same as one process running the step over all records, whatever the workers.
+    """
+
+    def __init__(self, name: str, make_step: Callable[[], Step], map_shards: MapShards, shard_size: int,
+                 exclusions: ExclusionWriter | None = None) -> None:
+        super().__init__(exclusions)
+        self.name, self.make_step, self.map_shards, self.shard_size = name, make_step, map_shards, shard_size
+
+    def run(self, records: Iterable[Record]) -> Iterator[Record]:
+        rows = list(records)
+        shards = [rows[i:i + self.shard_size] for i in range(0, len(rows), self.shard_size)]
+        for result in self.map_shards(partial(run_shard, self.make_step), shards):
+            self.stats.update({k: v for k, v in result.stats.items() if k != "kept"})
+            self.exclusions.items.extend(result.excluded)
+            yield from result.kept

@@ -6,10 +6,13 @@ artifacts: ``curate-funnel`` (records in/out per stage), ``curate-pii`` (entitie
 ``curate-dedup`` and ``curate-hap`` (what was dropped and why), ``curate-mining`` (signals).
 When the version holds at least ``curate.min_new_examples`` new examples the flow emits
 ``flywheel.dataset.ready`` with payload ``{"uri", "version"}``, which triggers retraining.
+With ``flows.dask_address`` set, the scrub and HAP steps are mapped over shards on that Dask cluster
+through prefect-dask's task runner; the dataset is the same as the single-process run's.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -38,6 +41,27 @@ def curate_window(since: datetime | None, until: datetime | None) -> dict[str, A
     return curate(load_settings(), since, until, mine_first=False).as_dict()
 
 
+@task(retries=1)
+def safety_shard(fn: Callable[[list[dict]], Any], shard: list[dict]) -> Any:
+    """One shard of the scrub or HAP step, on a Dask worker."""
+    return fn(shard)
+
+
+def curate_on_dask(address: str, since: datetime | None, until: datetime | None) -> dict[str, Any]:
+    """The same ``curate``, with the per-record steps mapped over shards on the Dask cluster at ``address``."""
+    from prefect.utilities.annotations import unmapped
+    from prefect_dask import DaskTaskRunner
+
+    from curation.pipeline import curate
+
+    with DaskTaskRunner(address=address) as runner:
+        def map_shards(fn: Callable[[list[dict]], Any], shards: list[list[dict]]) -> list[Any]:
+            futures = runner.map(safety_shard, {"fn": unmapped(fn), "shard": shards})
+            return [future.result() for future in futures]
+
+        return curate(load_settings(), since, until, mine_first=False, map_shards=map_shards).as_dict()
+
+
 def _table(key: str, rows: list[dict[str, Any]], description: str) -> None:
     create_table_artifact(key=key, table=rows or [{"what": "(nothing)", "count": 0}], description=description)
 
@@ -46,7 +70,8 @@ def _table(key: str, rows: list[dict[str, Any]], description: str) -> None:
 def curate_flow(since: datetime | None = None, until: datetime | None = None) -> dict[str, Any]:
     """Curate the window [since, until) (default: everything) into FLYWHEEL_HOME/datasets/vN."""
     mined = mine_bad_cases(since, until)
-    result = curate_window(since, until)
+    address = load_settings().flows.dask_address
+    result = curate_on_dask(address, since, until) if address else curate_window(since, until)
     _table("curate-mining", [{"what": k, "count": v} for k, v in mined["rows"]],
            "Bad-case mining: interactions scanned, bad cases, clusters, queued for review, per signal")
     _table("curate-funnel", [{"stage": s, "in": i, "out": o} for s, i, o in result["funnel"]],

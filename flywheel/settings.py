@@ -108,7 +108,8 @@ class FlowSettings(BaseModel):
     collect_cron: str = "0 * * * *"
     curate_cron: str = "0 3 * * 1"
     retrain_cron: str = "0 5 * * 1"
-    dask_address: str | None = None
+    dask_address: str | None = Field(None, description="Dask scheduler for the curation steps; None: in process")
+    shard_size: int = Field(256, description="Records per shard when curation steps run on Dask")
 
 
 class _YamlSource(PydanticBaseSettingsSource):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from conftest import read_artifacts
+
 from flywheel import sample_data
 from flywheel.warehouse import status
 
