@@ -109,6 +109,9 @@ def test_openai_shaped_errors(server, client):
     with pytest.raises(openai.BadRequestError) as err:
         client.chat.completions.create(model="base", messages=[{"role": "wizard", "content": "hi"}])
     assert err.value.param == "messages.0.role"
+    with pytest.raises(openai.BadRequestError) as err:  # small in bytes, too long for the model's context
+        client.chat.completions.create(model="base", messages=[{"role": "user", "content": "note " * 2000}])
+    assert err.value.code == "context_length_exceeded"
 
 
 def test_oversized_request_is_refused_and_the_server_goes_on(server, client):
