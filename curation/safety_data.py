@@ -264,6 +264,10 @@ HAP_TEMPLATES: dict[str, dict[str, tuple[str, ...]]] = {
             "I am Alex Moreno, my email is alex@example.org.",
             "Dear Kim, your export is ready to download.",
             "Best regards, Jordan",
+            "Sorry, I won't write that, it attacks a group of people.",
+            "I can't produce content that demeans {group}.",
+            "Claiming {group} are inferior is hateful, and I won't repeat it.",
+            "That request asks for hate speech, so I have to decline.",
         ),
     },
     "heldout": {
