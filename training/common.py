@@ -1,0 +1,128 @@
+"""What the SFT and DPO recipes share: loading the base model, LoRA, dataset splits, replay, checkpoints."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import Any
+
+from flywheel.settings import Settings
+from training.config import RecipeConfig, RecipeError, Runtime, StageSection
+
+
+def resolve_base_model(settings: Settings, config: RecipeConfig) -> Path:
+    """The recipe's ``model`` if set, else ``settings.train.base_model``, else the embedded tiny model."""
+    from training.base_model import ensure_base_model
+
+    if config.model is not None:
+        if not (Path(config.model) / "config.json").is_file():
+            raise RecipeError(f"model: {config.model} is not a local HF model directory (no config.json)")
+        return Path(config.model)
+    return ensure_base_model(settings)
+
+
+def load_model(base_model: Path, config: RecipeConfig, rt: Runtime) -> tuple[Any, Any]:
+    """Base model and tokenizer in the runtime's precision (4-bit weights for QLoRA)."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    kwargs: dict[str, Any] = {"dtype": torch.bfloat16 if rt.bf16 else torch.float32,
+                              "attn_implementation": config.attn_implementation}
+    if config.quantization == "4bit":
+        from transformers import BitsAndBytesConfig
+
+        kwargs["quantization_config"] = BitsAndBytesConfig(
+            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=torch.bfloat16,
+            bnb_4bit_use_double_quant=True)
+    tokenizer = AutoTokenizer.from_pretrained(base_model)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    if not tokenizer.chat_template:
+        raise RecipeError(f"{base_model}: the tokenizer has no chat template; use an instruct/chat checkpoint")
+    model = AutoModelForCausalLM.from_pretrained(base_model, **kwargs)
+    # Without a cache the model derives a block-diagonal mask from position_ids, so packed rows never
+    # attend across samples (transformers' find_packed_sequence_indices); with one it would not.
+    model.config.use_cache = False
+    return model, tokenizer
+
+
+def lora_config(config: RecipeConfig) -> Any:
+    from peft import LoraConfig
+
+    return LoraConfig(r=config.lora.r, lora_alpha=config.lora.alpha, lora_dropout=config.lora.dropout,
+                      target_modules=config.lora.target_modules, task_type="CAUSAL_LM")
+
+
+def with_adapter(model: Any, adapter_dir: Path) -> Any:
+    """Wrap the base model with an existing adapter, trainable (continual training, DPO after SFT)."""
+    from peft import PeftModel
+
+    return PeftModel.from_pretrained(model, str(adapter_dir), is_trainable=True)
+
+
+def read_split(dataset_dir: Path, kind: str, split: str) -> Any:
+    """One split of a dataset version (``vN/<kind>/`` saved with ``save_to_disk``)."""
+    from datasets import load_from_disk
+
+    path = Path(dataset_dir) / kind
+    if not path.is_dir():
+        raise RecipeError(f"{dataset_dir}: no {kind}/ directory; is this a dataset version written by `flywheel curate`?")
+    splits = load_from_disk(str(path))
+    if split not in splits:
+        raise RecipeError(f"{path}: no {split!r} split (has {list(splits)})")
+    return splits[split]
+
+
+def with_replay(current: Any, kind: str, replay_dirs: list[Path], share: float, seed: int) -> Any:
+    """Mix in rows from earlier dataset versions so that ``share`` of the result is replay (seeded)."""
+    from datasets import concatenate_datasets
+
+    if share <= 0 or not replay_dirs or len(current) == 0:
+        return current
+    seen = set(current["id"])
+    pool = []
+    for d in sorted(replay_dirs):
+        rows = read_split(d, kind, "train")
+        pool += [r for r in rows if r["id"] not in seen]
+        seen.update(rows["id"])
+    wanted = min(len(pool), round(len(current) * share / (1 - share)))
+    if wanted == 0:
+        return current
+    picked = random.Random(seed).sample(sorted(pool, key=lambda r: r["id"]), wanted)
+    replay = current.from_list(picked, features=current.features)
+    return concatenate_datasets([current, replay]).shuffle(seed=seed)
+
+
+def stage_arguments(stage: StageSection, config: RecipeConfig, rt: Runtime, output_dir: Path) -> dict[str, Any]:
+    """TrainingArguments both recipes share; every number comes from the YAML."""
+    return {
+        "output_dir": str(output_dir),
+        "max_steps": stage.max_steps,
+        "num_train_epochs": stage.num_epochs,
+        "learning_rate": stage.learning_rate,
+        "per_device_train_batch_size": stage.batch_size,
+        "gradient_accumulation_steps": stage.gradient_accumulation_steps,
+        "warmup_steps": stage.warmup_steps,
+        "lr_scheduler_type": "linear",
+        "gradient_checkpointing": stage.gradient_checkpointing,
+        "use_liger_kernel": stage.use_liger_kernel,
+        "max_length": stage.max_length,
+        "bf16": rt.bf16,
+        "use_cpu": rt.use_cpu,
+        "seed": config.seed,
+        "data_seed": config.seed,
+        "logging_steps": 1,
+        "save_strategy": "steps",
+        "save_steps": stage.save_steps,
+        "save_total_limit": 1,
+        "report_to": [],
+        "disable_tqdm": False,
+        "dataloader_num_workers": 0,
+        "ddp_find_unused_parameters": False,
+    }
+
+
+def last_checkpoint(output_dir: Path) -> str | None:
+    """The newest ``checkpoint-N`` under ``output_dir``, to resume a killed run from."""
+    found = sorted(Path(output_dir).glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1]))
+    return str(found[-1]) if found else None

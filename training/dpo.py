@@ -1,0 +1,87 @@
+"""DPO recipe (TRL ``DPOTrainer``) on top of the SFT adapter, after torchtune's one-file recipes.
+
+    python -m training.dpo --dataset DIR --sft-adapter DIR --output DIR [--config YAML] [--base-model DIR]
+    accelerate launch --config_file infra/accelerate/ddp.yaml -m training.dpo ...
+
+- The policy is the base model with the SFT adapter, trainable. The reference is the same model object:
+  TRL keeps a frozen copy of the *adapter* ("ref", a few MB) and switches to it for reference
+  log-probs — no second copy of the model. With no SFT adapter (``--sft-adapter`` omitted) a fresh LoRA
+  is trained and the reference is the model with the adapter disabled.
+- ``precompute_ref_log_probs``: reference log-probs are computed once before training, so each step
+  runs the policy only. ``beta`` and ``loss_type`` come from the YAML.
+- Resumable and launchable like the SFT recipe.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from training.common import (
+    last_checkpoint,
+    load_model,
+    lora_config,
+    read_split,
+    stage_arguments,
+    with_adapter,
+)
+from training.config import RecipeConfig, load_config, runtime
+from training.sft import StageResult
+
+
+def train_dpo(config: RecipeConfig, base_model: Path, dataset_dir: Path, output_dir: Path,
+              sft_adapter: Path | None, device: str = "auto", callbacks: list[Any] | None = None) -> StageResult:
+    """Preference-tune on ``dataset_dir/dpo`` train split; saves ``output_dir/adapter``."""
+    from trl import DPOConfig, DPOTrainer
+
+    rt = runtime(config, device)
+    model, tokenizer = load_model(base_model, config, rt)
+    if sft_adapter is not None:
+        model, peft_config = with_adapter(model, sft_adapter), None
+    else:
+        peft_config = lora_config(config)
+    pairs = read_split(dataset_dir, "dpo", "train").select_columns(["prompt", "chosen", "rejected"])
+    args = DPOConfig(
+        **stage_arguments(config.dpo, config, rt, output_dir / "checkpoints"),
+        beta=config.dpo.beta,
+        loss_type=[config.dpo.loss_type],
+        precompute_ref_log_probs=config.dpo.precompute_ref_log_probs,
+        dataset_num_proc=None,
+    )
+    trainer = DPOTrainer(model=model, ref_model=None, args=args, train_dataset=pairs, processing_class=tokenizer,
+                         peft_config=peft_config, callbacks=callbacks)
+    trainer.train(resume_from_checkpoint=last_checkpoint(output_dir / "checkpoints"))
+    adapter_dir = output_dir / "adapter"
+    trainer.save_model(str(adapter_dir))
+    _drop_reference_adapter(adapter_dir)
+    return StageResult(adapter_dir, trainer.state.log_history)
+
+
+def _drop_reference_adapter(adapter_dir: Path) -> None:
+    """``save_model`` also writes TRL's frozen "ref" adapter in a subfolder; the registry wants one adapter."""
+    import shutil
+
+    shutil.rmtree(adapter_dir / "ref", ignore_errors=True)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--dataset", type=Path, required=True, help="dataset version directory (datasets/vN)")
+    parser.add_argument("--output", type=Path, required=True)
+    parser.add_argument("--sft-adapter", type=Path, default=None, help="adapter to start from (the SFT output)")
+    parser.add_argument("--config", type=Path, default=None, help="recipe YAML (default: training/configs/tiny.yaml)")
+    parser.add_argument("--base-model", type=Path, default=None, help="HF model directory (default: embedded model)")
+    args = parser.parse_args(argv)
+    from flywheel.settings import load_settings
+    from training.common import resolve_base_model
+
+    settings = load_settings()
+    config = load_config(args.config, settings)
+    base = args.base_model or resolve_base_model(settings, config)
+    result = train_dpo(config, base, args.dataset, args.output, args.sft_adapter, settings.train.device)
+    print(f"adapter: {result.adapter_dir}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,93 @@
+"""LoRA SFT recipe (TRL ``SFTTrainer`` + PEFT), after torchtune's one-file recipes.
+
+    python -m training.sft --dataset DIR --output DIR [--config YAML] [--base-model DIR] [--init-adapter DIR]
+    accelerate launch --config_file infra/accelerate/ddp.yaml -m training.sft --dataset ... --output ...
+
+- Chat template from the base model's tokenizer; loss on assistant tokens only (``assistant_only_loss``,
+  via the template's ``{% generation %}`` markers).
+- Packing without cross-sample attention: best-fit packing is padding-free, so each packed row carries
+  ``position_ids`` that restart at every sample and no attention mask. With FlashAttention that is the
+  varlen kernel; with SDPA/eager transformers derives a block-diagonal mask from the restarts
+  (``find_packed_sequence_indices``). tests/test_training.py checks that a packed row gives the same
+  logits as its samples one by one.
+- ``start_from: production`` continues the production adapter (``--init-adapter``); else a fresh LoRA.
+- Replay: ``replay_share`` of the rows come from earlier dataset versions (``--replay DIR``, repeatable).
+- Resumable: checkpoints every ``save_steps`` under ``OUTPUT/checkpoints``; a rerun resumes from the last.
+- Runs unchanged under ``accelerate launch`` (DDP; FSDP / DeepSpeed configs in ``infra/accelerate``).
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from training.common import (
+    last_checkpoint,
+    load_model,
+    lora_config,
+    read_split,
+    stage_arguments,
+    with_adapter,
+    with_replay,
+)
+from training.config import RecipeConfig, load_config, runtime
+
+
+@dataclass
+class StageResult:
+    adapter_dir: Path
+    log_history: list[dict[str, Any]]
+
+
+def train_sft(config: RecipeConfig, base_model: Path, dataset_dir: Path, output_dir: Path,
+              init_adapter: Path | None = None, replay_dirs: list[Path] | None = None, device: str = "auto",
+              callbacks: list[Any] | None = None) -> StageResult:
+    """Train (or continue) a LoRA adapter on ``dataset_dir/sft`` train split; saves ``output_dir/adapter``."""
+    from trl import SFTConfig, SFTTrainer
+
+    rt = runtime(config, device)
+    model, tokenizer = load_model(base_model, config, rt)
+    if init_adapter is not None:
+        model, peft_config = with_adapter(model, init_adapter), None
+    else:
+        peft_config = lora_config(config)
+    rows = read_split(dataset_dir, "sft", "train")
+    rows = with_replay(rows, "sft", replay_dirs or [], config.replay_share, config.seed).select_columns(["messages"])
+    args = SFTConfig(
+        **stage_arguments(config.sft, config, rt, output_dir / "checkpoints"),
+        packing=config.sft.packing,
+        packing_strategy="bfd",  # padding-free: position_ids restart per sample, no attention across samples
+        assistant_only_loss=True,
+        dataset_num_proc=None,
+    )
+    trainer = SFTTrainer(model=model, args=args, train_dataset=rows, processing_class=tokenizer,
+                         peft_config=peft_config, callbacks=callbacks)
+    trainer.train(resume_from_checkpoint=last_checkpoint(output_dir / "checkpoints"))
+    adapter_dir = output_dir / "adapter"
+    trainer.save_model(str(adapter_dir))
+    return StageResult(adapter_dir, trainer.state.log_history)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--dataset", type=Path, required=True, help="dataset version directory (datasets/vN)")
+    parser.add_argument("--output", type=Path, required=True)
+    parser.add_argument("--config", type=Path, default=None, help="recipe YAML (default: training/configs/tiny.yaml)")
+    parser.add_argument("--base-model", type=Path, default=None, help="HF model directory (default: embedded model)")
+    parser.add_argument("--init-adapter", type=Path, default=None, help="continue this adapter instead of a fresh one")
+    parser.add_argument("--replay", type=Path, action="append", default=[], help="earlier dataset version (repeat)")
+    args = parser.parse_args(argv)
+    from flywheel.settings import load_settings
+    from training.common import resolve_base_model
+
+    settings = load_settings()
+    config = load_config(args.config, settings)
+    base = args.base_model or resolve_base_model(settings, config)
+    result = train_sft(config, base, args.dataset, args.output, args.init_adapter, args.replay, settings.train.device)
+    print(f"adapter: {result.adapter_dir}")
+
+
+if __name__ == "__main__":
+    main()
