@@ -6,8 +6,9 @@ with and new ones see the new adapter. A version only becomes servable after it 
 the others and smoke-tested on the engine's worker thread; a corrupt one is refused and nothing that
 was serving changes. The state survives restarts in ``FLYWHEEL_HOME/serving/live.json`` (atomic write).
 
-Adapter versions are registry names (``v3``), never paths: the directory is derived from the name and
-must resolve inside ``settings.adapters_dir``, so ``../`` or a symlink out of the registry is refused.
+Adapter versions are registry names (``v3``), never paths: ``training.registry.adapter_path`` derives
+the directory and refuses ``../`` or a symlink out of the registry; ``validate_adapter`` checks the
+files against their registration hashes and the base model before anything touches the live model.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ import json
 import logging
 import math
 import os
-import re
 import tempfile
 import threading
 from datetime import UTC, datetime
@@ -29,7 +29,6 @@ from serving.engine import BASE, AdapterError, GenerationEngine
 log = logging.getLogger(__name__)
 
 PRODUCTION = "production"
-VERSION_RE = re.compile(r"^v[1-9][0-9]{0,8}$")
 
 
 class UnknownModel(LookupError):
@@ -40,40 +39,30 @@ class NothingToRollBack(RuntimeError):
     pass
 
 
-def adapter_dir(settings: Settings, version: str) -> Path:
-    """The registry directory of ``version``; refuses names that are not versions and paths that leave it."""
-    if not VERSION_RE.match(version):
-        raise AdapterError(f"adapter version {version!r} is not a registry version; use a name like v3")
-    root = settings.adapters_dir.resolve()
-    path = (root / version).resolve()
-    if not path.is_relative_to(root) or path.parent != root:
-        raise AdapterError(f"adapter {version}: {root / version} resolves to {path}, outside the registry {root}")
-    if not (path / "adapter_config.json").is_file():
-        raise AdapterError(f"adapter {version}: no adapter_config.json in {path}; register it with `flywheel train`")
+def registered_adapter(settings: Settings, version: str, base_model: Path) -> Path:
+    """The registry directory of ``version``, validated for ``base_model``; AdapterError otherwise."""
+    from training.registry import AdapterError as RegistryError
+    from training.registry import adapter_path, validate_adapter
+
+    try:
+        path = adapter_path(settings, version)
+        validate_adapter(path, base_model)
+    except RegistryError as exc:
+        raise AdapterError(str(exc)) from None
+    check_weights_finite(path)
     return path
 
 
-def check_adapter_files(path: Path) -> None:
-    """Refuse an adapter whose files are unreadable or hold NaN/inf before it touches the live model."""
-    from safetensors import SafetensorError
+def check_weights_finite(path: Path) -> None:
+    """A registered adapter can still hold NaN/inf (a diverged run): refuse it before the smoke test."""
     from safetensors.torch import load_file
 
-    try:
-        config = json.loads((path / "adapter_config.json").read_text())
-    except (OSError, ValueError) as exc:
-        raise AdapterError(f"{path / 'adapter_config.json'}: not valid JSON ({exc})") from None
-    if not isinstance(config, dict) or config.get("peft_type") != "LORA":
-        raise AdapterError(f"{path / 'adapter_config.json'}: peft_type must be LORA")
     weights = path / "adapter_model.safetensors"
-    try:
-        tensors = load_file(str(weights))
-    except (OSError, SafetensorError) as exc:
-        raise AdapterError(f"{weights}: unreadable ({exc}); re-export the adapter") from None
-    if not tensors:
-        raise AdapterError(f"{weights}: holds no tensors")
-    for name, tensor in tensors.items():
+    if not weights.is_file():
+        return
+    for name, tensor in load_file(str(weights)).items():
         if not bool(tensor.float().isfinite().all()):
-            raise AdapterError(f"{weights}: tensor {name} holds NaN or inf values")
+            raise AdapterError(f"{weights}: tensor {name} holds NaN or inf values; the training run diverged")
 
 
 class LiveAdapters:
@@ -169,8 +158,7 @@ class LiveAdapters:
     def _load(self, version: str) -> None:
         if version in self.servable:
             return
-        path = adapter_dir(self.settings, version)
-        check_adapter_files(path)
+        path = registered_adapter(self.settings, version, self.engine.model_dir)
         self.engine.call(lambda: self.engine.load_adapter(version, path)).result()
         self.servable.add(version)
 
@@ -196,4 +184,6 @@ class LiveAdapters:
 
 
 def _version_number(version: str) -> float:
+    from training.registry import VERSION_RE
+
     return int(version[1:]) if VERSION_RE.match(version) else math.inf

@@ -12,6 +12,7 @@ import asyncio
 import hmac
 import ipaddress
 import logging
+import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -167,7 +168,7 @@ def create_app(settings: Settings, production_hint: str | None = None) -> FastAP
         req = _validate(ChatCompletionRequest, await _json_body(request), status=400)
         completion = _admit(srv, req, request)
         if req.stream:
-            return _EventStream(completion.sse(), media_type="text/event-stream",
+            return _EventStream(completion.sse(), completion.close, media_type="text/event-stream",
                                 headers={"x-flywheel-adapter": completion.adapter})
         return JSONResponse(await completion.result(), headers={"x-flywheel-adapter": completion.adapter})
 
@@ -226,7 +227,6 @@ def background_server(settings: Settings, production_hint: str | None = None, ho
     The socket is bound before uvicorn starts, so ``port=0`` picks a free port without a race.
     """
     import socket
-    import threading
 
     import uvicorn
 
@@ -328,8 +328,6 @@ class _Completion:
 
     def __init__(self, srv: Server, req: ChatCompletionRequest, request: Request, adapter: str,
                  prompt_tokens: int) -> None:
-        import threading
-
         self.srv, self.req, self.adapter, self.prompt_tokens = srv, req, adapter, prompt_tokens
         self.id = f"chatcmpl-{uuid.uuid4().hex}"
         self.created = int(time.time())
@@ -338,18 +336,25 @@ class _Completion:
         self.workload_id = (req.metadata or {}).get("workload_id") or request.headers.get("x-workload-id")
         self.client_id = req.user or request.headers.get("x-client-id")
         self.cancelled = threading.Event()
+        self._ended = False  # the worker reported the end (finished or failed)
+        self._closed = False
         self._loop = asyncio.get_running_loop()
         self._events: asyncio.Queue = asyncio.Queue()
         srv.metrics.in_flight.inc()
 
     def emit(self, event: Delta | Finished | Failed) -> None:  # worker thread
-        self._loop.call_soon_threadsafe(self._events.put_nowait, event)
+        try:
+            self._loop.call_soon_threadsafe(self._events.put_nowait, event)
+        except RuntimeError:  # the event loop is gone (server shutting down): nobody is listening
+            self.cancelled.set()
 
     async def _events_until_end(self) -> AsyncIterator[Delta | Finished | Failed]:
         while True:
             event = await self._events.get()
-            yield event
             if not isinstance(event, Delta):
+                self._ended = True
+            yield event
+            if self._ended:
                 return
 
     async def result(self) -> dict[str, Any]:
@@ -361,31 +366,25 @@ class _Completion:
                     return self._record(event)
             raise ApiError(500, "generation ended without a result", type_="server_error")
         finally:
-            self._end()
+            self.close()
 
     async def sse(self) -> AsyncIterator[bytes]:
-        finished = False
         try:
             yield _sse(self._chunk({"role": "assistant", "content": ""}))
             async for event in self._events_until_end():
                 if isinstance(event, Delta):
                     yield _sse(self._chunk({"content": event.text}))
                 elif isinstance(event, Failed):
-                    finished = True
                     yield _sse({"error": {"message": event.message, "type": "server_error", "param": None,
                                           "code": None}})
                 elif isinstance(event, Finished):
-                    finished = True
                     response = self._record(event)
                     yield _sse(self._chunk({}, event.finish_reason))
                     if (self.req.stream_options or {}).get("include_usage"):
                         yield _sse({**self._chunk(None), "choices": [], "usage": response["usage"]})
             yield b"data: [DONE]\n\n"
         finally:
-            if not finished:  # the client went away: stop generating for it, log nothing half-done
-                self.cancelled.set()
-                self.srv.metrics.cancelled.inc()
-            self._end()
+            self.close()
 
     def _chunk(self, delta: dict[str, Any] | None, finish_reason: str | None = None) -> dict[str, Any]:
         choices = [] if delta is None else [{"index": 0, "delta": delta, "finish_reason": finish_reason}]
@@ -410,7 +409,15 @@ class _Completion:
         m.tokens.labels(kind="completion").inc(done.completion_tokens)
         return response
 
-    def _end(self) -> None:
+    def close(self) -> None:
+        """End of the request, however it ended (idempotent). A generation whose client went away before
+        it finished is cancelled: its row stops at the next token and nothing half-done is logged."""
+        if self._closed:
+            return
+        self._closed = True
+        if not self._ended:
+            self.cancelled.set()
+            self.srv.metrics.cancelled.inc()
         self.srv.metrics.in_flight.dec()
 
 
@@ -419,13 +426,19 @@ def _sse(payload: dict[str, Any]) -> bytes:
 
 
 class _EventStream(StreamingResponse):
-    """Closes its generator however the response ends, so a disconnect always cancels the generation."""
+    """Calls ``on_close`` however the response ends (even before its generator ran), so a client that
+    leaves always cancels its generation."""
+
+    def __init__(self, content, on_close, **kwargs) -> None:
+        super().__init__(content, **kwargs)
+        self.on_close = on_close
 
     async def __call__(self, scope, receive, send) -> None:
         try:
             await super().__call__(scope, receive, send)
         finally:
             await self.body_iterator.aclose()
+            self.on_close()
 
 
 class _Guard:

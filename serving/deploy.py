@@ -29,14 +29,17 @@ def default_url(settings: Settings) -> str:
 
 def deploy(settings: Settings, version: str, url: str | None = None, target: str = "local",
            vllm_adapter_root: str | None = None) -> dict[str, Any]:
-    """Make ``version`` the production adapter of the server at ``url``; returns what the target reported."""
-    from serving.adapters import adapter_dir
-    from serving.engine import AdapterError
+    """Make the registered ``version`` production on the server at ``url``; returns what the target reported."""
+    from training import registry
 
     url = url or default_url(settings)
     previous = last_deployed(settings, target)
     try:
-        path = adapter_dir(settings, version)
+        try:
+            registry.adapter_status(settings, version)  # registered: unknown versions never reach a server
+            path = registry.adapter_path(settings, version)
+        except registry.AdapterError as exc:
+            raise DeployError(str(exc)) from None
         if target == "vllm":
             from serving.vllm import VllmClient, VllmError
 
@@ -50,9 +53,9 @@ def deploy(settings: Settings, version: str, url: str | None = None, target: str
             previous = result.get("previous") or previous
         else:
             raise DeployError(f"--target {target!r}: use local (the flywheel model server) or vllm")
-    except (DeployError, AdapterError) as exc:
+    except DeployError as exc:
         _record(settings, version, target, "promote", "failed", {"url": url, "error": str(exc)})
-        raise DeployError(str(exc)) from None
+        raise
     _record(settings, version, target, "promote", "succeeded", {"url": url, **result})
     return {"version": version, "previous": previous, **result}
 
@@ -72,10 +75,9 @@ def rollback(settings: Settings, url: str | None = None) -> dict[str, Any]:
 
 def production_version(settings: Settings) -> str | None:
     """The adapter the warehouse marks ``production`` (short read-only connection), if any."""
-    with connect(settings, read_only=True) as con:
-        row = con.execute("SELECT version FROM adapters WHERE status = 'production' "
-                          "ORDER BY updated_at DESC LIMIT 1").fetchone()
-    return row[0] if row else None
+    from training.registry import production_version as registry_production
+
+    return registry_production(settings)
 
 
 def last_deployed(settings: Settings, target: str) -> str | None:
@@ -104,25 +106,16 @@ def _admin_call(settings: Settings, url: str, path: str) -> dict[str, Any]:
 
 def _record(settings: Settings, version: str | None, target: str, action: str, status: str,
             detail: dict[str, Any]) -> None:
-    """One deployments row; on success ``version`` becomes the only production adapter."""
-    from serving.adapters import adapter_dir
+    """A deployments row; on success ``version`` becomes the registry's production adapter (the one
+    before it is retired and the change lands in ``adapter_events``, the registry's rollback history)."""
+    from training.registry import set_status
 
+    if status == "succeeded" and version is not None:
+        set_status(settings, version, "production", reason=f"{action} on {target} ({detail['url']})")
     at = now()
     with connect(settings) as con:
-        con.execute("BEGIN TRANSACTION")
         con.execute(
             "INSERT INTO deployments (id, adapter_version, target, action, status, detail, created_at) "
             "VALUES (?, ?, ?, ?, ?, ?, ?)",
             [content_id(version, target, action, status, at.isoformat()), version, target, action, status,
              json.dumps(detail, default=str), at])
-        if status == "succeeded" and version is not None:
-            con.execute("UPDATE adapters SET status = 'retired', updated_at = ? "
-                        "WHERE status = 'production' AND version <> ?", [at, version])
-            exists = con.execute("SELECT count(*) FROM adapters WHERE version = ?", [version]).fetchone()[0]
-            if exists:
-                con.execute("UPDATE adapters SET status = 'production', updated_at = ? WHERE version = ?",
-                            [at, version])
-            else:  # deployed straight from the registry directory, never recorded by training
-                con.execute("INSERT INTO adapters (version, path, status, created_at, updated_at) "
-                            "VALUES (?, ?, 'production', ?, ?)", [version, str(adapter_dir(settings, version)), at, at])
-        con.execute("COMMIT")

@@ -35,22 +35,38 @@ def serving_settings(home: Path, base_model: Path, **serve: object) -> Settings:
 
 
 def make_adapter(settings: Settings, version: str, seed: int, scale: float = 0.5) -> Path:
-    """A real PEFT LoRA adapter in the registry layout, its lora_B weights set from ``seed``."""
+    """A real PEFT LoRA adapter, its lora weights set from ``seed``, registered as ``version``."""
     import torch
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
-    base = AutoModelForCausalLM.from_pretrained(settings.train.base_model)
-    model = get_peft_model(base, LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj", "down_proj"]))
+    from training.files import model_fingerprint
+    from training.registry import register_adapter
+
+    base_path = settings.train.base_model
+    model = get_peft_model(AutoModelForCausalLM.from_pretrained(base_path),
+                           LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj", "down_proj"]))
     generator = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for name, param in model.named_parameters():
             if "lora_" in name:
                 param.copy_(torch.randn(param.shape, generator=generator) * scale)
-    out = settings.adapters_dir / version
-    model.save_pretrained(out)
-    (out / "metadata.json").write_text(json.dumps({"version": version, "seed": seed}))
-    return out
+    trained = settings.home / "trained" / version
+    model.save_pretrained(trained)
+    registered = register_adapter(settings, trained, {"base_model": str(base_path), "dataset_version": None,
+                                                      "base_model_hash": model_fingerprint(base_path),
+                                                      "config": {"seed": seed}})
+    assert registered == version, f"the registry named it {registered}; create test adapters in order"
+    return settings.adapters_dir / version
+
+
+def rehash(adapter: Path) -> None:
+    """Make an edited adapter look registered as it is now (a bad run that was registered anyway)."""
+    from training.files import sha256_file
+
+    metadata = json.loads((adapter / "metadata.json").read_text())
+    metadata["files"] = {name: sha256_file(adapter / name) for name in metadata["files"]}
+    (adapter / "metadata.json").write_text(json.dumps(metadata))
 
 
 def running_server(settings: Settings, production_hint: str | None = None):

@@ -10,7 +10,14 @@ import time
 import httpx
 import openai
 import pytest
-from serving_fixtures import make_adapter, running_server, serving_settings, small_base_model, spool_lines  # noqa: F401
+from serving_fixtures import (  # noqa: F401
+    make_adapter,
+    rehash,
+    running_server,
+    serving_settings,
+    small_base_model,
+    spool_lines,
+)
 
 ADMIN = {"Authorization": "Bearer test-admin-key"}
 QUESTION = [{"role": "user", "content": "How much does the Plus plan cost?"}]
@@ -174,7 +181,7 @@ def test_adapter_paths_stay_inside_the_registry(server, tmp_path):
         response = httpx.post(f"{url}/admin/promote/{version}", headers=ADMIN)
         assert response.status_code in (404, 409), (version, response.text)
         if response.status_code == 409:
-            assert ("not a registry version" in response.json()["error"]["message"]
+            assert ("not of the form vK" in response.json()["error"]["message"]
                     or "outside the registry" in response.json()["error"]["message"])
     assert "outside the registry" in httpx.post(f"{url}/admin/promote/v9", headers=ADMIN).json()["error"]["message"]
     assert httpx.get(url + "/admin/adapters", headers=ADMIN).json()["production"] == "v1"
@@ -191,16 +198,22 @@ def test_corrupt_adapter_is_refused_and_production_keeps_serving(server, client,
     shutil.copytree(settings.adapters_dir / "v2", target)
     weights = target / "adapter_model.safetensors"
     tensors = load_file(str(weights))
-    if damage == "garbage":
+    if damage == "garbage":  # changed on disk after registration
         weights.write_bytes(b"\x00not a safetensors file" * 10)
-    elif damage == "nan":
+    elif damage == "nan":  # a diverged run, registered as it was
         save_file({k: torch.full_like(v, float("nan")) for k, v in tensors.items()}, str(weights))
-    else:
-        save_file({k: torch.zeros(v.shape[0] + 3, v.shape[1]) for k, v in tensors.items()}, str(weights))
+        rehash(target)
+    else:  # trained for another base model
+        wider = {k: torch.zeros(v.shape[0], v.shape[1] + 3) if "lora_A" in k else torch.zeros(v.shape[0] + 3, v.shape[1])
+                 for k, v in tensors.items()}
+        save_file(wider, str(weights))
+        rehash(target)
     before = client.chat.completions.create(model="production", messages=QUESTION, max_tokens=5, temperature=0)
     response = httpx.post(f"{url}/admin/promote/{version}", headers=ADMIN)
     assert response.status_code == 409
-    assert response.json()["error"]["code"] == "adapter_refused" and version in response.json()["error"]["message"]
+    message = response.json()["error"]["message"]
+    assert response.json()["error"]["code"] == "adapter_refused" and version in message
+    assert {"garbage": "changed since registration", "nan": "NaN", "wrong_shape": "wrong base model"}[damage] in message
     state = httpx.get(url + "/admin/adapters", headers=ADMIN).json()
     assert state["production"] == "v1" and version not in state["loaded"]
     after = client.chat.completions.create(model="production", messages=QUESTION, max_tokens=5, temperature=0)

@@ -29,14 +29,12 @@ def test_bind_warnings_only_off_loopback(tmp_path, small_base_model):  # noqa: F
 
 @pytest.mark.slow
 def test_serve_starts_on_the_warehouse_production_adapter(tmp_path, small_base_model):  # noqa: F811
-    from flywheel.warehouse import connect
+    from training.registry import set_status
 
     settings = serving_settings(tmp_path / "home", small_base_model)
     make_adapter(settings, "v1", seed=1)
     make_adapter(settings, "v2", seed=2)
-    with connect(settings) as con:
-        con.execute("INSERT INTO adapters (version, path, status) VALUES ('v1', ?, 'retired'), ('v2', ?, 'production')",
-                    [str(settings.adapters_dir / "v1"), str(settings.adapters_dir / "v2")])
+    set_status(settings, "v2", "production", reason="gate passed")
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]

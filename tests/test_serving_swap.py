@@ -111,29 +111,31 @@ def test_inference_and_feedback_keys(settings):
 
 
 def test_deploy_and_rollback_are_recorded_in_the_warehouse(settings, monkeypatch):
-    import shutil
-
     from typer.testing import CliRunner
 
     from flywheel.cli import app
     from flywheel.warehouse import connect
     from serving.deploy import DeployError, deploy, production_version, rollback
+    from training.registry import previous_production
 
     def statuses():
         with connect(settings, read_only=True) as con:
             return dict(con.execute("SELECT version, status FROM adapters").fetchall())
 
-    shutil.copytree(settings.adapters_dir / "v1", settings.adapters_dir / "v5")
-    (settings.adapters_dir / "v5" / "adapter_model.safetensors").write_bytes(b"truncated")
+    broken = make_adapter(settings, "v4", seed=4)
+    (broken / "adapter_model.safetensors").write_bytes(b"truncated")
     with running_server(settings) as url:
         assert deploy(settings, "v3", url=url)["version"] == "v3"
         assert statuses()["v3"] == "production" and production_version(settings) == "v3"
         deploy(settings, "v1", url=url)
-        assert statuses() == {"v3": "retired", "v1": "production"}
+        assert statuses() == {"v1": "production", "v2": "candidate", "v3": "retired", "v4": "candidate"}
+        assert previous_production(settings) == "v3"
         assert rollback(settings, url=url)["version"] == "v3"
-        assert statuses() == {"v3": "production", "v1": "retired"}
-        with pytest.raises(DeployError, match="v5"):
-            deploy(settings, "v5", url=url)
+        assert statuses()["v3"] == "production" and statuses()["v1"] == "retired"
+        with pytest.raises(DeployError, match="v4"):  # registered, then damaged: the server refuses it
+            deploy(settings, "v4", url=url)
+        with pytest.raises(DeployError, match="not registered"):  # never reaches the server
+            deploy(settings, "v9", url=url)
         assert production_version(settings) == "v3"
         assert httpx.get(url + "/admin/adapters", headers=ADMIN).json()["production"] == "v3"
 
@@ -146,12 +148,12 @@ def test_deploy_and_rollback_are_recorded_in_the_warehouse(settings, monkeypatch
         result = runner.invoke(app, ["rollback", "--url", url])
         assert result.exit_code == 0 and "rolled back to v3" in result.output
         result = runner.invoke(app, ["deploy", "--adapter", "../v1", "--url", url])
-        assert result.exit_code == 1 and "not a registry version" in result.output
+        assert result.exit_code == 1 and "not of the form vK" in result.output
 
     with pytest.raises(DeployError, match="no model server answering"):
         rollback(settings, url=url)
     with connect(settings, read_only=True) as con:
         rows = con.execute("SELECT adapter_version, action, status FROM deployments ORDER BY created_at").fetchall()
     assert rows == [("v3", "promote", "succeeded"), ("v1", "promote", "succeeded"), ("v3", "rollback", "succeeded"),
-                    ("v5", "promote", "failed"), ("v2", "promote", "succeeded"), ("v3", "rollback", "succeeded"),
-                    ("../v1", "promote", "failed"), (None, "rollback", "failed")]
+                    ("v4", "promote", "failed"), ("v9", "promote", "failed"), ("v2", "promote", "succeeded"),
+                    ("v3", "rollback", "succeeded"), ("../v1", "promote", "failed"), (None, "rollback", "failed")]

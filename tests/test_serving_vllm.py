@@ -100,8 +100,7 @@ def test_vllm_deploys_versioned_names_and_unloads_the_version_before_last(regist
     assert loaded["flywheel-v3"] == str(registry.adapters_dir / "v3")
     assert deploy(registry, "v3", url=url, target="vllm")["loaded"] is False  # redeploy: already loaded, fine
 
-    (registry.adapters_dir / "v4").mkdir()
-    (registry.adapters_dir / "v4" / "adapter_config.json").write_text('{"peft_type": "LORA"}')
+    make_adapter(registry, "v4", seed=4)
     with pytest.raises(DeployError, match="vLLM refused to load flywheel-v4"):
         deploy(registry, "v4", url=url, target="vllm", vllm_adapter_root="/mnt/adapters")
     assert ("load", "flywheel-v4") in calls and "flywheel-v4" not in loaded
@@ -115,5 +114,7 @@ def test_vllm_deploys_versioned_names_and_unloads_the_version_before_last(regist
 def test_vllm_unreachable_is_a_clear_error(registry):
     from serving.deploy import DeployError, deploy
 
+    with pytest.raises(DeployError, match="not registered"):
+        deploy(registry, "v7", url="http://127.0.0.1:9", target="vllm")
     with pytest.raises(DeployError, match="did not answer"):
         deploy(registry, "v1", url="http://127.0.0.1:9", target="vllm")
