@@ -112,12 +112,14 @@ STREET_WORDS = (
 _STREET_SUFFIX = rf"(?i:{STREET_WORDS})\.?"
 _CAPWORD = r"[\p{Lu}][\p{L}'’.\-]*"
 _HOUSE = r"\d{1,5}[A-Za-z]?(?:[/-]\d{1,5}[A-Za-z]?)?"
-_UNIT_WORD = r"apt\.?|apartment|suite|ste\.?|unit|flat|studio|floor|fl\.?|room|#|puerta|piso|appartamento|piano|interno|bus|app\.?"
+_UNIT_WORD = r"apt\.?|apartment|suite|ste\.?|unit|flat|studio|level|floor|fl\.?|room|#|puerta|piso|appartamento|piano|interno|bus|app\.?"
 _UNIT = rf"(?i:{_UNIT_WORD})[ \t]*\d\w{{0,4}}"
 _ADDRESS_CONTEXT = (
     r"(?i:live at|living at|lives at|address(?: is)?|located at|based at|moved to|ship(?:ped)? to|send (?:it )?to|"
     r"deliver(?:ed)? to|post(?:ed)? to|mail(?:ed)? to|went to|at|to|wohne in|adresse|dirección|indirizzo|adres)"
 )
+# What starts a street line: "150 ", "Apt. 4, 150 ", or a unit line on its own ("Studio 6\n").
+_STREET_LEAD = rf"(?:{_UNIT}[ \t,]*\n?[ \t]*(?:{_HOUSE},?[ \t]+)?|{_HOUSE},?[ \t]+)"
 STREET_LINE_PATTERNS: tuple[tuple[str, float], ...] = (
     # 150 Anthony Plains Apt. 4 / 7, boulevard Paulette Gosselin / 74/391, Balasubramanian Path
     (rf"(?<![\w.,])(?P<a>{_HOUSE},?[ \t]+(?:(?i:{STREET_WORDS})\.?[ \t]+)?(?:(?:{_CAPWORD}|{_PARTICLE}|d'|de la)[ \t]+){{0,4}}"
@@ -131,9 +133,11 @@ STREET_LINE_PATTERNS: tuple[tuple[str, float], ...] = (
     # 65, rue Emmanuelle Gosselin / 12 Avenue des Champs
     (rf"(?<![\w.,])(?P<a>{_HOUSE},?[ \t]+(?i:{STREET_WORDS})\.?(?:[ \t]+(?:{_CAPWORD}|{_PARTICLE}|d'|de la)){{1,4}})(?!\w)",
      0.8),
+    # A clause that is nothing but a street line: "Send it to Ann Lee, 91 Rhonda Walkway." / "Studio 6\nGill Walk"
+    (rf"(?:(?<=[,:;][ \t]*)|(?<=\n)|^)[ \t]*(?P<a>{_STREET_LEAD}(?:{_CAPWORD}[ \t]+){{0,2}}{_CAPWORD}"
+     rf"(?:,?[ \t]+{_UNIT})?)(?=[ \t]*(?:[.,;!?\n]|$))", 0.65),
     # After an address cue: 150 Anthony Plains (any capitalised street name)
-    (rf"\b{_ADDRESS_CONTEXT}:?[ \t]+(?P<a>(?:{_UNIT},?[ \t]+)?{_HOUSE},?[ \t]+(?:{_CAPWORD}[ \t]+){{0,3}}{_CAPWORD})(?!\w)",
-     0.7),
+    (rf"\b{_ADDRESS_CONTEXT}:?[ \t]+(?P<a>{_STREET_LEAD}(?:{_CAPWORD}[ \t]+){{0,3}}{_CAPWORD})(?!\w)", 0.7),
 )
 _POSTCODE = (
     r"(?:\b[A-Z]{1,2}\d[A-Z\d]?[ \t]*\d[A-Z]{2}\b"        # UK
