@@ -149,10 +149,13 @@ _NAME_SHAPE = regex.compile(r"[\p{L}'’.\-]+(?:\s+[\p{L}'’.\-]+){0,4}")
 
 
 def _name_shaped(span: str) -> bool:
-    """spaCy's English model reads whole sentences of other scripts as one PERSON: a name is at most
-    five words of letters, at least one capitalised."""
+    """spaCy's English model reads whole sentences of other scripts as one PERSON, and field labels
+    ("Email:") as names: a name is at most five words of letters, one capitalised, not all stop-words."""
+    from curation.pii_recognizers import NOT_NAMES
+
+    words = span.split()
     return len(span) <= 60 and _NAME_SHAPE.fullmatch(span.strip()) is not None \
-        and any(word[0].isupper() for word in span.split())
+        and any(word[0].isupper() for word in words) and not all(word in NOT_NAMES for word in words)
 
 
 def merge(found: list[Found]) -> list[Found]:
