@@ -48,10 +48,11 @@ def test_streams_survive_two_swaps_and_a_rollback_then_a_restart_keeps_productio
             text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
             results.append((question, {c.model for c in chunks}, text, chunks[0].id))
 
-    def after_more(count: int) -> None:
-        target = len(results) + count
+    def answered_by(version: str, count: int) -> None:
+        """Wait until ``count`` answers came from ``version`` (so each swap happens under live traffic)."""
         deadline = time.monotonic() + 120
-        while len(results) < target and not errors and time.monotonic() < deadline:
+        while (sum(models == {version} for _, models, _, _ in list(results)) < count and not errors
+               and time.monotonic() < deadline):
             time.sleep(0.01)
 
     with running_server(settings, production_hint="v1") as url:
@@ -60,11 +61,11 @@ def test_streams_survive_two_swaps_and_a_rollback_then_a_restart_keeps_productio
             t.start()
         steps = []
         try:
-            for change in ("/admin/promote/v2", "/admin/promote/v3", "/admin/rollback"):
-                after_more(CLIENTS)
+            for before, change in (("v1", "/admin/promote/v2"), ("v2", "/admin/promote/v3"), ("v3", "/admin/rollback")):
+                answered_by(before, CLIENTS // 2)
                 response = httpx.post(url + change, headers=ADMIN, timeout=120)
                 steps.append((response.status_code, response.json().get("production")))
-            after_more(CLIENTS)
+            answered_by("v2", CLIENTS)  # after the rollback, v2 answers again
         finally:
             done.set()
             for t in users:
