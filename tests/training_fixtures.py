@@ -1,0 +1,52 @@
+"""Helpers for the training tests: the real embedded base model (cached across sessions), small models."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from flywheel.settings import Settings
+
+# A small shape for tests that need a real model directory but not a knowledgeable one.
+SMALL_SHAPE = dict(hidden_size=48, intermediate_size=96, num_hidden_layers=2, num_attention_heads=4,
+                   num_key_value_heads=2, steps=2, warmup_steps=1, batch_size=8)
+
+
+@pytest.fixture(scope="session")
+def embedded_base_model(request: pytest.FixtureRequest) -> Path:
+    """The real embedded base model, built once and kept in pytest's cache dir (keyed by content hash)."""
+    from training.base_model import ensure_base_model
+
+    cache = Path(request.config.cache.mkdir("flywheel-models"))
+    return ensure_base_model(Settings(home=cache), progress=False)
+
+
+@pytest.fixture(scope="session")
+def small_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_small_model(tmp_path_factory.mktemp("small-base"))
+
+
+def build_small_model(home: Path, **shape: Any) -> Path:
+    from training.base_model import BaseModelConfig, ensure_base_model
+
+    return ensure_base_model(Settings(home=home), BaseModelConfig(**{**SMALL_SHAPE, **shape}), progress=False)
+
+
+def train_settings(home: Path, base_model: Path, **train: Any) -> Settings:
+    settings = Settings(home=home, train={"base_model": base_model, "device": "cpu", **train})
+    settings.ensure_dirs()
+    return settings
+
+
+def recipe(path: Path, **sections: dict[str, Any]) -> Path:
+    """The shipped tiny recipe with some keys overridden, written to ``path``."""
+    from training.config import DEFAULT_CONFIG
+
+    data = yaml.safe_load(DEFAULT_CONFIG.read_text())
+    for key, value in sections.items():
+        data[key] = {**data[key], **value} if isinstance(value, dict) else value
+    path.write_text(yaml.safe_dump(data))
+    return path
