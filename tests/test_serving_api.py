@@ -26,7 +26,8 @@ QUESTION = [{"role": "user", "content": "How much does the Plus plan cost?"}]
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, small_base_model):  # noqa: F811
     settings = serving_settings(tmp_path_factory.mktemp("serve-api"), small_base_model,
-                                max_request_bytes=20_000, max_tokens_limit=480, batch_window_ms=30)
+                                max_request_bytes=20_000, max_tokens_limit=480, batch_window_ms=30,
+                                spool_segment_bytes=8_000)
     make_adapter(settings, "v1", seed=1)
     make_adapter(settings, "v2", seed=2)
     with running_server(settings, production_hint="v1") as url:
@@ -264,6 +265,7 @@ def test_spooled_traffic_is_ingested_by_collect(server):
     from flywheel.warehouse import connect
 
     settings, _ = server
+    assert len(list(settings.spool_dir.glob("server-*.jsonl"))) > 1  # segments rotate at serve.spool_segment_bytes
     lines = spool_lines(settings)
     interactions = {line["response"]["id"] for line in lines if "response" in line}
     summary = collect(settings)
