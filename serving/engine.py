@@ -320,7 +320,7 @@ class _RowSampler:
                 probs = torch.zeros_like(probs).scatter(0, order[keep], sorted_probs[keep])
             chosen[i] = int(torch.multinomial(probs, 1, generator=self.generators[i]))
         out = torch.full_like(scores, float("-inf"))
-        out[torch.arange(len(self.rows)), chosen.to(scores.device)] = 0.0
+        out[torch.arange(len(self.rows), device=scores.device), chosen.to(scores.device)] = 0.0
         return out
 
 
@@ -340,13 +340,14 @@ class _BatchTracker:
     def __call__(self, input_ids, scores, **kwargs):
         import torch
 
+        last = input_ids[:, -1].tolist()  # one device sync per step, not one per row
         for i, g in enumerate(self.rows):
             if self.done[i]:
                 continue
             if g.cancelled.is_set():
                 self._finish(i, "", "cancelled")
                 continue
-            token = int(input_ids[i, -1])
+            token = last[i]
             if token in self.eos_ids:
                 self._finish(i, self._text(i), "stop")
                 continue
