@@ -125,16 +125,15 @@ def create_app(settings: Settings, production_hint: str | None = None) -> FastAP
         engine = await run_in_threadpool(build_engine, settings, metrics.batch_size.observe)
         engine.start()
         live = LiveAdapters(settings, engine)
+        spool = SpoolWriter(settings.spool_dir, segment_bytes=settings.serve.spool_segment_bytes)
         try:
             await run_in_threadpool(live.restore, production_hint)
             metrics.set_production(live.production or "base")
-            app.state.server = Server(settings, engine, live,
-                                      SpoolWriter(settings.spool_dir, segment_bytes=settings.serve.spool_segment_bytes),
-                                      metrics)
+            app.state.server = Server(settings, engine, live, spool, metrics)
             yield
-            app.state.server.spool.close()
         finally:
             await run_in_threadpool(engine.stop)
+            spool.close()
 
     app = FastAPI(title="flywheel model server", lifespan=lifespan)
     app.add_middleware(_Guard, limit=settings.serve.max_request_bytes, metrics=metrics)
@@ -182,9 +181,8 @@ def create_app(settings: Settings, production_hint: str | None = None) -> FastAP
         except RecordError as exc:
             field = str(exc).split(":", 1)[0].removeprefix("feedback.")
             raise ApiError(422, str(exc), param=field) from None
-        record = {"interaction_id": fb.interaction_id,
-                  "timestamp": (fb.timestamp or datetime.now(UTC)).isoformat(),
-                  "kind": fb.kind, "value": fb.value, "text": fb.text, "user": fb.user}
+        fb = fb.model_copy(update={"timestamp": fb.timestamp or datetime.now(UTC)})  # id as the collector computes it
+        record = {"interaction_id": fb.interaction_id, "timestamp": fb.timestamp.isoformat(), "kind": fb.kind, "value": fb.value, "text": fb.text, "user": fb.user}
         srv.spool.append(record)
         metrics.feedback.labels(kind=fb.kind).inc()
         return {"id": fb.id, "object": "feedback", "interaction_id": fb.interaction_id, "status": "recorded"}

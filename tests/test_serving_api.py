@@ -150,6 +150,9 @@ def test_feedback_is_validated_and_spooled(server, client):
     assert httpx.post(url + "/v1/feedback", json=correction).status_code == 200
     spooled = [line for line in spool_lines(settings) if line.get("interaction_id") == reply.id]
     assert [(f["kind"], f["value"]) for f in spooled] == [("thumb", -1.0), ("correction", None)]
+    from flywheel.records import parse_record
+
+    assert parse_record(spooled[0]).id == ok.json()["id"]  # the id returned is the one the warehouse will hold
 
     cases = [({"kind": "thumb", "value": 1}, "interaction_id"),
              ({"interaction_id": reply.id, "kind": "applause"}, "kind"),
