@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 from typing import Any
 
@@ -80,7 +81,7 @@ def main(argv: list[str] | None = None) -> None:
     config = load_config(args.config, settings)
     base = args.base_model or resolve_base_model(settings, config)
     result = train_dpo(config, base, args.dataset, args.output, args.sft_adapter, settings.train.device)
-    print(f"adapter: {result.adapter_dir}")
+    print(f"adapter: {result.adapter_dir} (world size {os.environ.get('WORLD_SIZE', '1')})")
 
 
 if __name__ == "__main__":

@@ -80,7 +80,7 @@ def evaluate(settings: Settings, config: RecipeConfig, base_model: Path, candida
     model.eval()
     sft_eval = read_split(dataset_dir, "sft", "eval")
     dpo_eval = read_split(dataset_dir, "dpo", "eval")
-    scorer = _Scorer(model, tokenizer, config.eval.batch_size)
+    scorer = Scorer(model, tokenizer, config.eval.batch_size)
 
     with model.disable_adapter():
         base_pairs = scorer.pair_logps(dpo_eval)
@@ -228,7 +228,7 @@ def _active(model: Any, adapter: str | None) -> _Active:
     return _Active(model, adapter)
 
 
-class _Scorer:
+class Scorer:
     """Batched log-probs and greedy generation with whichever adapter is active."""
 
     def __init__(self, model: Any, tokenizer: Any, batch_size: int):

@@ -19,6 +19,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -45,6 +46,18 @@ def train_sft(config: RecipeConfig, base_model: Path, dataset_dir: Path, output_
               init_adapter: Path | None = None, replay_dirs: list[Path] | None = None, device: str = "auto",
               callbacks: list[Any] | None = None) -> StageResult:
     """Train (or continue) a LoRA adapter on ``dataset_dir/sft`` train split; saves ``output_dir/adapter``."""
+    trainer = build_sft_trainer(config, base_model, dataset_dir, output_dir, init_adapter, replay_dirs, device,
+                                callbacks)
+    trainer.train(resume_from_checkpoint=last_checkpoint(output_dir / "checkpoints"))
+    adapter_dir = output_dir / "adapter"
+    trainer.save_model(str(adapter_dir))
+    return StageResult(adapter_dir, trainer.state.log_history)
+
+
+def build_sft_trainer(config: RecipeConfig, base_model: Path, dataset_dir: Path, output_dir: Path,
+                      init_adapter: Path | None = None, replay_dirs: list[Path] | None = None, device: str = "auto",
+                      callbacks: list[Any] | None = None) -> Any:
+    """The configured ``SFTTrainer`` (model, LoRA, data, arguments), not yet trained."""
     from trl import SFTConfig, SFTTrainer
 
     rt = runtime(config, device)
@@ -62,12 +75,8 @@ def train_sft(config: RecipeConfig, base_model: Path, dataset_dir: Path, output_
         assistant_only_loss=True,
         dataset_num_proc=None,
     )
-    trainer = SFTTrainer(model=model, args=args, train_dataset=rows, processing_class=tokenizer,
-                         peft_config=peft_config, callbacks=callbacks)
-    trainer.train(resume_from_checkpoint=last_checkpoint(output_dir / "checkpoints"))
-    adapter_dir = output_dir / "adapter"
-    trainer.save_model(str(adapter_dir))
-    return StageResult(adapter_dir, trainer.state.log_history)
+    return SFTTrainer(model=model, args=args, train_dataset=rows, processing_class=tokenizer,
+                      peft_config=peft_config, callbacks=callbacks)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -86,7 +95,7 @@ def main(argv: list[str] | None = None) -> None:
     config = load_config(args.config, settings)
     base = args.base_model or resolve_base_model(settings, config)
     result = train_sft(config, base, args.dataset, args.output, args.init_adapter, args.replay, settings.train.device)
-    print(f"adapter: {result.adapter_dir}")
+    print(f"adapter: {result.adapter_dir} (world size {os.environ.get('WORLD_SIZE', '1')})")
 
 
 if __name__ == "__main__":
