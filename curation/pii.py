@@ -91,9 +91,22 @@ def build_analyzer():
 
     from curation import pii_recognizers as rec
 
+    class ShapedSpacyRecognizer(SpacyRecognizer):
+        """spaCy's PERSON entities that look like a name (``spacy_name_span``), filtered before Presidio
+        de-duplicates overlaps, so a dropped spaCy hit never hides a context recognizer's."""
+
+        def analyze(self, text, entities, nlp_artifacts=None):
+            kept = []
+            for result in super().analyze(text, entities, nlp_artifacts):
+                span = spacy_name_span(text, result.start, result.end)
+                if span:
+                    result.start, result.end = span
+                    kept.append(result)
+            return kept
+
     offline_tldextract()
     registry = RecognizerRegistry(supported_languages=["en"])
-    for recognizer in (SpacyRecognizer(supported_entities=["PERSON"]), EmailRecognizer(), IbanRecognizer(),
+    for recognizer in (ShapedSpacyRecognizer(supported_entities=["PERSON"]), EmailRecognizer(), IbanRecognizer(),
                        IpRecognizer(), rec.ContextNameRecognizer(), rec.StreetAddressRecognizer(),
                        rec.PhoneNumberRecognizer(), rec.CardNumberRecognizer(), rec.SsnRecognizer()):
         registry.add_recognizer(recognizer)
@@ -156,6 +169,35 @@ def _name_shaped(span: str) -> bool:
     words = span.split()
     return len(span) <= 60 and _NAME_SHAPE.fullmatch(span.strip()) is not None \
         and any(word[0].isupper() for word in words) and not all(word in NOT_NAMES for word in words)
+
+
+def spacy_name_span(text: str, start: int, end: int) -> tuple[int, int] | None:
+    """The part of a spaCy PERSON entity to keep, or None.
+
+    spaCy's small model, on its own, calls a lone capitalised word a person ("Max upload size?",
+    "choose Evernote or Markdown"), so its hit needs two name-shaped words after trimming non-name words
+    at its edges; a single name with a cue around it is the context recognizers' to find."""
+    from curation.pii_recognizers import name_words, trim_name
+
+    span = trim_name(text, *_drop_question_opener(text, start, end))
+    return span if span and name_words(text[span[0]:span[1]].split(), min_words=2) else None
+
+
+_QUESTION_OPENER = regex.compile(r"(?:Will|Can|Could|May|Might|Shall|Should|Would|Must|Does|Do|Did|Is|Are|Was|"
+                                 r"Were|Has|Have|Had|Why|How|What|When|Where|Which|Who)\s+")
+_QUESTION_REST = regex.compile(r"[^.!?\n]*\?")
+
+
+def _drop_question_opener(text: str, start: int, end: int) -> tuple[int, int]:
+    """spaCy reads "Will Lumen sync my notes?" as the name "Will Lumen": a sentence-initial auxiliary or
+    question word of a question is not the first word of a name."""
+    opener = _QUESTION_OPENER.match(text, start, end)
+    if not opener or not _QUESTION_REST.match(text, end):
+        return start, end
+    before = start - 1
+    while before >= 0 and text[before] in " \t":
+        before -= 1
+    return (opener.end(), end) if before < 0 or text[before] in ".!?:;\n" else (start, end)
 
 
 def merge(found: list[Found]) -> list[Found]:

@@ -28,30 +28,41 @@ _SIGN_OFF = (
     r"met vriendelijke groet|groeten)"
 )
 _INTRO = (
-    r"(?i:my name is|my name's|name is|i am|i'm|this is|it's|call me|ich heiße|ich bin|mein name ist|"
-    r"je m'appelle|je suis|me llamo|soy|mi chiamo|sono|mijn naam is|ik ben)"
+    r"(?i:i am|i'm|this is|it's|ich bin|je suis|soy|sono|ik ben)"
 )
 _GREETING = r"(?i:hi|hello|hey|dear|good (?:morning|afternoon|evening)|hallo|bonjour|hola|ciao|hej|greetings)"
 _FIELD = r"(?i:name|full name|customer|client|contact|contact details|account holder|cardholder|attn|from|to)"
-_RELATION = (
+# Words that point at a person: a single capitalised word after them is a name ("my colleague Ana").
+_PERSON_CUE = (
     r"(?i:colleague|manager|boss|friend|wife|husband|partner|son|daughter|mother|father|brother|sister|"
-    r"customer|client|agent|ask|asked|tell|told|contact|ping|cc|from|with|by|to|for|named|called|"
-    r"assigned to|speak to|talk to|ask for)"
+    r"coworker|co-worker|teammate|assistant|accountant|lawyer|doctor|teacher|student|customer|client|agent|"
+    r"spoke (?:to|with)|talked (?:to|with)|speak to|talk to|ask for|assigned to|cc|ping)"
 )
+# Weaker cues: verbs and prepositions that also come before products and menus ("import from Google
+# Keep", "sync with Google Drive"): the words after them must look like a name (see ``name_words``).
+_RELATION = r"(?i:ask|asked|tell|told|contact|from|with|by|to|for)"
+_SPEECH = r"(?:said|says|told|asked|wrote|replied|mentioned|explained|promised|confirmed|suggested)"
 
-# (pattern, score): every pattern captures the name in group ``n``.
-NAME_PATTERNS: tuple[tuple[str, float], ...] = (
-    (rf"(?:^|(?<=[\n.!?:;]))[ \t]*{_GREETING}[ \t,]+(?:{_TITLE}[ \t]+)?(?P<n>{_NAME})", 0.8),
-    (rf"\b{_INTRO}[ \t]+(?P<n>{_NAME})", 0.7),
-    (rf"\b{_TITLE}[ \t]+(?P<n>{_NAME})", 0.85),
-    (rf"\b{_FIELD}[ \t]*:[ \t]*(?P<n>{_NAME})", 0.7),
-    (rf"\b{_SIGN_OFF}[ \t]*[,!.:;]*[ \t]*\n?[ \t]*[-–—]*[ \t]*(?P<n>{_NAME})[ \t]*[.!]?[ \t]*(?=\n|$)", 0.85),
-    (rf"(?:^|(?<=\n))[ \t]*[-–—]+[ \t]*(?P<n>{_NAME})[ \t]*(?=\n|$)", 0.7),
-    (rf"(?:^|(?<=\n))(?P<n>{_NAME})[ \t]*[\n]?[ \t]*(?=(?:here|speaking)\b)", 0.75),
-    (rf"(?P<n>{_NAME}),?[ \t]+(?=here\b|speaking\b)", 0.75),
-    (rf"\b{_RELATION}[ \t]+(?P<n>{_NAME2})", 0.6),
-    (rf"(?P<n>{_NAME2})[ \t]*(?=[,(<:][ \t]*(?:\+|\(|\d|[\w.+-]+@))", 0.6),
-    (rf"(?P<n>{_NAME})(?='s[ \t]+(?:phone|number|email|e-mail|address|account|card|birthday)\b)", 0.7),
+# (pattern, score, min_words): every pattern captures the name in group ``n``; where the cue is weak
+# (min_words > 0) its words must also pass ``name_words``.
+NAME_PATTERNS: tuple[tuple[str, float, int], ...] = (
+    (rf"(?:^|(?<=[\n.!?:;]))[ \t]*{_GREETING}[ \t,]+(?:{_TITLE}[ \t]+)?(?P<n>{_NAME})", 0.8, 0),
+    (rf"\b(?i:my name is|my name's|name is|call me|ich heiße|mein name ist|je m'appelle|me llamo|mi chiamo|"
+     rf"mijn naam is)[ \t]+(?P<n>{_NAME})", 0.7, 0),
+    (rf"\b{_INTRO}[ \t]+(?P<n>{_NAME})", 0.7, 1),
+    (rf"\b{_TITLE}[ \t]+(?P<n>(?:{_PARTICLE}[ \t]+)*{_NAME})", 0.85, 0),
+    (rf"\b{_FIELD}[ \t]*:[ \t]*(?P<n>{_NAME})", 0.7, 0),
+    (rf"\b{_SIGN_OFF}[ \t]*[,!.:;]*[ \t]*\n?[ \t]*[-–—]*[ \t]*(?P<n>{_NAME})[ \t]*[.!]?[ \t]*(?=\n|$)", 0.85, 0),
+    (rf"(?:^|(?<=\n))[ \t]*[-–—]+[ \t]*(?P<n>{_NAME})[ \t]*(?=\n|$)", 0.7, 0),
+    (rf"(?:^|(?<=\n))(?P<n>{_NAME})[ \t]*[\n]?[ \t]*(?=(?:here|speaking)\b)", 0.75, 1),
+    (rf"(?P<n>{_NAME}),?[ \t]+(?=here\b|speaking\b)", 0.75, 1),
+    (rf"\b{_PERSON_CUE}[ \t]+(?P<n>{_NAME})", 0.7, 0),
+    (rf"\b(?i:named|called)[ \t]+(?P<n>{_NAME})", 0.7, 1),
+    (rf"(?P<n>{_NAME})[ \t]+(?={_SPEECH}\b)", 0.7, 1),
+    (rf"\b(?i:thanks|thank you)[ \t,]+(?P<n>{_NAME})(?=[ \t]*[,!.]|[ \t]+for\b)", 0.7, 1),
+    (rf"\b{_RELATION}[ \t]+(?P<n>{_NAME2})", 0.6, 2),
+    (rf"(?P<n>{_NAME2})[ \t]*(?=[,(<:][ \t]*(?:\+|\(|\d|[\w.+-]+@))", 0.6, 2),
+    (rf"(?P<n>{_NAME})(?='s[ \t]+(?:phone|number|email|e-mail|address|account|card|birthday)\b)", 0.7, 0),
 )
 
 # Capitalised words that start sentences or name products and roles, not people.
@@ -64,7 +75,42 @@ NOT_NAMES = frozenset(
 )
 
 
-def _trim_name(text: str, start: int, end: int) -> tuple[int, int] | None:
+# Common English words of support and product text (menus, actions, software nouns, tiers, units):
+# capitalised as a UI label or at a sentence start they are still not a name, unless a strong cue
+# (greeting, title, "my name is", sign-off) says so. No given names here: "Max" or "Will" are left
+# to context.
+COMMON_WORDS = frozenset(w.casefold() for w in (
+    "file files import export settings setting billing account accounts security share sharing help view "
+    "edit tools preferences sync trash archive templates template search profile notifications integrations "
+    "members plan plans storage backup restore advanced privacy appearance shortcuts devices device general "
+    "upgrade downgrade labs home start menu tab tabs window page pages note notes notebook notebooks folder "
+    "folders tag tags drive docs doc sheets slides calendar mail inbox keep box cloud desktop mobile web app "
+    "apps store play editor dashboard workspace workspaces library gallery list lists board boards chat "
+    "open close click choose select pick press tap use go connect enable disable turn add remove delete "
+    "create new save send move copy paste update install download upload sign log reset change set try "
+    "check contact cancel pay buy get make find read write print scan link unlink invite join leave "
+    "max min maximum minimum free plus pro premium basic starter standard business enterprise family "
+    "personal team teams dark light mode beta legacy classic lite ultimate student education nonprofit "
+    "size limit cap quota price cost total monthly annual yearly weekly daily trial discount coupon invoice "
+    "receipt payment card order support service status error code version update release feature "
+    "sync offline online login password passkey user users admin owner guest editor viewer "
+    "markdown text plain rich table image images video audio attachment attachments link links "
+    "word excel pixel surface galaxy chrome safari edge stripe zoom bear slack notion outlook "
+    "quick fast slow random snapshots cheaper largest smallest since after before under from".split()))
+_NAME_TOKEN = regex.compile(r"(?:(?:Mc|Mac|O'|O’|D'|D’|De|Di|Da|La|Le|Van|Von|Fitz)(?=\p{Lu}))?\p{Lu}\p{Ll}+"
+                            r"(?:[-'’]\p{Lu}?\p{Ll}+)*\.?")
+
+
+def name_words(words: list[str], min_words: int = 1) -> bool:
+    """Words that can make up a person's name without a strong cue: each one capitalised with lower-case
+    letters after (not "JSON", "OneNote", "iCloud"; "McKay", "O'Neil" are fine), none a common word of
+    support text, particles allowed between them; at least ``min_words`` of them."""
+    core = [w for w in words if not regex.fullmatch(rf"{_PARTICLE}|['’]t", w)]
+    return len(core) >= min_words and all(
+        _NAME_TOKEN.fullmatch(w) and w.rstrip(".").casefold() not in COMMON_WORDS for w in core)
+
+
+def trim_name(text: str, start: int, end: int) -> tuple[int, int] | None:
     """Drop leading/trailing words that are known non-names; None when nothing is left."""
     words = list(regex.finditer(r"\S+", text[start:end]))
     while words and words[0].group() in NOT_NAMES:
@@ -80,7 +126,7 @@ class ContextNameRecognizer(EntityRecognizer):
     """PERSON from the words around a name: greetings, introductions, titles, sign-offs, relations."""
 
     def __init__(self) -> None:
-        self.patterns = [(regex.compile(p, regex.MULTILINE), s) for p, s in NAME_PATTERNS]
+        self.patterns = [(regex.compile(p, regex.MULTILINE), s, n) for p, s, n in NAME_PATTERNS]
         super().__init__(supported_entities=["PERSON"], name="ContextNameRecognizer")
 
     def load(self) -> None:
@@ -88,10 +134,10 @@ class ContextNameRecognizer(EntityRecognizer):
 
     def analyze(self, text: str, entities: list[str], nlp_artifacts=None) -> list[RecognizerResult]:
         results = []
-        for pattern, score in self.patterns:
+        for pattern, score, min_words in self.patterns:
             for m in pattern.finditer(text):
-                span = _trim_name(text, m.start("n"), m.end("n"))
-                if span:
+                span = trim_name(text, m.start("n"), m.end("n"))
+                if span and (not min_words or name_words(text[span[0]:span[1]].split(), min_words)):
                     results.append(RecognizerResult("PERSON", span[0], span[1], score))
         return results
 
@@ -109,29 +155,52 @@ STREET_WORDS = (
     "rua|straße|strasse|str|weg|gasse|platz|allee|damm|ring|"
     "ufer|chaussee|straat|laan|singel|gracht|plein|kade|dijk|steeg|hof|pad"
 )
+# Street words that end a one-word street name ("Hauptstraße", "Jentesingel"); the short English ones
+# ("st", "way", "row") are never a word ending on their own: "least 3", "lost 12".
+COMPOUND_STREET_WORDS = (
+    "straße|strasse|str|weg|gasse|platz|allee|damm|ring|ufer|chaussee|steig|markt|"
+    "straat|laan|baan|singel|gracht|plein|kade|dijk|steeg|hof|pad|dreef|plantsoen|"
+    "street|road|lane|avenue|gate|gata|gatan|vej|veien|vägen"
+)
 _STREET_SUFFIX = rf"(?i:{STREET_WORDS})\.?"
 _CAPWORD = r"[\p{Lu}][\p{L}'’.\-]*"
 _HOUSE = r"\d{1,5}[A-Za-z]?(?:[/-]\d{1,5}[A-Za-z]?)?"
+# A number followed by a unit is a quantity ("200 MB", "3 seats", "30 days", "8 dollars"), never a house
+# number: street patterns refuse these right after the number.
+QUANTITY_UNITS = (
+    "kb|mb|gb|tb|pb|kib|mib|gib|tib|bytes?|kilobytes?|megabytes?|gigabytes?|terabytes?|bits?|mbps|kbps|"
+    "px|pt|dpi|ppi|fps|hz|khz|mhz|ghz|ms|secs?|seconds?|mins?|minutes?|hrs?|hours?|days?|weeks?|months?|"
+    "years?|yrs?|am|pm|a\\.m|p\\.m|utc|gmt|percent|per|pct|times|dollars?|euros?|pounds?|cents?|pence|"
+    "usd|eur|gbp|aud|cad|chf|jpy|inr|seats?|users?|members?|people|persons|licen[cs]es?|accounts?|devices?|"
+    "notes?|notebooks?|pages?|items?|files?|attachments?|tags?|folders?|workspaces?|projects?|boards?|"
+    "characters?|chars?|words?|columns?|records?|requests?|calls?|messages?|emails?|tickets?|"
+    "steps?|clicks?|screens?|tabs?|versions?|releases?|updates?|backups?|snapshots?|copies|"
+    "km|cm|mm|miles?|ft|feet|inch(?:es)?|kg|lbs?|oz|ml|kw|kwh|mah|cores?|threads?"
+)
+# Single letters (N, S, E, W: "200 W 34th St") stay possible after a house number.
+_QUANTITY = rf"(?:(?i:{QUANTITY_UNITS})(?![\p{{L}}\d])|%)"
 _UNIT_WORD = r"apt\.?|apartment|suite|ste\.?|unit|flat|studio|level|floor|fl\.?|room|#|puerta|piso|appartamento|piano|interno|bus|app\.?"
 _UNIT = rf"(?i:{_UNIT_WORD})[ \t]*\d\w{{0,4}}"
+_HOUSE_THEN = rf"{_HOUSE},?[ \t]+(?!{_QUANTITY})"
 _ADDRESS_CONTEXT = (
     r"(?i:live at|living at|lives at|address(?: is)?|located at|based at|moved to|ship(?:ped)? to|send (?:it )?to|"
     r"deliver(?:ed)? to|post(?:ed)? to|mail(?:ed)? to|went to|at|to|wohne in|adresse|dirección|indirizzo|adres)"
 )
 # What starts a street line: "150 ", "Apt. 4, 150 ", or a unit line on its own ("Studio 6\n").
-_STREET_LEAD = rf"(?:{_UNIT}[ \t,]*\n?[ \t]*(?:{_HOUSE},?[ \t]+)?|{_HOUSE},?[ \t]+)"
+_STREET_LEAD = rf"(?:{_UNIT}[ \t,]*\n?[ \t]*(?:{_HOUSE_THEN})?|{_HOUSE_THEN})"
 STREET_LINE_PATTERNS: tuple[tuple[str, float], ...] = (
     # 150 Anthony Plains Apt. 4 / 7, boulevard Paulette Gosselin / 74/391, Balasubramanian Path
-    (rf"(?<![\w.,])(?P<a>{_HOUSE},?[ \t]+(?:(?i:{STREET_WORDS})\.?[ \t]+)?(?:(?:{_CAPWORD}|{_PARTICLE}|d'|de la)[ \t]+){{0,4}}"
+    (rf"(?<![\w.,])(?P<a>{_HOUSE_THEN}(?:(?i:{STREET_WORDS})\.?[ \t]+)?(?:(?:{_CAPWORD}|{_PARTICLE}|d'|de la)[ \t]+){{0,4}}"
      rf"{_STREET_SUFFIX}(?:,?[ \t]+{_UNIT})?)(?!\w)", 0.85),
-    # Hauptstraße 12 / Viale Goffredo, 19 / C. Toribio Abril 44 / Jentesingel 391
-    (rf"(?<![\w])(?P<a>(?:{_CAPWORD}[ \t]+){{0,3}}[\p{{L}}\-]*(?i:{STREET_WORDS})\.?,?[ \t]+{_HOUSE}"
+    # Hauptstraße 12 / Jentesingel 391 / Baker Street 5: a capitalised compound or a name then the street word
+    (rf"(?<![\w])(?P<a>(?:(?:{_CAPWORD}[ \t]+){{1,3}}(?i:{STREET_WORDS})\.?|(?:{_CAPWORD}[ \t]+){{0,2}}"
+     rf"\p{{Lu}}[\p{{L}}\-]+(?i:{COMPOUND_STREET_WORDS})\.?),?[ \t]+{_HOUSE}"
      rf"(?:,?[ \t]+{_UNIT})?)(?!\w)", 0.8),
     # Via Roma, 5 / Rambla Jose Luis Cifuentes 22
     (rf"(?<![\w])(?P<a>(?i:{STREET_WORDS})\.?[ \t]+(?:(?:{_CAPWORD}|{_PARTICLE}|d'|de la)[ \t]+){{0,4}}"
      rf"{_CAPWORD},?[ \t]+{_HOUSE})(?!\w)", 0.8),
     # 65, rue Emmanuelle Gosselin / 12 Avenue des Champs
-    (rf"(?<![\w.,])(?P<a>{_HOUSE},?[ \t]+(?i:{STREET_WORDS})\.?(?:[ \t]+(?:{_CAPWORD}|{_PARTICLE}|d'|de la)){{1,4}})(?!\w)",
+    (rf"(?<![\w.,])(?P<a>{_HOUSE_THEN}(?i:{STREET_WORDS})\.?(?:[ \t]+(?:{_CAPWORD}|{_PARTICLE}|d'|de la)){{1,4}})(?!\w)",
      0.8),
     # A clause that is nothing but a street line: "Send it to Ann Lee, 91 Rhonda Walkway." / "Studio 6\nGill Walk"
     (rf"(?:(?<=[,:;][ \t]*)|(?<=\n)|^)[ \t]*(?P<a>{_STREET_LEAD}(?:{_CAPWORD}[ \t]+){{0,2}}{_CAPWORD}"

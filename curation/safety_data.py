@@ -332,3 +332,114 @@ def hap_examples(split: str = "train") -> list[tuple[str, str]]:
 
 def _capitalise(text: str) -> str:
     return text[0].upper() + text[1:]
+
+
+# --- benign support text ----------------------------------------------------------------------------
+# Support and product text with no personal data at all: what the scrubber must leave alone. Slots are
+# filled from the lists below (products, plans, quantities with units, dates, UI words, app names);
+# sentence-initial capitalised words and capitalised UI labels are there on purpose.
+BENIGN_SLOTS: dict[str, tuple[str, ...]] = {
+    "PRODUCT": ("Lumen Notes", "Lumen", "the Lumen app", "Lumen for Teams"),
+    "PLAN": ("Free", "Plus", "Team", "Pro", "Business", "Enterprise", "Starter", "Family"),
+    "APP": ("Evernote", "Notion", "OneNote", "Google Keep", "Google Drive", "Dropbox", "Slack", "Trello",
+            "Obsidian", "Bear", "Simplenote", "Outlook", "Gmail", "Zapier", "Todoist", "Apple Notes",
+            "Microsoft Word", "PayPal", "Stripe", "Zoom", "Jira", "Confluence", "Asana", "Box", "iCloud"),
+    "FORMAT": ("Markdown", "PDF", "HTML", "CSV", "JSON", "DOCX", "Plain text", "ENEX", "OPML", "RTF"),
+    "QTY": ("3 seats", "10 seats", "200 MB", "50 GB", "1.5 GB", "100 KB", "30 days", "14 days", "90 days",
+            "2 devices", "5 devices", "500 notes", "100 notes", "15 users", "25 users", "2 hours", "45 minutes",
+            "4 weeks", "12 months", "3 years", "20 percent", "50 percent", "8 dollars", "15 dollars",
+            "10 attachments", "1,000 pages", "40 tags", "3 notebooks", "6 members", "24 hours", "2 TB",
+            "300 characters", "12 MB", "5 GB", "7 days"),
+    "PRICE": ("$8", "8 dollars", "$15 per user", "€12.50", "15 USD", "$96 a year", "£7", "120 EUR"),
+    "DATE": ("March 3", "3 June", "2025-03-01", "Monday", "next Friday", "January 2026", "the 15th",
+             "12/05/2024", "last Tuesday", "May 1st", "Q3", "yesterday at 9 am"),
+    "UI": ("File", "Import", "Export", "Settings", "Billing", "Account", "Security", "Share", "Help", "View",
+           "Edit", "Tools", "Preferences", "Sync", "Trash", "Archive", "Templates", "Search", "Profile",
+           "Notifications", "Integrations", "Members", "Plan", "Storage", "Backup", "Restore", "Advanced",
+           "Privacy", "Appearance", "Shortcuts", "Devices", "General", "Upgrade", "Downgrade", "Labs"),
+    "DEVICE": ("iPhone 15", "Pixel 8", "Windows 11", "macOS 14", "Android 14", "an iPad", "a Chromebook",
+               "Ubuntu 22.04", "Galaxy S23", "Surface Pro 9", "iOS 17.4"),
+    "VERSION": ("3.2", "4.1", "4.1.7", "5.0 beta", "2024.11", "10.3.1"),
+    "ERROR": ("E-1042", "0x80070005", "ERR_SYNC_409", "code 503", "E-77", "HTTP 429"),
+    "KEY": ("Ctrl+Shift+E", "Cmd+K", "Alt+F4", "Ctrl+P", "Cmd+Option+N", "F11"),
+    "NUM": ("2", "3", "5", "8", "12", "30", "100", "250", "1,200"),
+}
+
+BENIGN_TEMPLATES: dict[str, tuple[str, ...]] = {
+    "dev": (
+        "The {PLAN} plan needs at least {QTY}.",
+        "Attachments can be up to {QTY} each on {PLAN}.",
+        "Max upload size?",
+        "Can students pay less for {PRODUCT}?",
+        "Yes, use {UI}, then {UI}, and choose {APP} or {FORMAT} files.",
+        "Can I import notes from {APP}?",
+        "How much does the {PLAN} plan cost?",
+        "The {PLAN} plan costs {PRICE} per month.",
+        "Open {UI}, choose {UI}, and pick {FORMAT} or {FORMAT}.",
+        "Go to {UI}, then {UI}, and click {UI}.",
+        "Version history is kept for {QTY} on {PLAN} and {PLAN}.",
+        "{PRODUCT} syncs across {QTY} on the {PLAN} plan.",
+        "Sync stopped on {DEVICE} after the {VERSION} update.",
+        "Export fails with {ERROR} when the note is over {QTY}.",
+        "Press {KEY} to open {UI} quickly.",
+        "Does {PRODUCT} work with {APP}?",
+        "We moved from {APP} to {PRODUCT} on {DATE} and lost {QTY}.",
+        "Refunds are possible within {QTY} of purchase.",
+        "Storage on {PLAN} is limited to {QTY}.",
+        "Backup runs every {QTY} and keeps {QTY} of history.",
+        "Invite up to {QTY} to a shared notebook from {UI}.",
+        "Connect {APP} under {UI} > {UI}.",
+        "Why does {DEVICE} show {ERROR} after {DATE}?",
+        "Support answers every day from {NUM} am to {NUM} pm UTC.",
+        "Students get {QTY} off {PLAN} with a school email.",
+        "Turn on two-factor in {UI} under {UI} with an authenticator app.",
+        "Upgrade to {PLAN} to get {QTY} of storage and {QTY}.",
+        "Minimum {QTY} for the {PLAN} plan?",
+        "Limit is {QTY} per note on {PLAN}.",
+        "Pay with {APP} or a credit card; the {PLAN} plan is {PRICE}.",
+    ),
+    "heldout": (
+        "Is it true that {PLAN} only allows {QTY}?",
+        "Each workspace on {PLAN} can hold {QTY} at most.",
+        "Largest attachment you allow?",
+        "Is there a cheaper option of {PRODUCT} for schools?",
+        "Click {UI}, pick {UI} and select {APP} as the source.",
+        "Is importing from {APP} or {FORMAT} supported?",
+        "What does {PLAN} cost per year?",
+        "{PLAN} is billed at {PRICE} every month.",
+        "Under {UI} > {UI} you can export to {FORMAT}.",
+        "From {UI}, open {UI} and press {UI}.",
+        "Old versions stay restorable for {QTY}.",
+        "Works on up to {QTY} with {PRODUCT} {PLAN}.",
+        "After updating to {VERSION} on {DEVICE} the editor freezes.",
+        "Got {ERROR} while uploading {QTY} of scans.",
+        "Shortcut {KEY} toggles {UI}.",
+        "Will {PRODUCT} sync my {APP} notebooks?",
+        "Since {DATE} the {PLAN} workspace shows only {QTY}.",
+        "Cancel within {QTY} to get the money back.",
+        "Quota for {PLAN}: {QTY}.",
+        "Snapshots are taken every {QTY}.",
+        "Share with {QTY} via {UI}.",
+        "Link {APP} from {UI} → {UI}.",
+        "Random logouts on {DEVICE} since {DATE}.",
+        "Chat support runs {NUM} am to {NUM} pm on weekdays.",
+        "Discount for nonprofits is {QTY} on {PLAN}.",
+        "Enable passkeys from {UI} in the {UI} tab.",
+        "Moving up to {PLAN} adds {QTY} and {QTY}.",
+        "Smallest team size on {PLAN}?",
+        "Cap per upload is {QTY}.",
+        "Checkout accepts {APP}, cards and invoices; {PLAN} costs {PRICE}.",
+    ),
+}
+_BENIGN_SLOT = re.compile(r"\{(" + "|".join(BENIGN_SLOTS) + r")\}")
+
+
+def benign_support_texts(n: int, split: str = "dev", seed: int = 0) -> list[str]:
+    """``n`` support/product texts with no personal data (the scrubber must return them unchanged)."""
+    rng = random.Random(f"benign:{split}:{seed}")
+    templates = BENIGN_TEMPLATES[split]
+    out = []
+    for i in range(n):
+        text = _BENIGN_SLOT.sub(lambda m: rng.choice(BENIGN_SLOTS[m.group(1)]), templates[i % len(templates)])
+        out.append(text[0].upper() + text[1:])
+    return out
