@@ -33,8 +33,9 @@ _INTRO = (
 _GREETING = r"(?i:hi|hello|hey|dear|good (?:morning|afternoon|evening)|hallo|bonjour|hola|ciao|hej|greetings)"
 _FIELD = r"(?i:name|full name|customer|client|contact|contact details|account holder|cardholder|attn|from|to)"
 # Words that point at a person: a single capitalised word after them is a name ("my colleague Ana").
+# Lower-case only: capitalised they name things ("Customer Success", "Partner Portal").
 _PERSON_CUE = (
-    r"(?i:colleague|manager|boss|friend|wife|husband|partner|son|daughter|mother|father|brother|sister|"
+    r"(?:colleague|manager|boss|friend|wife|husband|partner|son|daughter|mother|father|brother|sister|"
     r"coworker|co-worker|teammate|assistant|accountant|lawyer|doctor|teacher|student|customer|client|agent|"
     r"spoke (?:to|with)|talked (?:to|with)|speak to|talk to|ask for|assigned to|cc|ping)"
 )
@@ -57,7 +58,9 @@ NAME_PATTERNS: tuple[tuple[str, float, int], ...] = (
     (rf"(?:^|(?<=\n))(?P<n>{_NAME})[ \t]*[\n]?[ \t]*(?=(?:here|speaking)\b)", 0.75, 1),
     (rf"(?P<n>{_NAME}),?[ \t]+(?=here\b|speaking\b)", 0.75, 1),
     (rf"\b{_PERSON_CUE}[ \t]+(?P<n>{_NAME})", 0.7, 0),
-    (rf"\b(?i:named|called)[ \t]+(?P<n>{_NAME})", 0.7, 1),
+    (rf"\b(?i:someone|somebody|person|guy|man|woman|lady|girl|boy|user|customer|client|agent|rep|"
+     rf"representative|technician|employee|member|colleague|friend|manager|child|kid|son|daughter|husband|wife|"
+     rf"partner)[ \t]+(?i:named|called)[ \t]+(?P<n>{_NAME})", 0.7, 0),
     (rf"(?P<n>{_NAME})[ \t]+(?={_SPEECH}\b)", 0.7, 1),
     (rf"\b(?i:thanks|thank you)[ \t,]+(?P<n>{_NAME})(?=[ \t]*[,!.]|[ \t]+for\b)", 0.7, 1),
     (rf"\b{_RELATION}[ \t]+(?P<n>{_NAME2})", 0.6, 2),
@@ -184,7 +187,7 @@ _UNIT = rf"(?i:{_UNIT_WORD})[ \t]*\d\w{{0,4}}"
 _HOUSE_THEN = rf"{_HOUSE},?[ \t]+(?!{_QUANTITY})"
 _ADDRESS_CONTEXT = (
     r"(?i:live at|living at|lives at|address(?: is)?|located at|based at|moved to|ship(?:ped)? to|send (?:it )?to|"
-    r"deliver(?:ed)? to|post(?:ed)? to|mail(?:ed)? to|went to|at|to|wohne in|adresse|dirección|indirizzo|adres)"
+    r"deliver(?:ed)? to|post(?:ed)? to|mail(?:ed)? to|went to|wohne in|adresse|dirección|indirizzo|adres)"
 )
 # What starts a street line: "150 ", "Apt. 4, 150 ", or a unit line on its own ("Studio 6\n").
 _STREET_LEAD = rf"(?:{_UNIT}[ \t,]*\n?[ \t]*(?:{_HOUSE_THEN})?|{_HOUSE_THEN})"
@@ -203,10 +206,15 @@ STREET_LINE_PATTERNS: tuple[tuple[str, float], ...] = (
     (rf"(?<![\w.,])(?P<a>{_HOUSE_THEN}(?i:{STREET_WORDS})\.?(?:[ \t]+(?:{_CAPWORD}|{_PARTICLE}|d'|de la)){{1,4}})(?!\w)",
      0.8),
     # A clause that is nothing but a street line: "Send it to Ann Lee, 91 Rhonda Walkway." / "Studio 6\nGill Walk"
-    (rf"(?:(?<=[,:;][ \t]*)|(?<=\n)|^)[ \t]*(?P<a>{_STREET_LEAD}(?:{_CAPWORD}[ \t]+){{0,2}}{_CAPWORD}"
+    # (a bare number needs two capitalised words after it: ", 3 Bedrooms," is a list item)
+    (rf"(?:(?<=[,:;][ \t]*)|(?<=\n)|^)[ \t]*(?P<a>(?:{_UNIT}[ \t,]*\n?[ \t]*(?:{_HOUSE_THEN})?"
+     rf"(?:{_CAPWORD}[ \t]+){{0,2}}|{_HOUSE_THEN}(?:{_CAPWORD}[ \t]+){{1,2}}){_CAPWORD}"
      rf"(?:,?[ \t]+{_UNIT})?)(?=[ \t]*(?:[.,;!?\n]|$))", 0.65),
     # After an address cue: 150 Anthony Plains (any capitalised street name)
     (rf"\b{_ADDRESS_CONTEXT}:?[ \t]+(?P<a>{_STREET_LEAD}(?:{_CAPWORD}[ \t]+){{0,3}}{_CAPWORD})(?!\w)", 0.7),
+    # After a bare "at" / "to": two capitalised words, or one that ends the clause ("to 3 Team members" is not)
+    (rf"\b(?i:at|to)[ \t]+(?P<a>{_STREET_LEAD}(?:(?:{_CAPWORD}[ \t]+){{1,3}}{_CAPWORD}(?!\w)|{_CAPWORD}"
+     rf"(?=[ \t]*(?:[.,;!?\n]|$))))", 0.7),
 )
 _POSTCODE = (
     r"(?:\b[A-Z]{1,2}\d[A-Z\d]?[ \t]*\d[A-Z]{2}\b"        # UK

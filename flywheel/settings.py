@@ -31,7 +31,7 @@ class ScrubSettings(BaseModel):
     hash_key: SecretStr = SecretStr("flywheel-demo-key")
     processes: int = 1
     raw_retention_days: int = 30
-    allow_list: list[str] = Field(default_factory=lambda: ["Lumen Notes"], description="Phrases never scrubbed")
+    allow_list: list[str] = Field(default_factory=lambda: ["Lumen Notes", "Lumen"], description="Phrases never scrubbed (product names)")
 
 
 class DedupSettings(BaseModel):
