@@ -6,24 +6,13 @@ import json
 from pathlib import Path
 
 import pytest
-from training_fixtures import build_small_model, train_settings
+from training_fixtures import build_small_model, lora_adapter, train_settings
 
 from training import registry
 from training.files import model_fingerprint
 from training.registry import AdapterError
 
 pytest_plugins = ("training_fixtures",)
-
-
-def lora_adapter(base: Path, out: Path, rank: int = 4) -> Path:
-    """A real PEFT LoRA adapter for ``base`` (untrained weights are enough for the registry)."""
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM
-
-    model = get_peft_model(AutoModelForCausalLM.from_pretrained(base),
-                           LoraConfig(r=rank, lora_alpha=2 * rank, target_modules="all-linear"))
-    model.save_pretrained(out)
-    return out
 
 
 def register(settings, base: Path, name: str, **meta) -> str:

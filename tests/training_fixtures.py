@@ -50,3 +50,14 @@ def recipe(path: Path, **sections: dict[str, Any]) -> Path:
         data[key] = {**data[key], **value} if isinstance(value, dict) else value
     path.write_text(yaml.safe_dump(data))
     return path
+
+
+def lora_adapter(base: Path, out: Path, rank: int = 4) -> Path:
+    """A real PEFT LoRA adapter for ``base`` (untrained weights are enough for the registry)."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    model = get_peft_model(AutoModelForCausalLM.from_pretrained(base),
+                           LoraConfig(r=rank, lora_alpha=2 * rank, target_modules="all-linear"))
+    model.save_pretrained(out)
+    return out

@@ -1,0 +1,106 @@
+"""The promotion gate: a better adapter is promoted, a deliberately worse one refused, failures change nothing."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from training_fixtures import lora_adapter, train_settings
+from typer.testing import CliRunner
+
+from flywheel.warehouse import connect
+from training import registry
+from training.config import RecipeError
+from training.domain_dataset import write_domain_dataset
+from training.evaluate import decide
+from training.files import model_fingerprint
+
+pytest_plugins = ("training_fixtures",)
+
+REFERENCE = {"task_accuracy": 0.40, "golden_accuracy": 1.0, "preference_accuracy": 0.50, "sft_eval_loss": 1.0}
+
+
+def test_gate_promotes_only_a_clear_win_without_regressions():
+    better = {**REFERENCE, "task_accuracy": 0.60}
+    assert decide(better, REFERENCE, "task_accuracy", margin=0.05, tolerance=0.02).promote
+    assert not decide(better, REFERENCE, "task_accuracy", margin=0.25, tolerance=0.02).promote
+    assert not decide(REFERENCE, REFERENCE, "task_accuracy", margin=0.0, tolerance=0.02).promote
+    regressed = {**better, "golden_accuracy": 0.90}
+    decision = decide(regressed, REFERENCE, "task_accuracy", margin=0.0, tolerance=0.02)
+    assert not decision.promote
+    assert any("regression: golden_accuracy" in r for r in decision.reasons)
+    within = {**better, "golden_accuracy": 0.99}
+    assert decide(within, REFERENCE, "task_accuracy", margin=0.0, tolerance=0.02).promote
+    lower_loss = {**REFERENCE, "sft_eval_loss": 0.8}
+    assert decide(lower_loss, REFERENCE, "sft_eval_loss", margin=0.1, tolerance=0.02).promote
+
+
+def test_failed_training_is_recorded_and_leaves_production_untouched(home, small_model):
+    from training.retrain import retrain
+
+    settings = train_settings(home, small_model)
+    adapter = lora_adapter(small_model, home / "trained")
+    version = registry.register_adapter(settings, adapter, {"base_model": str(small_model),
+                                                            "base_model_hash": model_fingerprint(small_model)})
+    registry.set_status(settings, version, "production")
+    data = write_domain_dataset(settings, "v1")
+    for split in (data / "sft").glob("train"):  # a dataset version that lost its train split
+        for f in split.iterdir():
+            f.unlink()
+        split.rmdir()
+    (data / "sft" / "dataset_dict.json").write_text(json.dumps({"splits": ["eval"]}))
+    with pytest.raises(RecipeError, match="no 'train' split"):
+        retrain(settings, "v1")
+    assert registry.production_version(settings) == version
+    with connect(settings, read_only=True) as con:
+        status, error = con.execute("SELECT status, error FROM training_runs").fetchone()
+        adapters = con.execute("SELECT count(*) FROM adapters").fetchone()[0]
+    assert status == "failed" and "train" in error
+    assert adapters == 1
+
+
+def test_unknown_dataset_version_is_a_clear_cli_error(home, small_model, monkeypatch):
+    from flywheel.cli import app
+
+    monkeypatch.setenv("FLYWHEEL_TRAIN__BASE_MODEL", str(small_model))
+    result = CliRunner().invoke(app, ["train", "--dataset", "v42"])
+    assert result.exit_code == 1
+    assert "dataset v42 not found" in result.output
+
+
+@pytest.mark.slow
+def test_better_adapter_is_promoted_and_a_worse_one_refused(home, embedded_base_model, monkeypatch, artifacts_dir):
+    """Flow run on correct data -> promoted over the base; CLI run on corrupted data -> refused vs production."""
+    from prefect.artifacts import Artifact
+
+    from flows.retrain import retrain_flow
+    from flywheel.cli import app
+
+    monkeypatch.setenv("FLYWHEEL_TRAIN__BASE_MODEL", str(embedded_base_model))
+    monkeypatch.setenv("FLYWHEEL_TRAIN__DEVICE", "cpu")
+    settings = train_settings(home, embedded_base_model)
+    write_domain_dataset(settings, "v1")
+    write_domain_dataset(settings, "v2", corrupt=True)
+
+    good = retrain_flow(dataset_version="v1", promote=True)
+    assert good["decision"] == "promote", good["reasons"]
+    assert good["candidate"]["task_accuracy"] > good["reference"]["task_accuracy"]
+    assert good["candidate"]["fix_rate"] > 0
+    assert registry.production_version(settings) == good["adapter_version"] == "v1"
+    report = Artifact.get("retrain-report")
+    assert report is not None and "PROMOTE" in report.data and "data:image/png;base64" in report.data
+    (artifacts_dir / "retrain-report-v1.md").write_text(open(good["report_path"]).read())
+
+    result = CliRunner().invoke(app, ["train", "--dataset", "v2"])
+    assert result.exit_code == 0, result.output
+    assert "REJECT" in result.output
+    assert registry.adapter_status(settings, "v2") == "rejected"
+    assert registry.production_version(settings) == "v1"
+    registry.validate_adapter(registry.adapter_path(settings, "v2"), embedded_base_model)
+    with connect(settings, read_only=True) as con:
+        rows = con.execute("SELECT adapter_version, against, decision, reasons FROM evaluations "
+                           "ORDER BY created_at").fetchall()
+        runs = con.execute("SELECT status FROM training_runs").fetchall()
+    assert [(r[0], r[1], r[2]) for r in rows] == [("v1", None, "promote"), ("v2", "v1", "reject")]
+    assert any("regression" in reason for reason in json.loads(rows[1][3])), rows[1][3]
+    assert runs == [("succeeded",), ("succeeded",)]
