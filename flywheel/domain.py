@@ -142,5 +142,6 @@ def is_correct(fact: Fact, answer: str) -> bool:
 
 
 def _key(text: str) -> str:
-    # The first clause carries the fact ("costs 8 dollars", "within 30 days"); compare on it.
-    return " ".join(text.lower().rstrip(".").split(",")[0].split())
+    # The whole answer, normalised: a first clause alone is not enough ("Go to Settings" starts both the
+    # cancel and the delete-account answers, so a delete-account answer counted as a right cancel answer).
+    return " ".join(text.lower().rstrip(".").split())
