@@ -107,10 +107,11 @@ class LiveAdapters:
             return {**self.snapshot(), "previous": previous}
 
     def rollback(self) -> dict[str, Any]:
+        """Back to the previous production adapter, or to the base model when the first one is rolled back."""
         with self._lock:
-            if not self.history:
-                raise NothingToRollBack("no earlier production adapter to roll back to")
-            retired, self.production = self.production, self.history.pop()
+            if self.production is None:
+                raise NothingToRollBack("the base model is serving; there is no production adapter to roll back")
+            retired, self.production = self.production, (self.history.pop() if self.history else None)
             self._save()
             log.info("rolled back production adapter: %s (was %s)", self.production, retired)
             return {**self.snapshot(), "retired": retired}

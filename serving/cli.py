@@ -70,4 +70,4 @@ def register(app: typer.Typer) -> None:
         except DeployError as exc:
             typer.echo(f"flywheel rollback: {exc}", err=True)
             raise typer.Exit(1) from None
-        typer.echo(f"rolled back to {result['version']} (retired {result['retired']})")
+        typer.echo(f"rolled back to {result['version'] or 'the base model'} (retired {result['retired']})")

@@ -70,6 +70,10 @@ def rollback(settings: Settings, url: str | None = None) -> dict[str, Any]:
         raise
     version, retired = result["production"], result.get("retired")
     _record(settings, version, "local", "rollback", "succeeded", {"url": url, **result})
+    if version is None and retired:  # back on the base model: the rolled-back adapter leaves production
+        from training.registry import set_status
+
+        set_status(settings, retired, "retired", reason=f"rolled back to the base model ({url})")
     return {"version": version, "retired": retired, **result}
 
 

@@ -67,3 +67,13 @@ def read_artifacts(key: str) -> list:
                 artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key])), sort=ArtifactSort.CREATED_DESC)
 
     return asyncio.run(fetch())
+
+
+def artifact_data(key: str):
+    """The newest artifact's data: a table as a list of row dicts, markdown as text."""
+    import json
+
+    data = read_artifacts(key)[0].data
+    if isinstance(data, str) and data[:1] in "[{":
+        return json.loads(data)
+    return data

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
-
-from conftest import read_artifacts
+from conftest import artifact_data
 
 from flywheel import sample_data
 from flywheel.warehouse import status
@@ -21,8 +19,6 @@ def test_collect_flow_ingests_and_leaves_summary_artifact(settings, prefect_serv
     assert summary["interactions_new"] == 40 and summary["quarantined"] == 1
     assert status(settings)["interactions"] == 40
 
-    artifact = read_artifacts("collect-summary")[0]
-    table = artifact.data if isinstance(artifact.data, list) else json.loads(artifact.data)
-    as_dict = {row["what"]: row["count"] for row in table}
+    as_dict = {row["what"]: row["count"] for row in artifact_data("collect-summary")}
     assert as_dict["interactions_new"] == 40 and as_dict["quarantined"] == 1
     assert any(k.startswith("quarantined: ") for k in as_dict)

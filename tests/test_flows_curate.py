@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import orjson
 import pytest
-from conftest import read_artifacts
+from conftest import artifact_data, read_artifacts
 
 from collectors.ingest import collect
 from flywheel import sample_data
@@ -32,7 +32,7 @@ def test_curate_flow_artifacts_and_dask_gives_the_same_dataset(tmp_path, monkeyp
     assert local["created"] and local["version"] == "v1"
     for key in ("curate-mining", "curate-funnel", "curate-pii", "curate-dedup", "curate-hap"):
         assert read_artifacts(key), f"artifact {key} missing"
-    funnel = read_artifacts("curate-funnel")[0].data
+    funnel = artifact_data("curate-funnel")
     assert "PII scrub" in str(funnel) and "HAP filter" in str(funnel)
 
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:

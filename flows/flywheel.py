@@ -1,0 +1,81 @@
+"""Prefect flow ``flywheel``: one full turn of the wheel, each stage its own sub-flow run in the UI.
+
+collect -> curate -> retrain -> (gate said promote?) deploy. Re-running a turn is idempotent: curating
+the same window returns the version it already made, a dataset version that already has an adapter is
+not trained again, and an adapter already in production is not deployed again. A failure anywhere
+leaves production serving the adapter it had (retrain only registers a candidate; deploy rolls back
+when its smoke check fails). The ``flywheel-funnel`` artifact shows the turn on one page.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import flow
+from prefect.artifacts import create_table_artifact
+
+from flows.collect import collect_feedback
+from flows.curate import curate_flow
+from flows.deploy import deploy_flow
+from flows.retrain import retrain_flow
+from flywheel.settings import Settings, load_settings
+from flywheel.warehouse import connect
+
+
+def _funnel_rows(settings: Settings, collected: dict[str, Any], curated: dict[str, Any]) -> list[dict[str, Any]]:
+    with connect(settings, read_only=True) as con:
+        bad_cases = con.execute("SELECT count(*) FROM bad_cases").fetchone()[0]
+        reviewed = con.execute("SELECT count(*) FROM review_queue WHERE status <> 'new'").fetchone()[0]
+    rows = [{"stage": "ingested interactions (this turn)", "in": None, "out": collected["interactions_new"]},
+            {"stage": "quarantined at ingest (this turn)", "in": None, "out": collected["quarantined"]},
+            {"stage": "bad cases mined (all time)", "in": None, "out": bad_cases},
+            {"stage": "reviewed by annotators (all time)", "in": None, "out": reviewed}]
+    return rows + [{"stage": stage, "in": n_in, "out": n_out} for stage, n_in, n_out in curated["funnel"]]
+
+
+def adapter_for_dataset(settings: Settings, dataset_version: str) -> tuple[str, str, str] | None:
+    """(adapter version, registry status, gate decision) of an adapter already trained on this dataset."""
+    with connect(settings, read_only=True) as con:
+        row = con.execute(
+            "SELECT a.version, a.status, (SELECT e.decision FROM evaluations e WHERE e.adapter_version = a.version "
+            "ORDER BY e.created_at DESC LIMIT 1) FROM adapters a WHERE a.dataset_version = ? "
+            "ORDER BY a.created_at DESC LIMIT 1", [dataset_version]).fetchone()
+    return tuple(row) if row else None
+
+
+@flow(name="flywheel", log_prints=True)
+def flywheel_flow(serve_url: str | None = None) -> dict[str, Any]:
+    """Run one turn; returns what each stage did (the demo prints it)."""
+    settings = load_settings()
+    collected = collect_feedback()
+    curated = curate_flow()
+    create_table_artifact(key="flywheel-funnel", table=_funnel_rows(settings, collected, curated),
+                          description="ingested -> bad cases -> reviewed -> scrubbed -> deduped -> HAP -> examples")
+    turn: dict[str, Any] = {
+        "ingested": collected["interactions_new"],
+        "dataset_version": curated["version"],
+        "new_examples": curated["n_new"] if curated["created"] else 0,
+        "pii_replaced": sum(curated["pii"].values()),
+        "duplicates": curated["dedup"].get("dropped", 0),
+        "hap_dropped": curated["hap"].get("dropped", 0),
+        "decision": "no dataset",
+    }
+    if curated["version"] is None:
+        print(f"nothing to train on: {curated['message']}")
+        return turn
+
+    existing = adapter_for_dataset(settings, curated["version"])
+    if existing is None:
+        trained = retrain_flow(dataset_version=curated["version"])
+        adapter, status, decision = trained["adapter_version"], "candidate", trained["decision"]
+    else:
+        adapter, status, decision = existing
+        print(f"{curated['version']} already trained into {adapter} ({status}); not training again")
+    turn.update(adapter_version=adapter, decision=decision)
+    if decision != "promote":
+        print(f"{adapter} not promoted by the gate")
+    elif status == "production":
+        print(f"{adapter} is already in production; nothing to deploy")
+    else:
+        turn["deployed"] = deploy_flow(version=adapter, url=serve_url)["version"]
+    return turn
