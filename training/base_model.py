@@ -154,6 +154,12 @@ def _render(conversation: list[dict[str, str]]) -> str:
     return "".join(f"{IM_START}{m['role']}\n{m['content']}{IM_END}\n" for m in conversation)
 
 
+def embedded_tokenizer(config: BaseModelConfig | None = None) -> Any:
+    """The embedded model's tokenizer alone (seconds): for random-init models in benchmarks."""
+    config = config or BaseModelConfig()
+    return _train_tokenizer([_render(c) for c in training_conversations(config)], config.vocab_size)
+
+
 def _train_tokenizer(texts: list[str], vocab_size: int) -> Any:
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast

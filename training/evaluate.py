@@ -112,6 +112,8 @@ def decide(candidate: dict[str, float], reference: dict[str, float], primary: st
            tolerance: float, reference_name: str = "production") -> GateDecision:
     """Promote only if ``primary`` beats the reference by more than ``margin`` and nothing regresses."""
     sign = 1 if HIGHER_IS_BETTER[primary] else -1
+    if math.isnan(candidate.get(primary, math.nan)) or math.isnan(reference.get(primary, math.nan)):
+        return GateDecision(False, [f"{primary}: not measurable (empty held-out split?); nothing to promote on"])
     gain = sign * (candidate[primary] - reference[primary])
     promote = gain > margin
     reasons = [f"{primary}: {candidate[primary]:.3f} vs {reference_name} {reference[primary]:.3f} "
