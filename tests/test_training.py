@@ -99,7 +99,8 @@ def test_sft_resumes_from_its_last_checkpoint(home, small_model, tmp_path):
 
 @pytest.mark.slow
 def test_sft_lowers_heldout_loss_and_dpo_raises_preference_accuracy(home, embedded_base_model):
-    """On the real embedded model: each recipe improves its own held-out measure over the base."""
+    """On the real embedded model: SFT beats the base on held-out loss, DPO on top beats SFT on preferences."""
+    from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from training.common import read_split
@@ -111,9 +112,8 @@ def test_sft_lowers_heldout_loss_and_dpo_raises_preference_accuracy(home, embedd
     data = write_domain_dataset(settings, "v1")
     config = load_config()
     sft = train_sft(config, embedded_base_model, data, home / "sft", device="cpu")
-    dpo = train_dpo(config, embedded_base_model, data, home / "dpo", sft_adapter=None, device="cpu")
-
-    from peft import PeftModel
+    dpo = train_dpo(config, embedded_base_model, data, home / "dpo", sft_adapter=sft.adapter_dir, device="cpu")
+    assert not (dpo.adapter_dir / "ref").exists()  # TRL's frozen reference copy is not shipped
 
     tokenizer = AutoTokenizer.from_pretrained(embedded_base_model)
     model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(embedded_base_model),
@@ -128,13 +128,13 @@ def test_sft_lowers_heldout_loss_and_dpo_raises_preference_accuracy(home, embedd
         return sum(c > r for c, r in pairs) / len(pairs)
 
     with model.disable_adapter():
-        base_loss, base_accuracy = scorer.assistant_nll(sft_eval), preference_accuracy()
+        base_loss = scorer.assistant_nll(sft_eval)
     model.set_adapter("sft")
-    sft_loss = scorer.assistant_nll(sft_eval)
+    sft_loss, sft_accuracy = scorer.assistant_nll(sft_eval), preference_accuracy()
     model.set_adapter("dpo")
     dpo_accuracy = preference_accuracy()
     assert sft_loss < 0.7 * base_loss, (base_loss, sft_loss)
-    assert dpo_accuracy >= base_accuracy + 0.5, (base_accuracy, dpo_accuracy)
+    assert dpo_accuracy >= sft_accuracy + 0.15, (sft_accuracy, dpo_accuracy)
 
 
 @pytest.mark.slow
@@ -142,12 +142,12 @@ def test_sft_runs_under_accelerate_with_two_cpu_processes(home, small_model, tmp
     settings = train_settings(home, small_model)
     data = write_domain_dataset(settings, "v1")
     config = recipe(tmp_path / "ddp.yaml", sft={"max_steps": 2, "batch_size": 2})
-    env = {**os.environ, "FLYWHEEL_HOME": str(home), "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "FLYWHEEL_HOME": str(home), "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
     out = subprocess.run(
         [sys.executable, "-m", "accelerate.commands.launch", "--config_file",
          str(ROOT / "infra" / "accelerate" / "cpu-ddp.yaml"), "-m", "training.sft", "--dataset", str(data),
          "--output", str(home / "ddp"), "--config", str(config), "--base-model", str(small_model)],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
-    assert "num_processes=2" in out.stdout or "world size 2" in out.stdout, out.stdout[-2000:]
+    assert out.stdout.count("(world size 2)") == 2, out.stdout[-2000:]  # both ranks ran the recipe
     assert (home / "ddp" / "adapter" / "adapter_model.safetensors").is_file()
