@@ -54,6 +54,10 @@ def offline_tldextract() -> None:
         tld.TLD_EXTRACTOR("example.com")  # parse the snapshot now, not inside the first scrubbed batch
 
 
+ONTONOTES_LABELS = ("CARDINAL", "DATE", "EVENT", "FAC", "GPE", "LANGUAGE", "LAW", "LOC", "MONEY", "NORP",
+                    "ORDINAL", "ORG", "PERCENT", "PERSON", "PRODUCT", "QUANTITY", "TIME", "WORK_OF_ART")
+
+
 def spacy_engine(ner_only: bool = True):
     """Presidio's spaCy engine for the installed small English model (never a download).
 
@@ -70,9 +74,10 @@ def spacy_engine(ner_only: bool = True):
 
     config = NerModelConfiguration()
     if ner_only:
+        # Every other label spaCy's English NER emits (OntoNotes), so Presidio neither keeps nor warns about them.
+        ignored = set(config.model_to_presidio_entity_mapping) | set(ONTONOTES_LABELS)
         config = NerModelConfiguration(model_to_presidio_entity_mapping={"PERSON": "PERSON", "PER": "PERSON"},
-                                       labels_to_ignore=[label for label in config.model_to_presidio_entity_mapping
-                                                         if label not in ("PERSON", "PER")])
+                                       labels_to_ignore=sorted(ignored - {"PERSON", "PER"}))
     engine = SmallSpacyEngine(models=[{"lang_code": "en", "model_name": SPACY_MODEL}],
                               ner_model_configuration=config)
     engine.load()
