@@ -42,7 +42,9 @@ def _number(value: float) -> float | None:
     return None if value != value else round(value, 4)
 
 
-@task(tags=["gpu"])
+# log_prints off: datasets hashes functions through dill, which prints their disassembly while capturing
+# stdout; with Prefect's print capture on, every line of it would land in the run's log.
+@task(tags=["gpu"], log_prints=False)
 def train_and_gate(dataset_version: str, config: str | None, promote: bool) -> dict[str, Any]:
     """SFT + DPO + eval + gate + register; returns the decision, metrics and report paths."""
     from pathlib import Path
