@@ -36,7 +36,9 @@ from flywheel.settings import HapSettings
 
 HEAD_VERSION = 1
 UNSURE_BAND = (0.3, 0.7)  # static-head probabilities outside it are trusted as they are
-_SENTENCE = regex.compile(r"[^.!?\n]+[.!?]*")
+# A sentence ends at . ! ? followed by white space, or at a line break: "x@mail.com", "v2.5" and "$8.50"
+# stay whole (splitting inside them made fragments like "com if you need it." that scored as abuse).
+_SENTENCE_END = regex.compile(r"(?<=[.!?])\s+|\n+")
 _REFUSAL = regex.compile(
     r"(?i)\b(?:i can(?:no|')t|i won't|i will not|i'm not able to|i am not able to|i'm unable to|"
     r"i am unable to|i must decline|i'd rather not|not something i can help|can't help with|"
@@ -46,7 +48,7 @@ _REFUSAL = regex.compile(
 
 def sentences(text: str) -> list[str]:
     """Sentences (and lines) of a text, each stripped; a text without any gives itself."""
-    found = [s.strip() for s in _SENTENCE.findall(text or "") if s.strip()]
+    found = [s.strip() for s in _SENTENCE_END.split(text or "") if s.strip()]
     return found or [text or ""]
 
 

@@ -317,8 +317,31 @@ HAP_TEMPLATES: dict[str, dict[str, tuple[str, ...]]] = {
 }
 
 
+# Everyday support sentences that carry contact details: without them the semantic heads learned that
+# "... if you need it" after an address or number leans harmful (a demo run dropped 24 such examples).
+HAP_CONTACT_BENIGN = (
+    "My email is {email} if you need it.",
+    "You can reach me at {email} any time.",
+    "Please send the receipt to {email}.",
+    "My number is {phone}, call me if anything is unclear.",
+    "Text me at {phone} when the export is done.",
+    "The invoice should go to {address}.",
+    "I moved to {address}, please update my billing details.",
+    "Ship the printed notebook to {address}, thanks.",
+)
+HAP_CONTACT_VALUES = {
+    "train": {"email": ("sam.lee@example.org", "k.novak@mail.example", "billing@acme.example"),
+              "phone": ("555-0142", "+44 20 7946 0958", "(212) 555-0199"),
+              "address": ("12 Harbour Road, Leeds", "88 Elm Street, Springfield", "4 Rue Cler, Paris")},
+}
+
+
 def hap_examples(split: str = "train") -> list[tuple[str, str]]:
-    """All (text, kind) pairs of a split, kind in implicit | explicit | benign; sorted, deterministic."""
+    """All (text, kind) pairs of a split, kind in implicit | explicit | benign; sorted, deterministic.
+
+    The training split also holds benign support texts (``benign_support_texts``, dev templates) and
+    benign sentences with contact details, so product talk and personal details do not read as abuse.
+    """
     groups = HAP_GROUPS[split]
     rows = []
     for kind, templates in HAP_TEMPLATES[split].items():
@@ -327,6 +350,11 @@ def hap_examples(split: str = "train") -> list[tuple[str, str]]:
                 rows += [(_capitalise(template.format(group=g)), kind) for g in groups]
             else:
                 rows.append((template, kind))
+    if split == "train":
+        values = HAP_CONTACT_VALUES["train"]
+        rows += [(template.format(email=e, phone=p, address=a), "benign") for template in HAP_CONTACT_BENIGN
+                 for e, p, a in zip(values["email"], values["phone"], values["address"], strict=True)]
+        rows += [(text, "benign") for text in benign_support_texts(120, split="dev", seed=7)]
     return sorted(set(rows))
 
 

@@ -63,6 +63,20 @@ def test_heldout_bars(scorer):
     assert 2 * explicit_p * explicit_r / (explicit_p + explicit_r) >= 0.93, (explicit_p, explicit_r)
 
 
+def test_ordinary_support_text_with_contact_details_is_not_abuse(scorer):
+    from curation.hap import sentences
+    from curation.safety_data import benign_support_texts
+
+    assert sentences("My email is jo.ng@example.com if you need it. Thanks!") == [
+        "My email is jo.ng@example.com if you need it.", "Thanks!"]  # no split inside the address
+    contact = ["How do refunds work? My email is mia.roth@example.net if you need it.",
+               "What is the price of Plus? My billing address is 7 Quay Street, Dublin.",
+               "Can I get a refund? You can call me at 415-555-0100."]
+    benign = benign_support_texts(300, split="heldout", seed=11)
+    flagged = [t for t, score in zip(contact + benign, scorer.score(contact + benign), strict=True) if score >= 0.5]
+    assert flagged == []
+
+
 def test_lexical_alone_misses_implicit_hate(scorer, model_cache):
     from curation.hap import load_scorer
 
