@@ -108,3 +108,9 @@ def test_better_adapter_is_promoted_and_a_worse_one_refused(home, embedded_base_
     assert [(r[0], r[1], r[2]) for r in rows] == [("v1", None, "promote"), ("v2", "v1", "reject")]
     assert any("regression" in reason for reason in json.loads(rows[1][3])), rows[1][3]
     assert runs == [("succeeded",), ("succeeded",)]
+
+    again = CliRunner().invoke(app, ["eval", "--adapter", "v1", "--against", "base"])
+    assert again.exit_code == 0, again.output
+    assert "PROMOTE" in again.output and "task_accuracy" in again.output
+    with connect(settings, read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM evaluations WHERE adapter_version = 'v1'").fetchone()[0] == 2

@@ -16,12 +16,13 @@ SMALL_SHAPE = dict(hidden_size=48, intermediate_size=96, num_hidden_layers=2, nu
 
 
 @pytest.fixture(scope="session")
-def embedded_base_model(request: pytest.FixtureRequest) -> Path:
+def embedded_base_model(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The real embedded base model, built once and kept in pytest's cache dir (keyed by content hash)."""
     from training.base_model import ensure_base_model
 
-    cache = Path(request.config.cache.mkdir("flywheel-models"))
-    return ensure_base_model(Settings(home=cache), progress=False)
+    cache = getattr(request.config, "cache", None)  # absent under -p no:cacheprovider: build per session
+    home = Path(cache.mkdir("flywheel-models")) if cache else tmp_path_factory.mktemp("embedded-base")
+    return ensure_base_model(Settings(home=home), progress=False)
 
 
 @pytest.fixture(scope="session")
