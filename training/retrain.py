@@ -80,6 +80,8 @@ def retrain(settings: Settings, dataset_version: str, config_path: Path | None =
     run_dir = settings.home / "runs" / run_id
     _run_started(settings, run_id, dataset_version, config_json)
     try:
+        if _count(data, "sft") == 0:
+            raise RecipeError(f"dataset {dataset_version} has no SFT training rows; nothing to train on")
         sft = train_sft(config, base, data, run_dir / "sft", init_adapter, earlier_versions(settings, dataset_version),
                         settings.train.device, callbacks)
         dpo_rows = _count(data, "dpo")
