@@ -8,8 +8,6 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-console = Console()
-
 
 def register(app: typer.Typer) -> None:
     quarantine_app = typer.Typer(help="Inspect records that a stage refused, with the reason.",
@@ -38,6 +36,7 @@ def register(app: typer.Typer) -> None:
             typer.echo(json.dumps(summary.as_dict()))
             return
         table = Table(title="collect")
+        console = Console()
         table.add_column("what")
         table.add_column("count", justify="right")
         for key, value in summary.as_rows():
@@ -59,6 +58,7 @@ def register(app: typer.Typer) -> None:
                 f"SELECT id, stage, source, line, reason FROM quarantine {where} "
                 "ORDER BY created_at DESC, source, line LIMIT ?", [*params, limit]).fetchall()
         table = Table(title=f"quarantine ({len(rows)} shown)")
+        console = Console()  # made per call: it reads the terminal width (COLUMNS) now
         for col in ("id", "stage", "source:line", "reason"):
             table.add_column(col, overflow="fold")
         for qid, st, src, line, reason in rows:
@@ -78,6 +78,6 @@ def register(app: typer.Typer) -> None:
             typer.echo(f"flywheel quarantine show: {len(rows)} records match {qid!r}; give a longer id", err=True)
             raise typer.Exit(1)
         qid, st, src, line, reason, created, raw = rows[0]
-        console.print(f"[bold]id[/] {qid}\n[bold]stage[/] {st}\n[bold]source[/] {src}:{line}\n"
+        Console().print(f"[bold]id[/] {qid}\n[bold]stage[/] {st}\n[bold]source[/] {src}:{line}\n"
                       f"[bold]reason[/] {reason}\n[bold]time[/] {created}\n[bold]raw[/]", highlight=False)
         typer.echo(raw)

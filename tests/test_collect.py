@@ -125,7 +125,7 @@ def test_quarantine_cli_lists_and_shows(settings, tmp_path):
     path.write_bytes(b'{"id": "z", "messages": [{"role": "robot", "content": "x"}], "response": "y"}\n')
     collect(settings, [path])
     runner = CliRunner()
-    listed = runner.invoke(app, ["quarantine", "list"])
+    listed = runner.invoke(app, ["quarantine", "list"], env={"COLUMNS": "300"})
     assert listed.exit_code == 0 and "unknown" in listed.output and "bad.jsonl:1" in listed.output
     with connect(settings) as con:
         (qid,) = con.execute("SELECT id FROM quarantine").fetchone()

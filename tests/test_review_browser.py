@@ -71,6 +71,7 @@ def signed_in_page(browser, base_url: str, username: str):
     page = context.new_page()
     page.goto(base_url + "/")
     assert "/login" in page.url  # the queue sends an anonymous visitor to sign in
+    page.wait_for_function("document.activeElement && document.activeElement.id === 'username'")
     page.keyboard.type(username)  # the user name field has focus on load
     page.keyboard.press("Tab")
     page.keyboard.type(PASSWORD)
