@@ -77,3 +77,24 @@ def artifact_data(key: str):
     if isinstance(data, str) and data[:1] in "[{":
         return json.loads(data)
     return data
+
+
+class NetworkBlocked(AssertionError):
+    """Raised by the ``no_network`` guard: the code under test tried to open a connection."""
+
+
+@pytest.fixture(scope="module")
+def no_network():
+    """Block every outgoing connection (and name lookup) for a module: offline stages must not notice."""
+    import socket
+
+    def refuse(*args, **kwargs):
+        raise NetworkBlocked(f"network call attempted: {args[1:] or kwargs}")
+
+    saved = socket.socket.connect, socket.socket.connect_ex, socket.create_connection, socket.getaddrinfo
+    socket.socket.connect = refuse
+    socket.socket.connect_ex = refuse
+    socket.create_connection = refuse
+    socket.getaddrinfo = refuse
+    yield
+    socket.socket.connect, socket.socket.connect_ex, socket.create_connection, socket.getaddrinfo = saved

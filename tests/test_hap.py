@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import socket
 from pathlib import Path
 
 import orjson
@@ -13,23 +12,7 @@ from typer.testing import CliRunner
 from curation.safety_data import hap_examples
 from flywheel.settings import HapSettings
 
-
-class NetworkBlocked(AssertionError):
-    pass
-
-
-@pytest.fixture(scope="module", autouse=True)
-def no_network():
-    def refuse(*args, **kwargs):
-        raise NetworkBlocked(f"network call attempted: {args[1:] or kwargs}")
-
-    saved = socket.socket.connect, socket.socket.connect_ex, socket.create_connection, socket.getaddrinfo
-    socket.socket.connect = refuse
-    socket.socket.connect_ex = refuse
-    socket.create_connection = refuse
-    socket.getaddrinfo = refuse
-    yield
-    socket.socket.connect, socket.socket.connect_ex, socket.create_connection, socket.getaddrinfo = saved
+pytestmark = pytest.mark.usefixtures("no_network")  # conftest: any connection attempt fails
 
 
 @pytest.fixture(scope="module")

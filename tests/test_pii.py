@@ -7,29 +7,13 @@ from pathlib import Path
 
 import orjson
 import pytest
+from conftest import NetworkBlocked
 from typer.testing import CliRunner
 
 from curation.safety_data import benign_support_texts, conversation_with_pii, pii_examples
 from flywheel.settings import ScrubSettings
 
-
-class NetworkBlocked(AssertionError):
-    pass
-
-
-@pytest.fixture(scope="module", autouse=True)
-def no_network():
-    """Any attempt to open a connection fails the test: scrubbing must work offline."""
-    def refuse(*args, **kwargs):
-        raise NetworkBlocked(f"network call attempted: {args[1:] or kwargs}")
-
-    saved = socket.socket.connect, socket.socket.connect_ex, socket.create_connection, socket.getaddrinfo
-    socket.socket.connect = refuse
-    socket.socket.connect_ex = refuse
-    socket.create_connection = refuse
-    socket.getaddrinfo = refuse
-    yield
-    socket.socket.connect, socket.socket.connect_ex, socket.create_connection, socket.getaddrinfo = saved
+pytestmark = pytest.mark.usefixtures("no_network")  # conftest: any connection attempt fails
 
 
 @pytest.fixture(scope="module")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import random
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,26 @@ def resolve_base_model(settings: Settings, config: RecipeConfig) -> Path:
             raise RecipeError(f"model: {config.model} is not a local HF model directory (no config.json)")
         return Path(config.model)
     return ensure_base_model(settings)
+
+
+def recipe_arguments(description: str) -> argparse.ArgumentParser:
+    """The command-line arguments every recipe takes (``python -m training.sft|dpo``, ``accelerate launch``)."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--dataset", type=Path, required=True, help="dataset version directory (datasets/vN)")
+    parser.add_argument("--output", type=Path, required=True)
+    parser.add_argument("--config", type=Path, default=None, help="recipe YAML (default: training/configs/tiny.yaml)")
+    parser.add_argument("--base-model", type=Path, default=None, help="HF model directory (default: embedded model)")
+    return parser
+
+
+def recipe_inputs(args: argparse.Namespace) -> tuple[Settings, RecipeConfig, Path]:
+    """Settings, the recipe config and the base model directory for a recipe run from the command line."""
+    from flywheel.settings import load_settings
+    from training.config import load_config
+
+    settings = load_settings()
+    config = load_config(args.config, settings)
+    return settings, config, args.base_model or resolve_base_model(settings, config)
 
 
 def load_model(base_model: Path, config: RecipeConfig, rt: Runtime) -> tuple[Any, Any]:

@@ -14,7 +14,6 @@
 
 from __future__ import annotations
 
-import argparse
 import os
 from pathlib import Path
 from typing import Any
@@ -24,10 +23,12 @@ from training.common import (
     load_model,
     lora_config,
     read_split,
+    recipe_arguments,
+    recipe_inputs,
     stage_arguments,
     with_adapter,
 )
-from training.config import RecipeConfig, load_config, runtime
+from training.config import RecipeConfig, runtime
 from training.sft import StageResult
 
 
@@ -67,19 +68,10 @@ def _drop_reference_adapter(adapter_dir: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--dataset", type=Path, required=True, help="dataset version directory (datasets/vN)")
-    parser.add_argument("--output", type=Path, required=True)
+    parser = recipe_arguments(__doc__.split("\n\n")[0])
     parser.add_argument("--sft-adapter", type=Path, default=None, help="adapter to start from (the SFT output)")
-    parser.add_argument("--config", type=Path, default=None, help="recipe YAML (default: training/configs/tiny.yaml)")
-    parser.add_argument("--base-model", type=Path, default=None, help="HF model directory (default: embedded model)")
     args = parser.parse_args(argv)
-    from flywheel.settings import load_settings
-    from training.common import resolve_base_model
-
-    settings = load_settings()
-    config = load_config(args.config, settings)
-    base = args.base_model or resolve_base_model(settings, config)
+    settings, config, base = recipe_inputs(args)
     result = train_dpo(config, base, args.dataset, args.output, args.sft_adapter, settings.train.device)
     print(f"adapter: {result.adapter_dir} (world size {os.environ.get('WORLD_SIZE', '1')})")
 

@@ -18,7 +18,6 @@
 
 from __future__ import annotations
 
-import argparse
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,11 +28,13 @@ from training.common import (
     load_model,
     lora_config,
     read_split,
+    recipe_arguments,
+    recipe_inputs,
     stage_arguments,
     with_adapter,
     with_replay,
 )
-from training.config import RecipeConfig, load_config, runtime
+from training.config import RecipeConfig, runtime
 
 
 @dataclass
@@ -80,20 +81,11 @@ def build_sft_trainer(config: RecipeConfig, base_model: Path, dataset_dir: Path,
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--dataset", type=Path, required=True, help="dataset version directory (datasets/vN)")
-    parser.add_argument("--output", type=Path, required=True)
-    parser.add_argument("--config", type=Path, default=None, help="recipe YAML (default: training/configs/tiny.yaml)")
-    parser.add_argument("--base-model", type=Path, default=None, help="HF model directory (default: embedded model)")
+    parser = recipe_arguments(__doc__.split("\n\n")[0])
     parser.add_argument("--init-adapter", type=Path, default=None, help="continue this adapter instead of a fresh one")
     parser.add_argument("--replay", type=Path, action="append", default=[], help="earlier dataset version (repeat)")
     args = parser.parse_args(argv)
-    from flywheel.settings import load_settings
-    from training.common import resolve_base_model
-
-    settings = load_settings()
-    config = load_config(args.config, settings)
-    base = args.base_model or resolve_base_model(settings, config)
+    settings, config, base = recipe_inputs(args)
     result = train_sft(config, base, args.dataset, args.output, args.init_adapter, args.replay, settings.train.device)
     print(f"adapter: {result.adapter_dir} (world size {os.environ.get('WORLD_SIZE', '1')})")
 
