@@ -79,6 +79,10 @@ def run_demo(settings: Settings, ui: bool = True, keep_running: bool = False, co
         result.seconds = time.monotonic() - started
         return result
     finally:
+        if ui:  # send the runs' last log lines before their server goes away
+            from prefect.logging.handlers import APILogWorker
+
+            APILogWorker.drain_all(timeout=10)
         if keep_running:
             console.print("services left running: " + ", ".join(f"{s.name} {s.url}" for s in services))
         else:
