@@ -32,9 +32,10 @@ from flywheel.warehouse import Rejected, connect, now, quarantine
 
 SUFFIXES = (".jsonl", ".jsonl.gz", ".parquet")
 CHUNK_BYTES = 16 * 1024 * 1024
-# A final line without a newline that is not valid JSON yet is left for the next run while the file
-# was modified recently (its writer may still be at it); after that it is quarantined as truncated.
-SETTLE_SECONDS = 30.0
+# A last line with no newline that is not valid JSON is quarantined as truncated, but the file offset stays
+# before it: if a writer was still at it, the next run reads the completed line, ingests it and deletes
+# that quarantine row; if the file never grows, every run finds the same row (same id) and adds nothing.
+TRUNCATED_TAIL = "truncated final line (no newline, incomplete JSON)"
 NUL, NEWLINE = b"\x00", b"\n"
 
 INTERACTION_SCHEMA = pa.schema([
@@ -82,6 +83,7 @@ class Batch:
     """Valid rows and rejected lines of one unit of work, committed together with the file offset."""
 
     source: str
+    retried_line: int | None = None  # first line of this run: it may have been quarantined as a truncated tail
     interactions: dict[str, Interaction] = field(default_factory=dict)
     feedback: dict[str, Feedback] = field(default_factory=dict)
     rejected: list[Rejected] = field(default_factory=list)
@@ -172,6 +174,9 @@ def commit_batch(con: Any, batch: Batch, summary: Summary, state: tuple[int, int
                                    "latency_ms, prompt_tokens, completion_tokens, source")
         new_feedback = _upsert(con, "feedback", _feedback_rows(batch),
                                "id, interaction_id, ts, kind, value, text, user_id, source")
+        if batch.retried_line is not None:
+            con.execute("DELETE FROM quarantine WHERE stage = 'collect' AND source = ? AND line = ? "
+                        "AND starts_with(reason, ?)", [batch.source, batch.retried_line, TRUNCATED_TAIL])
         quarantine(con, batch.rejected, raw_chars)
         if state is not None:
             offset, line, size, mtime, done = state
@@ -290,7 +295,7 @@ def _jsonl_batches(path: Path, offset: int, line: int, stat: os.stat_result, set
     with fh:
         fh.seek(offset)
         carry = b""
-        batch = Batch(str(path))
+        batch = Batch(str(path), retried_line=line + 1)
         while True:
             chunk = fh.read(CHUNK_BYTES)
             if not chunk:
@@ -314,17 +319,13 @@ def _jsonl_batches(path: Path, offset: int, line: int, stat: os.stat_result, set
                     yield batch, (offset, line, stat.st_size, stat.st_mtime, False)
                     batch = Batch(str(path))
         if carry.strip():
-            settled = (now().timestamp() - stat.st_mtime) > SETTLE_SECONDS
             try:
                 value = orjson.loads(carry)
-            except orjson.JSONDecodeError as exc:
-                if settled:
-                    batch.records += 1
-                    batch.reject(carry, line + 1, "truncated final line (no newline, incomplete JSON); "
-                                                  f"{_diagnose(carry, exc)}")
-                    offset, line = offset + len(carry), line + 1
-                else:
-                    summary.pending_partial_lines += 1
+            except orjson.JSONDecodeError as exc:  # offset stays before it: see TRUNCATED_TAIL
+                batch.records += 1
+                summary.pending_partial_lines += 1
+                batch.reject(carry, line + 1, f"{TRUNCATED_TAIL}; {_diagnose(carry, exc)}; "
+                                              "it is read again if the file grows")
             else:  # a complete record that just lacks its newline
                 batch.records += 1
                 batch.add_value(value, carry, line + 1)

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
-import time
 from pathlib import Path
 
 import orjson
@@ -140,23 +138,26 @@ def test_growing_file_is_read_from_where_it_stopped(settings, tmp_path):
     path.write_bytes(lines[0] + b"\n" + lines[1] + b"\n" + lines[2][:40])  # writer mid-line
 
     first = collect(settings, [path])
-    assert first.interactions_new == 2 and first.pending_partial_lines == 1 and first.quarantined_total == 0
+    assert first.interactions_new == 2 and first.pending_partial_lines == 1
+    assert "truncated final line" in reasons(settings)[0][1]  # quarantined, in case it never completes
+    assert collect(settings, [path]).records_read == 1  # unchanged: the same tail, the same quarantine row
+    assert counts(settings)["quarantine"] == 1
 
     with open(path, "ab") as fh:
         fh.write(lines[2][40:] + b"\n" + lines[3] + b"\n" + lines[4])  # last one: complete, no newline
     second = collect(settings, [path])
     assert second.interactions_new == 3 and second.quarantined_total == 0
-    assert counts(settings)["interactions"] == 5
+    assert counts(settings) == {"interactions": 5, "feedback": 0, "quarantine": 0}  # the tail's row is gone
 
 
-def test_stale_truncated_last_line_is_quarantined(settings, tmp_path):
+def test_truncated_file_is_quarantined_once(settings, tmp_path):
     path = tmp_path / "old.jsonl"
     path.write_bytes(b'{"id": "a", "messages": [{"role": "user", "content": "q"}], "response": "r"}\n{"id": "b", "mes')
-    old = time.time() - 3600
-    os.utime(path, (old, old))
     summary = collect(settings, [path])
     assert summary.interactions_new == 1 and summary.quarantined_total == 1
     assert "truncated final line" in reasons(settings)[0][1]
+    collect(settings, [path])
+    assert counts(settings) == {"interactions": 1, "feedback": 0, "quarantine": 1}
 
 
 def test_gzip_and_parquet_and_truncated_gzip(settings, tmp_path):
