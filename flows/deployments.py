@@ -14,9 +14,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from flows.curate import DATASET_READY
 from flywheel.settings import Settings
 
-DATASET_READY = "flywheel.dataset.ready"
+__all__ = ["DATASET_READY", "build_deployments", "register_deployments", "serve_deployments"]
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 GPU_POOL, CPU_POOL = "gpu", "cpu"
 
