@@ -6,19 +6,17 @@ import json
 from pathlib import Path
 
 import pytest
+from training_fixtures import build_small_model
 
 from flywheel.settings import Settings
 
-# The embedded base model's builder with a small shape and few steps: serving tests need a real model
-# directory (tokenizer, chat template, EOS), not a good one, and 2 busy CPU cores.
-SMALL_MODEL = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-                   num_key_value_heads=2, steps=2, warmup_steps=1, batch_size=8)
+# Serving tests need a real model directory (tokenizer, chat template, EOS), not a good one: the training
+# tests' small builder, a little wider.
+SERVING_SHAPE = dict(hidden_size=64, intermediate_size=128)
 
 
 def build_small_base_model(home: Path) -> Path:
-    from training.base_model import BaseModelConfig, ensure_base_model
-
-    return ensure_base_model(Settings(home=home), BaseModelConfig(**SMALL_MODEL), progress=False)
+    return build_small_model(home, **SERVING_SHAPE)
 
 
 @pytest.fixture(scope="session")
