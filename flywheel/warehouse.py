@@ -91,13 +91,21 @@ def _open(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
             delay = min(delay * 2, 1.0)
 
 
+def _needs_migration(path: Path) -> bool:
+    con = _open(path, read_only=True)
+    try:
+        return schema_version(con) < max(m.version for m in migrations())
+    finally:
+        con.close()
+
+
 @contextmanager
 def connect(settings: Settings, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
     """Open the warehouse (creating and migrating it on first use) for one unit of work."""
     path = settings.warehouse_path
     path.parent.mkdir(parents=True, exist_ok=True)
-    if read_only and not path.exists():
-        read_only = False  # nothing to read yet: create it
+    if read_only and (not path.exists() or _needs_migration(path)):
+        read_only = False  # nothing to read yet, or a file of an older schema: create / upgrade it first
     con = _open(path, read_only)
     try:
         if not read_only:
