@@ -10,12 +10,15 @@ script itself stays tested where no GPU is. Configurations, each on the same syn
   imports) — TRL's best correct configuration (GPU only; SDPA with packed rows would attend across samples);
 - ``ours``: ``training.sft.build_sft_trainer`` with the shape's YAML (padding-free packing, varlen /
   flex attention, Liger, no needless checkpointing);
-- DPO ``trl-default`` (reference forward every step) vs ``ours`` (``precompute_ref_log_probs``).
+- DPO ``trl-default`` (``DPOConfig`` defaults: reference forward every step, gradient checkpointing) vs
+  ``ours``: ``training.dpo.build_dpo_trainer`` with the shape's YAML (one batched reference pass
+  before training, no checkpointing, Liger).
 
 Throughput is real (non-pad) tokens per second, or pairs per second, measured from the step after
-``--warmup`` steps (compilation excluded) to the last. Prints each figure and its ratio to the baseline.
+``--warmup`` steps (compilation excluded) to the last; DPO also prints the whole wall time, ours
+including its reference pass. Prints each figure and its ratio to the baseline.
 
-    .venv/bin/python benchmarks/train_throughput.py --tiny            # CPU smoke run, ~1 min
+    .venv/bin/python benchmarks/train_throughput.py --tiny            # CPU smoke run, ~15 s
     python benchmarks/train_throughput.py --shape qwen2.5-0.5b --steps 30
     python benchmarks/train_throughput.py --shape llama3-8b --steps 20
 """
@@ -136,16 +139,21 @@ def peak_gib() -> float:
     return torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_available() else float("nan")
 
 
-def run_sft(name: str, trainer: Any, meter: Meter, steps: int, warmup: int) -> dict[str, Any]:
+def measure(name: str, trainer: Any, warmup: int, pairs_per_step: int | None = None) -> dict[str, Any]:
+    """Train, timing from step ``warmup`` to the end: tokens/s (SFT), or pairs/s when ``pairs_per_step``."""
     import torch
 
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
+    meter = Meter(warmup)
     trainer.add_callback(meter.callback)
+    started = time.perf_counter()
     trainer.train()
-    tokens = meter.end_tokens - meter.start_tokens
-    result = {"config": name, "tok_per_s": tokens / meter.seconds, "steps": steps - warmup,
-              "peak_gib": peak_gib()}
+    result: dict[str, Any] = {"config": name, "wall_s": time.perf_counter() - started, "peak_gib": peak_gib()}
+    if pairs_per_step is None:
+        result["tok_per_s"] = (meter.end_tokens - meter.start_tokens) / meter.seconds
+    else:
+        result["pairs_per_s"] = (trainer.state.global_step - warmup) * pairs_per_step / meter.seconds
     del trainer
     gc.collect()
     if torch.cuda.is_available():
@@ -153,70 +161,53 @@ def run_sft(name: str, trainer: Any, meter: Meter, steps: int, warmup: int) -> d
     return result
 
 
-def trl_sft(model_dir: Path, data: Path, out: Path, spec: dict, steps: int, bf16: bool, packing: bool,
-            attn: str, liger: bool) -> Any:
-    """Plain TRL: ``SFTConfig`` defaults except the shape's batch size and length (and packing/attention)."""
+def plain_trl(kind: str, model_dir: Path, data: Path, out: Path, spec: dict, steps: int, bf16: bool,
+              packing: bool = False, attn: str = "sdpa", liger: bool = False) -> Any:
+    """Plain TRL: its config's defaults (gradient checkpointing on, no reference precompute, padded batches)
+    except the shape's batch size and length, and the packing/attention/Liger switches given."""
     import torch
     from peft import LoraConfig
     from transformers import AutoModelForCausalLM, AutoTokenizer
-    from trl import SFTConfig, SFTTrainer
+    from trl import DPOConfig, DPOTrainer, SFTConfig, SFTTrainer
 
     from training.common import read_split
 
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.bfloat16 if bf16 else torch.float32,
                                                  attn_implementation=attn)
-    args = SFTConfig(output_dir=str(out), max_steps=steps, per_device_train_batch_size=spec["batch"],
-                     max_length=spec["seq"], packing=packing, bf16=bf16, use_cpu=not torch.cuda.is_available(),
-                     use_liger_kernel=liger, report_to=[], save_strategy="no", logging_steps=1,
-                     include_num_input_tokens_seen="non_padding", disable_tqdm=True)
-    return SFTTrainer(model=model, args=args, train_dataset=read_split(data, "sft", "train").select_columns(["messages"]),
-                      processing_class=AutoTokenizer.from_pretrained(model_dir),
-                      peft_config=LoraConfig(r=16, lora_alpha=32, target_modules="all-linear", task_type="CAUSAL_LM"))
+    common = dict(output_dir=str(out), max_steps=steps, per_device_train_batch_size=spec["batch"],
+                  max_length=spec["seq"], bf16=bf16, use_cpu=not torch.cuda.is_available(), use_liger_kernel=liger,
+                  report_to=[], save_strategy="no", logging_steps=1, disable_tqdm=True)
+    lora = LoraConfig(r=16, lora_alpha=32, target_modules="all-linear", task_type="CAUSAL_LM")
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    if kind == "sft":
+        args = SFTConfig(**common, packing=packing, include_num_input_tokens_seen="non_padding")
+        rows = read_split(data, "sft", "train").select_columns(["messages"])
+        return SFTTrainer(model=model, args=args, train_dataset=rows, processing_class=tokenizer, peft_config=lora)
+    pairs = read_split(data, "dpo", "train").select_columns(["prompt", "chosen", "rejected"])
+    return DPOTrainer(model=model, args=DPOConfig(**common), train_dataset=pairs, processing_class=tokenizer,
+                      peft_config=lora)
 
 
-def ours_sft(model_dir: Path, data: Path, out: Path, spec: dict, steps: int, attn: str, liger: bool) -> Any:
-    """Our recipe unchanged (training/sft.py + the shape's YAML), pointed at the random model."""
+def ours(kind: str, model_dir: Path, data: Path, out: Path, spec: dict, steps: int, attn: str, liger: bool) -> Any:
+    """Our recipe unchanged (training/sft.py or dpo.py + the shape's YAML), pointed at the random model;
+    only the batch shape, step count, LoRA rank (r16, as the baselines) and what this GPU has are set here."""
     from training.config import CONFIGS_DIR, load_config
+    from training.dpo import build_dpo_trainer
     from training.sft import build_sft_trainer
 
     config = load_config(CONFIGS_DIR / spec["recipe"])
+    shape = {"max_steps": steps, "batch_size": spec["batch"], "max_length": spec["seq"],
+             "gradient_accumulation_steps": 1, "use_liger_kernel": liger, "save_steps": steps + 1}
     config = config.model_copy(update={
         "attn_implementation": attn, "lora": config.lora.model_copy(update={"r": 16, "alpha": 32}),
-        "sft": config.sft.model_copy(update={"max_steps": steps, "batch_size": spec["batch"], "max_length": spec["seq"],
-                                             "gradient_accumulation_steps": 1, "use_liger_kernel": liger,
-                                             "save_steps": steps + 1})})
-    trainer = build_sft_trainer(config, model_dir, data, out)
-    trainer.args.include_num_input_tokens_seen = "non_padding"
+        "sft": config.sft.model_copy(update=shape), "dpo": config.dpo.model_copy(update=shape)})
+    if kind == "dpo":
+        trainer = build_dpo_trainer(config, model_dir, data, out, sft_adapter=None)
+    else:
+        trainer = build_sft_trainer(config, model_dir, data, out)
+        trainer.args.include_num_input_tokens_seen = "non_padding"
     trainer.args.disable_tqdm = True
     return trainer
-
-
-def run_dpo(name: str, model_dir: Path, data: Path, out: Path, spec: dict, steps: int, warmup: int, bf16: bool,
-            precompute: bool) -> dict[str, Any]:
-    import torch
-    from peft import LoraConfig
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-    from trl import DPOConfig, DPOTrainer
-
-    from training.common import read_split
-
-    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.bfloat16 if bf16 else torch.float32)
-    args = DPOConfig(output_dir=str(out), max_steps=steps, per_device_train_batch_size=spec["batch"],
-                     max_length=spec["seq"], bf16=bf16, use_cpu=not torch.cuda.is_available(), report_to=[],
-                     save_strategy="no", logging_steps=1, precompute_ref_log_probs=precompute, disable_tqdm=True)
-    pairs = read_split(data, "dpo", "train").select_columns(["prompt", "chosen", "rejected"])
-    trainer = DPOTrainer(model=model, args=args, train_dataset=pairs, processing_class=AutoTokenizer.from_pretrained(
-        model_dir), peft_config=LoraConfig(r=16, lora_alpha=32, target_modules="all-linear", task_type="CAUSAL_LM"))
-    meter = Meter(warmup)
-    trainer.add_callback(meter.callback)
-    started = time.perf_counter()
-    trainer.train()
-    pairs_done = (steps - warmup) * spec["batch"]
-    result = {"config": name, "pairs_per_s": pairs_done / meter.seconds, "wall_s": time.perf_counter() - started,
-              "peak_gib": peak_gib()}
-    del trainer, model
-    gc.collect()
-    return result
 
 
 def main() -> None:
@@ -230,6 +221,8 @@ def main() -> None:
     args = parser.parse_args()
     import torch
 
+    from training.config import importable
+
     shape = "tiny" if args.tiny else args.shape
     cuda = torch.cuda.is_available()
     if not cuda and shape != "tiny":
@@ -237,27 +230,22 @@ def main() -> None:
     if not cuda:
         torch.set_num_threads(1)
     spec, bf16 = SHAPES[shape], cuda
-    try:
-        import liger_kernel  # noqa: F401
-
-        liger = cuda
-    except ImportError:
-        liger = False
-    flash = cuda and _importable("flash_attn")
-    ours_attn = "flash_attention_2" if flash else ("flex_attention" if cuda else "sdpa")
+    liger = cuda and importable("liger_kernel")
+    ours_attn = "flash_attention_2" if cuda and importable("flash_attn") else ("flex_attention" if cuda else "sdpa")
     with tempfile.TemporaryDirectory(prefix="train-bench-") as tmp:
         work = Path(tmp)
         model_dir = random_model(shape, work / "model", torch.bfloat16 if bf16 else torch.float32)
         data = synthetic_dataset(work / "data", args.rows if cuda else 64, spec["seq"], seed=0)
-        sft_runs = [("trl-default", lambda: trl_sft(model_dir, data, work / "a", spec, args.steps, bf16, False,
-                                                    "sdpa", False))]
+        sft_runs = [("trl-default", lambda: plain_trl("sft", model_dir, data, work / "a", spec, args.steps, bf16))]
         if cuda:
-            sft_runs.append(("trl-packing-flex", lambda: trl_sft(model_dir, data, work / "b", spec, args.steps, bf16,
-                                                                 True, "flex_attention", liger)))
-        sft_runs.append(("ours", lambda: ours_sft(model_dir, data, work / "c", spec, args.steps, ours_attn, liger)))
-        results = [run_sft(name, build(), Meter(args.warmup), args.steps, args.warmup) for name, build in sft_runs]
-        dpo = [run_dpo(name, model_dir, data, work / name, spec, args.steps, args.warmup, bf16, precompute)
-               for name, precompute in (("dpo-trl-default", False), ("dpo-ours-precomputed-ref", True))]
+            sft_runs.append(("trl-packing-flex", lambda: plain_trl("sft", model_dir, data, work / "b", spec, args.steps,
+                                                                   bf16, True, "flex_attention", liger)))
+        sft_runs.append(("ours", lambda: ours("sft", model_dir, data, work / "c", spec, args.steps, ours_attn, liger)))
+        results = [measure(name, build(), args.warmup) for name, build in sft_runs]
+        dpo = [measure("dpo-trl-default", plain_trl("dpo", model_dir, data, work / "d", spec, args.steps, bf16),
+                       args.warmup, spec["batch"]),
+               measure("dpo-ours", ours("dpo", model_dir, data, work / "e", spec, args.steps, ours_attn, liger),
+                       args.warmup, spec["batch"])]
     device = torch.cuda.get_device_name() if cuda else "CPU (1 thread)"
     print(f"\nshape {shape}, seq {spec['seq']}, batch {spec['batch']}, {args.steps - args.warmup} timed steps, "
           f"{device}; ours: attn={ours_attn}, liger={liger}")
@@ -269,16 +257,11 @@ def main() -> None:
     if best_trl:
         print(f"ours vs trl-packing-flex: x{results[-1]['tok_per_s'] / best_trl:.2f}")
     for r in dpo:
-        print(f"DPO {r['config']:<26} {r['pairs_per_s']:>8.2f} pairs/s  x{r['pairs_per_s'] / dpo[0]['pairs_per_s']:5.2f}"
-              f"  (wall incl. precompute {r['wall_s']:.1f} s)")
+        print(f"DPO {r['config']:<18} {r['pairs_per_s']:>8.2f} pairs/s  x{r['pairs_per_s'] / dpo[0]['pairs_per_s']:5.2f}"
+              f"  wall {r['wall_s']:.1f} s (x{dpo[0]['wall_s'] / r['wall_s']:.2f}, ours incl. its reference pass)"
+              f"  peak {r['peak_gib']:.1f} GiB")
     if args.json:
         args.json.write_text(json.dumps({"shape": shape, "device": device, "sft": results, "dpo": dpo}, indent=2))
-
-
-def _importable(module: str) -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec(module) is not None
 
 
 if __name__ == "__main__":

@@ -5,7 +5,6 @@ and a real warehouse file. Saves screenshots of the queue and of an item to test
 from __future__ import annotations
 
 import shutil
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -13,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import uvicorn
+from net import free_port
 from review_support import PASSWORD, PII_ID, XSS_ID, add_accounts, seed_review_queue, shared_scrubber
 
 from flywheel.settings import load_settings
@@ -25,12 +25,6 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run"]
 LAPTOP = {"width": 1366, "height": 768}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

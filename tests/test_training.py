@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from net import free_port
 from training_fixtures import recipe, train_settings
 
 from training.config import RecipeError, load_config, runtime
@@ -18,13 +19,16 @@ pytest_plugins = ("training_fixtures",)
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_packed_rows_never_attend_across_samples(small_model):
-    """A packed row (position_ids restarting per sample, no mask) gives each sample's own logits."""
+@pytest.mark.parametrize("attn", ["sdpa", "eager", "flex_attention"])
+def test_packed_rows_never_attend_across_samples(small_model, attn):
+    """A packed row (position_ids restarting per sample, no mask) gives each sample's own logits, with every
+    attention the configs use that runs without CUDA (flex_attention is the GPU configs' fallback)."""
     import torch
 
     from training.common import load_model
 
-    model, tokenizer = load_model(small_model, load_config(), runtime(load_config(), "cpu"))
+    config = load_config().model_copy(update={"attn_implementation": attn})
+    model, tokenizer = load_model(small_model, config, runtime(config, "cpu"))
     first = tokenizer("How much does the Plus plan cost?")["input_ids"]
     second = tokenizer("Support answers by email every day.")["input_ids"]
     with torch.no_grad():
@@ -54,10 +58,25 @@ def test_sft_batches_are_packed_padding_free_with_loss_on_assistant_tokens_only(
         assert not_trained not in targets, f"{not_trained!r} is in the loss: {targets[:200]}"
 
 
-def test_qlora_is_refused_on_cpu_with_a_clear_message(tmp_path):
-    config = load_config(recipe(tmp_path / "q.yaml", quantization="4bit"))
-    with pytest.raises(RecipeError, match="4bit.*needs a CUDA GPU"):
+@pytest.mark.parametrize("switch, expected", [
+    ({"quantization": "4bit"}, "quantization: 4bit .QLoRA. needs a CUDA GPU and bitsandbytes"),
+    ({"attn_implementation": "flash_attention_2"}, "flash_attention_2 needs a CUDA GPU and the flash-attn"),
+    ({"dpo": {"use_liger_kernel": True}}, "dpo.use_liger_kernel: true needs a CUDA GPU and the liger-kernel"),
+])
+def test_gpu_only_switches_are_refused_on_cpu_naming_the_key(tmp_path, switch, expected):
+    config = load_config(recipe(tmp_path / "gpu.yaml", **switch))
+    with pytest.raises(RecipeError, match=expected):
         runtime(config, "cpu")
+
+
+def test_shipped_gpu_configs_are_valid():
+    """The GPU YAMLs cannot be trained here, but a typo in them must still fail in CI, not on the GPU."""
+    from training.config import CONFIGS_DIR
+
+    for name in ("qwen2.5-0.5b.yaml", "llama3-8b.yaml"):
+        config = load_config(CONFIGS_DIR / name)
+        assert config.sft.packing and config.dpo.precompute_ref_log_probs and config.sft.use_liger_kernel
+        assert not config.sft.gradient_checkpointing  # the speed the benchmark measures comes from these
 
 
 def test_config_typos_are_refused_naming_the_key(tmp_path):
@@ -145,7 +164,8 @@ def test_sft_runs_under_accelerate_with_two_cpu_processes(home, small_model, tmp
     env = {**os.environ, "FLYWHEEL_HOME": str(home), "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
     out = subprocess.run(
         [sys.executable, "-m", "accelerate.commands.launch", "--config_file",
-         str(ROOT / "infra" / "accelerate" / "cpu-ddp.yaml"), "-m", "training.sft", "--dataset", str(data),
+         str(ROOT / "infra" / "accelerate" / "cpu-ddp.yaml"), "--main_process_port", str(free_port()),
+         "-m", "training.sft", "--dataset", str(data),
          "--output", str(home / "ddp"), "--config", str(config), "--base-model", str(small_model)],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]

@@ -2,7 +2,8 @@
 
 Unknown keys are refused (a typo must not silently fall back to a default). ``runtime`` turns the
 config plus ``settings.train.device`` into the concrete device and precision: bf16 on CUDA, fp32 on
-CPU; QLoRA (``quantization: 4bit``) needs CUDA and bitsandbytes and says so otherwise.
+CPU; QLoRA (``quantization: 4bit``), FlashAttention-2 and Liger kernels need CUDA and their package, and
+say so otherwise.
 """
 
 from __future__ import annotations
@@ -57,6 +58,8 @@ class DPOSection(StageSection):
     beta: float = Field(0.1, gt=0)
     loss_type: str = "sigmoid"
     precompute_ref_log_probs: bool = True
+    precompute_ref_batch_size: int | None = Field(
+        None, ge=1, description="Batch of the one reference pass (no gradients: can exceed batch_size); None: batch_size")
 
 
 class EvalSection(_Section):
@@ -112,21 +115,30 @@ class Runtime:
 
 
 def runtime(config: RecipeConfig, device: str = "auto") -> Runtime:
-    """Device and precision for this machine; refuses QLoRA without CUDA."""
+    """Device and precision for this machine; refuses GPU-only switches (QLoRA, FlashAttention-2, Liger) without CUDA."""
     import torch
 
     cuda = torch.cuda.is_available() and device != "cpu"
     if device == "cuda" and not torch.cuda.is_available():
         raise RecipeError("train.device=cuda but no CUDA device is visible; use device: auto or cpu")
-    if config.quantization == "4bit":
-        if not cuda:
-            raise RecipeError("quantization: 4bit (QLoRA) needs a CUDA GPU and bitsandbytes; "
-                              "set quantization: none to train in fp32 on CPU")
-        try:
-            import bitsandbytes  # noqa: F401
-        except ImportError:
-            raise RecipeError("quantization: 4bit needs bitsandbytes: pip install bitsandbytes") from None
+    if config.quantization == "4bit" and not (cuda and importable("bitsandbytes")):
+        raise RecipeError("quantization: 4bit (QLoRA) needs a CUDA GPU and bitsandbytes (pip install bitsandbytes); "
+                          "set quantization: none to train without it (fp32 on CPU)")
+    if config.attn_implementation == "flash_attention_2" and not (cuda and importable("flash_attn")):
+        raise RecipeError(f"attn_implementation: {config.attn_implementation} needs a CUDA GPU and the flash-attn "
+                          "package; set attn_implementation: flex_attention (also no attention across packed "
+                          "samples) or sdpa")
+    for stage in ("sft", "dpo"):
+        if getattr(config, stage).use_liger_kernel and not (cuda and importable("liger_kernel")):
+            raise RecipeError(f"{stage}.use_liger_kernel: true needs a CUDA GPU and the liger-kernel package "
+                              f"(pip install liger-kernel); set {stage}.use_liger_kernel: false")
     if not cuda and config.cpu_threads:
         # A small model on a shared box: extra threads mostly wait on each other (10x slower seen here).
         torch.set_num_threads(config.cpu_threads)
     return Runtime(device="cuda" if cuda else "cpu", bf16=cuda and torch.cuda.is_bf16_supported())
+
+
+def importable(module: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None

@@ -35,6 +35,17 @@ from training.sft import StageResult
 def train_dpo(config: RecipeConfig, base_model: Path, dataset_dir: Path, output_dir: Path,
               sft_adapter: Path | None, device: str = "auto", callbacks: list[Any] | None = None) -> StageResult:
     """Preference-tune on ``dataset_dir/dpo`` train split; saves ``output_dir/adapter``."""
+    trainer = build_dpo_trainer(config, base_model, dataset_dir, output_dir, sft_adapter, device, callbacks)
+    trainer.train(resume_from_checkpoint=last_checkpoint(output_dir / "checkpoints"))
+    adapter_dir = output_dir / "adapter"
+    trainer.save_model(str(adapter_dir))
+    _drop_reference_adapter(adapter_dir)
+    return StageResult(adapter_dir, trainer.state.log_history)
+
+
+def build_dpo_trainer(config: RecipeConfig, base_model: Path, dataset_dir: Path, output_dir: Path,
+                      sft_adapter: Path | None, device: str = "auto", callbacks: list[Any] | None = None) -> Any:
+    """The configured ``DPOTrainer`` (policy, reference, pairs, arguments), not yet trained."""
     from trl import DPOConfig, DPOTrainer
 
     rt = runtime(config, device)
@@ -49,15 +60,11 @@ def train_dpo(config: RecipeConfig, base_model: Path, dataset_dir: Path, output_
         beta=config.dpo.beta,
         loss_type=[config.dpo.loss_type],
         precompute_ref_log_probs=config.dpo.precompute_ref_log_probs,
+        precompute_ref_batch_size=config.dpo.precompute_ref_batch_size,
         dataset_num_proc=None,
     )
-    trainer = DPOTrainer(model=model, ref_model=None, args=args, train_dataset=pairs, processing_class=tokenizer,
-                         peft_config=peft_config, callbacks=callbacks)
-    trainer.train(resume_from_checkpoint=last_checkpoint(output_dir / "checkpoints"))
-    adapter_dir = output_dir / "adapter"
-    trainer.save_model(str(adapter_dir))
-    _drop_reference_adapter(adapter_dir)
-    return StageResult(adapter_dir, trainer.state.log_history)
+    return DPOTrainer(model=model, ref_model=None, args=args, train_dataset=pairs, processing_class=tokenizer,
+                      peft_config=peft_config, callbacks=callbacks)
 
 
 def _drop_reference_adapter(adapter_dir: Path) -> None:
