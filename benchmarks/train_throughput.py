@@ -212,8 +212,9 @@ def ours(kind: str, model_dir: Path, data: Path, out: Path, spec: dict, steps: i
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--shape", choices=sorted(SHAPES), default="qwen2.5-0.5b")
-    parser.add_argument("--tiny", action="store_true", help="tiny Llama on CPU (smoke run of this script)")
+    parser.add_argument("--shape", choices=sorted(SHAPES), default=None,
+                        help="default: qwen2.5-0.5b on a GPU, tiny without one")
+    parser.add_argument("--tiny", action="store_true", help="same as --shape tiny (CPU smoke run of this script)")
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--rows", type=int, default=2000)
@@ -223,8 +224,8 @@ def main() -> None:
 
     from training.config import importable
 
-    shape = "tiny" if args.tiny else args.shape
     cuda = torch.cuda.is_available()
+    shape = "tiny" if args.tiny else args.shape or ("qwen2.5-0.5b" if cuda else "tiny")
     if not cuda and shape != "tiny":
         sys.exit(f"--shape {shape} needs a CUDA GPU (none visible); run with --tiny on CPU")
     if not cuda:
