@@ -151,12 +151,10 @@ def judge_scores(con: Any, interactions: Sequence[Interaction], settings: Settin
     cfg = settings.curate
     if not cfg.judge_url:
         return {}
-    from openai import OpenAI
+    from flywheel.judge import Judge
 
-    client = OpenAI(base_url=cfg.judge_url, api_key=cfg.judge_api_key.get_secret_value(), max_retries=1,
-                    timeout=30.0)
-    model = cfg.judge_model or "judge"
-    keys = {ix.id: content_id("judge", model, ix.messages, ix.response) for ix in interactions}
+    judge = Judge(cfg.judge_url, cfg.judge_model, cfg.judge_api_key.get_secret_value())
+    keys = {ix.id: content_id("judge", judge.model, ix.messages, ix.response) for ix in interactions}
     cached = dict(con.execute("SELECT key, score FROM judge_scores WHERE key IN (SELECT unnest(?))",
                               [list(keys.values())]).fetchall()) if keys else {}
     scores: dict[str, float] = {}
@@ -164,19 +162,12 @@ def judge_scores(con: Any, interactions: Sequence[Interaction], settings: Settin
         key = keys[ix.id]
         if key not in cached:
             conversation = "\n".join(f"{m.get('role')}: {m.get('content')}" for m in ix.messages)
-            try:
-                reply = client.chat.completions.create(
-                    model=model, temperature=0.0, max_tokens=8,
-                    messages=[{"role": "user", "content": JUDGE_PROMPT.format(conversation=conversation,
-                                                                               answer=ix.response)}])
-                number = re.search(r"\d+(?:\.\d+)?", reply.choices[0].message.content or "")
-            except Exception:  # noqa: BLE001 - any transport/API error: leave unscored
+            score = judge.grade(JUDGE_PROMPT.format(conversation=conversation, answer=ix.response))
+            if score is None:
                 continue
-            if number is None:
-                continue
-            cached[key] = min(max((float(number.group()) - 1) / 9, 0.0), 1.0)
+            cached[key] = score
             con.execute("INSERT INTO judge_scores (key, model, score) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
-                        [key, model, cached[key]])
+                        [key, judge.model, score])
         scores[ix.id] = cached[key]
     return scores
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from net import judge_server
 from training_fixtures import lora_adapter, train_settings
 from typer.testing import CliRunner
 
@@ -114,3 +115,26 @@ def test_better_adapter_is_promoted_and_a_worse_one_refused(home, embedded_base_
     assert "PROMOTE" in again.output and "task_accuracy" in again.output
     with connect(settings, read_only=True) as con:
         assert con.execute("SELECT count(*) FROM evaluations WHERE adapter_version = 'v1'").fetchone()[0] == 2
+
+
+def test_llm_judge_grades_heldout_answers_of_both_models_and_survives_ungraded_ones(home, small_model):
+    """The optional judge sees each held-out answer with its reference; a reply with no grade is left out."""
+    from training.config import load_config
+    from training.evaluate import evaluate
+
+    settings = train_settings(home, small_model)
+    data = write_domain_dataset(settings, "v1")
+    candidate = lora_adapter(small_model, home / "candidate")
+
+    def grade(prompt: str) -> str:
+        return "I cannot tell" if "Reference answer: The Plus plan costs" in prompt else "4"
+
+    with judge_server(grade) as (url, asked):
+        config = load_config().model_copy(update={"eval": load_config().eval.model_copy(update={"judge_url": url})})
+        evaluation = evaluate(settings, config, small_model, candidate, None, data)
+    heldout = [row for row in evaluation.answers if row["set"] == "heldout"]
+    assert len(asked) == 2 * len(heldout)  # every held-out answer, candidate and reference, once
+    assert all("Reference answer: " in p and "Question: " in p and "Answer: " in p for p in asked)
+    ungraded = sum("Reference answer: The Plus plan costs" in p for p in asked)
+    assert 0 < ungraded < len(asked)
+    assert evaluation.candidate["judge_score"] == evaluation.reference["judge_score"] == 0.75  # grade 4 of 1-5

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-import threading
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
 import orjson
+from net import judge_server
 
 from collectors.ingest import collect
 from curation.examples import build_examples, load_decisions
@@ -147,42 +146,19 @@ def test_review_decisions_decide_the_target(settings) -> None:
     assert {e["source_interactions"][0] for e in built.examples} == {"e"}
 
 
-class _Judge(BaseHTTPRequestHandler):
-    calls = 0
-
-    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
-        type(self).calls += 1
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        answer = body["messages"][0]["content"].rsplit("Answer:\n", 1)[1]
-        score = "2" if "costs 5 dollars" in answer else "9"
-        reply = {"id": "j", "object": "chat.completion", "created": 0, "model": body["model"],
-                 "choices": [{"index": 0, "finish_reason": "stop",
-                              "message": {"role": "assistant", "content": score}}]}
-        data = json.dumps(reply).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
 def test_llm_judge_over_openai_compatible_http_is_cached(settings) -> None:
-    server = HTTPServer(("127.0.0.1", 0), _Judge)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        settings.curate.judge_url = f"http://127.0.0.1:{server.server_port}/v1"
+    def grade(prompt: str) -> str:
+        return "2" if "costs 5 dollars" in prompt.rsplit("Answer:\n", 1)[1] else "9"
+
+    with judge_server(grade) as (url, asked):
+        settings.curate.judge_url = url
         settings.curate.judge_model = "grader"
         _add(settings, [("bad", "Plus plan price?", "The Plus plan costs 5 dollars per month.", []),
                         ("good", "Team plan price?", "The Team plan costs 15 dollars per user per month.", [])])
         mine(settings)
-        assert _Judge.calls == 2
+        assert len(asked) == 2
         mine(settings)
-        assert _Judge.calls == 2  # the second run reads the cache
-    finally:
-        server.shutdown()
+        assert len(asked) == 2  # the second run reads the cache
     with connect(settings) as con:
         found = dict(con.execute("SELECT interaction_id, signals FROM bad_cases").fetchall())
     assert set(found) == {"bad"} and "judge" in found["bad"]

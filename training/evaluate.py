@@ -12,7 +12,8 @@ same model with adapters disabled. Metrics per model:
   candidate gets right (the "bad-case fix rate");
 - ``golden_accuracy``: the regression set — training-side questions the reference answers correctly —
   must stay right;
-- ``judge_score`` (optional): mean 1-5 score from an LLM judge at any OpenAI-compatible URL.
+- ``judge_score`` (optional): mean grade (1-5 mapped to 0-1) from an LLM judge at any OpenAI-compatible
+  URL (``eval.judge_url``; key: ``curate.judge_api_key``).
 
 The gate promotes only when the primary metric beats the reference by more than
 ``settings.train.gate_margin`` and no regression metric is worse by more than
@@ -23,7 +24,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -100,7 +100,7 @@ def evaluate(settings: Settings, config: RecipeConfig, base_model: Path, candida
     _answer_metrics(results, answers, prompts)
     if config.eval.judge_url:
         for name in results:
-            results[name]["judge_score"] = judge_score(config, prompts, answers[name])
+            results[name]["judge_score"] = judge_score(settings, config, prompts, answers[name])
     gate = decide(results[CANDIDATE], results[REFERENCE], config.gate.primary_metric, settings.train.gate_margin,
                   settings.train.regression_tolerance, reference_name)
     rows = [{**p, "reference": answers[REFERENCE][i], "candidate": answers[CANDIDATE][i]}
@@ -151,24 +151,23 @@ def record_evaluation(settings: Settings, adapter_version: str, against: str | N
     return row_id
 
 
-def judge_score(config: RecipeConfig, prompts: list[dict[str, Any]], answers: list[str]) -> float:
-    """Mean 1-5 rating from an LLM judge (any OpenAI-compatible server) of the held-out answers."""
-    from openai import OpenAI
+JUDGE_PROMPT = ("You grade a support assistant's answer against the reference answer. Reply with one number "
+                "from 1 (wrong) to 5 (right and helpful) and nothing else.\n\nReference answer: {reference}\n\n"
+                "Question: {question}\nAnswer: {answer}")
 
-    client = OpenAI(base_url=config.eval.judge_url, api_key="flywheel-judge")
-    scores = []
-    for prompt, answer in zip(prompts, answers, strict=True):
-        if prompt["set"] != "heldout":
-            continue
-        reply = client.chat.completions.create(
-            model=config.eval.judge_model or "judge", temperature=0, max_tokens=4,
-            messages=[{"role": "system", "content": "Rate the support answer from 1 (wrong) to 5 (right and "
-                       f"helpful). Reference answer: {domain.FACTS_BY_ID[prompt['fact']].answer} Reply with the digit."},
-                      {"role": "user", "content": f"Question: {prompt['messages'][-1]['content']}\nAnswer: {answer}"}],
-        )
-        found = re.search(r"[1-5]", reply.choices[0].message.content or "")
-        scores.append(int(found.group()) if found else 1)
-    return sum(scores) / len(scores) if scores else float("nan")
+
+def judge_score(settings: Settings, config: RecipeConfig, prompts: list[dict[str, Any]], answers: list[str]) -> float:
+    """Mean grade in [0, 1] from an LLM judge (any OpenAI-compatible server) of the held-out answers;
+    answers the judge gave no grade for are left out, and NaN means it graded none."""
+    from flywheel.judge import Judge
+
+    judge = Judge(config.eval.judge_url, config.eval.judge_model, settings.curate.judge_api_key.get_secret_value(),
+                  lowest=1, highest=5)
+    grades = [judge.grade(JUDGE_PROMPT.format(reference=domain.FACTS_BY_ID[prompt["fact"]].answer,
+                                              question=prompt["messages"][-1]["content"], answer=answer))
+              for prompt, answer in zip(prompts, answers, strict=True) if prompt["set"] == "heldout"]
+    graded = [g for g in grades if g is not None]
+    return sum(graded) / len(graded) if graded else float("nan")
 
 
 def _prompts() -> list[dict[str, Any]]:
