@@ -101,6 +101,8 @@ class ReviewSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = 8001
     session_secret: SecretStr = SecretStr("flywheel-review-demo-secret")
+    secure_cookie: bool = Field(False, description="Mark the session cookie Secure: set true when the page is "
+                                "served over HTTPS (e.g. behind a TLS proxy); browsers then never send it in clear")
 
 
 class FlowSettings(BaseModel):

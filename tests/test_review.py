@@ -15,7 +15,8 @@ from typer.testing import CliRunner
 
 from flywheel.settings import load_settings
 from flywheel.warehouse import connect
-from serving.review.app import SESSION_COOKIE, create_app
+from serving.review.app import SESSION_COOKIE, SIGN_IN_LIMITS, create_app
+from serving.review.auth import SignInThrottle
 
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 REVISION = re.compile(r'name="revision" value="(\d+)"')
@@ -132,6 +133,53 @@ def test_wrong_password_and_unknown_user_get_the_same_answer(review):
         answers.append((resp.status_code, "Wrong user name or password." in resp.text))
         assert client.get("/").status_code == 303
     assert answers == [(401, True), (401, True)]
+
+
+def _fresh_app(settings, clock: list[float]):
+    """An app of its own (its own sign-in throttle) whose throttle reads ``clock[0]`` as the time."""
+    app = create_app(settings)
+    app.state.scrubber = shared_scrubber()
+    app.state.sign_in_throttle = SignInThrottle(SIGN_IN_LIMITS, clock=lambda: clock[0])
+    return app
+
+
+def _attempt(client: TestClient, username: str, password: str):
+    token = csrf_of(client.get("/login").text)
+    return client.post("/login", data={"username": username, "password": password, "csrf_token": token})
+
+
+def test_repeated_failed_sign_ins_lock_that_account_for_fifteen_minutes(review):
+    settings, _, _ = review
+    clock = [1000.0]
+    client = client_for(_fresh_app(settings, clock))
+    assert [_attempt(client, "alice", f"guess {i}").status_code for i in range(5)] == [401] * 5
+    locked = _attempt(client, "alice", PASSWORD)  # now even the right password waits
+    assert locked.status_code == 429 and "Too many failed sign-ins: try again in 15 min." in locked.text
+    assert locked.headers["retry-after"] == "900"
+    assert _attempt(client, "bob", PASSWORD).status_code == 303  # other accounts sign in as usual
+    clock[0] += 600
+    assert _attempt(client, "alice", PASSWORD).headers["retry-after"] == "300"
+    clock[0] += 301
+    assert _attempt(client, "alice", PASSWORD).status_code == 303
+
+
+def test_one_address_spraying_many_names_is_locked_out(review):
+    settings, _, _ = review
+    clock = [1000.0]
+    client = client_for(_fresh_app(settings, clock))
+    for i in range(SIGN_IN_LIMITS["address"]):
+        assert _attempt(client, f"guess{i}", PASSWORD).status_code == 401
+    assert _attempt(client, "bob", PASSWORD).status_code == 429
+
+
+def test_session_cookie_is_marked_secure_when_configured_for_https(review):
+    settings, _, _ = review
+    https = settings.model_copy(update={"review": settings.review.model_copy(update={"secure_cookie": True})})
+    app = create_app(https)
+    client = TestClient(app, base_url="https://127.0.0.1", follow_redirects=False)
+    resp = _attempt(client, "alice", PASSWORD)
+    assert resp.status_code == 303 and "; secure" in resp.headers["set-cookie"].lower()
+    assert client.get("/").status_code == 200  # and the browser (here: the client) sends it back over HTTPS
 
 
 def test_sign_in_redirects_only_to_local_pages(review):
@@ -298,6 +346,22 @@ def test_cli_refuses_a_public_address_with_the_demo_secret(tmp_path, monkeypatch
     monkeypatch.setenv("FLYWHEEL_HOME", str(tmp_path / "home"))
     result = CliRunner().invoke(cli, ["review", "--host", "0.0.0.0", "--port", "8011"])
     assert result.exit_code == 2 and "FLYWHEEL_REVIEW__SESSION_SECRET" in result.output
+
+
+def test_cli_warns_when_a_public_address_would_carry_the_cookie_over_plain_http(tmp_path, monkeypatch):
+    import uvicorn
+
+    from flywheel.cli import app as cli
+
+    served = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: served.append(kwargs))  # do not block the test
+    monkeypatch.setenv("FLYWHEEL_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("FLYWHEEL_REVIEW__SESSION_SECRET", "a-long-random-secret-for-this-test-only")
+    result = CliRunner().invoke(cli, ["review", "--host", "0.0.0.0", "--port", "8011"])
+    assert result.exit_code == 0 and served == [{"host": "0.0.0.0", "port": 8011, "log_level": "info"}]
+    assert "FLYWHEEL_REVIEW__SECURE_COOKIE=true" in result.output
+    monkeypatch.setenv("FLYWHEEL_REVIEW__SECURE_COOKIE", "true")
+    assert "SECURE_COOKIE" not in CliRunner().invoke(cli, ["review", "--host", "0.0.0.0"]).output
 
 
 def test_accepting_without_a_suggestion_takes_the_model_answer(review):

@@ -1,7 +1,8 @@
 """The annotator review page: server-rendered HTML (FastAPI + Jinja2, autoescaped) over the warehouse.
 
 Security model: every route except the sign-in page needs a session (a signed, HttpOnly, SameSite
-cookie); every form post carries the session's CSRF token; annotators see conversations only as
+cookie, Secure when ``review.secure_cookie`` is set); failed sign-ins are throttled per account and per
+client address; every form post carries the session's CSRF token; annotators see conversations only as
 scrubbed, and a lead may open the raw text while the raw record still exists. Pages are rendered with
 Jinja2 autoescaping and served with a Content-Security-Policy that allows no inline script.
 
@@ -11,6 +12,7 @@ app (DuckDB takes one writer per process; the lock also guards the scrubber, bui
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -31,12 +33,14 @@ from starlette.middleware.sessions import SessionMiddleware
 from flywheel.settings import Settings
 from flywheel.warehouse import connect
 from serving.review import store
-from serving.review.auth import Reviewer, authenticate, csrf_matches, new_csrf_token
+from serving.review.auth import Reviewer, SignInThrottle, authenticate, csrf_matches, new_csrf_token
 from serving.review.scrubbed import ScrubbedView, make_scrubber, scrubbed_views
 
 HERE = Path(__file__).parent
 SESSION_COOKIE = "flywheel_review"
 SESSION_MAX_AGE = timedelta(hours=8)
+# Failed sign-ins allowed per 15 minutes: per account (guessing one password), per client address (spraying).
+SIGN_IN_LIMITS = {"account": 5, "address": 20}
 PAGE_SIZE = 100
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
@@ -89,6 +93,7 @@ def create_app(settings: Settings) -> FastAPI:
     app = FastAPI(title="Flywheel review", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.lock = threading.Lock()
     app.state.scrubber = None
+    app.state.sign_in_throttle = SignInThrottle(SIGN_IN_LIMITS)
     templates = Jinja2Templates(env=jinja2.Environment(
         loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True, undefined=jinja2.StrictUndefined))
 
@@ -148,11 +153,21 @@ def create_app(settings: Settings) -> FastAPI:
               next: str = Form("")) -> Response:
         username = username.strip()
         target = _local_path(next) or str(request.url_for("queue"))
+        throttle: SignInThrottle = app.state.sign_in_throttle
+        attempt = {"account": username, "address": request.client.host if request.client else "unknown"}
+        wait_s = throttle.retry_after(attempt)
+        if wait_s:
+            response = render(request, "login.html", status_code=429, next=_local_path(next) or "",
+                              error=f"Too many failed sign-ins: try again in {math.ceil(wait_s / 60)} min.")
+            response.headers["Retry-After"] = str(wait_s)
+            return response
         with warehouse() as con:
             reviewer = authenticate(con, username, password) if username and password else None
         if reviewer is None:
+            throttle.failed(attempt)
             return render(request, "login.html", status_code=401, next=_local_path(next) or "",
                           error="Wrong user name or password.")
+        throttle.succeeded("account", username)
         request.session.clear()  # a fresh session (and CSRF token) at every sign-in
         request.session.update(user=reviewer.username, role=reviewer.role, csrf=new_csrf_token())
         return RedirectResponse(target, status_code=303)
@@ -277,5 +292,5 @@ def create_app(settings: Settings) -> FastAPI:
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     app.add_middleware(SessionMiddleware, secret_key=settings.review.session_secret.get_secret_value(),
                        session_cookie=SESSION_COOKIE, max_age=int(SESSION_MAX_AGE.total_seconds()),
-                       same_site="strict")
+                       same_site="strict", https_only=settings.review.secure_cookie)
     return app

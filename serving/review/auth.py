@@ -1,4 +1,5 @@
-"""Reviewer accounts: argon2 password hashes, two roles, and the CSRF tokens kept in the session.
+"""Reviewer accounts: argon2 password hashes, two roles, the CSRF tokens kept in the session, and the
+throttle on failed sign-ins.
 
 Accounts live in the warehouse table ``review_users``; ``flywheel review add-user`` creates them. A lead
 may see raw text (while it still exists); an annotator only ever sees the scrubbed rendering.
@@ -7,8 +8,13 @@ may see raw text (while it still exists); an annotator only ever sees the scrubb
 from __future__ import annotations
 
 import hmac
+import math
 import re
 import secrets
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -22,6 +28,7 @@ from flywheel.warehouse import connect, now
 ROLES = ("annotator", "lead")
 USERNAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 MIN_PASSWORD_CHARS = 8
+MAX_TRACKED_KEYS = 4096
 
 _hasher = PasswordHasher()
 
@@ -88,3 +95,47 @@ def new_csrf_token() -> str:
 def csrf_matches(expected: str | None, given: str | None) -> bool:
     """Constant-time comparison; a session without a token never matches."""
     return bool(expected) and bool(given) and hmac.compare_digest(expected, given)
+
+
+class SignInThrottle:
+    """Refuses sign-in attempts for a key (an account, a client address) that failed too often lately.
+
+    A sliding window: ``limit`` failures within ``window_s`` seconds lock the key until the oldest of them
+    leaves the window. Checked before any password hashing, so guessing costs the server nothing either.
+    Kept in the app's memory: one review process serves the page, and a restart forgets the count.
+    """
+
+    def __init__(self, limits: dict[str, int], window_s: float = 15 * 60, clock: Callable[[], float] = time.monotonic):
+        self.limits, self.window_s, self.clock = limits, window_s, clock
+        self._failures: dict[tuple[str, str], deque[float]] = {}
+        self._lock = threading.Lock()
+
+    def retry_after(self, keys: dict[str, str]) -> int:
+        """Seconds until every given key (kind -> value, e.g. ``{"account": "alice"}``) may try again; 0: now."""
+        wait = 0.0
+        with self._lock:
+            for kind, value in keys.items():
+                failures = self._recent((kind, value))
+                if len(failures) >= self.limits[kind]:
+                    wait = max(wait, failures[-self.limits[kind]] + self.window_s - self.clock())
+        return math.ceil(wait)
+
+    def failed(self, keys: dict[str, str]) -> None:
+        with self._lock:
+            for key in keys.items():
+                self._failures.setdefault(key, deque()).append(self.clock())
+            if len(self._failures) > MAX_TRACKED_KEYS:  # many made-up names: forget what left the window
+                for key in list(self._failures):
+                    self._recent(key)
+
+    def succeeded(self, kind: str, value: str) -> None:
+        with self._lock:
+            self._failures.pop((kind, value), None)
+
+    def _recent(self, key: tuple[str, str]) -> deque[float]:
+        failures = self._failures.get(key, deque())
+        while failures and failures[0] <= self.clock() - self.window_s:
+            failures.popleft()
+        if not failures:
+            self._failures.pop(key, None)
+        return failures

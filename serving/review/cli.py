@@ -28,6 +28,9 @@ def review(ctx: typer.Context,
         typer.echo(f"flywheel review: refusing to listen on {host} with the demo session secret; "
                    "set FLYWHEEL_REVIEW__SESSION_SECRET to a long random value.", err=True)
         raise typer.Exit(2)
+    if host not in LOOPBACK_HOSTS and not settings.review.secure_cookie:
+        typer.echo(f"flywheel review: warning: listening on {host} with a session cookie that plain HTTP carries; "
+                   "serve it behind HTTPS and set FLYWHEEL_REVIEW__SECURE_COOKIE=true.", err=True)
     uvicorn.run(create_app(settings), host=host, port=port or settings.review.port, log_level="info")
 
 
