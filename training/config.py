@@ -139,6 +139,7 @@ def runtime(config: RecipeConfig, device: str = "auto") -> Runtime:
 
 
 def importable(module: str) -> bool:
+    """Whether ``module`` is installed, without importing it (importing bitsandbytes or liger is slow)."""
     import importlib.util
 
     return importlib.util.find_spec(module) is not None
