@@ -9,9 +9,10 @@
     vN/dedup-index.jsonl, vN/dedup-signatures.npy   what later versions are deduplicated against
     vN/manifest.json   sha256 of every file above, and one content hash over them all
 
-Bit-for-bit reproducible: rows are sorted by id, Arrow tables are built with a fixed schema, each HF
-dataset gets a fingerprint derived from its content (``save_to_disk`` would otherwise store a random
-one in state.json), and nothing holds a clock time. The train/eval split hashes each example's prompt
+Bit-for-bit reproducible: rows are sorted by what they teach (``flywheel.records.content_key``, not by
+id: ids carry a serving run's random response ids, and the same traffic must train the same way), Arrow
+tables are built with a fixed schema, each HF dataset gets a fingerprint derived from its content
+(``save_to_disk`` would otherwise store a random one in state.json), and nothing holds a clock time. The train/eval split hashes each example's prompt
 *cluster* (MinHash LSH over the last user turn), so near-duplicate prompts never straddle it.
 """
 
@@ -29,6 +30,7 @@ import orjson
 
 from curation.dedup import DedupIndex
 from curation.step import Record
+from flywheel.records import content_key
 from flywheel.settings import DedupSettings, Settings
 
 KINDS = ("sft", "dpo")
@@ -84,9 +86,9 @@ def assign_splits(records: Sequence[Record], settings: Settings) -> list[str]:
 
 
 def replay_sample(candidates: Sequence[Record], n: int, version: str) -> list[Record]:
-    """``n`` records picked by a hash of (version, id): deterministic, and different for each version."""
-    def rank(record: Record) -> bytes:
-        return hashlib.blake2b(f"{version}\x1f{record['id']}".encode(), digest_size=16).digest()
+    """``n`` records picked by a hash of (version, content): deterministic, and different for each version."""
+    def rank(record: Record) -> tuple[bytes, str]:
+        return hashlib.blake2b(version.encode() + content_key(record), digest_size=16).digest(), record["id"]
 
     return sorted(candidates, key=rank)[:n]
 

@@ -34,10 +34,10 @@ from curation.dedup import Dedup, DedupIndex
 from curation.examples import build_examples, conversation_text, imported_examples, load_decisions
 from curation.mining import MineResult, load_interactions, mine
 from curation.step import ExclusionWriter, MapShards, Record, Sharded, Step
+from flywheel.records import EXAMPLE_BODY, content_key
 from flywheel.settings import Settings
 from flywheel.warehouse import connect, content_id, quarantine
 
-TEXT_FIELDS = ["messages", "prompt", "chosen", "rejected"]
 VERSION = re.compile(r"^v(\d+)$")
 
 
@@ -80,7 +80,7 @@ def safety_steps(settings: Settings, exclusions: ExclusionWriter, map_shards: Ma
 def _make_scrub(settings: Settings, exclusions: ExclusionWriter | None = None) -> Step:
     from curation.pii import Scrub
 
-    return Scrub(settings.scrub, fields=TEXT_FIELDS, exclusions=exclusions)
+    return Scrub(settings.scrub, fields=list(EXAMPLE_BODY), exclusions=exclusions)
 
 
 def _make_hap(settings: Settings, exclusions: ExclusionWriter | None = None) -> Step:
@@ -142,7 +142,9 @@ def curate(settings: Settings, since: datetime | None = None, until: datetime | 
     exclusions = ExclusionWriter()
     for record, reason in built.rejected:
         exclusions.write(record, reason, "review")
-    candidates = [r for r in (*built.examples, *seeds) if r["id"] not in used]
+    # In content order, so that which of two near-duplicates dedup keeps never hangs on random response ids.
+    candidates = sorted((r for r in (*built.examples, *seeds) if r["id"] not in used),
+                        key=lambda r: (content_key(r), r["id"]))
     scrub, hap = safety_steps(settings, exclusions, map_shards, settings.flows.shard_size)
     dedup = Dedup(settings.dedup, field=conversation_text, partition="kind", exclusions=exclusions,
                   index=DedupIndex.load(version_dirs(list(versions), settings), settings.dedup))
@@ -186,7 +188,7 @@ def _write(settings: Settings, version: str, kept: list[Record], pool: list[Reco
         rows[kind]["train"] += [public_row(r, version) for r in replayed]
         result.n_replay += len(replayed)
         for split in SPLITS:
-            rows[kind][split].sort(key=lambda r: r["id"])
+            rows[kind][split].sort(key=lambda r: (content_key(r), r["id"]))
     kept_ids = {r["id"] for r in kept}
     index = dedup.kept_index
     keep_rows = [p for p, i in enumerate(index.ids) if i in kept_ids]  # HAP ran after dedup

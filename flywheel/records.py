@@ -203,3 +203,16 @@ class DPOPair(BaseModel):
     rejected: list[Message] = Field(min_length=1, max_length=1)
     source_interactions: list[str] = Field(default_factory=list)
     dataset_version: str | None = None
+
+
+EXAMPLE_BODY = ("messages", "prompt", "chosen", "rejected")  # what an SFT example or DPO pair teaches
+
+
+def content_key(example: dict[str, Any]) -> bytes:
+    """A digest of an example's turns only (not its id or lineage): the order datasets keep rows in.
+
+    Example ids derive from response ids, which a live server draws at random; ordering by them made two
+    runs of the same traffic train on the same rows in different orders, and so on different adapters.
+    """
+    body = [[(m.get("role"), m.get("content")) for m in example.get(f) or []] for f in EXAMPLE_BODY]
+    return hashlib.blake2b(orjson.dumps(body), digest_size=16).digest()

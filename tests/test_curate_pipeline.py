@@ -3,6 +3,7 @@ review decisions, byte-identical re-runs, the window key, and incrementality acr
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from datetime import UTC, datetime
@@ -21,8 +22,16 @@ pytestmark = pytest.mark.slow  # Presidio + the HAP scorer on every run: ~30 s p
 EMAIL = re.compile(r"[\w.+-]+@[\w-]+\.[\w.]+")
 
 
-def _ingest(settings, n: int, seed: int, start: datetime | None = None) -> list[dict]:
+def _ingest(settings, n: int, seed: int, start: datetime | None = None, rename_ids: bool = False) -> list[dict]:
+    """Synthetic traffic into the warehouse; ``rename_ids``: the same traffic with other response ids, as a
+    second run against a live server (which draws them at random) would log it."""
     records, feedback = sample_data.interactions(n, seed=seed, start=start)
+    if rename_ids:
+        served = {r["response"]["id"] for r in records if isinstance(r["response"], dict) and "id" in r["response"]}
+        other = {old: "chatcmpl-" + hashlib.sha256(old.encode()).hexdigest()[:16] for old in served}
+        records = [{**r, "response": {**r["response"], "id": other[r["response"]["id"]]}}
+                   if isinstance(r["response"], dict) and "id" in r["response"] else r for r in records]
+        feedback = [{**f, "interaction_id": other.get(f["interaction_id"], f["interaction_id"])} for f in feedback]
     sample_data.write_jsonl(settings.inbox_dir / f"traffic-{seed}.jsonl", records + feedback)
     collect(settings, [settings.inbox_dir / f"traffic-{seed}.jsonl"])
     return records
@@ -118,6 +127,18 @@ def test_same_window_makes_no_new_version_and_same_inputs_give_identical_bytes(s
     assert files_a == sorted(p.relative_to(b) for p in b.rglob("*") if p.is_file())
     assert all((a / f).read_bytes() == (b / f).read_bytes() for f in files_a)
     assert second.window_key == first.window_key
+    # The same traffic under other response ids: other example ids, but the same rows in the same order,
+    # so training on it gives the same adapter.
+    monkeypatch.setenv("FLYWHEEL_HOME", str(tmp_path / "renamed-home"))
+    renamed = load_settings()
+    renamed.ensure_dirs()
+    _ingest(renamed, 160, seed=5, rename_ids=True)
+    curate(renamed)
+    for kind, fields in (("sft", ["messages"]), ("dpo", ["prompt", "chosen", "rejected"])):
+        ours, theirs = _version_rows(a, kind), _version_rows(renamed.datasets_dir / "v1", kind)
+        assert {r["id"] for r in ours["train"]} != {r["id"] for r in theirs["train"]}
+        for split in ours:
+            assert [[r[f] for f in fields] for r in ours[split]] == [[r[f] for f in fields] for r in theirs[split]]
 
 
 def test_second_version_holds_only_new_examples_plus_replay(settings, v1) -> None:

@@ -64,7 +64,10 @@ def test_tiny_sets_still_get_one_eval_and_one_train_cluster(settings) -> None:
 
 
 def test_replay_sample_is_deterministic_and_differs_per_version() -> None:
-    pool = [{"id": f"sft-{i}"} for i in range(50)]
+    pool = [_sft(i, f"question number {i}") for i in range(50)]
     assert replay_sample(pool, 5, "v3") == replay_sample(list(reversed(pool)), 5, "v3")
     assert replay_sample(pool, 5, "v3") != replay_sample(pool, 5, "v4")
     assert len(replay_sample(pool, 80, "v3")) == 50
+    renamed = [{**r, "id": f"sft-other-{49 - i}"} for i, r in enumerate(pool)]  # another run's response ids
+    assert [r["messages"] for r in replay_sample(renamed, 5, "v3")] == [r["messages"] for r in
+                                                                       replay_sample(pool, 5, "v3")]

@@ -7,6 +7,7 @@ import random
 from pathlib import Path
 from typing import Any
 
+from flywheel.records import content_key
 from flywheel.settings import Settings
 from training.config import RecipeConfig, RecipeError, Runtime, StageSection
 
@@ -109,7 +110,7 @@ def with_replay(current: Any, kind: str, replay_dirs: list[Path], share: float, 
     wanted = min(len(pool), round(len(current) * share / (1 - share)))
     if wanted == 0:
         return current
-    picked = random.Random(seed).sample(sorted(pool, key=lambda r: r["id"]), wanted)
+    picked = random.Random(seed).sample(sorted(pool, key=lambda r: (content_key(r), r["id"])), wanted)
     replay = current.from_list(picked, features=current.features)
     return concatenate_datasets([current, replay]).shuffle(seed=seed)
 
