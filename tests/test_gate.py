@@ -6,7 +6,7 @@ import json
 
 import pytest
 from net import judge_server
-from training_fixtures import lora_adapter, train_settings
+from training_fixtures import lora_adapter, recipe, train_settings
 from typer.testing import CliRunner
 
 from flywheel.warehouse import connect
@@ -82,7 +82,10 @@ def test_better_adapter_is_promoted_and_a_worse_one_refused(home, embedded_base_
 
     monkeypatch.setenv("FLYWHEEL_TRAIN__BASE_MODEL", str(embedded_base_model))
     monkeypatch.setenv("FLYWHEEL_TRAIN__DEVICE", "cpu")
+    # The tiny model loses one of its 27 golden answers on some seeds even on correct data (1 of 4 seeds
+    # here, benchmarks/RESULTS.md); this test is about the gate, so it trains on one that keeps them all.
     settings = train_settings(home, embedded_base_model)
+    monkeypatch.setenv("FLYWHEEL_TRAIN__CONFIG", str(recipe(home / "seed.yaml", seed=2)))
     write_domain_dataset(settings, "v1")
     write_domain_dataset(settings, "v2", corrupt=True)
 
