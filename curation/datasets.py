@@ -12,8 +12,9 @@
 Bit-for-bit reproducible: rows are sorted by what they teach (``flywheel.records.content_key``, not by
 id: ids carry a serving run's random response ids, and the same traffic must train the same way), Arrow
 tables are built with a fixed schema, each HF dataset gets a fingerprint derived from its content
-(``save_to_disk`` would otherwise store a random one in state.json), and nothing holds a clock time. The train/eval split hashes each example's prompt
-*cluster* (MinHash LSH over the last user turn), so near-duplicate prompts never straddle it.
+(``save_to_disk`` would otherwise store a random one in state.json), and nothing holds a clock time.
+The train/eval split hashes each example's prompt *cluster* (MinHash LSH over the last user turn), so
+near-duplicate prompts never straddle it.
 """
 
 from __future__ import annotations
