@@ -73,7 +73,8 @@ def test_unknown_dataset_version_is_a_clear_cli_error(home, small_model, monkeyp
 
 
 @pytest.mark.slow
-def test_better_adapter_is_promoted_and_a_worse_one_refused(home, embedded_base_model, monkeypatch, artifacts_dir):
+def test_better_adapter_is_promoted_and_a_worse_one_refused(home, embedded_base_model, monkeypatch, artifacts_dir,
+                                                           prefect_server):
     """Flow run on correct data -> promoted over the base; CLI run on corrupted data -> refused vs production."""
     from prefect.artifacts import Artifact
 
