@@ -191,6 +191,8 @@ def plain_trl(kind: str, model_dir: Path, data: Path, out: Path, spec: dict, ste
 def ours(kind: str, model_dir: Path, data: Path, out: Path, spec: dict, steps: int, attn: str, liger: bool) -> Any:
     """Our recipe unchanged (training/sft.py or dpo.py + the shape's YAML), pointed at the random model;
     only the batch shape, step count, LoRA rank (r16, as the baselines) and what this GPU has are set here."""
+    from transformers import ProgressCallback
+
     from training.config import CONFIGS_DIR, load_config
     from training.dpo import build_dpo_trainer
     from training.sft import build_sft_trainer
@@ -206,7 +208,7 @@ def ours(kind: str, model_dir: Path, data: Path, out: Path, spec: dict, steps: i
     else:
         trainer = build_sft_trainer(config, model_dir, data, out)
         trainer.args.include_num_input_tokens_seen = "non_padding"
-    trainer.args.disable_tqdm = True
+    trainer.remove_callback(ProgressCallback)  # the recipes show a progress bar; the baselines do not
     return trainer
 
 
