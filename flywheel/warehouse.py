@@ -17,6 +17,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cache
 from pathlib import Path
 
 import duckdb
@@ -34,8 +35,13 @@ class Migration:
     sql: str
 
 
-def migrations(directory: Path | None = None) -> list[Migration]:
-    directory = directory or MIGRATIONS_DIR
+def migrations(directory: Path | None = None) -> tuple[Migration, ...]:
+    """The migration files (default: ``MIGRATIONS_DIR``), read once per process: every ``connect`` asks."""
+    return _read_migrations(directory or MIGRATIONS_DIR)
+
+
+@cache
+def _read_migrations(directory: Path) -> tuple[Migration, ...]:
     found = []
     for path in sorted(directory.glob("*.sql")):
         number, _, name = path.stem.partition("_")
@@ -43,7 +49,7 @@ def migrations(directory: Path | None = None) -> list[Migration]:
     versions = [m.version for m in found]
     if len(set(versions)) != len(versions):
         raise RuntimeError(f"duplicate migration numbers in {directory}: {versions}")
-    return found
+    return tuple(found)
 
 
 def schema_version(con: duckdb.DuckDBPyConnection) -> int:
@@ -91,24 +97,20 @@ def _open(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
             delay = min(delay * 2, 1.0)
 
 
-def _needs_migration(path: Path) -> bool:
-    con = _open(path, read_only=True)
-    try:
-        return schema_version(con) < max(m.version for m in migrations())
-    finally:
-        con.close()
-
-
 @contextmanager
 def connect(settings: Settings, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
     """Open the warehouse (creating and migrating it on first use) for one unit of work."""
     path = settings.warehouse_path
     path.parent.mkdir(parents=True, exist_ok=True)
-    if read_only and (not path.exists() or _needs_migration(path)):
-        read_only = False  # nothing to read yet, or a file of an older schema: create / upgrade it first
-    con = _open(path, read_only)
+    con = _open(path, read_only=True) if read_only and path.exists() else None
+    if con is not None and schema_version(con) < migrations()[-1].version:
+        con.close()  # a file of an older schema: upgrade it first
+        con = None
+    writable = con is None
+    if writable:
+        con = _open(path, read_only=False)
     try:
-        if not read_only:
+        if writable:
             migrate(con)
         yield con
     finally:
