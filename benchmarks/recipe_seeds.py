@@ -9,7 +9,7 @@ golden answer was kept. The first ``--lr`` is the baseline (the previous default
     .venv/bin/python benchmarks/recipe_seeds.py                      # the all-correct domain set
     .venv/bin/python benchmarks/recipe_seeds.py --dataset .flywheel/demo/datasets/v1   # after `make demo`
 
-About 1.5 min per (learning rate, seed) on one CPU thread. Training is deterministic, so a rerun prints
+About 45 s per (learning rate, seed) on one CPU thread. Training is deterministic, so a rerun prints
 the same table.
 """
 
