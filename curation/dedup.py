@@ -9,9 +9,11 @@ Why it looks like this:
   other CJK) text uses character 2-grams and 0.6, since one changed character of a 20-character Chinese
   sentence already removes a tenth of its 3-grams. A text's scheme is part of its partition: an English
   prompt is never compared with a Chinese one.
-* A typo moves a short text's sketch a lot (one changed letter of 20 removes 3 of 18 trigrams), so a
-  short text is also a near-duplicate of a candidate a few character edits away (Levenshtein, at most
-  ``max(1, length x edit_ratio)`` edits, and never when their numbers differ: "v2" is not "v3").
+* A typo moves a short text's sketch a lot (one changed letter of 20 removes 3 of 18 trigrams), and a
+  Jaccard threshold is too coarse for a ten-character question, so a short text (``edit_max_chars``) is a
+  near-duplicate of a candidate only by its character edits (optimal string alignment: Levenshtein with a
+  swap of neighbours as one edit; at most ``length x edit_ratio`` rounded, at least one, and never when
+  their numbers differ: "v2" is not "v3"); a longer one by Jaccard.
 * Signatures are datasketch's own ``affine32`` MinHash (same permutations, same pre-mix), computed for all
   shingles of a batch at once in numpy; ``signature_reference`` shows the equivalence. Candidates come from
   LSH band tables tuned below the threshold (so that the edit test sees its candidates); each is verified.
@@ -33,6 +35,7 @@ import re
 import unicodedata
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -47,6 +50,7 @@ if TYPE_CHECKING:
 
 SEED = 1  # datasketch's default MinHash seed
 CANDIDATES_PER_BUCKET = 8  # a record is compared with at most this many earliest members of each bucket
+NEIGHBOUR_CHARS = 16  # texts this short also find candidates by their one-deletion neighbours
 CHUNK_SHINGLES = 1 << 16  # shingles per numpy block (x num_perm x 8 bytes of memory)
 LSH_MARGIN = 0.2  # band tables find candidates down to (threshold - margin): the edit test needs them
 _MASK64 = (1 << 64) - 1
@@ -190,8 +194,10 @@ def shingles(norm: str, scheme: Scheme) -> list[tuple[int, ...]]:
     return [tuple(units[p:p + k]) for p in range(len(units) - k + 1)]
 
 
+@cache
 def permutations(num_perm: int) -> tuple[np.ndarray, np.ndarray]:
-    """datasketch's affine32 permutation parameters (a, b) for ``num_perm``."""
+    """datasketch's affine32 permutation parameters (a, b) for ``num_perm`` (importing datasketch takes most
+    of a second, once per process)."""
     from datasketch import MinHash
 
     a, b = MinHash(num_perm=num_perm, seed=SEED, scheme="affine32").permutations
@@ -369,6 +375,16 @@ def _exact_digest(partition: str, norm: str, raw: str) -> str:
     return hashlib.blake2b(f"{partition}\x1f{body}".encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
 
 
+def _neighbour_keys(partition: str, scheme: str, norm: str) -> list[int]:
+    """A short text and every text one character deletion away from it: two texts one edit apart (replace,
+    insert, delete, swap) share one of these, however few shingles they share."""
+    squeezed = norm.replace(" ", "")
+    if len(squeezed) > NEIGHBOUR_CHARS:
+        return []
+    variants = {squeezed, *(squeezed[:i] + squeezed[i + 1:] for i in range(len(squeezed)))}
+    return [hash((partition, scheme, v)) for v in sorted(variants)]
+
+
 def _partition_key(partition: str, scheme: str) -> int:
     return int.from_bytes(hashlib.blake2b(f"{partition}\x1f{scheme}".encode(), digest_size=8).digest(), "little")
 
@@ -391,6 +407,7 @@ class DuplicateFinder:
         self.tables: dict[str, list[dict[int, list[int]]]] = {
             name: [{} for _ in range(bands)] for name, (bands, _) in self.lsh.items()}
         self.exact: dict[str, int] = {}
+        self.neighbours: dict[int, list[int]] = {}  # one-deletion neighbour key -> earliest kept short texts
         self.kept = DedupIndex(signatures=np.zeros((0, settings.num_perm), np.uint32))
         self._sig = np.zeros((1024, settings.num_perm), np.uint32)
         self.n_index = 0
@@ -429,8 +446,9 @@ class DuplicateFinder:
         self.kept.norms.append(norm)
         self.exact.setdefault(digest, pos)
         if norm:
-            for table, key in zip(self.tables[scheme], band_keys, strict=True):
-                members = table.setdefault(key, [])
+            buckets = [table.setdefault(key, []) for table, key in zip(self.tables[scheme], band_keys, strict=True)]
+            buckets += [self.neighbours.setdefault(key, []) for key in _neighbour_keys(partition, scheme, norm)]
+            for members in buckets:
                 if len(members) < CANDIDATES_PER_BUCKET:
                     members.append(pos)
 
@@ -453,7 +471,7 @@ class DuplicateFinder:
         """Each text in order: None (kept, and added to what later texts are checked against) or the
         earliest kept record it duplicates."""
         import numpy as np
-        from rapidfuzz.distance import Levenshtein
+        from rapidfuzz.distance import OSA
 
         norms = [normalise(t, self.settings.strip_pleasantries) for t in texts]
         kinds = [scheme_of(n) for n in norms]
@@ -473,30 +491,36 @@ class DuplicateFinder:
             if digest in self.exact:
                 out.append(Duplicate(self.exact[digest], "exact", 1.0))
                 continue
-            found = self._near(norm, kind, sig[p], band_keys[p], Levenshtein) if norm else None
+            found = self._near(norm, partitions[p], kind, sig[p], band_keys[p], OSA) if norm else None
             out.append(found)
             if found is None:
                 self._keep(record_id, partitions[p], kind, digest, norm, sig[p], band_keys[p])
         return out
 
-    def _near(self, norm: str, kind: str, sig_row: Any, keys: Sequence[int], levenshtein: Any) -> Duplicate | None:
-
+    def _near(self, norm: str, partition: str, kind: str, sig_row: Any, keys: Sequence[int],
+              edits: Any) -> Duplicate | None:
+        """The earliest kept candidate that is a near-duplicate: a short text (``edit_max_chars``) by its
+        character edits, a longer one by its estimated Jaccard similarity."""
         candidates = sorted({pos for table, key in zip(self.tables[kind], keys, strict=True)
-                             for pos in table.get(key, ())})
+                             for pos in table.get(key, ())}
+                            | {pos for key in _neighbour_keys(partition, kind, norm)
+                               for pos in self.neighbours.get(key, ())})
         if not candidates:
             return None
         scheme = self.schemes[kind]
         similarity = (self._sig[candidates] == sig_row).mean(axis=1)
-        short = len(norm) <= self.settings.edit_max_chars
+        squeezed = norm.replace(" ", "")
+        if len(squeezed) > self.settings.edit_max_chars:
+            best = next((p for p, sim in zip(candidates, similarity.tolist(), strict=True)
+                         if sim >= scheme.threshold), None)
+            return None if best is None else Duplicate(best, "near", float(similarity[candidates.index(best)]))
+        allowed = max(1, int(len(squeezed) * scheme.edit_ratio + 0.5))
         digits = _DIGITS.findall(norm)
         for pos, sim in zip(candidates, similarity.tolist(), strict=True):
-            if sim >= scheme.threshold:
+            other = self.kept.norms[pos].replace(" ", "")
+            if other and _DIGITS.findall(self.kept.norms[pos]) == digits \
+                    and edits.distance(squeezed, other, score_cutoff=allowed) <= allowed:
                 return Duplicate(pos, "near", float(sim))
-            other = self.kept.norms[pos]
-            if short and other and _DIGITS.findall(other) == digits:
-                allowed = max(1, int(len(norm) * scheme.edit_ratio))
-                if levenshtein.distance(norm, other, score_cutoff=allowed) <= allowed:
-                    return Duplicate(pos, "near", float(sim))
         return None
 
     def kept_index(self, rows: Sequence[int] | None = None) -> DedupIndex:

@@ -54,7 +54,7 @@ class DedupSettings(Section):
     edit_max_chars: int = Field(100, ge=0, description="Texts up to this many normalised characters are also "
                                 "near-duplicates when a few character edits apart")
     edit_ratio: float = Field(0.05, ge=0, le=0.5, description="Edits allowed per character (at least one), Latin")
-    cjk_edit_ratio: float = Field(0.1, ge=0, le=0.5, description="Edits allowed per character (at least one), CJK")
+    cjk_edit_ratio: float = Field(0.125, ge=0, le=0.5, description="Edits allowed per character (at least one), CJK")
     strip_pleasantries: bool = Field(True, description="Ignore a leading greeting / trailing thanks")
 
 

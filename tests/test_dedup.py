@@ -93,6 +93,26 @@ def test_empty_huge_and_non_english_texts() -> None:
     assert dups[6].of == 5 and dups[8].of == 7
 
 
+def test_chinese_sentences_with_one_or_two_changed_characters_are_near_duplicates() -> None:
+    original = "我的订单已经付款三天了但是物流信息一直没有更新怎么办"  # 26 characters
+    variants = ["我的订单已经付款三天了但是物流信息一直没有更新怎么弄",   # one character replaced
+                "我的订单已经付款两天了但是物流消息一直没有更新怎么办",   # two replaced
+                "您好，我的订单已经付款三天了，但是物流信息一直没有更新，怎么办？谢谢",  # greeting, punctuation, thanks
+                "我的订单已付款三天了但是物流信息一直没有更新怎么办"]     # one dropped
+    different = ["浅米色是什么颜色", "藕粉色是什么颜色", "因为的反义词是什么", "刻薄的反义词是什么",
+                 "我想把收货地址改成公司的地址可以吗", "How do I change my delivery address?"]
+    dups = find_duplicates([original, *different, *variants], DedupSettings())
+    assert dups[:1 + len(different)] == [None] * (1 + len(different))  # two-character changes in 8-9: other questions
+    assert [d.of if d else None for d in dups[1 + len(different):]] == [0] * len(variants)
+
+
+def test_short_prompts_with_one_typo_are_caught_but_other_numbers_are_not() -> None:
+    texts = ["write me a usability test", "Write me a usability tset!", "what is argocd", "what is areocd",
+             "explain version 2 of the api", "explain version 3 of the api", "rewrite", "rewtite"]
+    dups = find_duplicates(texts, DedupSettings())
+    assert [d.of if d else None for d in dups] == [None, 0, None, 2, None, None, None, 6]
+
+
 def test_partitions_never_duplicate_each_other() -> None:
     records = [{"id": "a", "kind": "sft", "text": "Reset my password please"},
                {"id": "b", "kind": "dpo", "text": "Reset my password please"},
