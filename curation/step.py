@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import orjson
 
 from curation.text import LANGUAGES, language_of
+from flywheel.records import message_text
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -168,18 +169,6 @@ def record_text(record: Record) -> str:
         elif isinstance(value, list):
             parts.extend(message_text(m) for m in value)
     return "\n".join(p for p in parts if p)
-
-
-def message_text(message: Any) -> str:
-    """The text of one chat message: its content string, or its text parts joined; "" for anything else."""
-    if isinstance(message, str):
-        return message
-    if not isinstance(message, dict):
-        return ""
-    content = message.get("content")
-    if isinstance(content, list):
-        return " ".join(p["text"] for p in content if isinstance(p, dict) and isinstance(p.get("text"), str))
-    return content if isinstance(content, str) else ""
 
 
 @dataclass
