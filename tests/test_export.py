@@ -202,3 +202,25 @@ def test_cli_exports_and_bad_arguments_get_one_line_naming_the_fix(settings, tmp
         lines = result.output.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("flywheel export: ")
         assert re.search(message, lines[0]), lines[0]
+
+
+def test_imported_tool_calls_reach_a_curated_version_and_its_export(settings, tmp_path: Path) -> None:
+    """The whole way: LLaMA-Factory tool-call rows imported as seed data, curated (scrub, dedup, HAP) into v1,
+    exported, and read back with LLaMA-Factory's rules: function calls, observations and tools are there."""
+    from curation.importers import import_file
+    from curation.pipeline import curate
+
+    settings.hap.backend = "lexical"  # the offline scorer flags one of these benign rows; HAP has its own tests
+    assert import_file(settings, DEMO / "glaive_toolcall_en_demo.json").by_kind == {"sft": 3}
+    result = curate(settings, mine_first=False)
+    assert result.version == "v1"
+    export_version(settings, "v1", "llamafactory", tmp_path / "lf")
+    read = [r for split in ("train", "eval") if (tmp_path / "lf" / f"v1_sft_{split}.jsonl").exists()
+            for r in read_dataset(tmp_path / "lf", f"flywheel_v1_sft_{split}")]
+    source = [comparable(v) for v in read_dataset(DEMO, "glaive_toolcall_en_demo")]
+    assert len(read) == 3 and None not in read
+    with_calls = [comparable(v) for v in read if any(role == "function" for role, _ in v["prompt"])]
+    assert len(with_calls) == sum(any(t[0] == "function" for t in s[1]) for s in source) == 2
+    assert {orjson.dumps(v[3]) for v in with_calls} <= {orjson.dumps(s[3]) for s in source}  # the tools
+    assert {orjson.dumps([t for t in v[1] if t[0] == "function"]) for v in with_calls} == {
+        orjson.dumps([t for t in s[1] if t[0] == "function"]) for s in source if any(t[0] == "function" for t in s[1])}
