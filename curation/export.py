@@ -27,10 +27,10 @@ from typing import Any
 
 import orjson
 
+from curation.datasets import KINDS, SPLITS
 from flywheel.settings import Settings
 
 EXPORT_FORMATS = ("llamafactory", "sharegpt", "alpaca", "openai")
-KINDS, SPLITS = ("sft", "dpo"), ("train", "eval")
 SHAREGPT_SPEAKERS = {"user": "human", "assistant": "gpt", "tool": "observation"}
 SHAREGPT_TAGS = {"role_tag": "from", "content_tag": "value", "user_tag": "human", "assistant_tag": "gpt",
                  "observation_tag": "observation", "function_tag": "function_call", "system_tag": "system"}
