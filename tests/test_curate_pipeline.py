@@ -68,8 +68,9 @@ def test_first_version_has_the_layout_the_trainer_reads(settings, v1) -> None:
     assert result.uri == str(directory.resolve())
     sft, dpo = _version_rows(directory, "sft"), _version_rows(directory, "dpo")
     assert set(sft) == set(dpo) == {"train", "eval"} and sft["train"] and sft["eval"] and dpo["train"]
-    assert set(sft["train"][0]) == {"id", "messages", "source_interactions", "dataset_version"}
-    assert set(dpo["train"][0]) == {"id", "prompt", "chosen", "rejected", "source_interactions", "dataset_version"}
+    assert set(sft["train"][0]) == {"id", "messages", "tools", "source_interactions", "dataset_version"}
+    assert set(dpo["train"][0]) == {"id", "prompt", "chosen", "rejected", "tools", "source_interactions",
+                                    "dataset_version"}
     for row in sft["train"] + sft["eval"]:
         assert row["messages"][-1]["role"] == "assistant" and row["dataset_version"] == "v1"
         assert row["source_interactions"]
