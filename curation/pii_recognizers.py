@@ -103,6 +103,14 @@ COMMON_WORDS = frozenset(w.casefold() for w in (
     "markdown text plain rich table image images video audio attachment attachments link links "
     "word excel pixel surface galaxy chrome safari edge stripe zoom bear slack notion outlook "
     "quick fast slow random snapshots cheaper largest smallest since after before under from".split()))
+# Software, services and brands that stand alone in support and everyday text the way a surname would: spaCy's
+# word alone does not make them a person (a cue still does: "Thanks Evernote, see you").
+PRODUCT_WORDS = frozenset(
+    "evernote onenote gmail zapier todoist simplenote jira asana dropbox trello icloud paypal github gitlab google "
+    "youtube facebook instagram twitter whatsapp telegram wechat weibo tiktok linkedin reddit spotify netflix "
+    "amazon ebay uber airbnb javascript typescript kubernetes docker linux ubuntu android macos powerpoint "
+    "chatgpt openai microsoft samsung huawei xiaomi alibaba taobao baidu tencent alipay shopify wordpress "
+    "figma canva photoshop salesforce hubspot mailchimp zendesk intercom discord skype webex".split())
 _NAME_TOKEN = regex.compile(r"(?:(?:Mc|Mac|O'|O’|D'|D’|De|Di|Da|La|Le|Van|Von|Fitz)(?=\p{Lu}))?\p{Lu}\p{Ll}+"
                             r"(?:[-'’]\p{Lu}?\p{Ll}+)*\.?")
 
@@ -468,7 +476,6 @@ NEVER_A_NAME = frozenset(
     "name email phone address subject re fw fwd regards cheers best note notes step steps answer question "
     "january february march april june july august september october november december monday tuesday "
     "wednesday thursday friday saturday sunday today tomorrow yesterday god lord jesus christ allah".split())
-_NEXT_WORD = regex.compile(r"(['’]s\b)|[ \t]+(\p{Ll}+)")
 _LATIN_NAME = regex.compile(r"\p{Latin}[\p{Latin}'’\-]*")
 _TOKEN = regex.compile(r"\p{L}[\p{L}'’\-]*\p{L}|\p{L}")
 
@@ -565,15 +572,13 @@ def person_words_ok(text: str, start: int, end: int, lexicon: NameLexicon) -> bo
     words = _TOKEN.findall(text[start:end])
     if not words or any(lexicon.never(w) for w in words if len(words) == 1) or lexicon.group_plural(words[-1]):
         return False
+    if any(len(w) >= 3 and w.isupper() for w in words):
+        return False  # an acronym inside: "Meine IBAN", "Contact HR"
     if len(words) == 1:
-        # A known name; or an unknown word that acts like a person: "Gajdos added", "Arafat's", not
-        # "select Evernote as the source" (products and places are unknown words too).
         word = words[0]
-        if lexicon.is_name(word):
-            return True
-        after = _NEXT_WORD.match(text, end)
-        return not lexicon.is_word(word) and after is not None and (
-            after.group(1) is not None or lexicon.is_verb(after.group(2) or ""))
+        if word.casefold() in PRODUCT_WORDS or lexicon.is_word(word) and _sentence_initial(text, start):
+            return False  # "select Evernote as the source"; "Mark all as read"
+        return lexicon.is_name(word) or not lexicon.is_word(word)
     # "Gender Male", "Admission Date": a field label and its value, not a name (a name starts with a name).
     first = words[0]
     return not (lexicon.never(first) or len(first) > 3 and lexicon.is_word(first) and not lexicon.is_name(first)
