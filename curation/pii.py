@@ -238,6 +238,9 @@ def keep_spacy_person(text: str, start: int, end: int, lexicon) -> tuple[int, in
     initial = _AFTER_INITIAL.match(text, span[1]) if regex.search(r"\b\p{Lu}\.?$", text[span[0]:span[1]]) else None
     if initial:  # spaCy stops at a middle initial: "Keith A." of "Keith A. Walker"
         span = (span[0], initial.end())
+    while (more := _NEXT_CAPITALISED.match(text, span[1])) and (lexicon.is_name(more.group(1)) or not lexicon.is_word(
+            more.group(1))) and more.group(1).casefold() not in COMMON_WORDS:
+        span = (span[0], more.end())  # or before a last family name: "Jose Miguel" of "Jose Miguel Insulza"
     value = text[span[0]:span[1]]
     words = value.split()
     if len(value) > 60 or not _NAME_SHAPE.fullmatch(value) or not any(w[0].isupper() for w in words):
@@ -249,6 +252,7 @@ def keep_spacy_person(text: str, start: int, end: int, lexicon) -> tuple[int, in
 
 _CAPITALISED_EDGES = regex.compile(r"(?<![\p{L}'’])\p{Lu}.*(?:(?<![\p{L}'’])\p{Lu}[\p{L}'’.\-]*|(?<=\p{Lu}[\p{L}'’.\-]*))",
                                    regex.DOTALL)
+_NEXT_CAPITALISED = regex.compile(r"[ \t](\p{Lu}\p{Ll}[\p{L}'’\-]*)(?![\p{L}\d])")
 _AFTER_INITIAL = regex.compile(r"\.?[ \t]+\p{Lu}\p{Ll}[\p{L}'’\-]*")
 _QUESTION_OPENER = regex.compile(r"(?:Will|Can|Could|May|Might|Shall|Should|Would|Must|Does|Do|Did|Is|Are|Was|"
                                  r"Were|Has|Have|Had|Why|How|What|When|Where|Which|Who)\s+")

@@ -579,10 +579,12 @@ def person_words_ok(text: str, start: int, end: int, lexicon: NameLexicon) -> bo
         if word.casefold() in PRODUCT_WORDS or lexicon.is_word(word) and _sentence_initial(text, start):
             return False  # "select Evernote as the source"; "Mark all as read"
         return lexicon.is_name(word) or not lexicon.is_word(word)
-    # "Gender Male", "Admission Date": a field label and its value, not a name (a name starts with a name).
-    first = words[0]
-    return not (lexicon.never(first) or len(first) > 3 and lexicon.is_word(first) and not lexicon.is_name(first)
-                or all(lexicon.never(w) or lexicon.is_word(w) and not lexicon.is_name(w) for w in words))
+    # "Gender Male", "Admission Date": a field label and its value, both English words ("Strobe Talbott" is a name).
+    def common(w: str) -> bool:
+        return lexicon.never(w) or len(w) > 3 and lexicon.is_word(w) and not lexicon.is_name(w)
+
+    return not (lexicon.never(words[0]) or common(words[0]) and lexicon.is_word(words[-1])
+                or all(common(w) for w in words))
 
 
 class GazetteerNameRecognizer(EntityRecognizer):

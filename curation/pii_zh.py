@@ -29,7 +29,7 @@ NAME_MODEL = Path(__file__).with_name("zh_names.json")
 _MOBILE = regex.compile(r"(?<![\d+])(?:(?:\+|00)?86[ \-]?)?1[3-9]\d(?:[ \-]?\d{4}){2}(?!\d)")
 _LANDLINE = regex.compile(
     r"(?<![\d\-])(?:(?:\+|00)?86[ \-]?)?(?:\(0\d{2,3}\)[ \-]?|0\d{2,3}[ \-])?[2-9]\d{6,7}(?:[ \-]?(?:转|ext\.?)?\d{1,5})?"
-    r"(?![\d\-])|(?<!\d)[48]00[ \-]?\d{3}[ \-]?\d{4}(?!\d)")
+    r"(?![\d\-])|(?<!\d)[48]00[ \-]?\d{3}[ \-]?\d{4}(?!\d)|(?<!\d)0(?:10|2\d|[3-9]\d\d)[2-9]\d{6,7}(?!\d)")
 _PHONE_CUE = regex.compile(r"电话|手机|致电|拨打|联系|热线|座机|号码|tel|phone", regex.IGNORECASE)
 _ID = regex.compile(r"(?<![\dA-Za-z])[1-9]\d{5}(?:18|19|20)\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])\d{3}[\dXx]"
                     r"(?![\dA-Za-z])")
@@ -96,21 +96,21 @@ PROVINCES = ("北京|天津|上海|重庆|河北|山西|辽宁|吉林|黑龙江|
              "四川|贵州|云南|陕西|甘肃|青海|台湾|内蒙古|广西|西藏|宁夏|新疆|香港|澳门")
 # A place name's characters: no punctuation, and none of the verbs and pronouns of the sentence around it,
 # so "我住在北京市…" starts at 北京.
-_PLACE_CHAR = r"[^\s\p{P}\p{S}\d的在住是到址寄送我你他她们家从往去于请把给发收搬由向及或与和找了吗呢吧啊位]"
+_PLACE_CHAR = r"[^\s\p{P}\p{S}\d的在住是到址寄送我你他她们从往去于请把给发收搬由向及或与和找了吗呢吧啊位]"
 _NUMBER = r"(?:[甲乙丙丁]?\d{1,5}(?:[\-之]\d{1,4})?|[A-Za-z]|[一二三四五六七八九十]{1,3})"
 _COMPONENT = (
     rf"(?:(?:{PROVINCES})(?:省|市|壮族自治区|回族自治区|维吾尔自治区|自治区|特别行政区)?"
     rf"|{_PLACE_CHAR}{{1,7}}?(?:省|自治区|市|州|盟|地区|新区|开发区|区|县|旗|镇|乡|街道|社区|村)"
     rf"|{_PLACE_CHAR}{{1,7}}?(?:大街|大道|路|街|巷|胡同|弄|道)(?:[东西南北中]段)?"
     rf"|{_NUMBER}(?:号院|号楼|号|座|栋|幢|单元|室|层|楼|户)"
-    rf"|{_PLACE_CHAR}{{1,8}}?(?:小区|花园|公寓|大厦|家园|新村|苑|中心|广场|大楼|饭店|酒店|宾馆|市场)"
+    rf"|{_PLACE_CHAR}{{1,8}}?(?:小区|花园|公寓|大厦|家园|新村|新城|苑|园|中心|广场|大楼|饭店|酒店|宾馆|市场)"
     rf"|(?<=[号座栋楼层])\d{{2,5}}(?!\d))")
 _ADDRESS = regex.compile(
     rf"(?<!{_PLACE_CHAR})(?P<a>(?:{_COMPONENT})(?:[ \t]?(?:{_COMPONENT}))*)"
     r"(?P<tail>(?:[东西南北]侧|对面|附近|旁|内)?(?:[（(][^（()）\n]{1,24}[）)])?(?:[ \t]?\d{6}(?!\d))?)")
+_PARTS = regex.compile(_COMPONENT)
 _HAS_NUMBER = regex.compile(rf"{_NUMBER}(?:号院|号楼|号|座|栋|幢|单元|室|层|楼|户)")
 _ROAD = regex.compile(r"(?:大街|大道|路|街|巷|胡同|弄|道)")
-_UNIT = regex.compile(r"(?:省|自治区|市|州|盟|地区|区|县|旗|镇|乡|街道|社区|村|小区|花园|公寓|大厦|家园|新村|苑)")
 
 
 class ChineseAddressRecognizer(EntityRecognizer):
@@ -131,8 +131,8 @@ class ChineseAddressRecognizer(EntityRecognizer):
         results = []
         for m in _ADDRESS.finditer(text):
             chain = m.group("a")
-            parts = len(_UNIT.findall(chain)) + len(_ROAD.findall(chain))
-            if _HAS_NUMBER.search(chain) and parts:
+            parts = len(_PARTS.findall(chain))
+            if _HAS_NUMBER.search(chain) and parts >= 2:
                 score = 0.85
             elif _ROAD.search(chain) and parts >= 2 or parts >= 3 and regex.search(r"[镇乡村]|街道", chain):
                 score = 0.7
@@ -198,7 +198,8 @@ def name_candidates(text: str) -> Iterator[tuple[int, int, int]]:
     """(start, end, surname length) of every surname followed by a 1-2 character given name, all Han, and of
     every run of transliteration characters (surname length 0)."""
     for m in _TRANSLITERATED.finditer(text):
-        yield m.start(), m.end(), 0
+        if not regex.search(r"(.)\1", m.group()):  # "哈哈哈" is laughter, not a name
+            yield m.start(), m.end(), 0
     surnames = known_surnames()
     for i, ch in enumerate(text):
         for surname_len in (2, 1):
