@@ -268,6 +268,14 @@ def _ok_suffix(words: list[Word]) -> int:
     return n
 
 
+# ", Springfield", ", New York, NY 10118" after a street line: up to three capitalised words (not a sign-off or a
+# sentence's next clause), then a state code and a postcode if they follow.
+_TOWN_TAIL = regex.compile(
+    r",[ \t]*(?!(?:Thanks|Thank|Please|Regards|Best|Cheers|And|But|So|Then|Also|Sincerely|I|We|You)\b)"
+    r"\p{Lu}[\p{Ll}'’.\-]+(?:[ \t]+\p{Lu}[\p{Ll}'’.\-]+){0,2}(?![\p{L}\d])"
+    r"(?:,?[ \t]+[A-Z]{2}\b)?(?:,?[ \t]+\d{5}(?:-\d{4})?\b)?")
+
+
 class StreetAddressRecognizer(EntityRecognizer):
     """STREET_ADDRESS: a street line, and postal blocks (comma- or line-separated) ending in a postcode."""
 
@@ -287,6 +295,8 @@ class StreetAddressRecognizer(EntityRecognizer):
                 end = m.end("a")
                 while unit := self.unit_tail.match(text, end):
                     end = unit.end()
+                if town := _TOWN_TAIL.match(text, end):  # the town after the street: never half an address
+                    end = town.end()
                 results.append(RecognizerResult("STREET_ADDRESS", m.start("a"), end, score))
         results.extend(self._postal_blocks(text))
         return results

@@ -140,6 +140,7 @@ def test_chinese_conversation_keeps_one_surrogate_per_person(detector):
 def test_an_address_is_replaced_whole(detector):
     texts = ["Please ship it to 1600 Amphitheatre Parkway, Mountain View, CA 94043 by Friday.",
              "Send the parcel to:\n221B Baker Street\nLondon NW1 6XE\nThanks!",
+             "I moved to 742 Evergreen Terrace, Springfield last year.",
              "我的地址是河南省郑州市金水区花园路38号院2号楼1单元502室，麻烦尽快。"]
     out, _ = scrub_texts(detector, texts)
     for secret in ("1600", "Amphitheatre", "Parkway", "Mountain View", "94043"):
@@ -147,9 +148,10 @@ def test_an_address_is_replaced_whole(detector):
     assert out[0].startswith("Please ship it to ") and out[0].endswith(" by Friday.")
     for secret in ("221B", "Baker", "NW1", "6XE"):
         assert secret not in out[1], (secret, out[1])
+    assert "Evergreen" not in out[2] and "Springfield" not in out[2] and out[2].endswith(" last year.")
     for secret in ("郑州市", "金水区", "花园路", "38号院", "502室"):
-        assert secret not in out[2], (secret, out[2])
-    assert out[2].startswith("我的地址是") and out[2].endswith("，麻烦尽快。")
+        assert secret not in out[3], (secret, out[3])
+    assert out[3].startswith("我的地址是") and out[3].endswith("，麻烦尽快。")
 
 
 def test_ordinary_chinese_text_is_kept(detector):
