@@ -18,8 +18,8 @@ import hashlib
 import pickle
 import sys
 import time
-from collections import Counter
-from collections.abc import Sequence
+from array import array
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -30,29 +30,38 @@ import pii_bench as bench  # noqa: E402
 from curation.pii_tagger import EN_NAME_MODEL, EnglishNameTagger, LinearModel  # noqa: E402
 
 
-def fit_linear(rows: Sequence[Sequence[str]], labels: Sequence[int], classes: list[str], c: float = 0.5,
+def fit_linear(rows: Iterable[Sequence[str]], labels: Sequence[int], classes: list[str], c: float = 0.5,
                weights: Sequence[float] | None = None, min_count: int = 2, prune: float = 0.02) -> LinearModel:
-    """Logistic regression (L2, ``c`` = inverse strength) on binary features seen at least ``min_count`` times;
+    """Logistic regression (L2, ``c`` = inverse strength) on binary features seen in at least ``min_count`` rows;
     weights below ``prune`` in every class are dropped (they change no decision and would bloat the file).
-    Two classes give a binary model (one column: the second class's log-odds)."""
+    Two classes give a binary model (one column: the second class's log-odds). ``rows`` may be a generator:
+    features become integer ids as they stream in."""
     from scipy.sparse import csr_matrix
     from sklearn.linear_model import LogisticRegression
 
-    counts = Counter(f for row in rows for f in set(row))
-    vocab = sorted(f for f, n in counts.items() if n >= min_count or f == "bias")
-    index = {f: i for i, f in enumerate(vocab)}
-    indptr, indices = [0], []
+    index: dict[str, int] = {"bias": 0}
+    indices, indptr = array("l"), array("l", [0])
     for row in rows:
-        indices.extend(sorted({index[f] for f in row if f in index}))
+        indices.extend(sorted({index.setdefault(f, len(index)) for f in row}))
         indptr.append(len(indices))
-    x = csr_matrix((np.ones(len(indices), dtype=np.float32), indices, indptr), shape=(len(rows), len(vocab)))
+    ids = np.frombuffer(indices, dtype=np.int64)
+    frequent = np.bincount(ids, minlength=len(index)) >= min_count
+    frequent[0] = True
+    new_id = np.cumsum(frequent) - 1
+    kept = frequent[ids]
+    row_ends = np.concatenate([[0], np.cumsum(kept)])[np.frombuffer(indptr, dtype=np.int64)]
+    x = csr_matrix((np.ones(int(kept.sum()), dtype=np.float32), new_id[ids[kept]], row_ends),
+                   shape=(len(indptr) - 1, int(frequent.sum())))
+    names = np.empty(len(index), dtype=object)
+    for f, i in index.items():
+        names[i] = f
+    vocab = list(names[frequent])
     model = LogisticRegression(C=c, max_iter=3000, solver="lbfgs" if len(classes) > 2 else "liblinear")
     model.fit(x, np.asarray(labels), sample_weight=None if weights is None else np.asarray(weights))
     coef = model.coef_.T.astype(np.float32).copy()  # (n_features, 1) binary, (n_features, n_classes) multinomial
-    bias = index["bias"]
-    coef[bias] += model.intercept_.astype(np.float32)
+    coef[0] += model.intercept_.astype(np.float32)  # "bias" is feature 0, in every row
     keep = np.abs(coef).max(axis=1) >= prune
-    keep[bias] = True
+    keep[0] = True
     return LinearModel([f for f, k in zip(vocab, keep, strict=True) if k], coef[keep], classes)
 
 
@@ -161,16 +170,167 @@ def train_english(data: Path, out: Path, cache_dir: Path | None, c: float = 0.5)
     return model
 
 
+def _eighth(text: str) -> bool:
+    return hashlib.sha1(text.encode()).digest()[2] % 8 == 0
+
+
+def _split(items: list[bench.Labelled]) -> tuple[list[bench.Labelled], list[bench.Labelled]]:
+    return [t for t in items if not _eighth(t.text)], [t for t in items if _eighth(t.text)]
+
+
+def chinese_sets(data: Path) -> dict[str, tuple[list[bench.Labelled], list[bench.Labelled]]]:
+    """name -> (fit texts, tune texts): names, street-level addresses, ordinary text (all dev-side splits)."""
+    weibo = [bench._ner_sentences([data / "weibo_ner" / f"{n}.jsonl"], {"PER.NAM": "PERSON"}) for n in ("train", "dev")]
+    ordinary = bench._sample(bench.zh_ordinary(data, "dev"), 24_000, "zh-tagger")
+    return {"cluener": _split(bench.cluener(data, "dev")), "weibo": (weibo[0], weibo[1]),
+            "news": _split(bench.news_persons(data, "dev")),
+            "crosswoz": _split(bench.crosswoz(data, "dev", labelled_only=False)), "ordinary": _split(ordinary)}
+
+
+def chinese_rows(items: list[bench.Labelled], candidates: list) -> Iterator[tuple[list[str], int]]:
+    from curation.pii_zh import TAGGER_CLASSES, char_rows
+
+    for item, cands in zip(items, candidates, strict=True):
+        label = [0] * len(item.text)
+        for s, e, entity in item.spans:
+            if entity in TAGGER_CLASSES:
+                label[s:e] = [TAGGER_CLASSES.index(entity)] * (e - s)
+        positions, rows = char_rows(item.text, cands)
+        for pos, row in zip(positions, rows, strict=True):
+            yield row, label[pos]
+
+
+def train_name_candidates(data: Path, out: Path) -> LinearModel:
+    """The Chinese name-candidate model (``zh_names.npz``): positives are candidates (``name_candidates``)
+    that are exactly a labelled name, every other candidate a negative. Fit on CLUENER2020 train (name), Weibo
+    NER train (PER.NAM), MSRA val and People's Daily dev (PER), plus ordinary chat and questions (LCCC train,
+    BQ / LCQMC dev, JDDC train) as negatives, minus a tenth chosen by hash, on which the threshold is set
+    (F-beta with recall weighed double)."""
+    from curation.pii_zh import name_candidates, name_features
+
+    sentences = [(it.text, {(s, e) for s, e, ent in it.spans if ent == "PERSON"}) for it in
+                 bench.cluener(data, "dev") + bench._ner_sentences([data / "weibo_ner" / "train.jsonl"],
+                                                                    {"PER.NAM": "PERSON"})
+                 + bench.news_persons(data, "dev")]
+    sentences += [(it.text, set()) for it in bench._sample(bench.zh_ordinary(data, "dev"), 40_000, "zh-names")]
+    fit = [s for s in sentences if hashlib.sha1(s[0].encode()).digest()[0] >= 26]
+    tune = [s for s in sentences if hashlib.sha1(s[0].encode()).digest()[0] < 26]
+
+    def examples(rows):
+        for text, spans in rows:
+            for start, end, surname_len in name_candidates(text):
+                yield name_features(text, start, end, surname_len), int((start, end) in spans)
+
+    rows, labels = zip(*examples(fit), strict=True)
+    model = fit_linear(rows, labels, ["other", "PERSON"], c=0.5, weights=[3.0 if y else 1.0 for y in labels],
+                       prune=0.01)
+    tune_rows, tune_labels = zip(*examples(tune), strict=True)
+    probs = model.probabilities(tune_rows)
+    gold = np.asarray(tune_labels, dtype=bool)
+
+    def f2(threshold: float) -> float:
+        hit = probs >= threshold
+        tp, fp, fn = (hit & gold).sum(), (hit & ~gold).sum(), (~hit & gold).sum()
+        return 5 * tp / max(1, 5 * tp + 4 * fn + fp)
+
+    threshold = max((f2(t), t) for t in [i / 20 for i in range(2, 19)])[1]
+    model.meta.update(threshold=threshold, trained_on=(
+        "CLUENER2020 train name; Weibo NER train PER.NAM; MSRA val PER; People's Daily dev PER; negatives: LCCC "
+        "train, BQ / LCQMC dev, JDDC train (40,000 sampled); 9/10 by sha1, threshold on the rest"))
+    model.save(out)
+    print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB, {len(model.features)} features), threshold {threshold}",
+          flush=True)
+    return model
+
+
+def train_chinese(data: Path, out: Path, c: float = 0.5) -> LinearModel:
+    """Fit on 7/8 (Weibo: train), choose each class's (threshold, join) on the rest (Weibo: dev) — the lowest
+    mean share leaked (names: CLUENER, Weibo, news; addresses: CrossWOZ, CLUENER) with at most
+    ``ZH_ORDINARY_REPLACED_MAX`` of ordinary text replaced — then refit on all of it and save. The name
+    candidate model is fit first: the tagger reads its scores."""
+    from curation import pii_zh
+
+    train_name_candidates(data, pii_zh.NAME_MODEL)
+    pii_zh.name_model.cache_clear()
+    sets = chinese_sets(data)
+    candidates = {name: [[pii_zh.scored_candidates(it.text) for it in part] for part in parts]
+                  for name, parts in sets.items()}
+
+    def fit_on(parts: tuple[int, ...]) -> LinearModel:
+        labels: list[int] = []
+
+        def rows():
+            for name in sets:
+                for part in parts:
+                    for row, label in chinese_rows(sets[name][part], candidates[name][part]):
+                        labels.append(label)
+                        yield row
+
+        started = time.perf_counter()
+        model = fit_linear(rows(), labels, pii_zh.TAGGER_CLASSES, c=c)
+        print(f"fit on {len(labels)} characters: {len(model.features)} features ({time.perf_counter() - started:.0f}s)",
+              flush=True)
+        return model
+
+    model = fit_on((0,))
+    name_threshold = pii_zh.name_model()[1]
+    scored = {}
+    for name, (_fit, tune) in sets.items():
+        scored[name] = []
+        for item, cands in zip(tune, candidates[name][1], strict=True):
+            positions, rows = pii_zh.char_rows(item.text, cands)
+            probs = model.probabilities(rows) if rows else np.zeros((0, 3))
+            names = [(s, e) for _p, s, e in pii_zh.best_candidates(cands, name_threshold)]
+            scored[name].append((item, positions, probs, names))
+    grid = [(t, j) for t in (0.3, 0.4, 0.5, 0.6) for j in (0.05, 0.1, 0.15, 0.25)]
+    best = {}
+    for entity, judged in (("PERSON", ("cluener", "weibo", "news")), ("STREET_ADDRESS", ("crosswoz", "cluener"))):
+        for threshold, join in grid:
+            thresholds = {e: (1.1, 1.1) for e in pii_zh.TAGGER_CLASSES[1:]} | {entity: (threshold, join)}
+            report = {}
+            for name, rows in scored.items():
+                score = bench.Score()
+                for item, positions, probs, names in rows:
+                    spans = [(s, e) for s, e, _p, _e in pii_zh.decode(positions, probs, thresholds)]
+                    score.add(item, spans + (names if entity == "PERSON" else []))
+                report[name] = (score.leaked[entity] / max(1, score.total[entity]), 1 - score.kept)
+            leaked = float(np.mean([report[n][0] for n in judged]))
+            ok = report["ordinary"][1] <= ZH_ORDINARY_REPLACED_MAX
+            print(f"{entity} threshold {threshold:.2f} join {join:.2f}: " + " | ".join(
+                f"{n} leaked {r[0]:5.1%} replaced {r[1]:5.2%}" for n, r in report.items()) + ("" if ok else " (too much)"),
+                flush=True)
+            if ok and (entity not in best or leaked < best[entity][0]):
+                best[entity] = (leaked, threshold, join)
+    model = fit_on((0, 1))
+    for entity, (_leaked, threshold, join) in best.items():
+        model.meta.update({f"threshold_{entity}": threshold, f"join_{entity}": join})
+    model.meta.update(c=c, trained_on=(
+        "CLUENER2020 train (name; street-level address), Weibo NER train + dev (PER.NAM), MSRA val + People's "
+        "Daily dev (PER), CrossWOZ val turns (地址 of the dialogue acts), ordinary text: LCCC train, BQ / LCQMC "
+        "dev, JDDC train (24,000 sampled)"))
+    model.save(out)
+    print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB, {len(model.features)} features), {model.meta}")
+    return model
+
+
+ZH_ORDINARY_REPLACED_MAX = 0.005
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("model", choices=["english"])
+    parser.add_argument("model", choices=["english", "chinese"])
     parser.add_argument("--data", type=Path, default=bench.DATA)
     parser.add_argument("--cache", type=Path, default=None, help="keep spaCy's evidence here between runs")
     parser.add_argument("--c", type=float, default=0.5)
     args = parser.parse_args()
     if args.cache:
         args.cache.mkdir(parents=True, exist_ok=True)
-    train_english(args.data, EN_NAME_MODEL, args.cache, args.c)
+    if args.model == "english":
+        train_english(args.data, EN_NAME_MODEL, args.cache, args.c)
+    else:
+        from curation.pii_zh import TAGGER_MODEL
+
+        train_chinese(args.data, TAGGER_MODEL, args.c)
 
 
 if __name__ == "__main__":

@@ -147,8 +147,8 @@ class PiiDetector:
             (regex.compile("@"), rec.AsciiEmailRecognizer()), (_IBAN_SHAPE, IbanRecognizer()),
             (_IP_SHAPE, IpRecognizer()),
         ]
-        self.chinese = [(None, zh.ChineseNameRecognizer()), (None, zh.ChineseAddressRecognizer()),
-                        (_DIGITS, zh.ChineseNumberRecognizer())]
+        self.chinese = [(None, zh.ChineseTagger()), (None, zh.ChineseNameRecognizer()),
+                        (None, zh.ChineseAddressRecognizer()), (_DIGITS, zh.ChineseNumberRecognizer())]
 
     def detect(self, texts: list[str]) -> list[list[Found]]:
         """Entities found in each text (overlaps merged), in text order, on the original offsets."""

@@ -19,6 +19,7 @@ import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import cache
+from itertools import repeat
 from pathlib import Path
 
 import numpy as np
@@ -40,6 +41,7 @@ class LinearModel:
 
     def __post_init__(self) -> None:
         self.index = {f: i for i, f in enumerate(self.features)}
+        self._padded = np.vstack([self.weights, np.zeros((1, self.weights.shape[1]), dtype=self.weights.dtype)])
 
     @classmethod
     def load(cls, path: Path) -> LinearModel:
@@ -55,17 +57,16 @@ class LinearModel:
                             weights=self.weights.astype(np.float16), meta=np.frombuffer(meta, dtype=np.uint8))
 
     def logits(self, rows: Sequence[Iterable[str]]) -> np.ndarray:
-        """Summed weights per row (n_rows, n_classes); unknown features weigh nothing. Every row must hold the
-        ``bias`` feature (so no row is empty and ``reduceat`` stays aligned)."""
-        index = self.index
+        """Summed weights per row (n_rows, n_classes); unknown features weigh nothing (they index a zero row)."""
+        lookup, unknown = self.index.get, len(self.features)
         flat: list[int] = []
         starts: list[int] = []
         for row in rows:
             starts.append(len(flat))
-            flat.extend(i for f in row if (i := index.get(f)) is not None)
+            flat.extend(map(lookup, row, repeat(unknown)))
         if not starts:
             return np.zeros((0, self.weights.shape[1]), dtype=np.float32)
-        return np.add.reduceat(self.weights[np.asarray(flat, dtype=np.int64)], np.asarray(starts), axis=0)
+        return np.add.reduceat(self._padded[np.asarray(flat, dtype=np.int64)], np.asarray(starts), axis=0)
 
     def probabilities(self, rows: Sequence[Iterable[str]]) -> np.ndarray:
         z = self.logits(rows)
