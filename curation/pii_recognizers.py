@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 
 import regex
 from presidio_analyzer import EntityRecognizer, Pattern, RecognizerResult
@@ -511,12 +511,7 @@ class NameLexicon:
 
     def is_word(self, word: str) -> bool:
         """An English word in any simple inflection ("Therapists", "Looks"), or a stop word ("The", "Our")."""
-        from spacy.lang.en.stop_words import STOP_WORDS
-
-        low = regex.split(r"['’]", word.casefold())[0]  # "You're", "Night's"
-        if low in STOP_WORDS:
-            return True
-        return any(form in self.not_nouns or form in self.nouns for form in _lemmas(low))
+        return _is_word(self, word)
 
     def never(self, word: str) -> bool:
         """Not a name alone: a role or opener, or an adjective/verb/adverb that no locale gives as a name."""
@@ -530,6 +525,16 @@ class NameLexicon:
             return False
         singular = word[:-1]
         return self.is_word(singular) or regex.search(r"(?:an|ian|ean|ite|er|ist)$", singular) is not None
+
+
+@lru_cache(maxsize=100_000)
+def _is_word(lexicon: NameLexicon, word: str) -> bool:
+    from spacy.lang.en.stop_words import STOP_WORDS
+
+    low = regex.split(r"['’]", word.casefold())[0]  # "You're", "Night's"
+    if low in STOP_WORDS:
+        return True
+    return any(form in lexicon.not_nouns or form in lexicon.nouns for form in _lemmas(low))
 
 
 def _lemmas(low: str) -> tuple[str, ...]:
