@@ -112,7 +112,7 @@ def load_spacy(model: str = SPACY_MODEL):
 # Where a recognizer can match at all: it runs only on texts where its trigger does.
 _DIGIT = regex.compile(r"\d")
 _DIGITS = regex.compile(r"\d(?:[ \-.()/]*\d){6}")
-_SSN_SHAPE = regex.compile(r"\d{3}[- ]\d{2}[- ]\d{4}")
+_SSN_SHAPE = regex.compile(r"\d{3}[- .]?\d{2}[- .]?\d{4}")
 _IBAN_SHAPE = regex.compile(r"[A-Z]{2}\d{2}")
 _IP_SHAPE = regex.compile(r"\d\.\d|:[0-9a-fA-F]{0,4}:")
 _CAPITALISED = regex.compile(r"\b\p{Lu}\p{Ll}[\p{L}'’\-]*")
