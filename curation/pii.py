@@ -147,25 +147,27 @@ class PiiDetector:
             (regex.compile("@"), rec.AsciiEmailRecognizer()), (_IBAN_SHAPE, IbanRecognizer()),
             (_IP_SHAPE, IpRecognizer()),
         ]
-        self.chinese = [(None, zh.ChineseTagger()), (None, zh.ChineseNameRecognizer()),
-                        (None, zh.ChineseAddressRecognizer()), (_DIGITS, zh.ChineseNumberRecognizer())]
+        self.chinese_tagger = zh.ChineseTagger()  # names and addresses, all Chinese texts of a batch at once
+        self.chinese = [(None, zh.ChineseNameRecognizer()), (None, zh.ChineseAddressRecognizer()),
+                        (_DIGITS, zh.ChineseNumberRecognizer())]
 
     def detect(self, texts: list[str]) -> list[list[Found]]:
         """Entities found in each text (overlaps merged), in text order, on the original offsets."""
         norms = [normalise_with_offsets(t) for t in texts]
         evidence = self.evidence([n.text for n in norms])
+        chinese = [i for i, n in enumerate(norms) if has_cjk(n.text)]
+        tagged = dict(zip(chinese, self.chinese_tagger.analyze_batch([norms[i].text for i in chinese]), strict=True))
         out = []
-        for norm, ev in zip(norms, evidence, strict=True):
+        for i, (norm, ev) in enumerate(zip(norms, evidence, strict=True)):
             text = norm.text
             # The tagger's names, and every name a cue points at (greeting, title, "my name is", sign-off).
             found = [Found("PERSON", s, e, p) for s, e, p in self.name_tagger.spans(text, ev) + ev.cue_names]
-            recognizers = self.recognizers + (self.chinese if has_cjk(text) else [])
-            for trigger, recognizer in recognizers:
-                if trigger is not None and trigger.search(text) is None:
-                    continue
-                for r in recognizer.analyze(text, list(recognizer.supported_entities)):
-                    if r.score >= self.thresholds.get(r.entity_type, 0.5):
-                        found.append(Found(r.entity_type, r.start, r.end, r.score))
+            results = list(tagged.get(i, []))
+            for trigger, recognizer in self.recognizers + (self.chinese if i in tagged else []):
+                if trigger is None or trigger.search(text) is not None:
+                    results += recognizer.analyze(text, list(recognizer.supported_entities))
+            found += [Found(r.entity_type, r.start, r.end, r.score) for r in results
+                      if r.score >= self.thresholds.get(r.entity_type, 0.5)]
             found = merge(_strip(text, self._allowed(text, found)))
             out.append([Found(f.entity, *norm.span(f.start, f.end), f.score) for f in found])
         return out

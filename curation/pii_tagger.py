@@ -69,11 +69,20 @@ class LinearModel:
         return np.add.reduceat(self._padded[np.asarray(flat, dtype=np.int64)], np.asarray(starts), axis=0)
 
     def probabilities(self, rows: Sequence[Iterable[str]]) -> np.ndarray:
-        z = self.logits(rows)
-        if z.shape[1] == 1:
-            return 1 / (1 + np.exp(-np.clip(z[:, 0], -30, 30)))
-        z = np.exp(z - z.max(axis=1, keepdims=True))
-        return z / z.sum(axis=1, keepdims=True)
+        return to_probabilities(self.logits(rows))
+
+    @property
+    def padded_weights(self) -> np.ndarray:
+        """The weights with a zero row at index ``len(features)``: where an unknown feature points."""
+        return self._padded
+
+
+def to_probabilities(z: np.ndarray) -> np.ndarray:
+    """Sigmoid of a binary model's single column (n,), softmax over a multinomial model's classes (n, k)."""
+    if z.shape[1] == 1:
+        return 1 / (1 + np.exp(-np.clip(z[:, 0], -30, 30)))
+    z = np.exp(z - z.max(axis=1, keepdims=True))
+    return z / z.sum(axis=1, keepdims=True)
 
 
 # --- English names ----------------------------------------------------------------------------------------

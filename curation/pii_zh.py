@@ -14,10 +14,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from functools import cache
+from itertools import repeat
 from pathlib import Path
 
+import numpy as np
 import regex
 from presidio_analyzer import EntityRecognizer, RecognizerResult
 
@@ -255,13 +257,23 @@ def name_model():
 def scored_candidates(text: str) -> list[tuple[float, int, int]]:
     """(probability, start, end) of every name candidate; one right after a name cue (我叫, 联系人) counts
     more."""
-    found = list(name_candidates(text))
-    if not found:
-        return []
-    model, _threshold = name_model()
-    probs = model.probabilities([name_features(text, s, e, n) for s, e, n in found]).tolist()
-    cue_ends = {m.end() for m in _NAME_CUE.finditer(text)}
-    return [(max(p, 0.5 + p / 2) if s in cue_ends else p, s, e) for p, (s, e, _n) in zip(probs, found, strict=True)]
+    return scored_candidates_batch([text])[0]
+
+
+def scored_candidates_batch(texts: list[str]) -> list[list[tuple[float, int, int]]]:
+    """``scored_candidates`` of many texts, scored by the model in one call."""
+    found = [list(name_candidates(text)) for text in texts]
+    rows = [name_features(text, s, e, n) for text, cands in zip(texts, found, strict=True) for s, e, n in cands]
+    if not rows:
+        return [[] for _ in texts]
+    probs = name_model()[0].probabilities(rows).tolist()
+    out, at = [], 0
+    for text, cands in zip(texts, found, strict=True):
+        cue_ends = {m.end() for m in _NAME_CUE.finditer(text)} if cands else set()
+        out.append([(max(p, 0.5 + p / 2) if s in cue_ends else p, s, e)
+                    for p, (s, e, _n) in zip(probs[at:at + len(cands)], cands, strict=True)])
+        at += len(cands)
+    return out
 
 
 def best_candidates(scored: list[tuple[float, int, int]], threshold: float) -> list[tuple[float, int, int]]:
@@ -362,12 +374,13 @@ class ChineseTagger(EntityRecognizer):
     logistic model trained by ``benchmarks/pii_train.py`` on the public Chinese NER and dialogue splits named
     in benchmarks/RESULTS.md). A run of characters whose probability of one class reaches that class's
     ``join`` threshold, holding one that reaches its ``threshold``, is one entity (an address only when it is
-    street-level: ``STREET_LEVEL``). Names are also the name
-    candidates (a surname and a given name, or a transliteration) that the candidate model (``zh_names.npz``)
-    scores at or above its threshold; the tagger reads those scores too."""
+    street-level: ``STREET_LEVEL``). Names are also the name candidates (a surname and a given name, or a
+    transliteration) that the candidate model (``zh_names.npz``) scores at or above its threshold; the tagger
+    reads those scores too. ``analyze_batch`` scores many texts in one pass (what the scrubber calls)."""
 
     def __init__(self, model=None) -> None:
         self.model = model or zh_tagger_model()
+        self.scorer = CharScorer(self.model)
         meta = self.model.meta
         self.thresholds = {c: (meta.get(f"threshold_{c}", 0.5), meta.get(f"join_{c}", 0.5))
                            for c in TAGGER_CLASSES[1:]}
@@ -377,14 +390,129 @@ class ChineseTagger(EntityRecognizer):
         """The model is read on first use (``zh_tagger_model``)."""
 
     def analyze(self, text: str, entities: list[str], nlp_artifacts=None) -> list[RecognizerResult]:
-        candidates = scored_candidates(text)
-        positions, rows = char_rows(text, candidates)
-        if not rows:
-            return []
-        probs = self.model.probabilities(rows)
-        names = [RecognizerResult("PERSON", s, e, round(p, 3)) for p, s, e in best_candidates(candidates, name_model()[1])]
-        return names + [RecognizerResult(entity, s, e, p) for s, e, p, entity in decode(positions, probs, self.thresholds)
-                        if entity != "STREET_ADDRESS" or STREET_LEVEL.search(text, s, e)]
+        return self.analyze_batch([text])[0]
+
+    def analyze_batch(self, texts: list[str]) -> list[list[RecognizerResult]]:
+        from curation.pii_tagger import to_probabilities
+
+        candidates = scored_candidates_batch(texts)
+        positions, logits = self.scorer.logits(texts, candidates)
+        probs = to_probabilities(logits)
+        name_threshold = name_model()[1]
+        out, at = [], 0
+        for text, cands, where in zip(texts, candidates, positions, strict=True):
+            found = [RecognizerResult("PERSON", s, e, round(p, 3)) for p, s, e in best_candidates(cands, name_threshold)]
+            found += [RecognizerResult(entity, s, e, p) for s, e, p, entity in
+                      decode(where, probs[at:at + len(where)], self.thresholds)
+                      if entity != "STREET_ADDRESS" or STREET_LEVEL.search(text, s, e)]
+            at += len(where)
+            out.append(found)
+        return out
+
+
+_BOOL = ("False", "True")
+
+
+class CharScorer:
+    """The logits of :func:`char_rows`' features for many texts at once, without building the feature strings:
+    each template's weights are gathered by numpy over all the texts laid end to end, each with its own
+    padding (one dictionary pass per template instead of one string per feature and character). ``char_rows``
+    stays the definition (training reads it); a test holds the two equal."""
+
+    def __init__(self, model) -> None:
+        self.weights = model.padded_weights
+        self.unknown = len(model.features)
+        self.bias = model.index["bias"]
+        groups: dict[str, dict[str, int]] = {}
+        for i, feature in enumerate(model.features):
+            template, sep, value = feature.partition("=")
+            if sep:
+                groups.setdefault(template, {})[value] = i
+        self.groups = groups
+
+        def table(template: str, keys: list[str]) -> np.ndarray:
+            return np.array([groups.get(template, {}).get(k, self.unknown) for k in keys], dtype=np.int64)
+
+        flags3 = [f"{_BOOL[a]}|{_BOOL[b]}|{_BOOL[c]}" for a in (0, 1) for b in (0, 1) for c in (0, 1)]
+        self.surname, self.foreign = table("sur", flags3), table("tr", flags3)
+        self.address = table("ad", [f"{k}|{_BOOL[f]}" for k in range(8) for f in (0, 1)])
+        self.address_cue = table("acue", [str(k) for k in range(11)])
+        self.name_cue = table("ncue", [str(k) for k in range(7)])
+        self.title = table("title", [str(k) for k in range(5)])
+
+    def _ids(self, template: str, values: Iterable[str], count: int) -> np.ndarray:
+        return np.fromiter(map(self.groups.get(template, {}).get, values, repeat(self.unknown)), dtype=np.int64,
+                           count=count)
+
+    def logits(self, texts: list[str], candidates: list[list[tuple[float, int, int]]]
+               ) -> tuple[list[list[int]], np.ndarray]:
+        """Per text the positions read (as ``char_rows``), and the logits of all of them, text after text."""
+        padded_parts, kind_parts, positions = [], [], []
+        local, text_end, since_address, since_name, title, cand = [], [], [], [], [], []
+        offset = 0
+        for text, cands in zip(texts, candidates, strict=True):
+            chars = text.translate(_CHAR_CLASS)
+            n = len(chars)
+            where = [i for i, c in enumerate(chars) if not c.isspace()]
+            positions.append(where)
+            padded_parts.append("^^" + chars + "$$")
+            kind_parts.append("__" + "".join(_KINDS.get(c) or _KINDS.setdefault(c, _char_type(c)) for c in text)
+                              + "__")
+            local += where
+            text_end += [offset + n + 4] * len(where)
+            sa = _since(n, [m.end() for m in _ADDRESS_CUE.finditer(text)])
+            sn = _since(n, [m.end() for m in _NAME_CUE.finditer(text)])
+            tt = [0] * n
+            for m in _TITLE_AFTER.finditer(text):
+                for d in (1, 2, 3, 4):
+                    if 0 <= m.start() - d < n and not 0 < tt[m.start() - d] < d:
+                        tt[m.start() - d] = d
+            cv = _candidate_values(n, cands)
+            since_address += [sa[i] for i in where]
+            since_name += [sn[i] for i in where]
+            title += [tt[i] for i in where]
+            cand += [cv[i] for i in where]
+            offset += n + 4
+        if not local:
+            return positions, np.zeros((0, self.weights.shape[1]), dtype=np.float32)
+        padded, kinds = "".join(padded_parts), "".join(kind_parts)
+        size = len(padded)
+        starts = np.repeat(np.cumsum([0] + [len(p) for p in padded_parts[:-1]]), [len(w) for w in positions])
+        local_j = np.asarray(local) + 2
+        j = starts + local_j
+        pairs = [padded[k:k + 2] for k in range(size - 1)]
+        ids = [np.full(len(j), self.bias)]
+        for template, shift in (("c", 0), ("c-1", -1), ("c+1", 1), ("c-2", -2), ("c+2", 2)):
+            ids.append(self._ids(template, padded, size)[j + shift])
+        for template, shift in (("b-1", -1), ("b+1", 0), ("b-2", -2), ("b+2", 1)):
+            ids.append(self._ids(template, pairs, size - 1)[j + shift])
+        ids.append(self._ids("t", (padded[k:k + 3] for k in range(size - 2)), size - 2)[j - 1])
+        ids.append(self._ids("k", (kinds[k:k + 3] for k in range(size - 2)), size - 2)[j - 1])
+        surnames = known_surnames()
+        surname = np.fromiter((c in surnames for c in padded), dtype=np.int64, count=size)
+        foreign = np.fromiter((c in TRANSLITERATION for c in padded), dtype=np.int64, count=size)
+        address = np.fromiter((c in _ADDRESS_CHARS for c in padded), dtype=np.int64, count=size)
+        ids.append(self.surname[surname[j] * 4 + surname[j - 1] * 2 + surname[j - 2]])
+        ids.append(self.foreign[foreign[j] * 4 + foreign[j - 1] * 2 + foreign[j + 1]])
+        running = np.concatenate([[0], np.cumsum(address)])
+        near = np.where(local_j >= 3, running[np.minimum(j + 4, np.asarray(text_end))] - running[np.maximum(j - 3, 0)], 0)
+        ids.append(self.address[near * 2 + address[j]])
+        ids.append(self.address_cue[np.minimum(np.asarray(since_address), 30) // 3])
+        ids.append(self.name_cue[np.minimum(np.asarray(since_name), 6)])
+        ids.append(self.title[np.asarray(title)])
+        ids.append(self._ids("cand", cand, len(cand)))
+        return positions, self.weights[np.stack(ids, axis=1)].sum(axis=1)
+
+
+def _candidate_values(n: int, candidates: list[tuple[float, int, int]]) -> list[str]:
+    """The ``cand`` feature's value at each position (as ``char_rows`` writes it)."""
+    candidate = [0.0] * n
+    first = [False] * n
+    for p, start, end in candidates:
+        first[start] = first[start] or p >= 0.3
+        for k in range(start, end):
+            candidate[k] = max(candidate[k], p)
+    return [f"{c:.1f}|{f}" for c, f in zip(candidate, first, strict=True)]
 
 
 def decode(positions: list[int], probs, thresholds: dict[str, tuple[float, float]]) -> list[tuple[int, int, float, str]]:

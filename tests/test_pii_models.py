@@ -101,3 +101,23 @@ def test_shipped_models_score_without_scikit_learn():
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120,
                             env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
     assert result.returncode == 0, result.stderr[-2000:]
+
+
+def test_batched_chinese_scorer_equals_the_feature_definition():
+    """The scrubber scores Chinese texts in batches without building feature strings; the result must be what the
+    model gives on ``char_rows`` (the features it was trained on), text by text, at every edge of a text."""
+    from curation import pii_zh
+
+    tagger = pii_zh.ChineseTagger()
+    texts = ["收件人：王小明，地址是人民路8号3单元501室。", "张", "", "  ", "李先生您好", "Ｔｅｓｔ　１２３号楼",
+             "美国总统克林顿今天访问中国，会见了张建国先生。", "地址在东三旗邮政支局南500米，电话是010-12345678。"]
+    candidates = [pii_zh.scored_candidates(t) for t in texts]
+    positions, logits = tagger.scorer.logits(texts, candidates)
+    at = 0
+    for text, cands, where in zip(texts, candidates, positions, strict=True):
+        expected_positions, rows = pii_zh.char_rows(text, cands)
+        assert where == expected_positions
+        if rows:
+            np.testing.assert_allclose(logits[at:at + len(where)], tagger.model.logits(rows), atol=1e-4)
+        at += len(where)
+    assert at == len(logits) > 60
