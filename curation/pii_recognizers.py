@@ -472,10 +472,11 @@ class SsnRecognizer(EntityRecognizer):
 class AsciiEmailRecognizer(EmailRecognizer):
     """Presidio's email recognizer with an ASCII-only pattern: its own reads ``\\w``, which takes Chinese
     characters as part of the address, so "请发到zhang@163.com谢谢" lost the whole clause around it; the local
-    part takes every ASCII character an address may hold ("o'brien@", "a+b@", "x_y@"). The TLD
+    part starts with a letter, digit or "_" (a "?" before it ends the sentence: "好吗？a@b.com") and then takes
+    every ASCII character an address may hold ("o'brien'16@", "a+b@"). The TLD
     check (``validate_result``, offline tldextract) is Presidio's."""
 
-    PATTERNS = [Pattern("Email (ASCII)", r"(?<![A-Za-z0-9.!#$%&'*+/=?^_`{|}~\-])[A-Za-z0-9!#$%&*+/=?^_`{|}~\-]"
+    PATTERNS = [Pattern("Email (ASCII)", r"(?<![A-Za-z0-9._%+'\-])[A-Za-z0-9_]"
                                          r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~\-]{0,63}@"
                                          r"[A-Za-z0-9](?:[A-Za-z0-9\-]{0,62}[A-Za-z0-9])?"
                                          r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9\-]{0,62}[A-Za-z0-9])?)*\.[A-Za-z]{2,24}"
