@@ -175,7 +175,7 @@ TRANSLITERATION = set(
     "阿埃艾爱安昂奥巴拜班邦保鲍贝本比彼毕宾波伯勃博布查达戴丹道德迪蒂丁东杜多厄恩尔法菲费芬丰弗福富盖甘冈戈格根古"
     "瓜哈海汉豪赫亨胡华霍基吉加贾简杰金卡凯坎康柯科克肯库奎拉莱赖兰朗劳勒雷蕾里莉利丽连林琳隆卢鲁路伦罗洛吕马玛迈"
     "麦曼芒梅门蒙米敏莫默姆穆纳娜乃奈南内尼宁纽努诺欧帕派潘佩皮珀普奇齐恰乔切钦琼丘萨塞赛桑瑟森沙莎尚舍施什史斯"
-    "松苏索塔泰坦汤唐特滕提图托瓦万旺威韦维温沃乌伍西希谢辛休雅亚扬耶伊因英尤约泽扎詹朱兹佐卓娅妮黛薇琪")
+    "松苏索塔泰坦汤唐特滕提图托瓦万旺威韦维温沃乌伍西希谢辛休雅亚扬耶伊因英尤约泽扎詹朱兹佐卓娅妮黛薇琪夫娃茨契列廖")
 _TRANSLITERATED = regex.compile(r"[{0}]{{2,6}}(?:[·•・][{0}]{{1,6}})*".format("".join(sorted(TRANSLITERATION))))
 
 
@@ -260,13 +260,13 @@ def scored_candidates(text: str) -> list[tuple[float, int, int]]:
     return scored_candidates_batch([text])[0]
 
 
-def scored_candidates_batch(texts: list[str]) -> list[list[tuple[float, int, int]]]:
-    """``scored_candidates`` of many texts, scored by the model in one call."""
+def scored_candidates_batch(texts: list[str], model=None) -> list[list[tuple[float, int, int]]]:
+    """``scored_candidates`` of many texts, scored in one call by ``model`` (default: the shipped one)."""
     found = [list(name_candidates(text)) for text in texts]
     rows = [name_features(text, s, e, n) for text, cands in zip(texts, found, strict=True) for s, e, n in cands]
     if not rows:
         return [[] for _ in texts]
-    probs = name_model()[0].probabilities(rows).tolist()
+    probs = (model or name_model()[0]).probabilities(rows).tolist()
     out, at = [], 0
     for text, cands in zip(texts, found, strict=True):
         cue_ends = {m.end() for m in _NAME_CUE.finditer(text)} if cands else set()
