@@ -157,6 +157,7 @@ class ChineseAddressRecognizer(EntityRecognizer):
 # --- names ---------------------------------------------------------------------------------------------
 COMPOUND_SURNAMES = ("欧阳 司马 上官 诸葛 东方 皇甫 尉迟 公孙 慕容 令狐 长孙 宇文 司徒 夏侯 轩辕 端木 独孤 南宫 西门 "
                      "百里 呼延 澹台 公冶 太史 申屠 闻人 万俟 钟离 宗政 濮阳 淳于 单于 赫连 拓跋").split()
+_COMPOUND_FIRST = frozenset(s[0] for s in COMPOUND_SURNAMES)
 # The most common single-character surnames (the national household-register ranking, top ~200) beyond those
 # Faker's zh_CN provider lists.
 SURNAMES = set(
@@ -232,16 +233,18 @@ def name_candidates(text: str) -> Iterator[tuple[int, int, int]]:
         if not regex.search(r"(.)\1", m.group()):  # "哈哈哈" is laughter, not a name
             yield m.start(), m.end(), 0
     surnames = known_surnames()
+    han = [_HAN.match(c) is not None for c in text] + [False, False]
     for i, ch in enumerate(text):
+        if ch not in surnames and ch not in _COMPOUND_FIRST:
+            continue
         for surname_len in (2, 1):
-            surname = text[i:i + surname_len]
-            if len(surname) < surname_len or (surname_len == 2 and surname not in COMPOUND_SURNAMES) or \
-                    (surname_len == 1 and ch not in surnames):
+            if surname_len == 2 and text[i:i + 2] not in COMPOUND_SURNAMES or surname_len == 1 and ch not in surnames:
                 continue
-            for given_len in (1, 2):
-                end = i + surname_len + given_len
-                if end <= len(text) and all(_HAN.match(c) for c in text[i + surname_len:end]):
-                    yield i, end, surname_len
+            given = i + surname_len
+            if han[given]:
+                yield i, given + 1, surname_len
+                if han[given + 1]:
+                    yield i, given + 2, surname_len
 
 
 @cache
@@ -506,13 +509,17 @@ class CharScorer:
 
 def _candidate_values(n: int, candidates: list[tuple[float, int, int]]) -> list[str]:
     """The ``cand`` feature's value at each position (as ``char_rows`` writes it)."""
-    candidate = [0.0] * n
-    first = [False] * n
+    candidate: dict[int, float] = {}
+    first: set[int] = set()
     for p, start, end in candidates:
-        first[start] = first[start] or p >= 0.3
+        if p >= 0.3:
+            first.add(start)
         for k in range(start, end):
-            candidate[k] = max(candidate[k], p)
-    return [f"{c:.1f}|{f}" for c, f in zip(candidate, first, strict=True)]
+            candidate[k] = max(candidate.get(k, 0.0), p)
+    values = ["0.0|False"] * n
+    for k in candidate.keys() | first:
+        values[k] = f"{candidate.get(k, 0.0):.1f}|{k in first}"
+    return values
 
 
 def decode(positions: list[int], probs, thresholds: dict[str, tuple[float, float]]) -> list[tuple[int, int, float, str]]:
