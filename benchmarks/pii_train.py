@@ -1,14 +1,18 @@
 """Rebuild the shipped PII models from public training data (``/work/data``, see benchmarks/RESULTS.md):
 
-- ``curation/en_names.npz``: the English name tagger (:class:`curation.pii_tagger.EnglishNameTagger`), fit on
-  CoNLL-2003 train, WNUT-17 train and 3/4 of the even sha1 half of the English PII benchmark, with the even
+- ``english``: ``curation/en_names.npz``, the English name tagger (:class:`curation.pii_tagger.EnglishNameTagger`),
+  fit on CoNLL-2003 train, WNUT-17 train and 3/4 of the even sha1 half of the English PII benchmark, with the even
   half of ShareGPT user turns as ordinary text; its thresholds are chosen on CoNLL dev (testa), WNUT-17 dev and
   the held-back quarters (``train_english``); then it is refit on all of these.
+- ``chinese``: ``curation/zh_names.npz``, the Chinese name-candidate model, and ``curation/zh_tagger.npz``, the
+  character tagger for names and addresses (:class:`curation.pii_zh.ChineseTagger`), fit on CLUENER2020 train,
+  Weibo NER train + dev, MSRA val, People's Daily dev, CrossWOZ val and ordinary Chinese text
+  (``train_chinese``).
 
 Only development splits are read (the ``dev`` column of ``pii_bench.py``); nothing here reads a test split.
 scikit-learn is needed here, never on the scrub path.
 
-    PYTHONPATH=. .venv/bin/python benchmarks/pii_train.py english [--data /work/data]
+    PYTHONPATH=. .venv/bin/python benchmarks/pii_train.py english|chinese [--data /work/data] [--cache DIR]
 """
 
 from __future__ import annotations
