@@ -49,6 +49,10 @@ _REFUSAL = regex.compile(
 )
 
 
+# A run of Chinese inside a mixed sentence (after NFKC: Han characters with digits, spaces and punctuation).
+_CJK_RUN = regex.compile(r"\p{Han}[\p{Han}\u3000-\u303f\d\s,.!?;:\"'()]*")
+
+
 def is_refusal(text: str) -> bool:
     return _REFUSAL.search(normalise(text or "")) is not None
 
@@ -126,14 +130,25 @@ class OfflineScorer(HapScorer):
         self.chinese = Tier(model_dir, "zh", semantic, threads)
 
     def sentence_scores(self, sents: list[str], semantic: bool = True) -> np.ndarray:
-        langs = [language_of(s) for s in sents]
+        """Chinese sentences to the Chinese tier, the others to the English one; a mixed sentence is cut into
+        its Chinese runs and the rest, each scored by its own tier (a whole mixed sentence dilutes both)."""
+        chinese: list[tuple[int, str]] = []
+        english: list[tuple[int, str]] = []
+        for i, sentence in enumerate(sents):
+            lang = language_of(sentence)
+            if lang == "zh":
+                chinese.append((i, sentence))
+            elif lang == "mixed":
+                plain = normalise(sentence)  # full-width Latin letters must not pass for Chinese
+                chinese.append((i, " ".join(_CJK_RUN.findall(plain))))
+                english.append((i, _CJK_RUN.sub(" ", plain)))
+            else:
+                english.append((i, sentence))
         scores = np.zeros(len(sents))
-        zh = [i for i, lang in enumerate(langs) if lang in ("zh", "mixed")]
-        en = [i for i, lang in enumerate(langs) if lang != "zh"]
-        if zh:
-            scores[zh] = self.chinese.scores([sents[i] for i in zh], semantic)
-        if en:
-            scores[en] = np.maximum(scores[en], self.english.scores([sents[i] for i in en], semantic))
+        for tier, items in ((self.chinese, chinese), (self.english, english)):
+            if items:
+                idx = [i for i, _ in items]
+                scores[idx] = np.maximum(scores[idx], tier.scores([text for _, text in items], semantic))
         return scores
 
 
