@@ -66,6 +66,8 @@ class HapSettings(Section):
     threshold: float = Field(0.5, ge=0, le=1)
     hf_model_path: Path | None = None
     threads: int = Field(1, description="torch CPU threads of the semantic tier (process-wide); 0: torch default")
+    semantic: bool = Field(True, description="offline backend: send English sentences the n-gram model does not "
+                           "clear through MiniLM (implicit hate); off: n-gram models only, faster")
 
 
 class CurateSettings(Section):
