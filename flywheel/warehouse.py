@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -156,6 +156,18 @@ def quarantine(con: duckdb.DuckDBPyConnection, rejected: Iterable[Rejected], raw
         rows,
     )
     return con.execute("SELECT count(*) FROM quarantine").fetchone()[0] - before
+
+
+def bulk(con: duckdb.DuckDBPyConnection, sql: str, columns: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
+    """Run ``sql`` over many rows at once: the rows are an Arrow table named ``batch`` (columns ``columns``)
+    that ``sql`` selects from, e.g. ``INSERT INTO t SELECT * FROM batch ON CONFLICT DO NOTHING``. DuckDB's
+    ``executemany`` runs one statement per row: seconds for a few thousand rows."""
+    if not rows:
+        return
+    import pyarrow as pa
+
+    batch = pa.table({name: [row[i] for row in rows] for i, name in enumerate(columns)})  # noqa: F841
+    con.execute(sql).fetchall()  # DuckDB finds ``batch`` among this frame's variables (a replacement scan)
 
 
 STATUS_TABLES = (
