@@ -158,6 +158,26 @@ def quarantine(con: duckdb.DuckDBPyConnection, rejected: Iterable[Rejected], raw
     return con.execute("SELECT count(*) FROM quarantine").fetchone()[0] - before
 
 
+QUARANTINE_COLUMNS = ("id", "stage", "source", "line", "reason", "created_at", "raw")
+
+
+def quarantined(settings: Settings, stage: str | None = None, limit: int = 50) -> list[dict[str, object]]:
+    """The newest quarantined records (all stages, or one), without their raw text."""
+    where, params = ("WHERE stage = ?", [stage]) if stage else ("", [])
+    with connect(settings, read_only=True) as con:
+        rows = con.execute(f"SELECT id, stage, source, line, reason, created_at FROM quarantine {where} "
+                           "ORDER BY created_at DESC, source, line LIMIT ?", [*params, limit]).fetchall()
+    return [dict(zip(QUARANTINE_COLUMNS, row, strict=False)) for row in rows]
+
+
+def quarantined_by_id(settings: Settings, prefix: str) -> list[dict[str, object]]:
+    """The quarantined records whose id starts with ``prefix``, raw text included."""
+    with connect(settings, read_only=True) as con:
+        rows = con.execute(f"SELECT {', '.join(QUARANTINE_COLUMNS)} FROM quarantine WHERE starts_with(id, ?) "
+                           "ORDER BY id", [prefix]).fetchall()
+    return [dict(zip(QUARANTINE_COLUMNS, row, strict=True)) for row in rows]
+
+
 STATUS_TABLES = (
     "interactions",
     "feedback",
