@@ -15,7 +15,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-
 UVICORN_OPTIONS = {"proxy_headers": False}
 
 
