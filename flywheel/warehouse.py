@@ -26,6 +26,7 @@ from flywheel.settings import Settings
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 LOCK_WAIT_SECONDS = 60.0
+LOCK_POLL_MAX_SECONDS = 0.25  # writers hold the lock for one batch or one page: try again soon
 
 
 @dataclass(frozen=True)
@@ -94,7 +95,7 @@ def _open(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
             if "lock" not in str(exc).lower() or time.monotonic() > deadline:
                 raise
             time.sleep(delay)
-            delay = min(delay * 2, 1.0)
+            delay = min(delay * 2, LOCK_POLL_MAX_SECONDS)
 
 
 @contextmanager

@@ -68,15 +68,14 @@ class RecentIds:
         self.size = size
         self._seen: OrderedDict[str, None] = OrderedDict()
 
-    def add(self, key: str) -> bool:
-        """True when ``key`` is new."""
-        if key in self._seen:
-            self._seen.move_to_end(key)
-            return False
+    def __contains__(self, key: str) -> bool:
+        return key in self._seen
+
+    def add(self, key: str) -> None:
         self._seen[key] = None
+        self._seen.move_to_end(key)
         if len(self._seen) > self.size:
             self._seen.popitem(last=False)
-        return True
 
 
 @dataclass

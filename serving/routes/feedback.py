@@ -47,10 +47,11 @@ async def feedback(request: Request, srv: ServerDep) -> dict[str, Any]:
                             "send the `id` of a chat completion it returned", param="interaction_id",
                        code="interaction_not_found")
     answer = {"id": fb.id, "object": "feedback", "interaction_id": fb.interaction_id}
-    if not srv.feedback_seen.add(fb.id):
+    if fb.id in srv.feedback_seen:
         return {**answer, "status": "duplicate"}
     when = fb.timestamp or datetime.now(UTC)
     srv.spool.append({"interaction_id": fb.interaction_id, "timestamp": when.isoformat(), "kind": fb.kind,
                       "value": fb.value, "text": fb.text, "user": fb.user})
+    srv.feedback_seen.add(fb.id)  # only once it is written: a failed write may be sent again
     srv.metrics.feedback.labels(kind=fb.kind).inc()
     return {**answer, "status": "recorded"}
