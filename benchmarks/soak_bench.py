@@ -279,6 +279,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="soak-") as tmp:
         settings = load_settings(home=Path(tmp) / "home", train={"base_model": base_model, "device": "cpu"})
         settings.ensure_dirs()
+        setup_started = time.perf_counter()
         register_adapters(settings, base_model)
         port = free_port()
         url = f"http://127.0.0.1:{port}"
@@ -287,6 +288,8 @@ def main() -> None:
         try:
             wait_until_up(url, proc)
             deploy(settings, "v1", url=url)
+            print(f"set-up (adapters, server start, first deploy): {time.perf_counter() - setup_started:.0f} s",
+                  flush=True)
             stop = threading.Event()
             workers = [threading.Thread(target=innocent_user, args=(n, url, tally, stop)) for n in range(args.clients)]
             workers += [threading.Thread(target=f, args=(url, tally, stop)) for f in (malformed_sender, poisoned_sender)]

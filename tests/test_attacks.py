@@ -566,3 +566,21 @@ def test_5_a_changing_x_forwarded_for_does_not_escape_the_address_limit(fresh_re
                                  data={"username": f"nobody{i}", "password": "", "csrf_token": token}).status_code
                     for i in range(21)]
     assert statuses == [401] * 20 + [429], statuses
+
+
+def test_5_behind_a_configured_proxy_the_forwarded_client_is_the_one_counted():
+    from ipaddress import ip_network
+
+    from starlette.requests import Request
+
+    from serving.review.web import client_address
+
+    trusted = [ip_network("10.0.0.0/8"), ip_network("::1/128")]
+
+    def request(peer: str, forwarded: str) -> Request:
+        return Request({"type": "http", "client": (peer, 40000), "headers": [(b"x-forwarded-for", forwarded.encode())]})
+
+    assert client_address(request("10.0.0.2", "203.0.113.9, 10.1.2.3"), trusted) == "203.0.113.9"
+    assert client_address(request("::1", "198.51.100.4"), trusted) == "198.51.100.4"
+    assert client_address(request("192.0.2.1", "203.0.113.9"), trusted) == "192.0.2.1"  # not a proxy of ours
+    assert client_address(request("10.0.0.2", "10.0.0.3"), trusted) == "10.0.0.2"  # nothing but proxies
