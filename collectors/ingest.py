@@ -421,6 +421,8 @@ def _ingest_file(settings: Settings, source: Source, saved: FileState | None, su
             start = saved if saved is not None and _same_file(saved, st, fh) else None
             if saved is not None and start is None:
                 summary.files_reread += 1
+            if start is not None and start.offset == st.st_size:
+                return  # read to its end and unchanged: not even a connection
             for batch, offset, line in _jsonl_batches(fh, start.offset if start else 0, start.line if start else 0,
                                                       settings, summary, name):
                 commit(batch, state_at(offset, line, False))
