@@ -132,7 +132,8 @@ def main() -> None:
             rounds.append({name: run_phase(url, args.clients, args.requests, args.max_tokens, eos)
                            for name, url in urls.items()})
 
-    lengths = sorted(len(AutoTokenizer.from_pretrained(base_model).apply_chat_template(p, add_generation_prompt=True))
+    tokenizer = AutoTokenizer.from_pretrained(base_model)
+    lengths = sorted(len(tokenizer.apply_chat_template(p, add_generation_prompt=True, tokenize=True, return_dict=False))
                      for p in prompts())
     print(f"model: {base_model.name}; {args.clients} concurrent clients in both phases; {args.requests} requests "
           f"per phase and round, {args.max_tokens} tokens each; prompts of {lengths[0]}-{lengths[-1]} tokens; "
