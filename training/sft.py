@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from training.common import (
+    example_columns,
     last_checkpoint,
     load_model,
     lora_config,
@@ -68,7 +69,7 @@ def build_sft_trainer(config: RecipeConfig, base_model: Path, dataset_dir: Path,
     else:
         peft_config = lora_config(config)
     rows = read_split(dataset_dir, "sft", "train")
-    rows = with_replay(rows, "sft", replay_dirs or [], config.replay_share, config.seed).select_columns(["messages"])
+    rows = example_columns(with_replay(rows, "sft", replay_dirs or [], config.replay_share, config.seed), ["messages"])
     args = SFTConfig(
         **stage_arguments(config.sft, config, rt, output_dir / "checkpoints"),
         packing=config.sft.packing,
