@@ -56,8 +56,10 @@ Timestamp = Annotated[
 
 
 def content_text(content: Any) -> Any:
-    """OpenAI content as one string: a list of parts gives its text parts joined; other part types
-    (images, audio) carry no text. A text part whose ``text`` is not a string is an error, not a crash."""
+    """Incoming OpenAI content as one string, checked: a list of parts gives its text parts joined; other
+    part types (images, audio) carry no text; a text part whose ``text`` is not a string is a ValueError (so
+    a 400 or a quarantine row), not a crash. Reading stored messages, which were checked on the way in,
+    is :func:`message_text`'s job."""
     if content is None:
         return ""
     if not isinstance(content, list):
