@@ -25,8 +25,9 @@ from curation.mining import mine
 from flywheel import sample_data
 from flywheel.settings import load_settings
 from flywheel.warehouse import connect
-from serving.review.app import PAGE_SIZE, create_app
+from serving.review.app import create_app
 from serving.review.auth import add_user
+from serving.review.routes.queue import PAGE_SIZE
 
 PASSWORD = "benchmark password"
 

@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, IPvAnyNetwork, SecretStr
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 
@@ -28,6 +28,9 @@ Operator = Literal["surrogate", "mask", "hash", "drop"]
 class CollectSettings(Section):
     inbox: Path | None = Field(None, description="Directory of .jsonl/.jsonl.gz/.parquet files; default HOME/inbox")
     max_record_bytes: int = Field(1_000_000, description="Records longer than this are quarantined")
+    max_decompressed_bytes: int = Field(
+        512_000_000, gt=0, description="A .jsonl.gz is read no further than this many decompressed bytes; the "
+                                       "rest is quarantined (a small file that expands to gigabytes)")
     quarantine_raw_chars: int = Field(4_000, description="Raw text kept per quarantined record")
     batch_rows: int = Field(50_000, description="Rows per Arrow batch written to the warehouse")
 
@@ -120,6 +123,12 @@ class ServeSettings(Section):
     batch_window_ms: int = 10
     max_batch_size: int = 16
     torch_threads: int | None = Field(None, description="Intra-op CPU threads for generation; None: torch default")
+    admission_threads: int = Field(2, ge=1, description="Threads that parse, validate and tokenise requests "
+                                   "(off the event loop)")
+    max_pending_requests: int = Field(256, ge=1, description="Chat completions in the server at once (admitting, "
+                                      "queued or generating); more get 429 with Retry-After")
+    feedback_dedup_window: int = Field(100_000, ge=0, description="Recent feedback ids remembered, so a repeat "
+                                       "is answered 'duplicate' without being spooled again")
 
 
 class ReviewSettings(Section):
@@ -128,6 +137,9 @@ class ReviewSettings(Section):
     session_secret: SecretStr = SecretStr("flywheel-review-demo-secret")
     secure_cookie: bool = Field(False, description="Mark the session cookie Secure: set true when the page is "
                                 "served over HTTPS (e.g. behind a TLS proxy); browsers then never send it in clear")
+    trusted_proxies: list[IPvAnyNetwork] = Field(
+        default_factory=list, description="Reverse proxies whose X-Forwarded-For names the client (sign-in "
+        "limits per address); from any other peer the header is ignored")
 
 
 class FlowSettings(Section):
