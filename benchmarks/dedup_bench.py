@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from curation.dedup import normalise  # noqa: E402
-from flywheel.domain import FACTS  # noqa: E402
+from demo.domain import FACTS  # noqa: E402
 from flywheel.settings import DedupSettings  # noqa: E402
 
 CONTEXTS = (

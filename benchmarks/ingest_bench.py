@@ -18,7 +18,7 @@ from pathlib import Path
 import duckdb
 
 from collectors.ingest import collect
-from flywheel import sample_data
+from demo import sample_data
 from flywheel.settings import load_settings
 
 

@@ -35,7 +35,7 @@ def main() -> None:
     from flywheel.settings import Settings, load_settings
     from training.base_model import ensure_base_model
     from training.config import load_config
-    from training.domain_dataset import write_domain_dataset
+    from demo.dataset import write_domain_dataset
     from training.dpo import train_dpo
     from training.evaluate import evaluate
     from training.sft import train_sft

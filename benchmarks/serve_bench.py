@@ -80,9 +80,11 @@ def main() -> None:
 
     from flywheel.settings import load_settings
     from serving.app import background_server
+    from demo.model import build_demo_model
     from training.base_model import ensure_base_model
 
-    base_model = ensure_base_model(load_settings())  # the configured/embedded model, built once
+    configured = load_settings()  # the configured model, else the demo's tiny one (built once)
+    base_model = ensure_base_model(configured) if configured.train.base_model else build_demo_model(configured)
     with tempfile.TemporaryDirectory(prefix="serve-bench-") as home:
         settings = load_settings(home=Path(home), train={"base_model": base_model},
                                  serve={"max_batch_size": args.clients, "torch_threads": args.threads})

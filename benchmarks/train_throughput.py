@@ -82,10 +82,10 @@ def random_model(shape: str, out: Path, dtype: Any) -> Path:
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM
 
-    from training.base_model import embedded_tokenizer
+    from demo.model import demo_tokenizer
 
     spec = SHAPES[shape]
-    tokenizer = embedded_tokenizer()
+    tokenizer = demo_tokenizer()
     config_cls, model_cls = (Qwen2Config, Qwen2ForCausalLM) if spec["family"] == "qwen2" else (LlamaConfig,
                                                                                               LlamaForCausalLM)
     kwargs = {"vocab_size": len(tokenizer), **spec["config"], "pad_token_id": tokenizer.pad_token_id,

@@ -14,7 +14,7 @@ import pytest
 
 from collectors.ingest import collect
 from curation.pipeline import curate
-from flywheel import sample_data
+from demo import sample_data
 from flywheel.warehouse import connect
 
 pytestmark = pytest.mark.slow  # Presidio + the HAP scorer on every run: ~30 s per test on 2 shared cores

@@ -12,7 +12,7 @@ import orjson
 import pytest
 
 from curation.dedup import Dedup, DedupIndex, find_duplicates, normalise, signature_reference, signatures
-from flywheel.domain import FACTS
+from demo.domain import FACTS
 from flywheel.settings import DedupSettings
 
 FLYWHEEL = str(Path(sys.executable).with_name("flywheel"))

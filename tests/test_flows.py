@@ -12,7 +12,7 @@ from serving_fixtures import running_server
 from training_fixtures import build_small_model, embedded_base_model, recipe  # noqa: F401 - fixture
 
 from collectors.ingest import collect
-from flywheel import sample_data
+from demo import sample_data
 from flywheel.settings import load_settings
 from flywheel.warehouse import connect
 

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from flywheel.warehouse import connect
 from training import registry
 from training.config import RecipeError
-from training.domain_dataset import write_domain_dataset
+from demo.dataset import write_domain_dataset
 from training.evaluate import decide
 from training.files import model_fingerprint
 

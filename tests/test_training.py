@@ -13,7 +13,7 @@ from net import free_port
 from training_fixtures import recipe, train_settings
 
 from training.config import RecipeError, load_config, runtime
-from training.domain_dataset import write_domain_dataset
+from demo.dataset import write_domain_dataset
 
 pytest_plugins = ("training_fixtures",)
 ROOT = Path(__file__).resolve().parents[1]

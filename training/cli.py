@@ -36,7 +36,7 @@ def register(app: typer.Typer) -> None:
         against: str = typer.Option("production", "--against", help="production | base | a version such as v3"),
         dataset: str = typer.Option(None, "--dataset", help="Held-out splits of this dataset version "
                                     "(default: the one the adapter was trained on)"),
-        config: Path = typer.Option(None, "--config", help="Recipe YAML (eval and gate sections)"),
+        config: Path = typer.Option(None, "--config", help="Recipe YAML (its DPO beta is used for the reward margin; the gate reads settings `gate:`)"),
     ) -> None:
         """Evaluate an adapter against production (or base / another version); records the gate decision."""
         from flywheel.settings import load_settings
@@ -74,13 +74,13 @@ def _print_metrics(title: str, candidate: dict, reference: dict, reference_name:
     from rich.console import Console
     from rich.table import Table
 
-    from training.report import METRIC_ROWS
+    from training.report import metric_rows
 
     table = Table(title=title)
     for column in ("metric", "candidate", reference_name):
         table.add_column(column, justify="left" if column == "metric" else "right")
-    for metric in METRIC_ROWS:
-        if metric in candidate:
+    for metric in metric_rows(candidate):
+        if metric in reference:
             table.add_row(metric, f"{candidate[metric]:.3f}", f"{reference[metric]:.3f}")
     console = Console()
     console.print(table)

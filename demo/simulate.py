@@ -1,8 +1,8 @@
 """Simulated users and a simulated support agent, talking to the real model server over HTTP.
 
-Users ask questions about Lumen Notes (``flywheel.sample_data.user_turns``: personal data in some,
+Users ask questions about Lumen Notes (``demo.sample_data.user_turns``: personal data in some,
 repeats and near-repeats, a few abusive ones) through the real ``openai`` client. A support agent who
-knows the right answers (``flywheel.domain``) reviews a share of the answers: thumbs-up when right,
+knows the right answers (``demo.domain``) reviews a share of the answers: thumbs-up when right,
 thumbs-down plus a correction when wrong, sent to the server's feedback API. The same settings are
 used every week; only the seed changes, so week-over-week differences come from the model.
 """
@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from flywheel.domain import FACTS, SYSTEM_PROMPT, Fact, is_correct
-from flywheel.sample_data import user_turns
+from demo.domain import FACTS, SYSTEM_PROMPT, Fact, is_correct
+from demo.sample_data import user_turns
 
 AGENT = "support-agent"
 
@@ -78,7 +78,7 @@ def fix_rate(base_url: str, fact_ids: set[str], model: str = "production", api_k
     from openai import OpenAI
 
     client = OpenAI(base_url=f"{base_url}/v1", api_key=api_key, max_retries=2, timeout=60)
-    probes: list[tuple[Fact, str]] = [(f, q) for f in FACTS if f.id in fact_ids for q in f.heldout]
+    probes: list[tuple[Fact, str]] = [(f, q) for f in FACTS if f.id in fact_ids for q in f.dev]
     if not probes:
         return 0.0
     right = sum(is_correct(fact, ask(client, model, question)[1]) for fact, question in probes)

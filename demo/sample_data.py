@@ -1,6 +1,6 @@
 """Synthetic support traffic for the Lumen Notes domain, shared by the tests, benchmarks and the demo.
 
-Users are fake (Faker, seeded); questions come from ``flywheel.domain``, sometimes with personal data
+Users are fake (Faker, seeded); questions come from ``demo.domain``, sometimes with personal data
 in them (name, email, phone, street address), sometimes repeated or near-repeated, sometimes abusive.
 ``answer_fn`` decides what "the model" said: by default what the embedded base model was taught (right
 for known facts, wrong otherwise), so feedback follows: a thumbs-down and a correction from the
@@ -18,7 +18,7 @@ from typing import Any
 
 import orjson
 
-from flywheel.domain import FACTS, SYSTEM_PROMPT, Fact
+from demo.domain import FACTS, SYSTEM_PROMPT, Fact
 
 ABUSIVE = (
     "This app is garbage and you are a useless idiot.",
@@ -126,7 +126,7 @@ def interactions(n: int, seed: int = 0, start: datetime | None = None,
 
 
 def _feedback_for(iid: str, turn: Turn, answer: str, ts: datetime, rng: random.Random) -> list[dict[str, Any]]:
-    from flywheel.domain import is_correct
+    from demo.domain import is_correct
 
     when = (ts + timedelta(minutes=2)).isoformat()
     if rng.random() > 0.7:  # most users leave no feedback

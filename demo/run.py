@@ -93,7 +93,7 @@ def run_demo(settings: Settings, ui: bool = True, keep_running: bool = False, co
 def _two_weeks(settings: Settings, url: str, conversations: int, console: Any) -> DemoResult:
     from flows.collect import collect_feedback
     from flows.flywheel import flywheel_flow
-    from flows.simulate import fix_rate, simulate_week
+    from demo.simulate import fix_rate, simulate_week
     from flywheel.warehouse import status
 
     console.print(f"[bold]4/6[/] week 1: {conversations} conversations through the API ...")
