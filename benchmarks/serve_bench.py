@@ -78,9 +78,9 @@ def main() -> None:
 
     from transformers import AutoTokenizer
 
+    from demo.model import build_demo_model
     from flywheel.settings import load_settings
     from serving.app import background_server
-    from demo.model import build_demo_model
     from training.base_model import ensure_base_model
 
     configured = load_settings()  # the configured model, else the demo's tiny one (built once)

@@ -159,6 +159,11 @@ FILLERS = ("please", "quick question:", "hey,", "thanks", "so", "um,", "I wonder
 FUNCTION_WORDS = frozenset("how much does do the what is of i can my a to on you your for there are".split())
 
 
+def normalised_question(text: str) -> str:
+    """Case, spacing and end punctuation ignored: how near-copies of a question are told apart."""
+    return " ".join(text.lower().replace("?", " ").split()).strip(" .!")
+
+
 def unseen_paraphrases() -> list[tuple[Fact, str]]:
     """The frozen week-2 set: (fact, question) pairs no training, tuning or pre-training ever saw."""
     rows = [json.loads(line) for line in UNSEEN_FILE.read_text().splitlines() if line.strip()]
@@ -190,10 +195,10 @@ def augmented_corpus(augment_per_question: int = 4, seed: int = 1234) -> list[li
 
 
 def fact_eval_rows() -> list[dict[str, str]]:
-    """The product facts as an eval-set file's rows (what any user of the gate would write): each week-1
-    question with the right answer, judged by ``contains``; the gate keeps what production answers right."""
+    """The product facts as an eval-set file's rows (what any user of the gate would write): each fact's first
+    week-1 question with the right answer, judged by ``contains``; the gate keeps what production answers right."""
     return [{"id": f"{fact.id}-{i}", "system": SYSTEM_PROMPT, "prompt": question, "reference": fact.answer,
-             "judge": "contains"} for fact in FACTS for i, question in enumerate(fact.questions)]
+             "judge": "contains"} for fact in FACTS for i, question in enumerate(fact.questions[:1])]
 
 
 def write_fact_eval_set(path: Path) -> Path:

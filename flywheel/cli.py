@@ -55,6 +55,18 @@ for package_cli in (collectors.cli, curation.cli, training.cli, serving.cli, flo
     package_cli.register(app)
 
 
+def register_plugins(target: typer.Typer) -> None:
+    """Commands other installed packages add (entry point group ``flywheel.commands``: a ``register(app)``
+    function), e.g. ``flywheel demo``: the core never imports them by name."""
+    from importlib.metadata import entry_points
+
+    for entry in entry_points(group="flywheel.commands"):
+        entry.load()(target)
+
+
+register_plugins(app)
+
+
 def not_built(command: str, issue: str) -> None:
     """Stages that do not exist yet say so and exit 2 rather than pretend."""
     typer.echo(f"flywheel {command}: not built yet ({issue}); see README.md 'What does not work yet'.", err=True)

@@ -9,33 +9,44 @@ from net import judge_server
 from training_fixtures import lora_adapter, recipe, train_settings
 from typer.testing import CliRunner
 
+from demo.dataset import write_domain_dataset
+from flywheel.settings import GateSettings
 from flywheel.warehouse import connect
 from training import registry
 from training.config import RecipeError
-from demo.dataset import write_domain_dataset
 from training.evaluate import decide
 from training.files import model_fingerprint
 
 pytest_plugins = ("training_fixtures",)
 
-REFERENCE = {"task_accuracy": 0.40, "golden_accuracy": 1.0, "preference_accuracy": 0.50, "sft_eval_loss": 1.0}
+REFERENCE = {"heldout_accuracy": 0.40, "regression_kept": 1.0, "preference_accuracy": 0.50, "heldout_loss": 1.0,
+             "evalset:facts": 0.5, "evalset:facts:kept": 1.0}
+
+
+def gate(**values) -> GateSettings:
+    return GateSettings(**values)
 
 
 def test_gate_promotes_only_a_clear_win_without_regressions():
-    better = {**REFERENCE, "task_accuracy": 0.60}
-    assert decide(better, REFERENCE, "task_accuracy", margin=0.05, tolerance=0.02).promote
-    assert not decide(better, REFERENCE, "task_accuracy", margin=0.25, tolerance=0.02).promote
-    assert not decide(REFERENCE, REFERENCE, "task_accuracy", margin=0.0, tolerance=0.02).promote
-    regressed = {**better, "golden_accuracy": 0.90}
-    decision = decide(regressed, REFERENCE, "task_accuracy", margin=0.0, tolerance=0.02)
+    better = {**REFERENCE, "heldout_accuracy": 0.60}
+    assert decide(better, REFERENCE, gate(margin=0.05)).promote
+    assert not decide(better, REFERENCE, gate(margin=0.25)).promote
+    assert not decide(REFERENCE, REFERENCE, gate()).promote
+    regressed = {**better, "regression_kept": 0.90}
+    decision = decide(regressed, REFERENCE, gate())
     assert not decision.promote
-    assert any("regression: golden_accuracy" in r for r in decision.reasons)
-    within = {**better, "golden_accuracy": 0.99}
-    assert decide(within, REFERENCE, "task_accuracy", margin=0.0, tolerance=0.02).promote
-    lower_loss = {**REFERENCE, "sft_eval_loss": 0.8}
-    assert decide(lower_loss, REFERENCE, "sft_eval_loss", margin=0.1, tolerance=0.02).promote
-    unmeasured = {**REFERENCE, "sft_eval_loss": float("nan")}
-    decision = decide(unmeasured, REFERENCE, "sft_eval_loss", margin=0.0, tolerance=0.02)
+    assert any("regression: regression_kept" in r for r in decision.reasons)
+    lost_a_fact = {**better, "evalset:facts:kept": 0.95, "evalset:facts": 0.6}  # more right, but one lost
+    decision = decide(lost_a_fact, REFERENCE, gate())
+    assert not decision.promote and any("regression: evalset:facts:kept" in r for r in decision.reasons)
+    assert decide(lost_a_fact, REFERENCE, gate(regression_metrics=["regression_kept"])).promote
+    within = {**better, "regression_kept": 0.99}
+    assert decide(within, REFERENCE, gate()).promote
+    lower_loss = {**REFERENCE, "heldout_loss": 0.8}
+    assert decide(lower_loss, REFERENCE, gate(primary_metric="heldout_loss", margin=0.1)).promote
+    assert decide({**REFERENCE, "evalset:facts": 0.7}, REFERENCE, gate(primary_metric="evalset:facts")).promote
+    unmeasured = {**REFERENCE, "heldout_accuracy": float("nan")}
+    decision = decide(unmeasured, REFERENCE, gate())
     assert not decision.promote and "not measurable" in decision.reasons[0]
 
 

@@ -63,3 +63,14 @@ def lora_adapter(base: Path, out: Path, rank: int = 4) -> Path:
                            LoraConfig(r=rank, lora_alpha=2 * rank, target_modules="all-linear"))
     model.save_pretrained(out)
     return out
+
+
+@pytest.fixture(scope="session")
+def smollm2(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """SmolLM2-135M-Instruct prepared from its package (the Makefile installs it --no-deps), cached like the
+    embedded model: the real tokenizer, chat template and weights, for small-shape runs of every path."""
+    from training.prepared import prepare
+
+    cache = getattr(request.config, "cache", None)
+    home = Path(cache.mkdir("flywheel-models")) if cache else tmp_path_factory.mktemp("smollm2")
+    return prepare(Settings(home=home), "smollm2", progress=False)

@@ -1,4 +1,4 @@
-"""CLI commands owned by the training package: ``flywheel train`` and ``flywheel eval``."""
+"""CLI commands owned by the training package: ``flywheel train``, ``flywheel eval`` and ``flywheel model``."""
 
 from __future__ import annotations
 
@@ -8,6 +8,26 @@ import typer
 
 
 def register(app: typer.Typer) -> None:
+    model_app = typer.Typer(help="Real pretrained models that ship in packages.", no_args_is_help=True)
+    app.add_typer(model_app, name="model")
+
+    @model_app.command("prepare")
+    def _prepare(name: str = typer.Argument(..., help="Packaged model to prepare: smollm2")) -> None:
+        """Convert a packaged model (GGUF) into a HF directory under FLYWHEEL_HOME/models, once; prints its path.
+
+        Use it with `train.base_model: NAME` (or the printed path). The package must be installed without its
+        own dependencies; if it is missing, the exact pip command is printed.
+        """
+        from flywheel.settings import load_settings
+        from training.prepared import ModelNotAvailable, prepare
+
+        try:
+            path = prepare(load_settings(), name)
+        except ModelNotAvailable as exc:
+            typer.echo(f"flywheel model prepare: {exc}", err=True)
+            raise typer.Exit(1) from None
+        typer.echo(str(path))
+
     @app.command("train")
     def _train(
         dataset: str = typer.Option(..., "--dataset", help="Dataset version to train on, e.g. v3"),

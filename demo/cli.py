@@ -1,0 +1,43 @@
+"""``flywheel demo`` (registered through the ``flywheel.commands`` entry point) and ``python -m demo``."""
+
+from __future__ import annotations
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("demo")
+    def demo(
+        model: str = typer.Option("tiny", "--model", help="tiny: the demo's 1.8M-parameter model (minutes); "
+                                  "smollm2: SmolLM2-135M-Instruct from its package (see `flywheel model prepare`)"),
+        ui: bool = typer.Option(True, "--ui/--no-ui", help="Start the Prefect server and UI on 127.0.0.1:4200"),
+        keep_running: bool = typer.Option(False, "--keep-running", help="Leave the UI and model server up"),
+        conversations: int = typer.Option(240, help="Simulated conversations per week"),
+    ) -> None:
+        """Two simulated weeks of the whole flywheel, then a before/after table with n and 95% intervals."""
+        from rich.console import Console
+
+        from demo.run import MODELS, report_table, run_demo
+        from flywheel.settings import load_settings
+        from training.prepared import ModelNotAvailable
+
+        if model not in MODELS:
+            typer.echo(f"flywheel demo: --model {model!r} is not one of {', '.join(MODELS)}", err=True)
+            raise typer.Exit(2)
+        console = Console()
+        try:
+            result = run_demo(load_settings(), model=model, ui=ui, keep_running=keep_running,
+                              conversations=conversations, console=console)
+        except ModelNotAvailable as exc:
+            typer.echo(f"flywheel demo: {exc}", err=True)
+            raise typer.Exit(1) from None
+        console.print(report_table(result))
+        console.print(f"finished in {result.seconds / 60:.1f} min")
+        if result.ui_url:
+            console.print(f"every run, its logs and artifacts: {result.ui_url}")
+
+
+def main() -> None:
+    app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+    register(app)
+    app(prog_name="python -m demo")
