@@ -35,10 +35,13 @@ lint: $(STAMP)
 bench: $(STAMP)
 	for b in benchmarks/*.py; do $(PY) $$b || exit 1; done
 
-# Wheels the GPU image lacks (Python 3.12, x86-64), for benchmarks/gpu_session.sh on a lent GPU machine.
+# Wheels the GPU image lacks (Python 3.12, x86-64), for benchmarks/gpu_session.sh on a lent GPU machine; the
+# real-model turn (benchmarks/real_model_turn.py) also needs the warehouse (duckdb) and the report's charts.
 GPU_WHEELS := trl==1.16.0 datasets==5.2.0 dill==0.4.1 multiprocess==0.70.19 liger-kernel==0.8.5 \
 	pydantic==2.14.4 pydantic-core==2.50.5 pydantic-settings==2.16.3 python-dotenv==1.2.4 \
-	annotated-types==0.8.0 typing-inspection==0.4.5 typing-extensions==4.16.0
+	annotated-types==0.8.0 typing-inspection==0.4.5 typing-extensions==4.16.0 \
+	duckdb==2.0.1 orjson==3.13.0 matplotlib==3.11.2 contourpy==1.3.3 cycler==0.12.1 fonttools==4.68.0 \
+	kiwisolver==1.5.1 pyparsing==3.3.3
 gpu-wheels:
 	python3 -m pip download --quiet --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
 		--platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \

@@ -60,8 +60,8 @@ def register_plugins(target: typer.Typer) -> None:
     function), e.g. ``flywheel demo``: the core never imports them by name."""
     from importlib.metadata import entry_points
 
-    for entry in entry_points(group="flywheel.commands"):
-        entry.load()(target)
+    for entry in {entry.name: entry for entry in entry_points(group="flywheel.commands")}.values():
+        entry.load()(target)  # one command per name, however many times a package is on the path
 
 
 register_plugins(app)

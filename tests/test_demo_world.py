@@ -44,3 +44,28 @@ def test_week_two_asks_at_least_100_paraphrases_no_training_or_tuning_text_conta
     seen |= {normalised_question(q) for fact in FACTS for q in (*fact.questions, *fact.dev)}
     seen |= {normalised_question(row["prompt"]) for row in fact_eval_rows()}
     assert [q for _, q in unseen if normalised_question(q) in seen] == []
+
+
+def test_flywheel_demo_comes_from_the_entry_point_the_demo_declares(tmp_path, monkeypatch):
+    """`flywheel demo` exists because the installed project declares it (pyproject), not because the core
+    imports the demo: a distribution declaring the same entry point adds the command to any app."""
+    import sys
+    import tomllib
+
+    import typer
+    from typer.testing import CliRunner
+
+    from flywheel.cli import register_plugins
+
+    declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["entry-points"]["flywheel.commands"]
+    assert declared == {"demo": "demo.cli:register"}
+    dist = tmp_path / "demo_plugin-0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: demo-plugin\nVersion: 0\n")
+    (dist / "entry_points.txt").write_text("[flywheel.commands]\ndemo = demo.cli:register\n")
+    monkeypatch.setattr(sys, "path", [str(tmp_path), *sys.path])
+    app = typer.Typer()
+    app.command("noop")(lambda: None)
+    register_plugins(app)
+    result = CliRunner().invoke(app, ["demo", "--help"])
+    assert result.exit_code == 0 and "--model" in result.output and "smollm2" in result.output

@@ -35,10 +35,9 @@ def flow_settings(request, home, tmp_path, monkeypatch):
     """
     marker = request.node.get_closest_marker("base")
     base = request.getfixturevalue(marker.args[0] if marker else "embedded_base_model")
-    short = recipe(tmp_path / "recipe.yaml", sft={"max_steps": 4}, dpo={"max_steps": 2},
-                   eval={"max_new_tokens": 8})
+    short = recipe(tmp_path / "recipe.yaml", sft={"max_steps": 4}, dpo={"max_steps": 2})
     for key, value in {"TRAIN__BASE_MODEL": str(base), "TRAIN__CONFIG": str(short), "TRAIN__DEVICE": "cpu",
-                       "TRAIN__GATE_MARGIN": "-1", "TRAIN__REGRESSION_TOLERANCE": "10",
+                       "GATE__MARGIN": "-1", "GATE__REGRESSION_TOLERANCE": "10", "GATE__MAX_NEW_TOKENS": "8",
                        "SERVE__ADMIN_KEY": "flows-admin", "CURATE__MIN_NEW_EXAMPLES": "1"}.items():
         monkeypatch.setenv(f"FLYWHEEL_{key}", value)
     settings = load_settings()
