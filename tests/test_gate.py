@@ -160,7 +160,7 @@ def test_eval_set_files_are_checked_before_any_training_naming_file_line_and_fie
     write_domain_dataset(settings, "v1")
     monkeypatch.setenv("FLYWHEEL_TRAIN__BASE_MODEL", str(small_model))
     good = {"prompt": "Refund?", "reference": "30 days"}
-    cases = [("{not json", "line 1: not valid JSON"), (json.dumps({"prompt": "Refund?"}), "field 'reference'"),
+    cases = [("{not json", "not valid JSON"), (json.dumps({"prompt": "Refund?"}), "field 'reference'"),
              (json.dumps({**good, "judge": "fuzzy"}), "field 'judge' is 'fuzzy'"),
              (json.dumps({**good, "judge": "regex", "reference": "(("}), "field 'reference' is not a valid regex"),
              (json.dumps({**good, "judge": "llm"}), "judge 'llm' needs gate.judge_url"),
@@ -236,3 +236,63 @@ def test_llm_judge_grades_heldout_answers_of_both_models_and_survives_ungraded_o
     ungraded = sum("Reference answer: The Plus plan costs" in p for p in asked)
     assert 0 < ungraded < len(asked)
     assert evaluation.candidate["judge_score"] == evaluation.reference["judge_score"] == 0.75  # grade 4 of 1-5
+
+
+LIBRARY = "You answer questions about the Riverside public library."
+LIBRARY_FACTS = [  # (questions, right answer, what the base model is taught)
+    (("When does the library open?", "What time do you open?", "Opening time?"),
+     "The library opens at 9 am.", "The library opens at 9 am."),
+    (("How long can I borrow a book?", "What is the loan period?", "Loan length?"),
+     "You can borrow a book for three weeks.", "You can borrow a book for one week."),
+    (("Is there a late fee?", "What do late books cost?", "Late fee amount?"),
+     "Late books cost 20 cents a day.", "Late books cost 20 cents a day."),
+    (("Can I renew online?", "How do I renew a loan?", "Online renewal?"),
+     "Yes, renew on the library website.", "No, renewals are only at the desk."),
+    (("Do you have wifi?", "Is there internet in the library?", "Wifi access?"),
+     "Yes, free wifi is on every floor.", "Yes, free wifi is on every floor."),
+    (("How many books can I borrow?", "What is the borrowing limit?", "Book limit?"),
+     "You can borrow up to 12 books.", "You can borrow up to 4 books."),
+]
+
+
+@pytest.mark.slow
+def test_the_gate_runs_on_an_unrelated_domain_with_no_code_change(home, tmp_path):
+    """A library, not the demo's product: its own tiny model, dataset and eval-set file through the same
+    public functions. The gate asks only that domain's prompts and refuses an adapter trained on wrong
+    answers, by its primary metric."""
+    from training.base_model import BaseModelConfig, build_tiny_chat_model
+    from training.common import write_dataset_version
+    from training.evaluate import gate_checks
+    from training.retrain import retrain
+
+    corpus = [[{"role": "user", "content": q}, {"role": "assistant", "content": taught}]
+              for questions, _, taught in LIBRARY_FACTS for q in questions for _ in range(4)]
+    base = build_tiny_chat_model(home / "models", "library", corpus, LIBRARY, BaseModelConfig(
+        hidden_size=64, intermediate_size=128, num_hidden_layers=2, steps=120, batch_size=16, warmup_steps=10),
+        progress=False)
+    sft, dpo = [], []
+    for n, (questions, right, _) in enumerate(LIBRARY_FACTS):
+        for i, question in enumerate(questions):
+            split = "eval" if i == 2 else "train"
+            target = right if split == "eval" else LIBRARY_FACTS[(n + 1) % len(LIBRARY_FACTS)][1]  # wrong in train
+            meta = {"source_interactions": [f"desk-{n}-{i}"], "dataset_version": "v1", "split": split}
+            sft.append({"id": f"s{n}{i}", "messages": [{"role": "user", "content": question},
+                                                       {"role": "assistant", "content": target}], **meta})
+            dpo.append({"id": f"d{n}{i}", "prompt": [{"role": "user", "content": question}],
+                        "chosen": [{"role": "assistant", "content": target}],
+                        "rejected": [{"role": "assistant", "content": "I am not sure."}], **meta})
+    eval_set = tmp_path / "library.jsonl"
+    eval_set.write_text("".join(json.dumps({"prompt": qs[0], "reference": right}) + "\n"
+                                for qs, right, _ in LIBRARY_FACTS))
+    settings = train_settings(home, base, device="cpu").model_copy(update={"gate": GateSettings(
+        eval_sets=[eval_set], max_new_tokens=16)})
+    data = write_dataset_version(settings, "v1", sft, dpo)
+
+    checks = gate_checks(settings, data)
+    assert {c.set for c in checks} == {"heldout", "evalset:library"} and len(checks) == 12
+    assert {c.reference for c in checks} <= {right for _, right, _ in LIBRARY_FACTS}
+    result = retrain(settings, "v1", recipe(tmp_path / "short.yaml", sft={"max_steps": 20}, dpo={"max_steps": 3}))
+    assert result.decision == "reject", result.reasons
+    assert result.reference["heldout_accuracy"] > result.candidate["heldout_accuracy"], result.reasons
+    assert result.reasons[0].startswith("heldout_accuracy") and "<= margin" in result.reasons[0]
+    assert result.reference["evalset:library"] > 0  # the base knew some of it: there was something to lose
