@@ -58,7 +58,7 @@ def realistic_prompts(n: int, seed: int = 7) -> list[str]:
     """``n`` support prompts, distinct after normalisation, each with a few high-entropy details."""
     fake, rng = Faker(), random.Random(seed)
     Faker.seed(seed)
-    questions = [q for f in FACTS for q in (*f.questions, *f.heldout)]
+    questions = [q for f in FACTS for q in (*f.questions, *f.dev)]
     seen, out = set(), []
     while len(out) < n:
         slots = {"plan": rng.choice(["Free", "Plus", "Team"]), "device": rng.choice(

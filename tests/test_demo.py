@@ -44,5 +44,6 @@ def test_a_short_demo_asks_week_two_only_unseen_paraphrases_and_reports_n_and_in
     console.print(report_table(result))
     table = console.export_text()
     assert f"(n={len(unseen)}, " in table and "IN-DISTRIBUTION" in table and "unseen (never trained" in table
+    assert "gate: general knowledge" in table
     assert f"n={result.week2.rated}," in table  # week 2's thumbs-down rate with its own n
     assert "gate: heldout_accuracy" in table
