@@ -93,6 +93,9 @@ def demo_settings(settings: Settings, model: str) -> Settings:
            "FLYWHEEL_GATE__EVAL_SETS": "[" + ",".join(f'"{p.resolve()}"' for p in eval_sets) + "]",
            "FLYWHEEL_GATE__SMOKE_PROMPT": "How do I reset my password?",
            "FLYWHEEL_GATE__MAX_NEW_TOKENS": "32",
+           # One generation thread: on a shared 2-core box two threads waited on each other (SmolLM2, 16
+           # prompts x 32 tokens: 10 s with one, 86 s with two, at load ~9).
+           "FLYWHEEL_SERVE__TORCH_THREADS": os.environ.get("FLYWHEEL_SERVE__TORCH_THREADS") or "1",
            "FLYWHEEL_SCRUB__ALLOW_LIST": '["Lumen Notes", "Lumen"]'}  # the product's name is no person's
     if RECIPES[model] is not None:
         env["FLYWHEEL_TRAIN__CONFIG"] = str(RECIPES[model])
@@ -120,6 +123,8 @@ def run_demo(settings: Settings, model: str = "tiny", ui: bool = True, keep_runn
         services.append(start_prefect_server(settings))
     else:
         os.environ["PREFECT_HOME"] = str((settings.home / "prefect").resolve())
+        # Prefect's in-process server gets 20 s to start by default; a busy 2-core box needs longer.
+        os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
     try:
         console.print(f"[bold]2/7[/] base model: {model} (built or prepared once, then cached) ...")
         base = _base_model(settings, model)

@@ -113,12 +113,12 @@ def test_smollm2_trains_is_gated_serves_and_deploys(smollm2, home, tmp_path, mon
 
     eval_set = tmp_path / "world.jsonl"
     eval_set.write_text(json.dumps({"prompt": "What is the capital of France?", "reference": "Paris"}) + "\n")
-    short = recipe(tmp_path / "smol.yaml", cpu_threads=2, sft={"max_steps": 2, "batch_size": 1, "max_length": 64},
+    short = recipe(tmp_path / "smol.yaml", cpu_threads=1, sft={"max_steps": 2, "batch_size": 1, "max_length": 64},
                    dpo={"max_steps": 1, "batch_size": 2, "max_length": 64})
     for key, value in {"TRAIN__BASE_MODEL": str(smollm2), "TRAIN__DEVICE": "cpu", "GATE__MAX_NEW_TOKENS": "12",
                        "GATE__EVAL_SETS": json.dumps([str(eval_set)]), "GATE__MARGIN": "-1",
                        "GATE__REGRESSION_TOLERANCE": "1", "SERVE__ADMIN_KEY": "smol-admin",
-                       "SERVE__TORCH_THREADS": "2"}.items():
+                       "SERVE__TORCH_THREADS": "1"}.items():
         monkeypatch.setenv(f"FLYWHEEL_{key}", value)
     from flywheel.settings import load_settings
 
