@@ -17,14 +17,14 @@ def register(app: typer.Typer) -> None:
         """Two simulated weeks of the whole flywheel, then a before/after table with n and 95% intervals."""
         from rich.console import Console
 
-        from demo.run import MODELS, report_table, run_demo
+        from demo.run import MODELS, gate_reasons, report_table, run_demo
         from flywheel.settings import load_settings
         from training.prepared import ModelNotAvailable
 
         if model not in MODELS:
             typer.echo(f"flywheel demo: --model {model!r} is not one of {', '.join(MODELS)}", err=True)
             raise typer.Exit(2)
-        console = Console()
+        console = Console(width=None if Console().is_terminal else 160)  # a log file gets the whole table
         try:
             result = run_demo(load_settings(), model=model, ui=ui, keep_running=keep_running,
                               conversations=conversations, console=console)
@@ -32,6 +32,8 @@ def register(app: typer.Typer) -> None:
             typer.echo(f"flywheel demo: {exc}", err=True)
             raise typer.Exit(1) from None
         console.print(report_table(result))
+        for line in gate_reasons(result):
+            console.print(line)
         console.print(f"finished in {result.seconds / 60:.1f} min")
         if result.ui_url:
             console.print(f"every run, its logs and artifacts: {result.ui_url}")
