@@ -2,8 +2,8 @@
 
 Sources, highest priority first: explicit keyword arguments, ``FLYWHEEL_*`` environment variables
 (nested fields with ``__``, e.g. ``FLYWHEEL_SCRUB__SEED=7``), the YAML file named by
-``FLYWHEEL_CONFIG`` (default ``./flywheel.yaml`` when it exists), then the defaults below — which are
-the embedded default: everything under ``FLYWHEEL_HOME`` (``./.flywheel``), nothing to install by hand.
+``FLYWHEEL_CONFIG`` (default ``./flywheel.yaml`` when it exists), then the defaults below: everything
+under ``FLYWHEEL_HOME`` (``./.flywheel``), the base model SmolLM2 from the package the Makefile installs.
 """
 
 from __future__ import annotations
