@@ -5,7 +5,7 @@
     vN/dpo/            DatasetDict: train, eval — rows {id, prompt, chosen, rejected, source_interactions,
                        dataset_version}
     vN/{sft,dpo}-{train,eval}.parquet   the same rows as Parquet
-    vN/README.md       data card: counts per stage, PII per entity, dedup and HAP stats, lineage, config
+    vN/README.md       data card: counts per stage, each step's stats per language, lineage, config
     vN/dedup-index.jsonl, vN/dedup-signatures.npy   what later versions are deduplicated against
     vN/manifest.json   sha256 of every file above, and one content hash over them all
 
@@ -30,7 +30,7 @@ from typing import Any
 import orjson
 
 from curation.dedup import DedupIndex
-from curation.step import Record
+from curation.step import Record, report_rows
 from flywheel.records import content_key
 from flywheel.settings import DedupSettings, Settings
 
@@ -44,7 +44,7 @@ class VersionContents:
 
     version: str
     rows: dict[str, dict[str, list[Record]]]  # kind -> split -> rows (public columns only)
-    card: dict[str, Any] = field(default_factory=dict)  # funnel, pii, dedup, hap, lineage, config
+    card: dict[str, Any] = field(default_factory=dict)  # funnel, steps, lineage, config
 
 
 def _schema(kind: str) -> Any:
@@ -126,11 +126,12 @@ def data_card(contents: VersionContents) -> str:
             rows = contents.rows[kind][split]
             new = sum(1 for r in rows if r["dataset_version"] == contents.version)
             lines.append(f"| {kind} | {split} | {len(rows)} | {new} | {len(rows) - new} |")
-    sections = (("Funnel", ("stage", "in", "out"), card.get("funnel", [])),
-                ("PII found and replaced, per entity", ("entity", "count"), sorted(card.get("pii", {}).items())),
-                ("Dedup", ("what", "count"), sorted(card.get("dedup", {}).items())),
-                ("HAP filter", ("what", "count"), sorted(card.get("hap", {}).items())),
-                ("Lineage", ("what", "value"), card.get("lineage", [])))
+    sections = [("Funnel", ("stage", "in", "out"), card.get("funnel", []))]
+    for stats in card.get("steps", []):
+        rows = report_rows(stats)
+        header = tuple(rows[0]) if rows else ("what", "all")
+        sections.append((f"Step: {stats['name']} (per language)", header, [tuple(r.values()) for r in rows]))
+    sections.append(("Lineage", ("what", "value"), card.get("lineage", [])))
     for title, header, rows in sections:
         lines += ["", f"## {title}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows] or ["| (none) |" + " |" * (len(header) - 1)]

@@ -23,7 +23,7 @@ from __future__ import annotations
 import hashlib
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,8 +31,16 @@ from typing import Any
 import numpy as np
 import regex
 
-from curation.step import ExclusionWriter, Record, Step
-from flywheel.settings import HapSettings
+from curation.step import (
+    Drop,
+    ExclusionWriter,
+    Record,
+    RunContext,
+    Step,
+    StepStats,
+    not_a_record,
+)
+from flywheel.settings import HapSettings, Settings
 
 HEAD_VERSION = 1
 UNSURE_BAND = (0.3, 0.7)  # static-head probabilities outside it are trusted as they are
@@ -240,6 +248,50 @@ def load_scorer(settings: HapSettings, cache_dir: Path | None = None) -> HapScor
     raise ValueError(f"hap.backend {settings.backend!r} is unknown; use offline | lexical | hf")
 
 
+def score_jsonl(settings: Settings, src: Path, out: Path, fields: list[str],
+                progress: Callable[[str, int, int], None] | None = None, batch: int = 256) -> dict[str, Any]:
+    """The ``flywheel hap`` command: every record of ``src`` with ``hap_score`` (max over ``fields`` and their
+    sentences) to ``out``, same order; lines that are not JSON objects are quarantined with their line."""
+    import orjson
+
+    from flywheel.jsonl import count_records, read_jsonl
+    from flywheel.warehouse import Rejected, connect, quarantine
+
+    scorer = load_scorer(settings.hap, settings.models_dir)
+    total = count_records(src)
+    stats = {"records": 0, "above_threshold": 0, "unreadable_lines": 0}
+    bad: list[Rejected] = []
+    tmp = out.with_name(out.name + ".partial")
+    with tmp.open("wb") as fh:
+        def flush(records: list[Record]) -> None:
+            scores = scorer.score([join_text(r.get(f)) for r in records for f in fields])
+            for i, record in enumerate(records):
+                record["hap_score"] = round(max(scores[i * len(fields):(i + 1) * len(fields)]), 6)
+                stats["above_threshold"] += record["hap_score"] >= settings.hap.threshold
+                fh.write(orjson.dumps(record) + b"\n")
+            stats["records"] += len(records)
+            if progress:
+                progress("hap", stats["records"] + stats["unreadable_lines"], total)
+
+        pending: list[Record] = []
+        for line in read_jsonl(src):
+            if not isinstance(line.value, dict):
+                stats["unreadable_lines"] += 1
+                reason = line.error or f"line {line.number}: a JSON {type(line.value).__name__}, expected an object"
+                bad.append(Rejected("hap", reason, line.text, str(src), line.number))
+                continue
+            pending.append(line.value)
+            if len(pending) == batch:
+                flush(pending)
+                pending = []
+        if pending:
+            flush(pending)
+    tmp.replace(out)
+    with connect(settings) as con:
+        stats["quarantined"] = quarantine(con, bad, settings.collect.quarantine_raw_chars)
+    return stats
+
+
 # --- the filter step --------------------------------------------------------------------------------
 def _content(message: Any) -> str:
     if isinstance(message, dict):
@@ -283,36 +335,36 @@ class HapFilter(Step):
         super().__init__(exclusions)
         self.threshold = settings.threshold
         self.scorer = scorer or load_scorer(settings, cache_dir)
-        self.batch = batch
+        self.batch_size = batch
 
-    def run(self, records: Iterable[Record]) -> Iterator[Record]:
-        pending: list[Record] = []
-        for record in records:
-            pending.append(record)
-            if len(pending) == self.batch:
-                yield from self._filter(pending)
-                pending = []
-        if pending:
-            yield from self._filter(pending)
+    @classmethod
+    def from_settings(cls, context: RunContext) -> HapFilter:
+        return cls(context.settings.hap, cache_dir=context.settings.models_dir)
 
-    def _filter(self, records: list[Record]) -> Iterator[Record]:
-        parts = [record_parts(r) if isinstance(r, dict) else None for r in records]
+    @classmethod
+    def headline(cls, stats: StepStats) -> tuple[str, int]:
+        return "HAP drops", stats.n_dropped
+
+    def process(self, batch: list[Record]) -> list[Record | Drop]:
+        parts = [record_parts(r) if isinstance(r, dict) else None for r in batch]
         texts = [p[k] for p in parts if p for k in ("prompt", "target")]
         scored = iter(self.scorer.score_sentences(texts))
-        for record, part in zip(records, parts, strict=True):
+        results: list[Record | Drop] = []
+        for record, part in zip(batch, parts, strict=True):
             if part is None:
-                self.exclude(record if isinstance(record, dict) else {"record": record},
-                             "not an SFT example ({messages}) or a DPO pair ({prompt, chosen, rejected})")
+                results.append(not_a_record(record) or Drop(
+                    "not_an_example", "not an SFT example ({messages}) or a DPO pair ({prompt, chosen, rejected})"))
                 continue
             (p_score, p_sent), (t_score, t_sent) = next(scored), next(scored)
             if t_score >= self.threshold:
                 field = "chosen" if "chosen" in record else "target"
-                self.exclude(record, f"harmful {field}: hap score {t_score:.3f} >= {self.threshold} in {t_sent!r}")
+                results.append(Drop(f"harmful_{field}", f"hap score {t_score:.3f} >= {self.threshold} in {t_sent!r}"))
                 continue
             if p_score >= self.threshold:
                 if not is_refusal(part["target"]):
-                    self.exclude(record, f"harmful prompt answered without a refusal: hap score {p_score:.3f} "
-                                         f">= {self.threshold} in {p_sent!r}")
+                    results.append(Drop("harmful_prompt_answered", f"answered without a refusal: hap score "
+                                                                   f"{p_score:.3f} >= {self.threshold} in {p_sent!r}"))
                     continue
-                self.stats["harmful_prompt_refused_kept"] += 1
-            yield record
+                self.count("harmful_prompt_refused_kept", self.language(record))
+            results.append(record)
+        return results

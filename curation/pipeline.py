@@ -1,7 +1,12 @@
-"""``curate(settings)``: mine -> review queue -> build examples -> Scrub -> Dedup -> HapFilter -> write vN.
+"""``curate(settings)``: mine -> review queue -> build examples -> the ``curate.steps`` -> write vN.
 
 The one function behind ``flywheel curate``, the Prefect ``curate`` flow and the tests. The warehouse is
 held only to read the inputs and to record the result, never while the slow steps run.
+
+The steps are built from settings (default: dedup, scrub, HAP: duplicates go first, so only survivors pay
+for the expensive scrub and HAP) and run by ``curation.executor.Pipeline``: in this process, on a pool of
+``curate.processes`` workers, or on a Dask cluster (``map_shards`` from ``flows/curate.py``); per-shard
+checkpoints under ``FLYWHEEL_HOME/checkpoints`` let an interrupted run resume where it stopped.
 
 A *window* is the set of inputs (interactions in [since, until) with their feedback, the review
 decisions, the imported seed data) plus the configuration; its hash is ``dataset_versions.window_key``,
@@ -13,10 +18,9 @@ earlier versions' training rows and imported replay data.
 
 from __future__ import annotations
 
-import re
+import shutil
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
-from functools import partial
 from typing import Any
 
 import orjson
@@ -30,15 +34,15 @@ from curation.datasets import (
     replay_sample,
     write_version,
 )
-from curation.dedup import Dedup, DedupIndex
+from curation.dedup import Dedup, normalise
 from curation.examples import build_examples, conversation_text, imported_examples, load_decisions
+from curation.executor import MapShards, Pipeline, Progress, local_map
 from curation.mining import MineResult, load_interactions, mine
-from curation.step import ExclusionWriter, MapShards, Record, Sharded, Step
-from flywheel.records import EXAMPLE_BODY, content_key
+from curation.step import Drop, ExclusionWriter, Record, RunContext, Step, step_class
+from flywheel.records import content_key
 from flywheel.settings import Settings
+from flywheel.versions import next_version, version_number
 from flywheel.warehouse import connect, content_id, quarantine
-
-VERSION = re.compile(r"^v(\d+)$")
 
 
 @dataclass
@@ -53,70 +57,57 @@ class CurateResult:
     n_dpo: int = 0
     n_replay: int = 0
     quarantined: int = 0
-    funnel: list[tuple[str, int, int]] = field(default_factory=list)
-    pii: dict[str, int] = field(default_factory=dict)
-    dedup: dict[str, int] = field(default_factory=dict)
-    hap: dict[str, int] = field(default_factory=dict)
+    inputs: list[tuple[str, int]] = field(default_factory=list)  # (what, count) before the steps
+    steps: list[dict[str, Any]] = field(default_factory=list)  # Pipeline.report(): per step, in order
     mined: MineResult | None = None
 
+    @property
+    def funnel(self) -> list[tuple[str, int, int]]:
+        """(stage, in, out) rows: the inputs, then one row per step."""
+        return [(what, n, n) for what, n in self.inputs] + [(s["name"], s["in"], s["kept"]) for s in self.steps]
+
+    def step(self, name: str) -> dict[str, Any]:
+        """One step's stats (empty when that step did not run)."""
+        return next((s for s in self.steps if s["name"] == name), {})
+
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {**asdict(self), "funnel": self.funnel}
 
 
-def safety_steps(settings: Settings, exclusions: ExclusionWriter, map_shards: MapShards | None = None,
-                 shard_size: int = 256) -> tuple[Step, Step]:
-    """The data-safety steps (PII scrub, HAP filter) over every text field of an example.
-
-    With ``map_shards`` each runs over shards of ``shard_size`` records wherever that function sends
-    them (a Dask cluster); both are per-record, so the output is the same as in one process.
-    """
-    scrub, hap = partial(_make_scrub, settings), partial(_make_hap, settings)
-    if map_shards is None:
-        return scrub(exclusions), hap(exclusions)
-    return (Sharded("scrub", scrub, map_shards, shard_size, exclusions),
-            Sharded("hap", hap, map_shards, shard_size, exclusions))
-
-
-def _make_scrub(settings: Settings, exclusions: ExclusionWriter | None = None) -> Step:
-    from curation.pii import Scrub
-
-    return Scrub(settings.scrub, fields=list(EXAMPLE_BODY), exclusions=exclusions)
-
-
-def _make_hap(settings: Settings, exclusions: ExclusionWriter | None = None) -> Step:
-    from curation.hap import HapFilter
-
-    return HapFilter(settings.hap, exclusions=exclusions, cache_dir=settings.models_dir)
+def safety_steps(settings: Settings, exclusions: ExclusionWriter) -> list[Step]:
+    """The per-record steps of ``curate.steps`` (scrub, HAP), for data that enters the warehouse another way
+    (imports): what is stored is scrubbed and filtered like everything that may reach a dataset."""
+    steps = []
+    for name in settings.curate.steps:
+        cls = step_class(name)
+        if cls.per_record:
+            step = cls.from_settings(RunContext(settings))
+            step.exclusions = exclusions
+            steps.append(step)
+    return steps
 
 
 def config_snapshot(settings: Settings) -> dict[str, Any]:
-    """The settings that shape a dataset (secrets left out): part of the window key and the data card."""
+    """The settings that shape a dataset (secrets and how the work is spread left out): part of the window key
+    and the data card."""
     scrub = settings.scrub.model_dump(mode="json", exclude={"hash_key", "processes", "raw_retention_days"})
-    return {"curate": settings.curate.model_dump(mode="json", exclude={"judge_api_key"}),
-            "dedup": settings.dedup.model_dump(mode="json"), "scrub": scrub,
+    curate = settings.curate.model_dump(mode="json", exclude={"judge_api_key", "processes", "shard_size"})
+    return {"curate": curate, "dedup": settings.dedup.model_dump(mode="json"), "scrub": scrub,
             "hap": settings.hap.model_dump(mode="json")}
 
 
 def version_dirs(versions: list[str], settings: Settings) -> list[Any]:
     """Directories of existing versions, oldest first."""
-    ordered = sorted((int(m.group(1)), v) for v in versions if (m := VERSION.match(v)))
-    return [settings.datasets_dir / v for _, v in ordered]
-
-
-def _funnel(steps: list[tuple[str, Step]], start: int) -> list[tuple[str, int, int]]:
-    rows, current = [], start
-    for name, step in steps:
-        out = step.stats["kept"]
-        rows.append((name, current, out))
-        current = out
-    return rows
+    return [settings.datasets_dir / v for v in sorted(versions, key=version_number) if version_number(v)]
 
 
 def curate(settings: Settings, since: datetime | None = None, until: datetime | None = None,
-           mine_first: bool = True, map_shards: MapShards | None = None) -> CurateResult:
+           mine_first: bool = True, map_shards: MapShards | None = None,
+           progress: Progress | None = None) -> CurateResult:
     """Curate one window into a new dataset version (or return the one already made from it).
 
-    ``map_shards`` spreads the scrub and HAP steps over workers (see ``safety_steps``).
+    ``map_shards`` runs the per-record steps' shards elsewhere (a Dask cluster); by default they run on
+    ``curate.processes`` local processes. ``progress(stage, done, total)`` is called as work advances.
     """
     settings.ensure_dirs()
     mined = mine(settings, since, until) if mine_first else None
@@ -139,43 +130,37 @@ def curate(settings: Settings, since: datetime | None = None, until: datetime | 
                             f"this window was already curated into {same[0]}", key, mined=mined)
 
     built = build_examples(interactions, decisions, settings)
-    exclusions = ExclusionWriter()
-    for record, reason in built.rejected:
-        exclusions.write(record, reason, "review")
     # In content order, so that which of two near-duplicates dedup keeps never hangs on random response ids.
     candidates = sorted((r for r in (*built.examples, *seeds) if r["id"] not in used),
                         key=lambda r: (content_key(r), r["id"]))
-    scrub, hap = safety_steps(settings, exclusions, map_shards, settings.flows.shard_size)
-    dedup = Dedup(settings.dedup, field=conversation_text, partition="kind", exclusions=exclusions,
-                  index=DedupIndex.load(version_dirs(list(versions), settings), settings.dedup))
-    records = iter(candidates)
-    for step in (scrub, dedup, hap):
-        records = step(records)
-    kept = list(records)
+    checkpoints = settings.home / "checkpoints" / "curate" / key[:16]
+    pipeline = Pipeline(settings.curate.steps, RunContext(settings, version_dirs(list(versions), settings)),
+                        map_shards or local_map(settings.curate.processes), settings.curate.shard_size,
+                        checkpoints, progress)
+    for record, reason in built.rejected:
+        pipeline.exclusions.write(record, Drop("review_rejected", reason), "review")
+    kept = pipeline.run(candidates)
 
-    result = CurateResult(None, None, False, "", key, mined=mined, n_new=len(kept))
-    result.funnel = [("interactions in window", len(interactions), len(interactions)),
-                     ("examples built (+ imported seeds)", len(built.examples) + len(seeds),
-                      len(built.examples) + len(seeds)),
-                     ("not in an earlier version", len(built.examples) + len(seeds), len(candidates)),
-                     *_funnel([("PII scrub", scrub), ("dedup", dedup), ("HAP filter", hap)], len(candidates))]
-    result.pii = {k.split(":", 1)[1]: v for k, v in scrub.stats.items() if k.startswith("entity:")}
-    result.dedup = {k: v for k, v in dedup.stats.items() if k != "kept"} | {"index_size": len(dedup.index or [])}
-    result.hap = {k: v for k, v in hap.stats.items() if k != "kept"}
-
+    result = CurateResult(None, None, False, "", key, mined=mined, n_new=len(kept),
+                          inputs=[("interactions in window", len(interactions)),
+                                  ("examples built (+ imported seeds)", len(built.examples) + len(seeds)),
+                                  ("not in an earlier version", len(candidates))],
+                          steps=pipeline.report())
     version = None
     if kept:
-        version = f"v{max([int(m.group(1)) for v in versions if (m := VERSION.match(v))], default=0) + 1}"
+        version = next_version(list(versions))
+        dedup = next((s for s in pipeline.steps() if isinstance(s, Dedup)), None)
         _write(settings, version, kept, pool, dedup, result)
     with connect(settings) as con:
-        result.quarantined = quarantine(con, exclusions.to_rejected(source="curate"),
+        result.quarantined = quarantine(con, pipeline.exclusions.to_rejected(source="curate"),
                                         settings.collect.quarantine_raw_chars)
+    shutil.rmtree(checkpoints, ignore_errors=True)
     if version is None:
         result.message = "no new examples in this window: no version written"
     return result
 
 
-def _write(settings: Settings, version: str, kept: list[Record], pool: list[Record], dedup: Dedup,
+def _write(settings: Settings, version: str, kept: list[Record], pool: list[Record], dedup: Dedup | None,
            result: CurateResult) -> None:
     for record, split in zip(kept, assign_splits(kept, settings), strict=True):
         record["split"], record["dataset_version"] = split, version
@@ -189,15 +174,10 @@ def _write(settings: Settings, version: str, kept: list[Record], pool: list[Reco
         result.n_replay += len(replayed)
         for split in SPLITS:
             rows[kind][split].sort(key=lambda r: (content_key(r), r["id"]))
-    kept_ids = {r["id"] for r in kept}
-    index = dedup.kept_index
-    keep_rows = [p for p, i in enumerate(index.ids) if i in kept_ids]  # HAP ran after dedup
-    final_index = DedupIndex([index.ids[p] for p in keep_rows], [index.partitions[p] for p in keep_rows],
-                             [index.norms[p] for p in keep_rows],
-                             index.signatures[keep_rows] if keep_rows else None)
+    final_index = _final_index(dedup, kept, settings)
     sources = sorted({s for r in kept for s in r.get("source_interactions") or []})
     replay_from = sorted({r["dataset_version"] for k in KINDS for r in rows[k]["train"]} - {version})
-    card = {"funnel": result.funnel, "pii": result.pii, "dedup": result.dedup, "hap": result.hap,
+    card = {"funnel": result.funnel, "steps": result.steps,
             "lineage": [("source interactions", len(sources)), ("imported seed examples",
                                                                  sum(1 for r in kept if r.get("origin") == "seed")),
                         ("replayed from", ", ".join(replay_from) or "-"), ("replayed rows", result.n_replay)],
@@ -219,7 +199,21 @@ def _write(settings: Settings, version: str, kept: list[Record], pool: list[Reco
             "INSERT INTO dataset_versions (version, uri, window_key, n_sft, n_dpo, n_new, content_hash, stats) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             [version, result.uri, result.window_key, result.n_sft, result.n_dpo, len(kept),
-             manifest["content_hash"], orjson.dumps({"funnel": result.funnel, "pii": result.pii,
-                                                     "dedup": result.dedup, "hap": result.hap,
+             manifest["content_hash"], orjson.dumps({"funnel": result.funnel, "steps": result.steps,
                                                      "replay": result.n_replay}).decode()])
         con.execute("COMMIT")
+
+
+def _final_index(dedup: Dedup | None, kept: list[Record], settings: Settings) -> Any:
+    """What later versions deduplicate against: the records this version keeps (later steps dropped some
+    that dedup kept), with their signatures from dedup and their text as the dataset stores it (scrubbed)."""
+    from curation.dedup import DedupIndex
+
+    if dedup is None:
+        return DedupIndex()
+    final = {r["id"]: r for r in kept}
+    index = dedup.kept_index()
+    rows = [p for p, i in enumerate(index.ids) if i in final]
+    index = index.select(rows)
+    index.norms = [normalise(conversation_text(final[i]), settings.dedup.strip_pleasantries) for i in index.ids]
+    return index

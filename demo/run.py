@@ -255,9 +255,9 @@ def report_rows(result: DemoResult) -> list[tuple[str, str, str, str]]:
     if "evalset:general-knowledge:kept" in candidate:
         rows.append(("regression prompts kept (right before, still right)", "",
                      _share(candidate["evalset:general-knowledge:kept"], None), "general knowledge"))
-    for key, label in (("pii_replaced", "PII entities found and replaced"), ("duplicates", "duplicates removed"),
-                       ("hap_dropped", "HAP drops"), ("new_examples", "new examples")):
-        rows.append((label, str(turn.get(key, "-")), "", ""))
+    for label, value in turn.get("steps", []):  # each curation step's headline: PII, duplicates, HAP
+        rows.append((label, str(value), "", ""))
+    rows.append(("new examples", str(turn.get("new_examples", "-")), "", ""))
     rows.append(("dataset version", str(turn.get("dataset_version") or "-"), "", ""))
     rows.append(("adapter in production", "base", str(result.status.get("production_adapter") or "base"), ""))
     rows.append(("gate decision", "", str(turn.get("decision", "-")), ""))

@@ -55,9 +55,7 @@ def flywheel_flow(serve_url: str | None = None) -> dict[str, Any]:
         "ingested": collected["interactions_new"],
         "dataset_version": curated["version"],
         "new_examples": curated["n_new"] if curated["created"] else 0,
-        "pii_replaced": sum(curated["pii"].values()),
-        "duplicates": curated["dedup"].get("dropped", 0),
-        "hap_dropped": curated["hap"].get("dropped", 0),
+        "steps": [tuple(step["headline"]) for step in curated["steps"]],
         "decision": "no dataset",
     }
     if curated["version"] is None:

@@ -51,7 +51,8 @@ def status(as_json: bool = typer.Option(False, "--json", help="Machine-readable 
     console.print(table)
 
 
-for package_cli in (collectors.cli, curation.cli, training.cli, serving.cli, flows.cli):
+app.add_typer(curation.cli.app)
+for package_cli in (collectors.cli, training.cli, serving.cli, flows.cli):
     package_cli.register(app)
 
 
@@ -65,12 +66,6 @@ def register_plugins(target: typer.Typer) -> None:
 
 
 register_plugins(app)
-
-
-def not_built(command: str, issue: str) -> None:
-    """Stages that do not exist yet say so and exit 2 rather than pretend."""
-    typer.echo(f"flywheel {command}: not built yet ({issue}); see README.md 'What does not work yet'.", err=True)
-    raise typer.Exit(2)
 
 
 if __name__ == "__main__":

@@ -216,3 +216,17 @@ def content_key(example: dict[str, Any]) -> bytes:
     """
     body = [[(m.get("role"), m.get("content")) for m in example.get(f) or []] for f in EXAMPLE_BODY]
     return hashlib.blake2b(orjson.dumps(body), digest_size=16).digest()
+
+
+def message_text(message: Any) -> str:
+    """The text of one chat message: its content string, or its text parts joined; "" for anything else.
+
+    The one way every stage reads a message's text (stored messages may come in OpenAI's list-of-parts shape)."""
+    if isinstance(message, str):
+        return message
+    if not isinstance(message, dict):
+        return ""
+    content = message.get("content")
+    if isinstance(content, list):
+        return " ".join(p["text"] for p in content if isinstance(p, dict) and isinstance(p.get("text"), str))
+    return content if isinstance(content, str) else ""

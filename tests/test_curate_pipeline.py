@@ -13,7 +13,9 @@ import orjson
 import pytest
 
 from collectors.ingest import collect
+from curation.pii import Scrub
 from curation.pipeline import curate
+from curation.step import StepStats
 from demo import sample_data
 from flywheel.warehouse import connect
 
@@ -81,7 +83,7 @@ def test_first_version_has_the_layout_the_trainer_reads(settings, v1) -> None:
 
     assert pq.read_table(directory / "sft-train.parquet").num_rows == len(sft["train"])
     card = (directory / "README.md").read_text()
-    for section in ("## Counts", "## Funnel", "## PII found", "## Dedup", "## HAP filter", "## Lineage",
+    for section in ("## Counts", "## Funnel", "## Step: dedup", "## Step: scrub", "## Step: hap", "## Lineage",
                     "## Configuration"):
         assert section in card
     manifest = json.loads((directory / "manifest.json").read_text())
@@ -101,7 +103,7 @@ def test_datasets_hold_only_scrubbed_and_filtered_text(settings, v1) -> None:
     text = _all_text(settings.datasets_dir / "v1")
     assert not {e for e in raw_emails if e in text}
     assert not any(a in text for a in sample_data.ABUSIVE)
-    assert result.pii and result.hap.get("dropped", 0) > 0
+    assert Scrub.headline(StepStats.from_dict(result.step("scrub")))[1] > 0 and result.step("hap")["dropped"]
     with connect(settings, read_only=True) as con:
         stages = dict(con.execute("SELECT stage, count(*) FROM quarantine GROUP BY stage").fetchall())
     assert stages.get("dedup", 0) > 0 and stages.get("hap", 0) > 0
@@ -159,7 +161,7 @@ def test_second_version_holds_only_new_examples_plus_replay(settings, v1) -> Non
         assert not [r for r in rows["eval"] if r["dataset_version"] != "v2"]  # replay only in train
         n_new_train = sum(1 for r in rows["train"] if r["dataset_version"] == "v2")
         assert len(replay) == round(settings.curate.replay_fraction * n_new_train)
-    assert second.dedup["earlier_version"] > 0  # near-duplicates of what v1 already taught
+    assert second.step("dedup")["counts"]["earlier_version"] > 0  # near-duplicates of what v1 already taught
     with connect(settings, read_only=True) as con:
         reasons = [r[0] for r in con.execute("SELECT reason FROM quarantine WHERE stage = 'dedup'").fetchall()]
     assert any("an earlier dataset version's record" in r for r in reasons)
@@ -184,7 +186,7 @@ def test_annotator_rejections_never_become_examples(settings) -> None:
     assert not lineage & set(rejected)
     with connect(settings, read_only=True) as con:
         reasons = [r[0] for r in con.execute("SELECT reason FROM quarantine WHERE stage = 'review'").fetchall()]
-    assert reasons.count("rejected in review by ann: bad correction") == len(rejected)
+    assert reasons.count("review_rejected: rejected in review by ann: bad correction") == len(rejected)
 
 
 def test_cli_curate_prints_the_funnel_and_the_version(settings) -> None:
@@ -196,5 +198,4 @@ def test_cli_curate_prints_the_funnel_and_the_version(settings) -> None:
     out = CliRunner().invoke(app, ["curate", "--json"])
     assert out.exit_code == 0, out.output
     result = orjson.loads(out.stdout.strip().splitlines()[-1])
-    assert result["version"] == "v1" and [s[0] for s in result["funnel"]][-3:] == ["PII scrub", "dedup",
-                                                                                   "HAP filter"]
+    assert result["version"] == "v1" and [s[0] for s in result["funnel"]][-3:] == ["dedup", "scrub", "hap"]

@@ -21,7 +21,10 @@ def _contents(version: str = "v1") -> VersionContents:
            "rejected": [{"role": "assistant", "content": "5 dollars."}], "source_interactions": ["ix-9"]}
     return VersionContents(version, {"sft": {"train": rows[:5], "eval": rows[5:]},
                                      "dpo": {"train": [public_row(dpo, version)], "eval": []}},
-                           {"funnel": [("built", 7, 7)], "pii": {"PERSON": 2}, "config": {"seed": 1}})
+                           {"funnel": [("built", 7, 7)], "config": {"seed": 1},
+                            "steps": [{"name": "scrub", "in": 7, "kept": 7, "dropped": {}, "seconds": 0.1,
+                                       "counts": {"replaced:PERSON": 2}, "examples": {},
+                                       "by_language": {"en": {"in": 7, "kept": 7, "replaced:PERSON": 2}}}]})
 
 
 def test_written_version_loads_with_datasets_including_an_empty_split(tmp_path: Path, settings) -> None:
@@ -32,7 +35,7 @@ def test_written_version_loads_with_datasets_including_an_empty_split(tmp_path: 
     assert (sft["train"].num_rows, sft["eval"].num_rows, dpo["train"].num_rows, dpo["eval"].num_rows) == (5, 1, 1, 0)
     assert dpo["train"][0]["chosen"] == [{"role": "assistant", "content": "8 dollars."}]
     assert manifest["counts"] == {"sft": {"train": 5, "eval": 1}, "dpo": {"train": 1, "eval": 0}}
-    assert "| PERSON | 2 |" in (tmp_path / "v1" / "README.md").read_text()
+    assert "| replaced:PERSON | 2 | 2 |" in (tmp_path / "v1" / "README.md").read_text()
     assert not (tmp_path / "v1.partial").exists()
 
 

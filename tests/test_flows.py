@@ -69,11 +69,11 @@ def test_full_turn_is_live_leaves_artifacts_and_reruns_idempotently(flow_setting
     assert _rows(flow_settings, "SELECT version, status FROM adapters") == [("v1", "production")]
     assert _rows(flow_settings, "SELECT count(*) FROM dataset_versions") == [(1,)]
     assert _rows(flow_settings, "SELECT count(*) FROM deployments WHERE status = 'succeeded'") == [(1,)]
-    for key in ("collect-summary", "curate-funnel", "curate-pii", "curate-dedup", "curate-hap", "retrain-report",
+    for key in ("collect-summary", "curate-funnel", "curate-scrub", "curate-dedup", "curate-hap", "retrain-report",
                 "retrain-metrics", "deployment-result", "flywheel-funnel"):
         assert read_artifacts(key), f"no artifact {key}"
     stages = [row["stage"] for row in artifact_data("flywheel-funnel")]
-    assert stages[0].startswith("ingested") and "PII scrub" in stages and "HAP filter" in stages
+    assert stages[0].startswith("ingested") and "scrub" in stages and "hap" in stages
 
 
 def test_training_failure_leaves_production_unchanged(flow_settings, prefect_server, monkeypatch):

@@ -30,20 +30,24 @@ def test_curate_flow_artifacts_and_dask_gives_the_same_dataset(tmp_path, monkeyp
     single = _home_with_traffic(tmp_path / "single", monkeypatch)
     local = curate_flow()
     assert local["created"] and local["version"] == "v1"
-    for key in ("curate-mining", "curate-funnel", "curate-pii", "curate-dedup", "curate-hap"):
+    for key in ("curate-mining", "curate-funnel", "curate-dedup", "curate-scrub", "curate-hap", "curate-examples"):
         assert read_artifacts(key), f"artifact {key} missing"
-    funnel = artifact_data("curate-funnel")
-    assert "PII scrub" in str(funnel) and "HAP filter" in str(funnel)
+    assert [row["stage"] for row in artifact_data("curate-funnel")][-3:] == ["dedup", "scrub", "hap"]
+    scrub_rows = {row["what"]: row for row in artifact_data("curate-scrub")}
+    assert scrub_rows["replaced:EMAIL_ADDRESS"]["all"] > 0 and scrub_rows["replaced:EMAIL_ADDRESS"]["en"] > 0
 
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
         monkeypatch.setenv("FLYWHEEL_FLOWS__DASK_ADDRESS", cluster.scheduler_address)
-        monkeypatch.setenv("FLYWHEEL_FLOWS__SHARD_SIZE", "7")  # several shards, spread over both workers
+        monkeypatch.setenv("FLYWHEEL_CURATE__SHARD_SIZE", "7")  # several shards, spread over both workers
         sharded_settings = _home_with_traffic(tmp_path / "dask", monkeypatch)
         sharded = curate_flow()
         monkeypatch.delenv("FLYWHEEL_FLOWS__DASK_ADDRESS")
 
     assert sharded["version"] == "v1" and sharded["n_new"] == local["n_new"] > 14
-    assert sharded["pii"] == local["pii"] and sharded["hap"] == local["hap"]
+    for name in ("dedup", "scrub", "hap"):
+        mine, theirs = (next(s for s in run["steps"] if s["name"] == name) for run in (sharded, local))
+        assert (mine["in"], mine["kept"], mine["dropped"], mine["counts"]) == \
+               (theirs["in"], theirs["kept"], theirs["dropped"], theirs["counts"])
     manifest = [orjson.loads((s.datasets_dir / "v1" / "manifest.json").read_bytes())
                 for s in (single, sharded_settings)]
     assert manifest[0]["content_hash"] == manifest[1]["content_hash"]

@@ -106,11 +106,14 @@ def test_policy_for_sft_and_dpo(scorer):
     kept = [r["id"] for r in step(records)]
     assert kept == ["ok", "refused", "dpo-ok"]
     reasons = {ex.record["id"]: ex.reason for ex in step.exclusions.items}
-    assert "harmful target" in reasons["bad-target"] and "'Also, you are a fucking idiot.'" in reasons["bad-target"]
-    assert "hap score" in reasons["bad-target"]
-    assert "without a refusal" in reasons["complied"] and "harmful chosen" in reasons["dpo-bad"]
+    assert reasons["bad-target"].startswith("harmful_target: hap score")
+    assert "'Also, you are a fucking idiot.'" in reasons["bad-target"]
+    assert reasons["complied"].startswith("harmful_prompt_answered: answered without a refusal")
+    assert reasons["dpo-bad"].startswith("harmful_chosen:")
     assert "not an SFT example" in reasons["neither"]
-    assert step.stats["harmful_prompt_refused_kept"] == 1 and step.stats["dropped"] == 4
+    assert step.stats.dropped == {"harmful_target": 1, "harmful_prompt_answered": 1, "harmful_chosen": 1,
+                                  "not_an_example": 1}
+    assert step.stats.counts["harmful_prompt_refused_kept"] == 1 and step.stats.n_dropped == 4
 
 
 def test_backend_errors_are_clear(model_cache, tmp_path):
@@ -120,8 +123,8 @@ def test_backend_errors_are_clear(model_cache, tmp_path):
         load_scorer(HapSettings(backend="hf"), model_cache)
     with pytest.raises(FileNotFoundError, match="not a local model directory"):
         load_scorer(HapSettings(backend="hf", hf_model_path=tmp_path / "missing"), model_cache)
-    with pytest.raises(ValueError, match="unknown"):
-        load_scorer(HapSettings(backend="magic"), model_cache)
+    with pytest.raises(ValueError, match=r"backend\n.*'offline', 'lexical' or 'hf'"):
+        HapSettings(backend="magic")   # refused when the settings load
 
 
 def test_hf_backend_loads_a_local_classifier(tmp_path):

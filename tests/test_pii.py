@@ -53,7 +53,7 @@ def test_conversation_gets_consistent_surrogates(detector):
     assert fake_phone in texts[3]
     assert out["messages"][0] == convo["messages"][0]                        # system prompt untouched
     assert convo["messages"][1]["content"].count(name) == 1                  # caller's record not modified
-    assert step.entity_counts["PERSON"] >= 4 and step.stats["entity:EMAIL_ADDRESS"] == 2
+    assert step.stats.counts["replaced:PERSON"] >= 4 and step.stats.counts["replaced:EMAIL_ADDRESS"] == 2
 
 
 def test_rerun_is_identical_and_seed_matters(detector):
@@ -116,10 +116,8 @@ def test_operators_mask_hash_and_drop(detector):
 
 
 def test_bad_operator_and_bad_field_are_named(detector):
-    from curation.pii import Scrub
-
-    with pytest.raises(ValueError, match="operator for PERSON is 'shred'"):
-        Scrub(ScrubSettings(operators={"PERSON": "shred"}), detector=detector)
+    with pytest.raises(ValueError, match=r"operators\.PERSON\n.*'surrogate', 'mask', 'hash' or 'drop'"):
+        ScrubSettings(operators={"PERSON": "shred"})   # refused when the settings load, not mid-run
     out, step = scrub([{"text": 42}], detector, fields=["text"])
     assert out == [] and "field 'text' is int" in step.exclusions.items[0].reason
 

@@ -63,8 +63,6 @@ def gate_checks(settings: Settings, dataset_dir: Path) -> list[Check]:
     from training.common import read_split
 
     gate = settings.gate
-    if gate.heldout_judge not in ("exact", "contains", "llm"):
-        raise RecipeError(f"gate.heldout_judge is {gate.heldout_judge!r}; use exact, contains or llm")
     if gate.heldout_judge == "llm" and not gate.judge_url:
         raise RecipeError("gate.heldout_judge: llm needs gate.judge_url (an OpenAI-compatible endpoint)")
     return (heldout_checks(read_split(dataset_dir, "sft", "eval"), gate.heldout_judge)

@@ -1,0 +1,112 @@
+"""Language-aware text handling shared by the curation steps: script-based language tags, NFKC with a map
+back to the original offsets, and CJK-aware sentence splitting.
+
+Why script-based: the flywheel's traffic is English, Chinese and mixed support chat. Telling Chinese from
+English needs no model (Han characters are unambiguous), and a per-sentence tag covers mixed text. Other
+Latin-script languages are tagged ``en`` for the detectors (they share its recognizers); ``other`` is a
+text with no letters at all.
+
+Why NFKC with offsets: full-width letters and digits (``ｆｕｃｋ``, ``１３８００１３８０００``) and
+compatibility forms must be matched as their plain forms, but a replacement has to land on the original
+text, untouched around it. :func:`normalise_with_offsets` gives the normalised text and, for every
+normalised character, the original position it came from.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import regex
+
+Language = Literal["en", "zh", "mixed", "other"]
+LANGUAGES: tuple[Language, ...] = ("en", "zh", "mixed", "other")
+
+_HAN = regex.compile(r"[\p{Han}\p{Hiragana}\p{Katakana}\p{Hangul}]")
+_LATIN = regex.compile(r"\p{Latin}")
+# Ends of sentences in either script: Western punctuation followed by space, CJK full stops (no space
+# follows them), and line breaks.
+_SENTENCE_END = regex.compile(r"(?<=[.!?])\s+|(?<=[。！？；…])\s*|\n+")
+MIXED_SHARE = 0.2  # each script holds at least this share of the letters: the text is mixed
+
+
+def language_of(text: str) -> Language:
+    """``zh``, ``en``, ``mixed`` (each script at least 20% of the letters) or ``other`` (no letters).
+
+    A Han character carries about as much as a Latin word, so Latin letters are weighed at a fifth."""
+    han = len(_HAN.findall(text))
+    latin = len(_LATIN.findall(text)) / 5
+    if not han and not latin:
+        return "other"
+    share = han / (han + latin)
+    if share >= 1 - MIXED_SHARE:
+        return "zh"
+    if share <= MIXED_SHARE:
+        return "en"
+    return "mixed"
+
+
+def has_cjk(text: str) -> bool:
+    return _HAN.search(text) is not None
+
+
+def sentences(text: str) -> list[str]:
+    """Sentences and lines of a text in either script, stripped; a text with none gives itself."""
+    found = [s.strip() for s in _SENTENCE_END.split(text or "") if s.strip()]
+    return found or [text or ""]
+
+
+@dataclass(frozen=True)
+class Normalised:
+    """``text`` after NFKC; ``origin[i]`` is the original offset of ``text[i]`` (``origin[len]`` = original length)."""
+
+    text: str
+    origin: Sequence[int]
+
+    def span(self, start: int, end: int) -> tuple[int, int]:
+        """The original span that the normalised span [start, end) came from (whole original characters:
+        a span ending inside the expansion of a ligature takes the whole ligature)."""
+        if start >= end:
+            return self.origin[start], self.origin[start]
+        return self.origin[start], self.origin[end - 1] + 1
+
+
+class _Identity(Sequence[int]):
+    """The offset map of a text NFKC leaves as it is, without a list per character."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    def __len__(self) -> int:
+        return self.n + 1
+
+    def __getitem__(self, i):  # type: ignore[override]
+        if isinstance(i, slice):
+            return list(range(self.n + 1))[i]
+        if i < 0:
+            i += self.n + 1
+        if not 0 <= i <= self.n:
+            raise IndexError(i)
+        return i
+
+
+def normalise_with_offsets(text: str) -> Normalised:
+    """NFKC per character (full-width forms become ASCII, compatibility ideographs their plain form),
+    with the map back to original offsets. ASCII and already-normal text cost nothing."""
+    if text.isascii() or unicodedata.is_normalized("NFKC", text):
+        return Normalised(text, _Identity(len(text)))
+    pieces: list[str] = []
+    origin: list[int] = []
+    for i, ch in enumerate(text):
+        norm = unicodedata.normalize("NFKC", ch) if not ch.isascii() else ch
+        pieces.append(norm)
+        origin.extend([i] * len(norm))
+    origin.append(len(text))
+    return Normalised("".join(pieces), origin)
+
+
+def normalise(text: str) -> str:
+    """NFKC of a whole text (no offsets): what every detector compares."""
+    return text if text.isascii() else unicodedata.normalize("NFKC", text)
