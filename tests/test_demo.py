@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 
 import pytest
@@ -10,8 +11,10 @@ from training_fixtures import recipe
 
 pytest_plugins = ("training_fixtures",)
 
-DEMO_ENV = ("FLYWHEEL_HOME", "FLYWHEEL_GATE__EVAL_SETS", "FLYWHEEL_GATE__SMOKE_PROMPT", "FLYWHEEL_SCRUB__ALLOW_LIST",
-            "FLYWHEEL_TRAIN__BASE_MODEL", "FLYWHEEL_TRAIN__CONFIG", "PREFECT_HOME")
+# What the demo sets in the environment for its flows and model server, set here first so that it is put back.
+DEMO_ENV = {"FLYWHEEL_GATE__EVAL_SETS": "[]", "FLYWHEEL_GATE__SMOKE_PROMPT": "Hi", "FLYWHEEL_GATE__MAX_NEW_TOKENS": "32",
+            "FLYWHEEL_SCRUB__ALLOW_LIST": "[]", "FLYWHEEL_SERVE__TORCH_THREADS": "1",
+            "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180"}
 
 
 @pytest.mark.slow
@@ -23,9 +26,11 @@ def test_a_short_demo_asks_week_two_only_unseen_paraphrases_and_reports_n_and_in
     from demo.run import gate_reasons, report_table, run_demo
     from flywheel.settings import load_settings
 
-    for key in DEMO_ENV:  # the demo sets these for its flows and server; put them back afterwards
-        monkeypatch.setenv(key, "")
+    for key, value in DEMO_ENV.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("PREFECT_HOME", os.environ["PREFECT_HOME"])
     monkeypatch.setenv("FLYWHEEL_HOME", str(home))
+    monkeypatch.setenv("FLYWHEEL_TRAIN__BASE_MODEL", str(embedded_base_model))
     monkeypatch.setenv("FLYWHEEL_SERVE__PORT", str(free_port()))
     monkeypatch.setenv("FLYWHEEL_CURATE__MIN_NEW_EXAMPLES", "1")
     monkeypatch.setenv("FLYWHEEL_TRAIN__CONFIG", str(recipe(tmp_path / "short.yaml", sft={"max_steps": 20},

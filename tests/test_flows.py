@@ -59,7 +59,7 @@ def test_full_turn_is_live_leaves_artifacts_and_reruns_idempotently(flow_setting
         turn = flywheel_flow(serve_url=url)
         assert turn["dataset_version"] == "v1" and turn["adapter_version"] == "v1"
         assert turn["decision"] == "promote" and turn["deployed"] == "v1"
-        assert turn["pii_replaced"] > 0
+        assert dict(turn["steps"])["PII entities found and replaced"] > 0
         import httpx
 
         assert httpx.get(f"{url}/health").json()["production"] == "v1"
