@@ -123,8 +123,10 @@ def run_demo(settings: Settings, model: str = "tiny", ui: bool = True, keep_runn
         services.append(start_prefect_server(settings))
     else:
         os.environ["PREFECT_HOME"] = str((settings.home / "prefect").resolve())
-        # Prefect's in-process server gets 20 s to start by default; a busy 2-core box needs longer.
+        # Prefect's in-process server gets 20 s to start by default; a busy 2-core box needs longer. Offline:
+        # no telemetry calls home.
         os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
+        os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     try:
         console.print(f"[bold]2/7[/] base model: {model} (built or prepared once, then cached) ...")
         base = _base_model(settings, model)

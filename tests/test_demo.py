@@ -14,7 +14,7 @@ pytest_plugins = ("training_fixtures",)
 # What the demo sets in the environment for its flows and model server, set here first so that it is put back.
 DEMO_ENV = {"FLYWHEEL_GATE__EVAL_SETS": "[]", "FLYWHEEL_GATE__SMOKE_PROMPT": "Hi", "FLYWHEEL_GATE__MAX_NEW_TOKENS": "32",
             "FLYWHEEL_SCRUB__ALLOW_LIST": "[]", "FLYWHEEL_SERVE__TORCH_THREADS": "1",
-            "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180"}
+            "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180", "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
 
 
 @pytest.mark.slow
