@@ -209,8 +209,24 @@ def _save(path: Path, result: DemoResult) -> None:
                     "wrong_facts": sorted(w.wrong_facts), "asked": w.asked}
              for name, w in (("week1", result.week1), ("week2", result.week2))}
     path.write_text(json.dumps({"model": result.model, "weeks": weeks, "before": result.before,
-                                "after": result.after, "turn": result.turn, "rows": result.rows},
-                               indent=1, default=str))
+                                "after": result.after, "turn": result.turn, "rows": result.rows,
+                                "seconds": result.seconds}, indent=1, default=str))
+
+
+def load_result(path: Path) -> DemoResult:
+    """A saved run (``demo-result.json``) with its table recomputed by this code."""
+    import json
+
+    from demo.simulate import WeekReport
+
+    data = json.loads(Path(path).read_text())
+    weeks = {name: WeekReport(w["conversations"], w["rated"], w["thumbs_down"], w["thumbs_down"],
+                              set(w["wrong_facts"]), w["asked"]) for name, w in data["weeks"].items()}
+    result = DemoResult(data["model"], weeks["week1"], weeks["week2"], data["before"], data["after"],
+                        set(weeks["week1"].wrong_facts), data["turn"],
+                        {"production_adapter": data["turn"].get("deployed")}, seconds=data.get("seconds", 0.0))
+    result.rows = report_rows(result)
+    return result
 
 
 def report_rows(result: DemoResult) -> list[tuple[str, str, str, str]]:
@@ -248,14 +264,14 @@ def report_rows(result: DemoResult) -> list[tuple[str, str, str, str]]:
 
     sizes = {"evalset:lumen-facts": len(fact_eval_rows()),
              "evalset:general-knowledge": len((DATA / "general-knowledge.jsonl").read_text().splitlines())}
-    for key, label in (("evalset:lumen-facts", "gate: product facts, week-1 questions (eval set)"),
-                       ("evalset:general-knowledge", "gate: general knowledge (eval set, regression)")):
+    for key, label in (("evalset:lumen-facts", "gate: product facts, week-1 questions (production / candidate)"),
+                       ("evalset:general-knowledge", "gate: general knowledge (production / candidate)")):
         if key in candidate:
             n = sizes[key]
             rows.append((label, _share(reference[key], n), _share(candidate[key], n),
                          "IN-DISTRIBUTION (trained on)" if "lumen" in key else "unrelated to training"))
     if "evalset:general-knowledge:kept" in candidate:
-        rows.append(("regression prompts kept (right before, still right)", "",
+        rows.append(("gate: general knowledge right before, still right (candidate)", "",
                      _share(candidate["evalset:general-knowledge:kept"], None), "general knowledge"))
     for label, value in turn.get("steps", []):  # each curation step's headline: PII, duplicates, HAP
         rows.append((label, str(value), "", ""))
