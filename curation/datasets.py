@@ -1,9 +1,13 @@
 """Versioned dataset writer: ``FLYWHEEL_HOME/datasets/vN/`` as the training stage reads it.
 
-    vN/sft/            DatasetDict (save_to_disk): train, eval — rows {id, messages, source_interactions,
+    vN/sft/            DatasetDict (save_to_disk): train, eval — rows {id, messages, tools, source_interactions,
                        dataset_version}
-    vN/dpo/            DatasetDict: train, eval — rows {id, prompt, chosen, rejected, source_interactions,
+    vN/dpo/            DatasetDict: train, eval — rows {id, prompt, chosen, rejected, tools, source_interactions,
                        dataset_version}
+
+A message is {role, content, tool_calls}: ``tool_calls`` (OpenAI shape, arguments as JSON text) is null
+except on assistant turns that call tools; ``tools`` (JSON text of the tool schemas) is null unless the
+example came with tools. Both columns are always there, so every version has the same schema.
     vN/{sft,dpo}-{train,eval}.parquet   the same rows as Parquet
     vN/README.md       data card: counts per stage, each step's stats per language, lineage, config
     vN/dedup-index.jsonl, vN/dedup-signatures.npy   what later versions are deduplicated against
@@ -50,19 +54,29 @@ class VersionContents:
 def _schema(kind: str) -> Any:
     import pyarrow as pa
 
-    message = pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]))
+    call = pa.struct([("type", pa.string()),
+                      ("function", pa.struct([("name", pa.string()), ("arguments", pa.string())]))])
+    message = pa.list_(pa.struct([("role", pa.string()), ("content", pa.string()),
+                                  ("tool_calls", pa.list_(call))]))
     body = [("messages", message)] if kind == "sft" else [("prompt", message), ("chosen", message),
                                                           ("rejected", message)]
-    return pa.schema([("id", pa.string()), *body, ("source_interactions", pa.list_(pa.string())),
-                      ("dataset_version", pa.string())])
+    return pa.schema([("id", pa.string()), *body, ("tools", pa.string()),
+                      ("source_interactions", pa.list_(pa.string())), ("dataset_version", pa.string())])
+
+
+def _public_message(message: Record) -> Record:
+    calls = [{"type": "function", "function": {"name": c["function"]["name"], "arguments": c["function"]["arguments"]}}
+             for c in message.get("tool_calls") or []]
+    return {"role": message["role"], "content": message["content"], "tool_calls": calls or None}
 
 
 def public_row(record: Record, version: str) -> Record:
     """The columns the training stage reads, in a fixed order (internal fields dropped)."""
     body = ({"messages": record["messages"]} if record["kind"] == "sft"
             else {k: record[k] for k in ("prompt", "chosen", "rejected")})
-    clean = {k: [{"role": m["role"], "content": m["content"]} for m in v] for k, v in body.items()}
-    return {"id": record["id"], **clean, "source_interactions": list(record.get("source_interactions") or []),
+    clean = {k: [_public_message(m) for m in v] for k, v in body.items()}
+    return {"id": record["id"], **clean, "tools": record.get("tools") or None,
+            "source_interactions": list(record.get("source_interactions") or []),
             "dataset_version": record.get("dataset_version") or version}
 
 

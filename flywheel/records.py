@@ -20,6 +20,7 @@ from pydantic import (
     Field,
     ValidationError,
     field_validator,
+    model_validator,
 )
 
 ROLES = ("system", "user", "assistant", "tool")
@@ -189,18 +190,47 @@ def parse_record(rec: Any) -> Interaction | Feedback:
         raise _first_error(exc, "") from None
 
 
+class FunctionCall(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    name: str = Field(min_length=1)
+    arguments: str  # JSON text, as the OpenAI API carries it: Arrow cannot hold free-form objects
+
+
+class ToolCall(BaseModel):
+    """One call in an assistant turn, in the OpenAI / HF chat-template shape ``{type, function}``."""
+
+    model_config = ConfigDict(extra="ignore")
+    type: Literal["function"] = "function"
+    function: FunctionCall
+
+
+class ExampleMessage(Message):
+    """A turn of a training example. An assistant turn may call tools (its content is then often empty);
+    the results come back in ``tool`` turns. Served requests keep the plain :class:`Message`."""
+
+    tool_calls: list[ToolCall] | None = None
+
+    @model_validator(mode="after")
+    def _calls_are_the_assistants(self) -> ExampleMessage:
+        if self.tool_calls is not None and (self.role != "assistant" or not self.tool_calls):
+            raise ValueError("tool_calls: only an assistant turn calls tools, with at least one call")
+        return self
+
+
 class SFTExample(BaseModel):
     id: str
-    messages: list[Message] = Field(min_length=2)
+    messages: list[ExampleMessage] = Field(min_length=2)
+    tools: str | None = None  # JSON list of the tool schemas the conversation may call
     source_interactions: list[str] = Field(default_factory=list)
     dataset_version: str | None = None
 
 
 class DPOPair(BaseModel):
     id: str
-    prompt: list[Message] = Field(min_length=1)
-    chosen: list[Message] = Field(min_length=1, max_length=1)
-    rejected: list[Message] = Field(min_length=1, max_length=1)
+    prompt: list[ExampleMessage] = Field(min_length=1)
+    chosen: list[ExampleMessage] = Field(min_length=1, max_length=1)
+    rejected: list[ExampleMessage] = Field(min_length=1, max_length=1)
+    tools: str | None = None
     source_interactions: list[str] = Field(default_factory=list)
     dataset_version: str | None = None
 
@@ -213,8 +243,12 @@ def content_key(example: dict[str, Any]) -> bytes:
 
     Example ids derive from response ids, which a live server draws at random; ordering by them made two
     runs of the same traffic train on the same rows in different orders, and so on different adapters.
+    Tool calls and tool schemas count only where present, so rows without them keep the keys they had.
     """
-    body = [[(m.get("role"), m.get("content")) for m in example.get(f) or []] for f in EXAMPLE_BODY]
+    body: list[Any] = [[(m.get("role"), m.get("content"), *([m["tool_calls"]] if m.get("tool_calls") else []))
+                        for m in example.get(f) or []] for f in EXAMPLE_BODY]
+    if example.get("tools"):
+        body.append(example["tools"])
     return hashlib.blake2b(orjson.dumps(body), digest_size=16).digest()
 
 

