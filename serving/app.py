@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 
 
 def build_engine(settings: Settings, on_batch=None) -> GenerationEngine:
-    """The engine over the configured base model (the embedded tiny model unless ``train.base_model``)."""
+    """The engine over the configured base model (``train.base_model``: a local HF chat model, or smollm2)."""
     from training.base_model import ensure_base_model
 
     device = settings.train.device

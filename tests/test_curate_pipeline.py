@@ -16,7 +16,7 @@ from collectors.ingest import collect
 from curation.pii import Scrub
 from curation.pipeline import curate
 from curation.step import StepStats
-from flywheel import sample_data
+from demo import sample_data
 from flywheel.warehouse import connect
 
 pytestmark = pytest.mark.slow  # Presidio + the HAP scorer on every run: ~30 s per test on 2 shared cores
