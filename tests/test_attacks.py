@@ -34,7 +34,7 @@ from serving_fixtures import make_adapter, rehash, running_server, serving_setti
 from typer.testing import CliRunner
 
 from collectors.ingest import collect
-from flywheel import sample_data
+from demo import sample_data
 from flywheel.cli import app as cli
 from flywheel.warehouse import connect
 
