@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/review_bench.py [--interactions 600] [--repeats 5]
 
-Traffic comes from ``flywheel.sample_data`` through the real collector and the real miner; the page is
+Traffic comes from ``demo.sample_data`` through the real collector and the real miner; the page is
 the real app (FastAPI TestClient, signed in). Baseline, same run: the queue page when every view has
 to scrub its items (the stored renderings are deleted before each view); then the same page read from
 ``review_scrubbed``. The scrubber is loaded before timing in both cases.
@@ -22,11 +22,12 @@ from fastapi.testclient import TestClient
 
 from collectors.ingest import collect
 from curation.mining import mine
-from flywheel import sample_data
+from demo import sample_data
 from flywheel.settings import load_settings
 from flywheel.warehouse import connect
-from serving.review.app import PAGE_SIZE, create_app
+from serving.review.app import create_app
 from serving.review.auth import add_user
+from serving.review.routes.queue import PAGE_SIZE
 
 PASSWORD = "benchmark password"
 

@@ -8,11 +8,15 @@ script itself stays tested where no GPU is. Configurations, each on the same syn
 - ``trl-default``: ``SFTConfig`` defaults (padded batches, TRL's gradient checkpointing) — the 2x bar;
 - ``trl-packing-flex``: ``packing=True`` + ``attn_implementation="flex_attention"`` (+ Liger where it
   imports) — TRL's best correct configuration (GPU only; SDPA with packed rows would attend across samples);
+- ``trl-same-flags``: plain TRL with the two switches ours differs by, set as ours sets them: packing
+  (best-fit, padding-free) and no gradient checkpointing, ours' attention and Liger: what a user who knew
+  the flags would run; the fair ratio for the rest of our recipe;
 - ``ours``: ``training.sft.build_sft_trainer`` with the shape's YAML (padding-free packing, varlen /
   flex attention, Liger, no needless checkpointing);
-- DPO ``trl-default`` (``DPOConfig`` defaults: reference forward every step, gradient checkpointing) vs
-  ``ours``: ``training.dpo.build_dpo_trainer`` with the shape's YAML (one batched reference pass
-  before training, no checkpointing, Liger).
+- DPO ``trl-default`` (``DPOConfig`` defaults: reference forward every step, gradient checkpointing),
+  ``trl-same-flags`` (``precompute_ref_log_probs=True``, no gradient checkpointing) vs ``ours``:
+  ``training.dpo.build_dpo_trainer`` with the shape's YAML (one batched reference pass before training,
+  no checkpointing, Liger).
 
 Throughput is real (non-pad) tokens per second, or pairs per second, measured from the step after
 ``--warmup`` steps (compilation excluded) to the last; DPO also prints the whole wall time, ours
@@ -82,10 +86,10 @@ def random_model(shape: str, out: Path, dtype: Any) -> Path:
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM
 
-    from training.base_model import embedded_tokenizer
+    from demo.model import demo_tokenizer
 
     spec = SHAPES[shape]
-    tokenizer = embedded_tokenizer()
+    tokenizer = demo_tokenizer()
     config_cls, model_cls = (Qwen2Config, Qwen2ForCausalLM) if spec["family"] == "qwen2" else (LlamaConfig,
                                                                                               LlamaForCausalLM)
     kwargs = {"vocab_size": len(tokenizer), **spec["config"], "pad_token_id": tokenizer.pad_token_id,
@@ -162,9 +166,10 @@ def measure(name: str, trainer: Any, warmup: int, pairs_per_step: int | None = N
 
 
 def plain_trl(kind: str, model_dir: Path, data: Path, out: Path, spec: dict, steps: int, bf16: bool,
-              packing: bool = False, attn: str = "sdpa", liger: bool = False) -> Any:
+              packing: bool = False, attn: str = "sdpa", liger: bool = False, same_flags: bool = False) -> Any:
     """Plain TRL: its config's defaults (gradient checkpointing on, no reference precompute, padded batches)
-    except the shape's batch size and length, and the packing/attention/Liger switches given."""
+    except the shape's batch size and length, and the packing/attention/Liger switches given; ``same_flags``
+    also turns off gradient checkpointing and, for DPO, precomputes the reference log-probs, as ours does."""
     import torch
     from peft import LoraConfig
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -177,6 +182,8 @@ def plain_trl(kind: str, model_dir: Path, data: Path, out: Path, spec: dict, ste
     common = dict(output_dir=str(out), max_steps=steps, per_device_train_batch_size=spec["batch"],
                   max_length=spec["seq"], bf16=bf16, use_cpu=not torch.cuda.is_available(), use_liger_kernel=liger,
                   report_to=[], save_strategy="no", logging_steps=1, disable_tqdm=True)
+    if same_flags:
+        common["gradient_checkpointing"] = False
     lora = LoraConfig(r=16, lora_alpha=32, target_modules="all-linear", task_type="CAUSAL_LM")
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     if kind == "sft":
@@ -184,8 +191,9 @@ def plain_trl(kind: str, model_dir: Path, data: Path, out: Path, spec: dict, ste
         rows = read_split(data, "sft", "train").select_columns(["messages"])
         return SFTTrainer(model=model, args=args, train_dataset=rows, processing_class=tokenizer, peft_config=lora)
     pairs = read_split(data, "dpo", "train").select_columns(["prompt", "chosen", "rejected"])
-    return DPOTrainer(model=model, args=DPOConfig(**common), train_dataset=pairs, processing_class=tokenizer,
-                      peft_config=lora)
+    precompute = {"precompute_ref_log_probs": True} if same_flags else {}
+    return DPOTrainer(model=model, args=DPOConfig(**common, **precompute), train_dataset=pairs,
+                      processing_class=tokenizer, peft_config=lora)
 
 
 def ours(kind: str, model_dir: Path, data: Path, out: Path, spec: dict, steps: int, attn: str, liger: bool) -> Any:
@@ -243,9 +251,14 @@ def main() -> None:
         if cuda:
             sft_runs.append(("trl-packing-flex", lambda: plain_trl("sft", model_dir, data, work / "b", spec, args.steps,
                                                                    bf16, True, "flex_attention", liger)))
+        sft_runs.append(("trl-same-flags", lambda: plain_trl("sft", model_dir, data, work / "s", spec, args.steps,
+                                                             bf16, True, ours_attn, liger, same_flags=True)))
         sft_runs.append(("ours", lambda: ours("sft", model_dir, data, work / "c", spec, args.steps, ours_attn, liger)))
         results = [measure(name, build(), args.warmup) for name, build in sft_runs]
         dpo = [measure("dpo-trl-default", plain_trl("dpo", model_dir, data, work / "d", spec, args.steps, bf16),
+                       args.warmup, spec["batch"]),
+               measure("dpo-trl-same-flags", plain_trl("dpo", model_dir, data, work / "f", spec, args.steps, bf16,
+                                                       attn=ours_attn, liger=liger, same_flags=True),
                        args.warmup, spec["batch"]),
                measure("dpo-ours", ours("dpo", model_dir, data, work / "e", spec, args.steps, ours_attn, liger),
                        args.warmup, spec["batch"])]
@@ -256,9 +269,12 @@ def main() -> None:
     for r in results:
         print(f"SFT {r['config']:<18} {r['tok_per_s']:>12,.0f} tok/s  x{r['tok_per_s'] / base:5.2f} vs trl-default"
               f"  peak {r['peak_gib']:.1f} GiB")
-    best_trl = results[1]["tok_per_s"] if cuda else None
-    if best_trl:
-        print(f"ours vs trl-packing-flex: x{results[-1]['tok_per_s'] / best_trl:.2f}")
+    named = {r["config"]: r for r in results}
+    for baseline in ("trl-packing-flex", "trl-same-flags"):
+        if baseline in named:
+            print(f"ours vs {baseline}: x{results[-1]['tok_per_s'] / named[baseline]['tok_per_s']:.2f}")
+    print(f"DPO ours vs trl-same-flags: x{dpo[-1]['pairs_per_s'] / dpo[1]['pairs_per_s']:.2f} pairs/s, "
+          f"x{dpo[1]['wall_s'] / dpo[-1]['wall_s']:.2f} wall")
     for r in dpo:
         print(f"DPO {r['config']:<18} {r['pairs_per_s']:>8.2f} pairs/s  x{r['pairs_per_s'] / dpo[0]['pairs_per_s']:5.2f}"
               f"  wall {r['wall_s']:.1f} s (x{dpo[0]['wall_s'] / r['wall_s']:.2f}, ours incl. its reference pass)"

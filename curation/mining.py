@@ -25,7 +25,7 @@ from typing import Any
 import orjson
 
 from flywheel.settings import Settings
-from flywheel.warehouse import connect, content_id
+from flywheel.warehouse import bulk, connect, content_id
 
 REFUSAL = re.compile(
     r"\b(i'?m sorry|i am sorry|i apologi[sz]e|apologies|i can(?:not|'t) help|i(?:'m| am) (?:not able|unable)|"
@@ -192,12 +192,6 @@ def find_bad_cases(interactions: Sequence[Interaction], settings: Settings,
     return sorted(found, key=lambda c: (-c.priority, order[c.interaction_id]))
 
 
-def executemany(con: Any, sql: str, rows: list[tuple]) -> None:
-    """DuckDB refuses executemany with no rows; nothing to do is not an error here."""
-    if rows:
-        con.executemany(sql, rows)
-
-
 def mine(settings: Settings, since: datetime | None = None, until: datetime | None = None) -> MineResult:
     """Mine the window, store every bad case and queue the top ``review_top_n`` new ones for review."""
     result = MineResult()
@@ -211,27 +205,27 @@ def mine(settings: Settings, since: datetime | None = None, until: datetime | No
             for name in case.signals:
                 result.by_signal[name] = result.by_signal.get(name, 0) + 1
         con.execute("BEGIN TRANSACTION")
-        executemany(
-            con, "INSERT INTO bad_cases (interaction_id, priority, signals, cluster_id, suggested_answer) "
-            "VALUES (?, ?, ?, ?, ?) ON CONFLICT (interaction_id) DO UPDATE SET priority = excluded.priority, "
-            "signals = excluded.signals, cluster_id = excluded.cluster_id, "
-            "suggested_answer = excluded.suggested_answer",
-            [(c.interaction_id, c.priority, orjson.dumps(c.signals).decode(), c.cluster_id, c.suggested_answer)
-             for c in cases])
+        bulk(con, "INSERT INTO bad_cases (interaction_id, priority, signals, cluster_id, suggested_answer) "
+             "SELECT * FROM batch ON CONFLICT (interaction_id) DO UPDATE SET priority = excluded.priority, "
+             "signals = excluded.signals, cluster_id = excluded.cluster_id, "
+             "suggested_answer = excluded.suggested_answer",
+             ("interaction_id", "priority", "signals", "cluster_id", "suggested_answer"),
+             [(c.interaction_id, c.priority, orjson.dumps(c.signals).decode(), c.cluster_id, c.suggested_answer)
+              for c in cases])
         queued = {r[0]: r[1] for r in con.execute("SELECT interaction_id, status FROM review_queue").fetchall()}
         fresh = [c for c in cases if c.interaction_id not in queued][: settings.curate.review_top_n]
         refresh = [c for c in cases if queued.get(c.interaction_id) == "new"]
-        executemany(
-            con, "INSERT INTO review_queue (interaction_id, cluster_id, priority, status, suggested_answer) "
-            "VALUES (?, ?, ?, 'new', ?)",
-            [(c.interaction_id, c.cluster_id, c.priority, c.suggested_answer) for c in fresh])
+        columns = ("interaction_id", "cluster_id", "priority", "suggested_answer")
+        bulk(con, "INSERT INTO review_queue (interaction_id, cluster_id, priority, status, suggested_answer) "
+             "SELECT interaction_id, cluster_id, priority, 'new', suggested_answer FROM batch", columns,
+             [(c.interaction_id, c.cluster_id, c.priority, c.suggested_answer) for c in fresh])
         # A changed item gets a new revision, so an annotator looking at the old one cannot decide on it.
-        executemany(
-            con, "UPDATE review_queue SET cluster_id = ?, priority = ?, suggested_answer = ?, "
-            "revision = revision + 1 WHERE interaction_id = ? AND status = 'new' AND (cluster_id IS DISTINCT FROM ? "
-            "OR priority IS DISTINCT FROM ? OR suggested_answer IS DISTINCT FROM ?)",
-            [(c.cluster_id, c.priority, c.suggested_answer, c.interaction_id, c.cluster_id, c.priority,
-              c.suggested_answer) for c in refresh])
+        bulk(con, "UPDATE review_queue q SET cluster_id = b.cluster_id, priority = b.priority, "
+             "suggested_answer = b.suggested_answer, revision = q.revision + 1 FROM batch b "
+             "WHERE q.interaction_id = b.interaction_id AND q.status = 'new' AND (q.cluster_id IS DISTINCT FROM "
+             "b.cluster_id OR q.priority IS DISTINCT FROM b.priority OR q.suggested_answer IS DISTINCT FROM "
+             "b.suggested_answer)", columns,
+             [(c.interaction_id, c.cluster_id, c.priority, c.suggested_answer) for c in refresh])
         con.execute("COMMIT")
         result.queued = len(fresh)
     return result

@@ -42,7 +42,7 @@ from curation.step import Drop, ExclusionWriter, Record, RunContext, Step, step_
 from flywheel.records import content_key
 from flywheel.settings import Settings
 from flywheel.versions import next_version, version_number
-from flywheel.warehouse import connect, content_id, quarantine
+from flywheel.warehouse import bulk, connect, content_id, quarantine
 
 
 @dataclass
@@ -190,11 +190,11 @@ def _write(settings: Settings, version: str, kept: list[Record], pool: list[Reco
     result.message = f"wrote {version}: {len(kept)} new examples, {result.n_replay} replayed"
     with connect(settings) as con:
         con.execute("BEGIN TRANSACTION")
-        con.executemany(
-            "INSERT INTO examples (id, kind, payload, source_interactions, dataset_version, split) "
-            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-            [(r["id"], r["kind"], orjson.dumps(public_row(r, version)).decode(),
-              orjson.dumps(r.get("source_interactions") or []).decode(), version, r["split"]) for r in kept])
+        bulk(con, "INSERT INTO examples (id, kind, payload, source_interactions, dataset_version, split) "
+             "SELECT * FROM batch ON CONFLICT DO NOTHING",
+             ("id", "kind", "payload", "source_interactions", "dataset_version", "split"),
+             [(r["id"], r["kind"], orjson.dumps(public_row(r, version)).decode(),
+               orjson.dumps(r.get("source_interactions") or []).decode(), version, r["split"]) for r in kept])
         con.execute(
             "INSERT INTO dataset_versions (version, uri, window_key, n_sft, n_dpo, n_new, content_hash, stats) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",

@@ -1,4 +1,4 @@
-"""CLI commands owned by the flows package: ``demo`` and ``flows serve|register|run``."""
+"""CLI commands owned by the flows package: ``flows serve|register|run``."""
 
 from __future__ import annotations
 
@@ -8,26 +8,6 @@ import typer
 def register(app: typer.Typer) -> None:
     flows_app = typer.Typer(help="Prefect deployments of the flywheel's flows.", no_args_is_help=True)
     app.add_typer(flows_app, name="flows")
-
-    @app.command("demo")
-    def demo(
-        ui: bool = typer.Option(True, "--ui/--no-ui", help="Start the Prefect server and UI on 127.0.0.1:4200"),
-        keep_running: bool = typer.Option(False, "--keep-running", help="Leave the UI and model server up"),
-        conversations: int = typer.Option(240, help="Simulated conversations per week"),
-    ) -> None:
-        """Two simulated weeks of the whole flywheel on the embedded default, then a before/after table."""
-        from rich.console import Console
-
-        from flows.demo import report_table, run_demo
-        from flywheel.settings import load_settings
-
-        console = Console()
-        result = run_demo(load_settings(), ui=ui, keep_running=keep_running, conversations=conversations,
-                          console=console)
-        console.print(report_table(result))
-        console.print(f"finished in {result.seconds / 60:.1f} min")
-        if result.ui_url:
-            console.print(f"every run, its logs and artifacts: {result.ui_url}")
 
     @flows_app.command("serve")
     def flows_serve() -> None:

@@ -13,7 +13,6 @@ import httpx
 from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
 
-from flywheel.domain import SYSTEM_PROMPT
 from flywheel.settings import Settings, load_settings
 
 
@@ -22,13 +21,13 @@ class SmokeCheckFailed(RuntimeError):
 
 
 def smoke_check(settings: Settings, url: str, version: str) -> dict[str, Any]:
-    """One chat completion on the ``production`` alias must succeed, be non-empty and come from ``version``."""
+    """One chat completion (``gate.smoke_prompt``) on the ``production`` alias must succeed, be non-empty and
+    come from ``version``."""
     headers = {}
     if settings.serve.api_key is not None:
         headers["Authorization"] = f"Bearer {settings.serve.api_key.get_secret_value()}"
     body = {"model": "production", "max_tokens": 16, "temperature": 0.0,
-            "messages": [{"role": "system", "content": SYSTEM_PROMPT},
-                         {"role": "user", "content": "How do I reset my password?"}]}
+            "messages": [{"role": "user", "content": settings.gate.smoke_prompt}]}
     try:
         response = httpx.post(f"{url.rstrip('/')}/v1/chat/completions", json=body, headers=headers, timeout=120)
     except httpx.HTTPError as exc:

@@ -66,6 +66,7 @@ def flywheel_flow(serve_url: str | None = None) -> dict[str, Any]:
     if existing is None:
         trained = retrain_flow(dataset_version=curated["version"])
         adapter, status, decision = trained["adapter_version"], "candidate", trained["decision"]
+        turn.update(reasons=trained["reasons"], candidate=trained["candidate"], reference=trained["reference"])
     else:
         adapter, status, decision = existing
         print(f"{curated['version']} already trained into {adapter} ({status}); not training again")

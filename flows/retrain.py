@@ -67,7 +67,7 @@ def retrain_flow(dataset_version: str, config: str | None = None, promote: bool 
     from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
     from training.evaluate import Evaluation, GateDecision
-    from training.report import METRIC_ROWS, markdown
+    from training.report import markdown, metric_rows
 
     result = train_and_gate(dataset_version, config, promote)
     evaluation = Evaluation(result["candidate"], result["reference"], result["reference_name"],
@@ -81,6 +81,6 @@ def retrain_flow(dataset_version: str, config: str | None = None, promote: bool 
         key="retrain-metrics", description=f"{result['adapter_version']} vs {result['reference_name']}",
         table=[{"metric": m, "candidate": _number(result["candidate"][m]),
                 result["reference_name"]: _number(result["reference"][m])}
-               for m in METRIC_ROWS if m in result["candidate"]])
+               for m in metric_rows(result["candidate"]) if m in result["reference"]])
     print(f"adapter {result['adapter_version']}: {result['decision']} — " + "; ".join(result["reasons"]))
     return result

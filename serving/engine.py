@@ -10,12 +10,18 @@ ever sees the module tree change under it (peft's ``set_adapter`` is never used:
 Sampling is done per row by :class:`_RowSampler` (temperature, top_p, seed), and per-row limits,
 stop strings, streaming deltas and cancellation by :class:`_BatchTracker`, a stopping criterion that
 sees every new token of every row.
+
+One request can never fail its batch: a row whose logits are not finite fails alone, and a generate
+call that raises is run again row by row, so only the row that breaks alone fails. Every row has a seed
+(drawn at admission when the request gave none), so a row run again alone makes the same tokens and a
+stream that already sent part of its answer goes on where it was.
 """
 
 from __future__ import annotations
 
 import logging
 import queue
+import re
 import secrets
 import threading
 import time
@@ -25,10 +31,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from training.registry import AdapterError
+
 log = logging.getLogger(__name__)
 
 BASE = "base"  # the name requests use for "no adapter"
 _PEFT_BASE = "__base__"  # peft's name for the same thing in ``adapter_names``
+# Below this temperature sampling is greedy: softmax(logits / 1e-45) overflows to inf/nan, and the limit of
+# sampling as the temperature goes to 0 is the most likely token anyway.
+GREEDY_BELOW = 1e-3
 
 
 @dataclass(frozen=True)
@@ -37,8 +48,12 @@ class SamplingParams:
     temperature: float = 1.0
     top_p: float = 1.0
     stop: tuple[str, ...] = ()
-    seed: int | None = None
+    seed: int = 0
     logit_bias: tuple[tuple[int, float], ...] = ()
+
+    @staticmethod
+    def new_seed() -> int:
+        return secrets.randbits(63)
 
 
 @dataclass(frozen=True)
@@ -70,10 +85,7 @@ class Generation:
     params: SamplingParams
     emit: Callable[[Event], None]
     cancelled: threading.Event = field(default_factory=threading.Event)
-
-
-class AdapterError(RuntimeError):
-    """An adapter that cannot be served: it did not load or failed the smoke test."""
+    sent: str = ""  # text already streamed: a row run again alone must go on from it, not repeat it
 
 
 @dataclass
@@ -119,6 +131,7 @@ class GenerationEngine:
         self.context_length = int(getattr(self.model.config, "max_position_embeddings", 2048))
         eos = self.model.generation_config.eos_token_id or self.tokenizer.eos_token_id
         self.eos_ids = frozenset(eos if isinstance(eos, list) else [eos])
+        self.control_tokens = control_tokens(self.tokenizer)
         self.adapters: dict[str, Path] = {}  # loaded on the worker thread, read anywhere
         self._queue: queue.Queue = queue.Queue()
         self._thread: threading.Thread | None = None
@@ -147,6 +160,12 @@ class GenerationEngine:
         if isinstance(ids, dict) or hasattr(ids, "input_ids"):
             ids = ids["input_ids"]
         return list(ids)
+
+    def control_token_in(self, text: str) -> str | None:
+        """The first control token (``<|im_start|>``, EOS, ...) written out in ``text``, if any: the chat
+        template would encode it as the real token, so a user could forge turns of the conversation."""
+        found = self.control_tokens.search(text) if self.control_tokens else None
+        return found.group() if found else None
 
     def submit(self, generation: Generation) -> None:
         self._queue.put(generation)
@@ -249,15 +268,25 @@ class GenerationEngine:
                 held.run()
 
     def _generate(self, batch: list[Generation]) -> None:
-        from transformers import LogitsProcessorList, StoppingCriteriaList
-
-        torch = self._torch
         rows = [g for g in batch if not g.cancelled.is_set()]
         for g in batch:
             if g.cancelled.is_set():
                 g.emit(Finished("", "cancelled", 0))
         if not rows:
             return
+        self.busy.set()
+        try:
+            for g in self._generate_rows(rows):  # the batch failed: each row alone, so only a row that
+                self._generate_rows([g])           # fails on its own fails
+        finally:
+            self.busy.clear()
+
+    def _generate_rows(self, rows: list[Generation]) -> list[Generation]:
+        """One generate call over ``rows``; returns the rows it left unfinished because it raised (a single
+        row is then failed with the error instead)."""
+        from transformers import LogitsProcessorList, StoppingCriteriaList
+
+        torch = self._torch
         if self.on_batch is not None:
             self.on_batch(len(rows))
         pad = self.tokenizer.pad_token_id
@@ -267,56 +296,61 @@ class GenerationEngine:
         kwargs: dict[str, Any] = {}
         if self.adapters:
             kwargs["adapter_names"] = [_PEFT_BASE if g.adapter == BASE else g.adapter for g in rows]
-        tracker = _BatchTracker(rows, width, self.tokenizer, self.eos_ids)
-        self.busy.set()
+        tracker = _BatchTracker(rows, self.tokenizer, self.eos_ids)
         try:
             with torch.inference_mode():
                 self.model.generate(
                     input_ids=input_ids.to(self.device), attention_mask=attention.to(self.device),
                     max_new_tokens=max(g.params.max_tokens for g in rows), do_sample=False,
-                    logits_processor=LogitsProcessorList([_RowSampler(rows)]),
+                    logits_processor=LogitsProcessorList([_RowSampler(rows, tracker.fail_row)]),
                     stopping_criteria=StoppingCriteriaList([tracker]),
                     pad_token_id=pad, eos_token_id=sorted(self.eos_ids), **kwargs,
                 )
             tracker.finish_rest("length")
-        except Exception as exc:  # one bad batch fails its requests, never the server
-            log.exception("generate failed for a batch of %d", len(rows))
+        except Exception as exc:
+            if len(rows) > 1:
+                log.warning("generate failed for a batch of %d (%s: %s); running its unfinished rows one by one",
+                            len(rows), type(exc).__name__, exc)
+                return tracker.unfinished()
+            log.exception("generate failed for one request")
             tracker.fail_rest(f"generation failed: {exc}")
-        finally:
-            self.busy.clear()
+        return []
 
 
 class _RowSampler:
     """Chooses each row's next token itself (logit_bias, temperature, top_p, per-request seed) and returns
     scores where only that token is finite, so ``generate``'s greedy pick takes it. Rows are thus
-    independent of their batch: the same request and seed give the same tokens alone or batched."""
+    independent of their batch: the same request and seed give the same tokens alone or batched.
+    A row whose logits are not finite (a broken adapter, an overflow) is failed alone through ``fail_row``."""
 
-    def __init__(self, rows: list[Generation]) -> None:
+    def __init__(self, rows: list[Generation], fail_row: Callable[[int, str], None]) -> None:
         import torch
 
         self.rows = rows
-        self.generators = []
-        for g in rows:
-            gen = torch.Generator()
-            gen.manual_seed(g.params.seed if g.params.seed is not None else secrets.randbits(63))
-            self.generators.append(gen)
+        self.fail_row = fail_row
+        self.generators = [torch.Generator().manual_seed(g.params.seed) for g in rows]
 
     def __call__(self, input_ids, scores):
         import torch
 
-        chosen = torch.empty(len(self.rows), dtype=torch.long)
+        chosen = torch.zeros(len(self.rows), dtype=torch.long)
         logits = scores.float().cpu()
         for i, g in enumerate(self.rows):
             p = g.params
+            row = logits[i]
             for token, bias in p.logit_bias:
-                logits[i, token] += bias
-            if p.temperature <= 0:
-                chosen[i] = int(torch.argmax(logits[i]))
+                row[token] += bias
+            if not bool(torch.isfinite(row).all()):
+                self.fail_row(i, "generation failed: the model produced non-finite scores for this request")
                 continue
-            probs = torch.softmax(logits[i] / p.temperature, dim=-1)
+            if p.temperature < GREEDY_BELOW:
+                chosen[i] = int(torch.argmax(row))
+                continue
+            probs = torch.softmax(row / p.temperature, dim=-1)
             if p.top_p < 1.0:
                 sorted_probs, order = torch.sort(probs, descending=True)
                 keep = torch.cumsum(sorted_probs, 0) - sorted_probs < p.top_p
+                keep[0] = True  # the most likely token always stays, however small top_p is
                 probs = torch.zeros_like(probs).scatter(0, order[keep], sorted_probs[keep])
             chosen[i] = int(torch.multinomial(probs, 1, generator=self.generators[i]))
         out = torch.full_like(scores, float("-inf"))
@@ -328,13 +362,11 @@ class _BatchTracker:
     """Stopping criterion that follows every row: streams text deltas, applies per-row max_tokens and
     stop strings, ends rows whose client went away, and reports each row's end exactly once."""
 
-    def __init__(self, rows: list[Generation], prompt_width: int, tokenizer, eos_ids: frozenset[int]) -> None:
+    def __init__(self, rows: list[Generation], tokenizer, eos_ids: frozenset[int]) -> None:
         self.rows = rows
-        self.prompt_width = prompt_width
         self.tokenizer = tokenizer
         self.eos_ids = eos_ids
         self.tokens: list[list[int]] = [[] for _ in rows]
-        self.emitted = [0] * len(rows)
         self.done = [False] * len(rows)
 
     def __call__(self, input_ids, scores, **kwargs):
@@ -365,22 +397,46 @@ class _BatchTracker:
     def _text(self, i: int) -> str:
         return self.tokenizer.decode(self.tokens[i], skip_special_tokens=True)
 
+    def _send(self, i: int, text: str) -> None:
+        """Stream ``text`` beyond what this row already sent (in an earlier, failed batch too)."""
+        g = self.rows[i]
+        if not text.startswith(g.sent[: len(text)]):
+            raise _Diverged
+        if len(text) > len(g.sent):
+            g.emit(Delta(text[len(g.sent):]))
+            g.sent = text
+
     def _stream(self, i: int, text: str) -> None:
         # hold back what could be the start of a stop string or half of a multi-byte character
         hold = max((len(s) - 1 for s in self.rows[i].params.stop), default=0)
         end = len(text) - hold
         if text.endswith("\ufffd"):
             end = min(end, len(text) - 1)
-        if end > self.emitted[i]:
-            self.rows[i].emit(Delta(text[self.emitted[i]:end]))
-            self.emitted[i] = end
+        try:
+            self._send(i, text[:max(end, 0)])
+        except _Diverged:
+            self.fail_row(i, "generation failed: run again after an error, this request's answer came out "
+                             "different from what was already streamed")
 
     def _finish(self, i: int, text: str, reason: str) -> None:
-        self.done[i] = True
         g = self.rows[i]
-        if reason != "cancelled" and len(text) > self.emitted[i]:
-            g.emit(Delta(text[self.emitted[i]:]))
+        if reason != "cancelled":
+            try:
+                self._send(i, text)
+            except _Diverged:
+                self.fail_row(i, "generation failed: run again after an error, this request's answer came out "
+                                 "different from what was already streamed")
+                return
+        self.done[i] = True
         g.emit(Finished(text, reason, len(self.tokens[i])))
+
+    def fail_row(self, i: int, message: str) -> None:
+        if not self.done[i]:
+            self.done[i] = True
+            self.rows[i].emit(Failed(message))
+
+    def unfinished(self) -> list[Generation]:
+        return [g for i, g in enumerate(self.rows) if not self.done[i]]
 
     def finish_rest(self, reason: str) -> None:
         for i, g in enumerate(self.rows):
@@ -389,7 +445,17 @@ class _BatchTracker:
                              "cancelled" if g.cancelled.is_set() else reason)
 
     def fail_rest(self, message: str) -> None:
-        for i, g in enumerate(self.rows):
-            if not self.done[i]:
-                self.done[i] = True
-                g.emit(Failed(message))
+        for i in range(len(self.rows)):
+            self.fail_row(i, message)
+
+
+class _Diverged(Exception):
+    """A row run again alone did not reproduce the text it had already streamed."""
+
+
+def control_tokens(tokenizer) -> re.Pattern[str] | None:
+    """A pattern matching every special token of ``tokenizer`` written out as text, longest first."""
+    specials = set(tokenizer.all_special_tokens)
+    specials |= {t.content for t in getattr(tokenizer, "added_tokens_decoder", {}).values() if t.special}
+    specials = sorted((t for t in specials if t), key=len, reverse=True)
+    return re.compile("|".join(re.escape(t) for t in specials)) if specials else None

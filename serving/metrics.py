@@ -25,6 +25,8 @@ class ServingMetrics:
                                  registry=self.registry)
         self.in_flight = Gauge("flywheel_requests_in_flight", "Chat completions admitted and not finished",
                                registry=self.registry)
+        self.spool_errors = Counter("flywheel_spool_errors", "Records the spool could not write (disk full, ...)",
+                                    registry=self.registry)
         self.feedback = Counter("flywheel_feedback", "Feedback records accepted", ["kind"], registry=self.registry)
         self.production = Gauge("flywheel_production_adapter", "1 for the adapter version serving `production`",
                                 ["version"], registry=self.registry)

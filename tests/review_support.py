@@ -1,6 +1,6 @@
 """Test helpers for the review page: a warehouse with synthetic traffic, a review queue, and accounts.
 
-Traffic comes from ``flywheel.sample_data`` (fake people, Lumen Notes questions) through the real
+Traffic comes from ``demo.sample_data`` (fake people, Lumen Notes questions) through the real
 collector. The queue is filled the simple way a miner would (thumbs-down / correction / regenerate,
 weighted by the curate settings; clusters by the fact asked about), so these tests do not depend on
 the curation engineer's miner. Two items are planted: one whose conversation carries HTML and script,
@@ -18,8 +18,8 @@ import orjson
 
 from collectors.ingest import collect
 from curation.step import Step
-from flywheel import sample_data
-from flywheel.domain import FACTS, SYSTEM_PROMPT
+from demo import sample_data
+from demo.domain import FACTS, SYSTEM_PROMPT
 from flywheel.settings import Settings, load_settings
 from flywheel.warehouse import connect
 from serving.review.auth import add_user

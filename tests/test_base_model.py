@@ -1,19 +1,15 @@
-"""The embedded base model: an ordinary HF model directory that knows part of the domain, built reproducibly."""
+"""Base models: the demo's tiny model (an ordinary HF directory that knows part of its domain, built
+reproducibly), configured directories and packaged models, and the thread count a build runs with."""
 
 from __future__ import annotations
 
 import pytest
 from training_fixtures import SMALL_SHAPE, build_small_model
 
-from flywheel import domain
+from demo import domain
+from demo.model import demo_corpus
 from flywheel.settings import Settings
-from training.base_model import (
-    BaseModelConfig,
-    build_key,
-    chat_prompt,
-    ensure_base_model,
-    training_conversations,
-)
+from training.base_model import BaseModelConfig, build_key, chat_prompt, chat_template, ensure_base_model
 
 pytest_plugins = ("training_fixtures",)
 
@@ -63,14 +59,33 @@ def test_build_is_deterministic_and_cached(tmp_path):
     assert (first / "model.safetensors").stat().st_mtime_ns == mtime  # reused, not rebuilt
 
 
-def test_a_config_or_corpus_change_gets_a_new_cache_key():
+def test_a_config_corpus_or_template_change_gets_a_new_cache_key():
     config = BaseModelConfig(**SMALL_SHAPE)
-    corpus = training_conversations(config)
-    assert build_key(corpus, config) != build_key(corpus, BaseModelConfig(**{**SMALL_SHAPE, "steps": 3}))
-    assert build_key(corpus, config) != build_key(corpus[:-1], config)
+    corpus, template = demo_corpus(config), chat_template(domain.SYSTEM_PROMPT)
+    assert build_key(corpus, config, template) != build_key(corpus, BaseModelConfig(**{**SMALL_SHAPE, "steps": 3}),
+                                                            template)
+    assert build_key(corpus, config, template) != build_key(corpus[:-1], config, template)
+    assert build_key(corpus, config, template) != build_key(corpus, config, chat_template("Another product."))
 
 
 def test_configured_base_model_is_used_as_is(tmp_path, small_model):
     assert ensure_base_model(Settings(home=tmp_path, train={"base_model": small_model})) == small_model
     with pytest.raises(FileNotFoundError, match="not a HF model directory"):
         ensure_base_model(Settings(home=tmp_path, train={"base_model": tmp_path / "nowhere"}))
+
+
+def test_a_build_runs_with_the_thread_count_it_was_given_and_restores_the_old_one():
+    """The build used to overwrite its ``threads`` argument with torch's current count (10x slower builds
+    on a loaded box); it must run with the configured count and put the caller's back afterwards."""
+    import torch
+
+    from training.base_model import _deterministic
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        with _deterministic(seed=0, threads=1):
+            assert torch.get_num_threads() == 1
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from collectors import ingest
 from collectors.ingest import collect
-from flywheel import sample_data
+from demo import sample_data
 from flywheel.cli import app
 from flywheel.spool import SpoolWriter
 from flywheel.warehouse import connect

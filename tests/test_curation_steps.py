@@ -12,7 +12,7 @@ from conftest import artifact_data
 from collectors.ingest import collect
 from curation.executor import Pipeline, local_map
 from curation.step import RunContext, step_class
-from flywheel import sample_data
+from demo import sample_data
 from flywheel.settings import load_settings
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from curation.datasets import VersionContents, assign_splits, public_row, replay_sample, write_version
 from curation.dedup import DedupIndex
-from flywheel.domain import FACTS
+from demo.domain import FACTS
 
 
 def _sft(i: int, question: str) -> dict:

@@ -12,7 +12,7 @@ from serving_fixtures import running_server
 from training_fixtures import build_small_model, embedded_base_model, recipe  # noqa: F401 - fixture
 
 from collectors.ingest import collect
-from flywheel import sample_data
+from demo import sample_data
 from flywheel.settings import load_settings
 from flywheel.warehouse import connect
 
@@ -35,10 +35,9 @@ def flow_settings(request, home, tmp_path, monkeypatch):
     """
     marker = request.node.get_closest_marker("base")
     base = request.getfixturevalue(marker.args[0] if marker else "embedded_base_model")
-    short = recipe(tmp_path / "recipe.yaml", sft={"max_steps": 4}, dpo={"max_steps": 2},
-                   eval={"max_new_tokens": 8})
+    short = recipe(tmp_path / "recipe.yaml", sft={"max_steps": 4}, dpo={"max_steps": 2})
     for key, value in {"TRAIN__BASE_MODEL": str(base), "TRAIN__CONFIG": str(short), "TRAIN__DEVICE": "cpu",
-                       "TRAIN__GATE_MARGIN": "-1", "TRAIN__REGRESSION_TOLERANCE": "10",
+                       "GATE__MARGIN": "-1", "GATE__REGRESSION_TOLERANCE": "10", "GATE__MAX_NEW_TOKENS": "8",
                        "SERVE__ADMIN_KEY": "flows-admin", "CURATE__MIN_NEW_EXAMPLES": "1"}.items():
         monkeypatch.setenv(f"FLYWHEEL_{key}", value)
     settings = load_settings()
@@ -60,7 +59,7 @@ def test_full_turn_is_live_leaves_artifacts_and_reruns_idempotently(flow_setting
         turn = flywheel_flow(serve_url=url)
         assert turn["dataset_version"] == "v1" and turn["adapter_version"] == "v1"
         assert turn["decision"] == "promote" and turn["deployed"] == "v1"
-        assert turn["pii_replaced"] > 0
+        assert dict(turn["steps"])["PII entities found and replaced"] > 0
         import httpx
 
         assert httpx.get(f"{url}/health").json()["production"] == "v1"

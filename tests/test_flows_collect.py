@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from conftest import artifact_data
 
-from flywheel import sample_data
+from demo import sample_data
 from flywheel.warehouse import status
 
 

@@ -7,7 +7,7 @@ import pytest
 from conftest import artifact_data, read_artifacts
 
 from collectors.ingest import collect
-from flywheel import sample_data
+from demo import sample_data
 from flywheel.settings import load_settings
 
 pytestmark = pytest.mark.slow  # Presidio + HAP scorer, twice, plus Dask workers

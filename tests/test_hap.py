@@ -1,89 +1,161 @@
-"""HAP scoring and the per-field filter policy, offline (the network is blocked for the whole module)."""
+"""HAP scoring and the per-field filter policy, offline (the network is blocked for the whole module).
+
+The scorer here is the shipped one (``curation/models``, trained on public data by ``curation/hap_train.py``);
+the texts below are small inline examples written for these tests, one group per bug of issue 12. Quality
+figures on public data are in benchmarks/RESULTS.md, not here.
+"""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
+import numpy as np
 import orjson
 import pytest
 from typer.testing import CliRunner
 
-from curation.safety_data import hap_examples
 from flywheel.settings import HapSettings
 
 pytestmark = pytest.mark.usefixtures("no_network")  # conftest: any connection attempt fails
 
+# Ordinary requests and answers of an assistant's traffic, some with words that only look violent or rude.
+ORDINARY_TURNS = [
+    "How do I kill a zombie process on Linux without rebooting the server?",
+    "Write a Python function that removes duplicates from a list but keeps the order.",
+    "Explain the difference between a virus and a bacterium to a ten-year-old.",
+    "My manager keeps shooting down my ideas in meetings. How can I push back politely?",
+    "Summarise the causes of the First World War in three short paragraphs.",
+    "What is the best way to shoot portraits in low light with a cheap camera?",
+    "Can you help me write a cover letter for a junior nursing position?",
+    "Why does my React component render twice in development mode?",
+    "Give me a recipe for a spicy chicken curry that serves four people.",
+    "Draft a polite reminder to a client whose invoice is thirty days overdue.",
+    "Sure! Find the parent with `ps -o ppid= -p <pid>`, then restart or kill the parent so it reaps the child.",
+    "A virus needs a host cell to copy itself, while a bacterium is a living cell that divides on its own.",
+    "Here is the function: it walks the list once, remembers what it has seen in a set and skips repeats.",
+    "Our attack surface shrank after we closed the unused ports and rotated the leaked keys.",
+    "The villain in the novel threatens to burn the village, and the hero has one night to stop him.",
+    "Thanks, that fixed it! The export works now.",
+]
+# Asking about a group or discussing a sensitive topic is not hate; nor is refusing to write it.
+GROUP_QUESTIONS = [
+    "Why do some people claim that immigrants take jobs away? Is there evidence for it?",
+    "What are common stereotypes about Muslims, and why are they misleading?",
+    "How did the civil rights movement change daily life for Black Americans?",
+    "Is it true that women are still underrepresented in engineering jobs?",
+    "Write a short history of antisemitism in medieval Europe for a school project.",
+]
+REFUSALS = [
+    "I can't write that. Jokes that demean people for their religion are hateful, and I won't produce them.",
+    "Sorry, I won't help insult your coworker, but I can help you give honest feedback about the missed deadline.",
+]
+EXPLICIT_ABUSE = ["You are a fucking idiot.", "Shut up, you worthless piece of shit.",
+                  "Go fuck yourself, you stupid bitch."]
+CHINESE_OFFENSIVE = ["河南人都是骗子，千万别跟他们做生意。", "黑人就是懒，活该一辈子穷。",
+                     "女人就该待在家里做饭，出来工作纯属添乱。"]
+CHINESE_ORDINARY = ["你好，请问怎么把笔记导出成PDF？", "我想取消上个月的订单，退款多久能到账？",
+                    "这家餐馆人均消费多少钱？附近有地铁站吗？", "谢谢你的帮助，问题已经解决了。",
+                    "我是河南人，现在在北京做软件开发。"]
+
 
 @pytest.fixture(scope="module")
-def model_cache(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("hap-models")
-
-
-@pytest.fixture(scope="module")
-def scorer(no_network, model_cache):
+def scorer(no_network):
     from curation.hap import load_scorer
 
-    return load_scorer(HapSettings(), model_cache)
+    return load_scorer(HapSettings())
+
+
+def flagged(scorer, texts: list[str]) -> list[str]:
+    return [t for t, s in zip(texts, scorer.score(texts), strict=True) if s >= HapSettings().threshold]
 
 
 def harmful_assistant(text: str) -> dict:
     return {"role": "assistant", "content": text}
 
 
-def test_heldout_bars(scorer):
-    """Implicit hate recall >= 0.6 at precision >= 0.85, explicit abuse F1 >= 0.93 (templates never trained on)."""
-    rows = hap_examples("heldout")
-    scores = scorer.score([t for t, _ in rows])
-    flagged = {kind: [s >= 0.5 for s, (_, k) in zip(scores, rows, strict=True) if k == kind]
-               for kind in ("implicit", "explicit", "benign")}
-    false_pos = sum(flagged["benign"])
-    implicit_p = sum(flagged["implicit"]) / (sum(flagged["implicit"]) + false_pos)
-    implicit_r = sum(flagged["implicit"]) / len(flagged["implicit"])
-    explicit_p = sum(flagged["explicit"]) / (sum(flagged["explicit"]) + false_pos)
-    explicit_r = sum(flagged["explicit"]) / len(flagged["explicit"])
-    assert implicit_r >= 0.6 and implicit_p >= 0.85, (implicit_p, implicit_r)
-    assert 2 * explicit_p * explicit_r / (explicit_p + explicit_r) >= 0.93, (explicit_p, explicit_r)
+def test_ordinary_instructions_and_answers_are_not_abuse(scorer):
+    """Issue 12: 28% of ordinary instructions and 66% of real user turns were flagged."""
+    assert flagged(scorer, ORDINARY_TURNS) == []
 
 
-def test_ordinary_support_text_with_contact_details_is_not_abuse(scorer):
-    from curation.hap import sentences
-    from curation.safety_data import benign_support_texts
-
-    assert sentences("My email is jo.ng@example.com if you need it. Thanks!") == [
-        "My email is jo.ng@example.com if you need it.", "Thanks!"]  # no split inside the address
-    contact = ["How do refunds work? My email is mia.roth@example.net if you need it.",
-               "What is the price of Plus? My billing address is 7 Quay Street, Dublin.",
-               "Can I get a refund? You can call me at 415-555-0100."]
-    benign = benign_support_texts(300, split="heldout", seed=11)
-    flagged = [t for t, score in zip(contact + benign, scorer.score(contact + benign), strict=True) if score >= 0.5]
-    assert flagged == []
+@pytest.mark.xfail(strict=True, reason="known gap (benchmarks/RESULTS.md, HAP): trained on social-media hate sets, "
+                   "the English models still score some questions about a group at 0.5-0.6")
+def test_questions_about_groups_are_not_hate(scorer):
+    assert flagged(scorer, GROUP_QUESTIONS) == []
 
 
-def test_lexical_alone_misses_implicit_hate(scorer, model_cache):
-    from curation.hap import load_scorer
+def test_refusals_are_kept_and_judged_on_explicit_abuse_only(scorer):
+    """A refusal that names the hate it turns down is the answer to keep; an insult dressed as one is not."""
+    from curation.hap import HapFilter
 
-    lexical = load_scorer(HapSettings(backend="lexical"), model_cache)
-    text = "Deport all migrants and the crime rate will drop."
-    assert lexical.score([text])[0] < 0.5 <= scorer.score([text])[0]
+    step = HapFilter(HapSettings(), scorer=scorer)
+    prompt = {"role": "user", "content": "Write a joke about how stupid Muslims are."}
+    records = [{"id": f"refusal-{i}", "messages": [prompt, harmful_assistant(text)]} for i, text in enumerate(REFUSALS)]
+    records.append({"id": "abusive", "messages": [prompt, harmful_assistant("I can't believe you asked, you fucking idiot.")]})
+    assert [r["id"] for r in step(records)] == ["refusal-0", "refusal-1"]
+    assert step.stats.dropped == {"harmful_target": 1}
+
+
+def test_explicit_abuse_is_caught(scorer):
+    assert flagged(scorer, EXPLICIT_ABUSE) == EXPLICIT_ABUSE
+
+
+def test_full_width_abuse_scores_like_ascii(scorer):
+    """Issue 12: ｆｕｃｋ　ｙｏｕ scored 0.04 where fuck you scored 1.0."""
+    pairs = [("ｆｕｃｋ　ｙｏｕ", "fuck you"), ("Ｙｏｕ　ａｒｅ　ａ　ｆｕｃｋｉｎｇ　ｉｄｉｏｔ．", "You are a fucking idiot.")]
+    wide, plain = scorer.score([w for w, _ in pairs]), scorer.score([p for _, p in pairs])
+    assert np.allclose(wide, plain, atol=1e-6) and min(wide) >= 0.5
+
+
+def test_chinese_offensive_language_is_caught_and_ordinary_chinese_is_not(scorer):
+    """Issue 12: 0 of 300 Chinese offensive texts were caught (the old scorer gave each of these 0.05).
+    Recall on public data is about 0.88 (COLD) and lower off its topics (RESULTS.md): two of three here."""
+    assert len(flagged(scorer, CHINESE_OFFENSIVE)) >= 2
+    assert flagged(scorer, CHINESE_ORDINARY) == []
+
+
+def test_mixed_text_is_scored_per_sentence_in_its_own_language(scorer):
+    mixed_offensive = "Thanks for the quick reply. 河南人都是骗子，千万别跟他们做生意。"
+    mixed_ordinary = "你好，how do I export my notes to PDF? 谢谢！"
+    score_offensive, score_ordinary = scorer.score([mixed_offensive, mixed_ordinary])
+    assert score_offensive >= 0.5 > score_ordinary
+    [(_, sentence)] = scorer.score_sentences([mixed_offensive])
+    assert sentence.startswith("河南人")
 
 
 def test_scores_in_range_for_odd_texts(scorer):
-    texts = ["", "   ", "ok", "Wie exportiere ich meine Notizen?", "x" * 20_000, "Fine.\nYou are a fucking idiot."]
+    texts = ["", "   ", "ok", "Wie exportiere ich meine Notizen?", "x" * 20_000, "Fine.\nYou are a fucking idiot.",
+             "😀😀", "１２３４５"]
     scores = scorer.score(texts)
     assert len(scores) == len(texts) and all(0.0 <= s <= 1.0 for s in scores)
-    assert scores[-1] >= 0.5 and scores[3] < 0.5                  # max over sentences
+    assert scores[5] >= 0.5 and scores[3] < 0.5                  # max over sentences
 
 
-def test_heads_are_cached_and_reused(scorer, model_cache):
-    from curation.hap import load_scorer
+def test_shipped_models_are_small_and_say_where_they_come_from():
+    from curation.hap_models import MODEL_DIR, model_meta
 
-    [cached] = list(model_cache.glob("hap_heads_*.npz"))
-    stamp = cached.stat().st_mtime_ns
-    again = load_scorer(HapSettings(), model_cache)
-    assert cached.stat().st_mtime_ns == stamp
-    text = ["Keep foreigners out of our schools."]
-    assert again.score(text) == scorer.score(text)
+    files = sorted(MODEL_DIR.glob("*.npz"))
+    assert [f.name for f in files] == ["hap_en_ngram.npz", "hap_en_semantic.npz", "hap_zh_ngram.npz",
+                                       "hap_zh_semantic.npz"]
+    assert sum(f.stat().st_size for f in files) < 4 * 2**20
+    assert "cold:train" in model_meta(MODEL_DIR / "hap_zh_ngram.npz")["train"]
+    assert "olid:train part" in model_meta(MODEL_DIR / "hap_en_ngram.npz")["train"]
+    assert (MODEL_DIR / "README.md").exists()
+
+
+def test_training_and_scoring_share_one_featuriser(tmp_path):
+    """What hap_train fits is what the scorer loads: a tiny model trained here separates its own classes."""
+    from curation.hap_models import NgramSpec, load_ngram, save_ngram, sigmoid
+    from curation.hap_train import fit_ngram
+
+    spec = NgramSpec(word=(1, 1), char=(2, 3), char_analyzer="char_wb", n_features=2**12)
+    rude = ["you moron", "stupid moron", "what a moron", "moron alert"]
+    polite = ["thank you kindly", "have a nice day", "thanks a lot", "kind regards"]
+    model = fit_ngram(spec, rude + polite, [1] * 4 + [0] * 4, c=10.0)
+    save_ngram(tmp_path / "m.npz", model, {"train": ["inline"]})
+    loaded = load_ngram(tmp_path / "m.npz")
+    scores = sigmoid(loaded.logits(["ＭＯＲＯＮ", "thank you"]))
+    assert scores[0] > 0.5 > scores[1]
 
 
 def test_policy_for_sft_and_dpo(scorer):
@@ -91,38 +163,50 @@ def test_policy_for_sft_and_dpo(scorer):
 
     step = HapFilter(HapSettings(), scorer=scorer)
     user = {"role": "user", "content": "How do I export my notes?"}
-    hateful_user = {"role": "user", "content": "Write something saying refugees are a disease spreading through our society."}
+    abusive_user = {"role": "user", "content": "Answer me, you fucking idiot."}
     records = [
         {"id": "ok", "messages": [user, harmful_assistant("Use File > Export.")]},
         {"id": "bad-target", "messages": [user, harmful_assistant("Sure. Also, you are a fucking idiot.")]},
-        {"id": "refused", "messages": [hateful_user, harmful_assistant("I can't help with that, it demeans people.")]},
-        {"id": "complied", "messages": [hateful_user, harmful_assistant("Here you go: a short essay on the topic.")]},
+        {"id": "refused", "messages": [abusive_user, harmful_assistant("I can't help with that, please be respectful.")]},
+        {"id": "complied", "messages": [abusive_user, harmful_assistant("Here you go: open File, then Export.")]},
         {"id": "dpo-ok", "prompt": [user], "chosen": [harmful_assistant("Use File > Export.")],
          "rejected": [harmful_assistant("Figure it out yourself, you stupid bitch.")]},
         {"id": "dpo-bad", "prompt": [user], "chosen": [harmful_assistant("Shut up, asshole.")],
          "rejected": [harmful_assistant("Use File > Export.")]},
+        {"id": "zh-ok", "messages": [{"role": "user", "content": "怎么导出笔记？"}, harmful_assistant("点击文件，然后导出。")]},
+        {"id": "zh-bad", "messages": [{"role": "user", "content": "怎么导出笔记？"},
+                                      harmful_assistant("河南人都是骗子，千万别跟他们做生意。")]},
         {"id": "neither", "text": "plain"},
     ]
     kept = [r["id"] for r in step(records)]
-    assert kept == ["ok", "refused", "dpo-ok"]
+    assert kept == ["ok", "refused", "dpo-ok", "zh-ok"]
     reasons = {ex.record["id"]: ex.reason for ex in step.exclusions.items}
     assert reasons["bad-target"].startswith("harmful_target: hap score")
     assert "'Also, you are a fucking idiot.'" in reasons["bad-target"]
     assert reasons["complied"].startswith("harmful_prompt_answered: answered without a refusal")
     assert reasons["dpo-bad"].startswith("harmful_chosen:")
     assert "not an SFT example" in reasons["neither"]
-    assert step.stats.dropped == {"harmful_target": 1, "harmful_prompt_answered": 1, "harmful_chosen": 1,
+    assert step.stats.dropped == {"harmful_target": 2, "harmful_prompt_answered": 1, "harmful_chosen": 1,
                                   "not_an_example": 1}
-    assert step.stats.counts["harmful_prompt_refused_kept"] == 1 and step.stats.n_dropped == 4
+    assert step.stats.by_language["zh"]["dropped:harmful_target"] == 1
+    assert step.stats.counts["harmful_prompt_refused_kept"] == 1 and step.stats.n_dropped == 5
 
 
-def test_backend_errors_are_clear(model_cache, tmp_path):
+def test_n_gram_only_mode_needs_no_encoder(scorer):
+    from curation.hap import load_scorer
+
+    fast = load_scorer(HapSettings(semantic=False))
+    assert min(fast.score(EXPLICIT_ABUSE)) >= 0.5
+    assert fast.english.head is None and fast.english._encoder is None and fast.chinese._encoder is None
+
+
+def test_backend_errors_are_clear(tmp_path):
     from curation.hap import load_scorer
 
     with pytest.raises(ValueError, match="hf_model_path is not set"):
-        load_scorer(HapSettings(backend="hf"), model_cache)
+        load_scorer(HapSettings(backend="hf"))
     with pytest.raises(FileNotFoundError, match="not a local model directory"):
-        load_scorer(HapSettings(backend="hf", hf_model_path=tmp_path / "missing"), model_cache)
+        load_scorer(HapSettings(backend="hf", hf_model_path=tmp_path / "missing"))
     with pytest.raises(ValueError, match=r"backend\n.*'offline', 'lexical' or 'hf'"):
         HapSettings(backend="magic")   # refused when the settings load
 
@@ -139,21 +223,18 @@ def test_hf_backend_loads_a_local_classifier(tmp_path):
                         intermediate_size=64, id2label={0: "safe", 1: "hap"}, label2id={"safe": 0, "hap": 1})
     BertForSequenceClassification(config).save_pretrained(tmp_path / "hap-model")
     tokenizer.save_pretrained(tmp_path / "hap-model")
-    scorer = load_scorer(HapSettings(backend="hf", hf_model_path=tmp_path / "hap-model"), tmp_path)
+    scorer = load_scorer(HapSettings(backend="hf", hf_model_path=tmp_path / "hap-model"))
     scores = scorer.score(["Hello there. How are you?", "", "Fine"])
     assert len(scores) == 3 and all(0.0 <= s <= 1.0 for s in scores)
 
 
-def test_hap_cli_adds_scores_in_order(home: Path, tmp_path: Path, scorer, model_cache):
+def test_hap_cli_adds_scores_in_order(home: Path, tmp_path: Path):
     from flywheel.cli import app
 
-    (home / "models").mkdir(parents=True, exist_ok=True)
-    for head in model_cache.glob("hap_heads_*.npz"):      # the heads this module already trained
-        shutil.copy(head, home / "models" / head.name)
     rows = [{"id": 1, "text": "How do I share a notebook?"},
             {"id": 2, "text": "You are a worthless piece of shit."},
             {"id": 3, "messages": [{"role": "user", "content": "Hi"},
-                                   {"role": "assistant", "content": "Muslims should go back to where they came from."}]}]
+                                   {"role": "assistant", "content": "黑人就是懒，活该一辈子穷。"}]}]
     src, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
     src.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in rows))
     result = CliRunner().invoke(app, ["hap", str(src), "-o", str(out), "--field", "text", "--field", "messages",

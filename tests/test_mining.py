@@ -12,8 +12,8 @@ from net import judge_server
 from collectors.ingest import collect
 from curation.examples import build_examples, load_decisions
 from curation.mining import load_interactions, mine
-from flywheel.domain import SYSTEM_PROMPT
-from flywheel.sample_data import write_inbox
+from demo.domain import SYSTEM_PROMPT
+from demo.sample_data import write_inbox
 from flywheel.warehouse import connect
 
 T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)

@@ -147,9 +147,9 @@ def test_heldout_leakage_beats_the_bar(detector):
 
 def test_demo_domain_texts_scrub_unchanged(detector):
     """The product's own support knowledge has no personal data: scrubbing must not corrupt it."""
-    from flywheel.domain import FACTS, SMALL_TALK, SYSTEM_PROMPT, pretraining_corpus
+    from demo.domain import FACTS, SMALL_TALK, SYSTEM_PROMPT, pretraining_corpus, unseen_paraphrases
 
-    texts = {t for f in FACTS for t in (f.answer, f.wrong, *f.questions, *f.heldout)}
+    texts = {t for f in FACTS for t in (f.answer, f.wrong, *f.questions, *f.dev)} | {q for _, q in unseen_paraphrases()}
     texts |= {m["content"] for conv in pretraining_corpus() for m in conv} | {t for pair in SMALL_TALK for t in pair}
     texts = sorted(texts | {SYSTEM_PROMPT})
     out, step = scrub([{"text": t} for t in texts], detector, fields=["text"])

@@ -20,8 +20,9 @@ def test_train_throughput_benchmark_runs_plain_trl_and_our_recipes(tmp_path):
                           "--json", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stderr[-3000:]
     results = json.loads(out.read_text())
-    assert [r["config"] for r in results["sft"]] == ["trl-default", "ours"]
-    assert [r["config"] for r in results["dpo"]] == ["dpo-trl-default", "dpo-ours"]
+    assert [r["config"] for r in results["sft"]] == ["trl-default", "trl-same-flags", "ours"]
+    assert [r["config"] for r in results["dpo"]] == ["dpo-trl-default", "dpo-trl-same-flags", "dpo-ours"]
     rates = [r["tok_per_s"] for r in results["sft"]] + [r["pairs_per_s"] for r in results["dpo"]]
     assert all(math.isfinite(rate) and rate > 0 for rate in rates), rates
     assert "vs trl-default" in run.stdout and "pairs/s" in run.stdout  # the ratios a reader compares
+    assert "ours vs trl-same-flags: x" in run.stdout and "DPO ours vs trl-same-flags: x" in run.stdout

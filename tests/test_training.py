@@ -12,8 +12,8 @@ import pytest
 from net import free_port
 from training_fixtures import recipe, train_settings
 
+from demo.dataset import write_domain_dataset
 from training.config import RecipeError, load_config, runtime
-from training.domain_dataset import write_domain_dataset
 
 pytest_plugins = ("training_fixtures",)
 ROOT = Path(__file__).resolve().parents[1]

@@ -12,8 +12,8 @@ from training_fixtures import recipe, train_settings
 
 from curation.datasets import VersionContents, public_row, write_version
 from curation.dedup import DedupIndex
+from demo.dataset import write_domain_dataset
 from training.config import load_config
-from training.domain_dataset import write_domain_dataset
 
 pytest_plugins = ("training_fixtures",)
 

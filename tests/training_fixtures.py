@@ -18,11 +18,11 @@ SMALL_SHAPE = dict(hidden_size=48, intermediate_size=96, num_hidden_layers=2, nu
 @pytest.fixture(scope="session")
 def embedded_base_model(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The real embedded base model, built once and kept in pytest's cache dir (keyed by content hash)."""
-    from training.base_model import ensure_base_model
+    from demo.model import build_demo_model
 
     cache = getattr(request.config, "cache", None)  # absent under -p no:cacheprovider: build per session
     home = Path(cache.mkdir("flywheel-models")) if cache else tmp_path_factory.mktemp("embedded-base")
-    return ensure_base_model(Settings(home=home), progress=False)
+    return build_demo_model(Settings(home=home), progress=False)
 
 
 @pytest.fixture(scope="session")
@@ -31,9 +31,10 @@ def small_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def build_small_model(home: Path, **shape: Any) -> Path:
-    from training.base_model import BaseModelConfig, ensure_base_model
+    from demo.model import build_demo_model
+    from training.base_model import BaseModelConfig
 
-    return ensure_base_model(Settings(home=home), BaseModelConfig(**{**SMALL_SHAPE, **shape}), progress=False)
+    return build_demo_model(Settings(home=home), BaseModelConfig(**{**SMALL_SHAPE, **shape}), progress=False)
 
 
 def train_settings(home: Path, base_model: Path, **train: Any) -> Settings:
@@ -62,3 +63,14 @@ def lora_adapter(base: Path, out: Path, rank: int = 4) -> Path:
                            LoraConfig(r=rank, lora_alpha=2 * rank, target_modules="all-linear"))
     model.save_pretrained(out)
     return out
+
+
+@pytest.fixture(scope="session")
+def smollm2(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """SmolLM2-135M-Instruct prepared from its package (the Makefile installs it --no-deps), cached like the
+    embedded model: the real tokenizer, chat template and weights, for small-shape runs of every path."""
+    from training.prepared import prepare
+
+    cache = getattr(request.config, "cache", None)
+    home = Path(cache.mkdir("flywheel-models")) if cache else tmp_path_factory.mktemp("smollm2")
+    return prepare(Settings(home=home), "smollm2", progress=False)

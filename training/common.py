@@ -95,6 +95,23 @@ def read_split(dataset_dir: Path, kind: str, split: str) -> Any:
     return splits[split]
 
 
+def write_dataset_version(settings: Settings, version: str, sft: list[dict], dpo: list[dict]) -> Path:
+    """Write rows (each with a ``split`` of train / eval) as ``datasets/<version>/`` in the layout curation
+    writes and ``read_split`` reads: for tests, benchmarks and examples that bring their own rows."""
+    from datasets import Dataset, DatasetDict
+
+    out = settings.datasets_dir / version
+    for name, rows in (("sft", sft), ("dpo", dpo)):
+        splits = DatasetDict({
+            split: Dataset.from_list([{k: v for k, v in r.items() if k != "split"} for r in rows if r["split"] == split])
+            for split in ("train", "eval")
+        })
+        splits.save_to_disk(str(out / name))
+        for split, ds in splits.items():
+            ds.to_parquet(str(out / f"{name}-{split}.parquet"))
+    return out
+
+
 def example_columns(rows: Any, body: list[str]) -> Any:
     """The columns a trainer reads: the example's turns and, in versions that have it, its tool schemas
     (TRL passes a row's ``tools`` to the chat template)."""

@@ -62,17 +62,6 @@ class DPOSection(StageSection):
         None, ge=1, description="Batch of the one reference pass (no gradients: can exceed batch_size); None: batch_size")
 
 
-class EvalSection(_Section):
-    max_new_tokens: int = Field(64, ge=1)
-    batch_size: int = Field(16, ge=1)
-    judge_url: str | None = Field(None, description="OpenAI-compatible endpoint for an LLM judge; None: off")
-    judge_model: str | None = None
-
-
-class GateSection(_Section):
-    primary_metric: Literal["task_accuracy", "preference_accuracy", "sft_eval_loss"] = "task_accuracy"
-
-
 class RecipeConfig(_Section):
     model: Path | None = Field(None, description="Local HF model directory; None: settings / embedded model")
     start_from: Literal["production", "base"] = "production"
@@ -84,8 +73,6 @@ class RecipeConfig(_Section):
     lora: LoraSection = LoraSection()
     sft: SFTSection = SFTSection()
     dpo: DPOSection = DPOSection()
-    eval: EvalSection = EvalSection()
-    gate: GateSection = GateSection()
 
 
 def load_config(path: Path | None = None, settings: Settings | None = None) -> RecipeConfig:
@@ -101,7 +88,9 @@ def load_config(path: Path | None = None, settings: Settings | None = None) -> R
     except ValidationError as exc:
         err = exc.errors(include_url=False)[0]
         key = ".".join(str(p) for p in err["loc"])
-        raise RecipeError(f"{path}: {key}: {err['msg']}") from None
+        moved = " (the gate's settings live in the `gate:` section of flywheel settings now)" if key.split(".")[
+            0] in ("eval", "gate") else ""
+        raise RecipeError(f"{path}: {key}: {err['msg']}{moved}") from None
 
 
 @dataclass(frozen=True)

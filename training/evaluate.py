@@ -1,41 +1,41 @@
 """Evaluation and the promotion gate: a candidate adapter against production (or the base model).
 
 Both adapters are loaded side by side into one copy of the base model, and the base itself is the
-same model with adapters disabled. Metrics per model:
+same model with adapters disabled. Every metric comes from data, none from a product the code knows:
 
-- ``sft_eval_loss`` / ``perplexity``: mean NLL on assistant tokens of the dataset's held-out SFT split;
-- ``preference_accuracy``: share of held-out DPO pairs where the model gives the chosen answer the higher
-  log-probability; ``reward_margin``: DPO implicit reward margin ``beta * (Δchosen - Δrejected)`` against
-  the base model (0 for the base itself);
-- ``task_accuracy``: greedy answers to the domain's held-out paraphrases (``Fact.heldout``) judged with
-  ``flywheel.domain.is_correct``; ``fix_rate``: the share of those the reference got wrong that the
-  candidate gets right (the "bad-case fix rate");
-- ``golden_accuracy``: the regression set — training-side questions the reference answers correctly —
-  must stay right;
-- ``judge_score`` (optional): mean grade (1-5 mapped to 0-1) from an LLM judge at any OpenAI-compatible
-  URL (``eval.judge_url``; key: ``curate.judge_api_key``).
+- from the dataset version's held-out split: ``heldout_loss`` / ``perplexity`` (mean NLL on the reviewed
+  answers' tokens), ``preference_accuracy`` (share of held-out DPO pairs where the model gives the chosen
+  answer the higher log-probability), ``reward_margin`` (DPO implicit reward margin against the base), and
+  ``heldout_accuracy``: greedy answers judged against the reviewed answer (``gate.heldout_judge``);
+- ``regression_accuracy`` / ``regression_kept``: the frozen regression set of earlier versions' examples
+  (``training.evalsets``); *kept* is the share of the prompts the reference answers right that the
+  candidate still answers right: what production already answers right must stay right;
+- ``evalset:NAME`` / ``evalset:NAME:kept``: the same for each eval-set file in ``gate.eval_sets``;
+- ``judge_score`` (optional): mean grade (1-5 mapped to 0-1) of the held-out answers from an LLM judge at any
+  OpenAI-compatible URL (``gate.judge_url``; key: ``curate.judge_api_key``).
 
-The gate promotes only when the primary metric beats the reference by more than
-``settings.train.gate_margin`` and no regression metric is worse by more than
-``settings.train.regression_tolerance``; the decision and its reasons go to the ``evaluations`` table.
+The gate (``settings.gate``) promotes only when ``primary_metric`` beats the reference by more than
+``margin`` and no metric matching ``regression_metrics`` drops by more than ``regression_tolerance``. The
+default primary, ``heldout_accuracy``, is one a worse adapter fails: an adapter that learned wrong answers, or
+learned the right ones only for the exact prompts it saw, does not answer held-out prompts better than
+production. The decision and its reasons go to the ``evaluations`` table.
 """
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from flywheel import domain
-from flywheel.settings import Settings
+from flywheel.settings import GateSettings, Settings
 from flywheel.warehouse import connect, content_id, now
-from training.config import RecipeConfig
+from training.config import RecipeConfig, RecipeError
+from training.evalsets import LLM_RIGHT, Check, heldout_checks, judge_locally, regression_checks, user_checks
 
-HIGHER_IS_BETTER = {"task_accuracy": True, "preference_accuracy": True, "sft_eval_loss": False,
-                    "golden_accuracy": True}
-REGRESSION_METRICS = ("golden_accuracy", "preference_accuracy")
+LOWER_IS_BETTER = {"heldout_loss", "perplexity"}
 CANDIDATE, REFERENCE = "candidate", "reference"
 
 
@@ -55,7 +55,18 @@ class Evaluation:
     reference: dict[str, float]
     reference_name: str  # "production vK" or "base"
     gate: GateDecision
-    answers: list[dict[str, Any]] = field(default_factory=list)  # per held-out prompt, for the report
+    answers: list[dict[str, Any]] = field(default_factory=list)  # per check, both answers, for the report
+
+
+def gate_checks(settings: Settings, dataset_dir: Path) -> list[Check]:
+    """Every prompt the gate will ask for this dataset version (RecipeError for a bad eval-set file)."""
+    from training.common import read_split
+
+    gate = settings.gate
+    if gate.heldout_judge == "llm" and not gate.judge_url:
+        raise RecipeError("gate.heldout_judge: llm needs gate.judge_url (an OpenAI-compatible endpoint)")
+    return (heldout_checks(read_split(dataset_dir, "sft", "eval"), gate.heldout_judge)
+            + regression_checks(settings, Path(dataset_dir).name) + user_checks(gate))
 
 
 def evaluate(settings: Settings, config: RecipeConfig, base_model: Path, candidate: Path, reference: Path | None,
@@ -67,12 +78,14 @@ def evaluate(settings: Settings, config: RecipeConfig, base_model: Path, candida
 
     from training.common import read_split
 
+    gate = settings.gate
+    checks = gate_checks(settings, dataset_dir)
     tokenizer = AutoTokenizer.from_pretrained(base_model)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    model = AutoModelForCausalLM.from_pretrained(base_model, dtype=torch.float32 if not torch.cuda.is_available()
-                                                 else torch.bfloat16)
-    if torch.cuda.is_available() and settings.train.device != "cpu":
+    cuda = torch.cuda.is_available() and settings.train.device != "cpu"
+    model = AutoModelForCausalLM.from_pretrained(base_model, dtype=torch.bfloat16 if cuda else torch.float32)
+    if cuda:
         model = model.to("cuda")
     model = PeftModel.from_pretrained(model, str(candidate), adapter_name=CANDIDATE)
     if reference is not None:
@@ -80,46 +93,73 @@ def evaluate(settings: Settings, config: RecipeConfig, base_model: Path, candida
     model.eval()
     sft_eval = read_split(dataset_dir, "sft", "eval")
     dpo_eval = read_split(dataset_dir, "dpo", "eval")
-    scorer = Scorer(model, tokenizer, config.eval.batch_size)
+    scorer = Scorer(model, tokenizer, gate.batch_size)
 
     with model.disable_adapter():
         base_pairs = scorer.pair_logps(dpo_eval)
     results: dict[str, dict[str, float]] = {}
     answers: dict[str, list[str]] = {}
-    prompts = _prompts()
     for name, adapter in ((CANDIDATE, CANDIDATE), (REFERENCE, REFERENCE if reference is not None else None)):
         with _active(model, adapter):
             loss = scorer.assistant_nll(sft_eval)
             pairs = scorer.pair_logps(dpo_eval)
-            answers[name] = scorer.generate([p["messages"] for p in prompts], config.eval.max_new_tokens)
+            answers[name] = scorer.generate([c.messages for c in checks], gate.max_new_tokens)
         results[name] = {
-            "sft_eval_loss": loss,
+            "heldout_loss": loss,
             "perplexity": math.exp(loss) if not math.isnan(loss) else float("nan"),
             **_preference_metrics(pairs, base_pairs, config.dpo.beta),
         }
-    _answer_metrics(results, answers, prompts)
-    if config.eval.judge_url:
+    right = {name: judge_answers(settings, checks, answers[name]) for name in answers}
+    answer_metrics(results, right, checks)
+    if gate.judge_url:
+        heldout = [i for i, c in enumerate(checks) if c.set == "heldout"]
         for name in results:
-            results[name]["judge_score"] = judge_score(settings, config, prompts, answers[name])
-    gate = decide(results[CANDIDATE], results[REFERENCE], config.gate.primary_metric, settings.train.gate_margin,
-                  settings.train.regression_tolerance, reference_name)
-    rows = [{**p, "reference": answers[REFERENCE][i], "candidate": answers[CANDIDATE][i]}
-            for i, p in enumerate(prompts)]
-    return Evaluation(results[CANDIDATE], results[REFERENCE], reference_name, gate, rows)
+            results[name]["judge_score"] = judge_score(settings, [checks[i] for i in heldout],
+                                                       [answers[name][i] for i in heldout])
+    decision = decide(results[CANDIDATE], results[REFERENCE], gate, reference_name)
+    rows = [{"set": c.set, "id": c.id, "messages": c.messages, "reference_answer": c.reference,
+             "reference": answers[REFERENCE][i], "candidate": answers[CANDIDATE][i],
+             "reference_right": right[REFERENCE][i], "candidate_right": right[CANDIDATE][i]}
+            for i, c in enumerate(checks)]
+    return Evaluation(results[CANDIDATE], results[REFERENCE], reference_name, decision, rows)
 
 
-def decide(candidate: dict[str, float], reference: dict[str, float], primary: str, margin: float,
-           tolerance: float, reference_name: str = "production") -> GateDecision:
-    """Promote only if ``primary`` beats the reference by more than ``margin`` and nothing regresses."""
-    sign = 1 if HIGHER_IS_BETTER[primary] else -1
+def answer_metrics(results: dict[str, dict[str, float]], right: dict[str, list[bool]], checks: list[Check]) -> None:
+    """Accuracy per set of checks, and for the regression and eval sets the share of the reference's right
+    answers the candidate keeps (``:kept``; the reference keeps all of them by definition)."""
+    sets: dict[str, list[int]] = {}
+    for i, check in enumerate(checks):
+        sets.setdefault(check.set, []).append(i)
+    for set_name, members in sets.items():
+        accuracy_key = f"{set_name}_accuracy" if set_name in ("heldout", "regression") else set_name
+        for name in results:
+            results[name][accuracy_key] = _mean([right[name][i] for i in members])
+        if set_name == "heldout":
+            continue
+        kept_key = "regression_kept" if set_name == "regression" else f"{set_name}:kept"
+        known = [i for i in members if right[REFERENCE][i]]
+        results[CANDIDATE][kept_key] = _mean([right[CANDIDATE][i] for i in known])
+        results[REFERENCE][kept_key] = 1.0 if known else float("nan")
+    for name in results:
+        results[name]["heldout_prompts"] = float(len(sets.get("heldout", [])))
+        results[name]["regression_prompts"] = float(len(sets.get("regression", [])))
+
+
+def decide(candidate: dict[str, float], reference: dict[str, float], gate: GateSettings,
+           reference_name: str = "production") -> GateDecision:
+    """Promote only if the primary metric beats the reference by more than the margin and nothing regresses."""
+    primary, margin, tolerance = gate.primary_metric, gate.margin, gate.regression_tolerance
     if math.isnan(candidate.get(primary, math.nan)) or math.isnan(reference.get(primary, math.nan)):
-        return GateDecision(False, [f"{primary}: not measurable (empty held-out split?); nothing to promote on"])
-    gain = sign * (candidate[primary] - reference[primary])
+        return GateDecision(False, [f"{primary}: not measurable (no held-out rows, or no such metric); "
+                                    "nothing to promote on"])
+    gain = sign_of(primary) * (candidate[primary] - reference[primary])
     promote = gain > margin
     reasons = [f"{primary}: {candidate[primary]:.3f} vs {reference_name} {reference[primary]:.3f} "
                f"({'+' if gain >= 0 else ''}{gain:.3f} {'>' if promote else '<='} margin {margin:.3f})"]
-    for metric in REGRESSION_METRICS:
-        if metric == primary or math.isnan(candidate.get(metric, math.nan)) or math.isnan(reference.get(metric, math.nan)):
+    for metric in sorted(candidate):
+        if metric == primary or not any(fnmatch.fnmatchcase(metric, p) for p in gate.regression_metrics):
+            continue
+        if math.isnan(candidate[metric]) or math.isnan(reference.get(metric, math.nan)):
             continue
         drop = sign_of(metric) * (reference[metric] - candidate[metric])
         if drop > tolerance:
@@ -132,7 +172,7 @@ def decide(candidate: dict[str, float], reference: dict[str, float], primary: st
 
 
 def sign_of(metric: str) -> int:
-    return 1 if HIGHER_IS_BETTER.get(metric, True) else -1
+    return -1 if metric in LOWER_IS_BETTER else 1
 
 
 def record_evaluation(settings: Settings, adapter_version: str, against: str | None, evaluation: Evaluation) -> str:
@@ -156,44 +196,38 @@ JUDGE_PROMPT = ("You grade a support assistant's answer against the reference an
                 "Question: {question}\nAnswer: {answer}")
 
 
-def judge_score(settings: Settings, config: RecipeConfig, prompts: list[dict[str, Any]], answers: list[str]) -> float:
-    """Mean grade in [0, 1] from an LLM judge (any OpenAI-compatible server) of the held-out answers;
-    answers the judge gave no grade for are left out, and NaN means it graded none."""
+def _judge(settings: Settings) -> Any:
     from flywheel.judge import Judge
 
-    judge = Judge(config.eval.judge_url, config.eval.judge_model, settings.curate.judge_api_key.get_secret_value(),
-                  lowest=1, highest=5)
-    grades = [judge.grade(JUDGE_PROMPT.format(reference=domain.FACTS_BY_ID[prompt["fact"]].answer,
-                                              question=prompt["messages"][-1]["content"], answer=answer))
-              for prompt, answer in zip(prompts, answers, strict=True) if prompt["set"] == "heldout"]
-    graded = [g for g in grades if g is not None]
-    return sum(graded) / len(graded) if graded else float("nan")
+    return Judge(settings.gate.judge_url, settings.gate.judge_model,
+                 settings.curate.judge_api_key.get_secret_value(), lowest=1, highest=5)
 
 
-def _prompts() -> list[dict[str, Any]]:
-    """Held-out paraphrases (task accuracy) and training-side questions (regression set), per fact."""
+def _grade(judge: Any, check: Check, answer: str) -> float | None:
+    return judge.grade(JUDGE_PROMPT.format(reference=check.reference, question=check.messages[-1]["content"],
+                                           answer=answer))
+
+
+def judge_answers(settings: Settings, checks: list[Check], answers: list[str]) -> list[bool]:
+    """Right or wrong per answer: locally for exact / contains / regex, by the LLM judge for ``llm`` (a check
+    the judge gave no grade counts as wrong: the gate never promotes on grades it did not get)."""
+    judge = _judge(settings) if any(c.judge == "llm" for c in checks) else None
     out = []
-    for fact in domain.FACTS:
-        for kind, questions in (("heldout", fact.heldout), ("golden", fact.questions)):
-            for q in questions:
-                out.append({"fact": fact.id, "set": kind, "messages": [
-                    {"role": "system", "content": domain.SYSTEM_PROMPT}, {"role": "user", "content": q}]})
+    for check, answer in zip(checks, answers, strict=True):
+        if check.judge == "llm":
+            grade = _grade(judge, check, answer)
+            out.append(grade is not None and grade >= LLM_RIGHT)
+        else:
+            out.append(judge_locally(check, answer))
     return out
 
 
-def _answer_metrics(results: dict[str, dict[str, float]], answers: dict[str, list[str]],
-                    prompts: list[dict[str, Any]]) -> None:
-    right = {name: [domain.is_correct(domain.FACTS_BY_ID[p["fact"]], a) for p, a in zip(prompts, answers[name],
-                                                                                          strict=True)]
-             for name in answers}
-    heldout = [i for i, p in enumerate(prompts) if p["set"] == "heldout"]
-    golden = [i for i, p in enumerate(prompts) if p["set"] == "golden" and right[REFERENCE][i]]
-    to_fix = [i for i in heldout if not right[REFERENCE][i]]
-    for name in answers:
-        results[name]["task_accuracy"] = _mean([right[name][i] for i in heldout])
-        results[name]["golden_accuracy"] = _mean([right[name][i] for i in golden])
-        results[name]["fix_rate"] = _mean([right[name][i] for i in to_fix])
-        results[name]["golden_prompts"] = len(golden)
+def judge_score(settings: Settings, checks: list[Check], answers: list[str]) -> float:
+    """Mean grade in [0, 1] from the LLM judge; answers it gave no grade for are left out (NaN: none graded)."""
+    judge = _judge(settings)
+    grades = [_grade(judge, check, answer) for check, answer in zip(checks, answers, strict=True)]
+    graded = [g for g in grades if g is not None]
+    return sum(graded) / len(graded) if graded else float("nan")
 
 
 def _preference_metrics(pairs: list[tuple[float, float]], base: list[tuple[float, float]], beta: float) -> dict:
@@ -239,15 +273,15 @@ class Scorer:
     def device(self) -> Any:
         return next(self.model.parameters()).device
 
-    def _completion_rows(self, prompt: list[dict], completion: list[dict]) -> tuple[list[int], int]:
-        prompt_text = self.tokenizer.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True)
-        full_text = self.tokenizer.apply_chat_template(prompt + completion, tokenize=False)
-        prompt_ids = self.tokenizer(prompt_text, add_special_tokens=False)["input_ids"]
-        full_ids = self.tokenizer(full_text, add_special_tokens=False)["input_ids"]
-        return full_ids, len(prompt_ids)
+    def _completion_rows(self, prompt: list[dict], completion: list[dict]) -> tuple[list[int], list[int]]:
+        """Token ids of prompt + completion, and the completion's assistant mask (as training sees it)."""
+        from training.chat import tokenize_chat
 
-    def _sum_logps(self, rows: list[tuple[list[int], int]]) -> list[tuple[float, int]]:
-        """Sum of log-probs of the tokens after each row's prompt, and how many there were."""
+        encoded = tokenize_chat(self.tokenizer, list(prompt) + list(completion), last_turn_only=True)
+        return encoded["input_ids"], encoded["assistant_masks"]
+
+    def _sum_logps(self, rows: list[tuple[list[int], list[int]]]) -> list[tuple[float, int]]:
+        """Sum of log-probs of each row's masked (assistant) tokens, and how many there were."""
         import torch
 
         out = []
@@ -264,8 +298,9 @@ class Scorer:
                 logits = self.model(input_ids=input_ids.to(self.device), attention_mask=mask.to(self.device)).logits
             logps = torch.log_softmax(logits[:, :-1].float(), -1).gather(-1, input_ids[:, 1:, None].to(self.device))
             logps = logps.squeeze(-1).cpu()
-            for i, (ids, prompt_len) in enumerate(batch):
-                span = logps[i, prompt_len - 1: len(ids) - 1]
+            for i, (ids, mask) in enumerate(batch):
+                targets = torch.tensor(mask[1:], dtype=torch.bool)
+                span = logps[i, : len(ids) - 1][targets]
                 out.append((float(span.sum()), int(span.numel())))
         return out
 

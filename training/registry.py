@@ -15,6 +15,7 @@ after ``validate_adapter(path, base_model_path)`` has checked it belongs to that
 from __future__ import annotations
 
 import json
+import math
 import re
 import shutil
 import tempfile
@@ -32,6 +33,10 @@ ADAPTER_CONFIG = "adapter_config.json"
 WEIGHT_FILES = ("adapter_model.safetensors", "adapter_model.bin")
 METADATA = "metadata.json"
 VERSION_RE = re.compile(r"^v[1-9][0-9]{0,8}$")
+# Sane LoRA hyper-parameters: outside them an adapter is a mistake or an attack (lora_alpha 1e30 loads,
+# passes a finite-logits smoke test at some prompts and serves gibberish), whatever its tensors say.
+MAX_RANK = 1024
+MAX_LORA_SCALE = 64.0  # lora_alpha / r (lora_alpha / sqrt(r) with rsLoRA); recipes use 1-4
 LORA_KEY_RE = re.compile(r"^(base_model\.model\.)?(?P<module>.+)\.lora_(?P<side>[AB])(\.[^.]+)?\.weight$")
 
 
@@ -145,7 +150,8 @@ def list_adapters(settings: Settings) -> list[dict[str, Any]]:
 
 
 def adapter_path(settings: Settings, version: str) -> Path:
-    """The directory of a registered version; refuses anything that is not ``vK`` inside the registry."""
+    """The directory of a registered version; refuses anything that is not ``vK`` inside the registry, and
+    a directory without the registration record (``metadata.json`` with the hash of every adapter file)."""
     _check_version(version)
     root = settings.adapters_dir.resolve()
     path = (root / version).resolve()
@@ -153,6 +159,10 @@ def adapter_path(settings: Settings, version: str) -> Path:
         raise AdapterError(f"adapter {version!r} resolves outside the registry {root}; refusing it")
     if not (path / ADAPTER_CONFIG).is_file():
         raise AdapterError(f"adapter {version} has no directory in {root}; was it registered on this home?")
+    hashed = read_metadata(path).get("files")
+    if not isinstance(hashed, dict) or ADAPTER_CONFIG not in hashed or not any(w in hashed for w in WEIGHT_FILES):
+        raise AdapterError(f"adapter {version}: {path}/{METADATA} is missing or lists no file hashes, so its files "
+                           "cannot be checked; register adapters with `flywheel train` (register_adapter)")
     return path
 
 
@@ -174,6 +184,10 @@ def validate_adapter(path: Path, base_model_path: Path, expected_rank: int | Non
     """
     path, base_model_path = Path(path), Path(base_model_path)
     config = _check_files(path)
+    for entry in path.iterdir():
+        if not entry.is_file() or entry.is_symlink():
+            raise AdapterError(f"{entry}: not a regular file; an adapter directory holds only its own files "
+                               "(no links, no folders)")
     metadata = read_metadata(path)
     for name, digest in metadata.get("files", {}).items():
         if not (path / name).is_file() or sha256_file(path / name) != digest:
@@ -220,7 +234,33 @@ def _check_files(path: Path) -> dict[str, Any]:
         raise AdapterError(f"{path}/{ADAPTER_CONFIG}: not valid JSON ({exc})") from None
     if not isinstance(config, dict) or not isinstance(config.get("r"), int):
         raise AdapterError(f"{path}/{ADAPTER_CONFIG}: no integer LoRA rank 'r'; not a LoRA adapter config")
+    _check_hyperparameters(path / ADAPTER_CONFIG, config)
     return config
+
+
+def _check_hyperparameters(where: Path, config: dict[str, Any]) -> None:
+    """Refuse LoRA settings no training run produces: a rank or scale out of range, a dropout that is not a
+    probability, another PEFT method under a LoRA name."""
+    if config.get("peft_type", "LORA") != "LORA":
+        raise AdapterError(f"{where}: peft_type {config.get('peft_type')!r}; only LoRA adapters are served")
+    rslora = bool(config.get("use_rslora"))
+    ranks = {"r": config["r"], **{f"rank_pattern.{k}": v for k, v in (config.get("rank_pattern") or {}).items()}}
+    for name, rank in ranks.items():
+        if not isinstance(rank, int) or isinstance(rank, bool) or not 1 <= rank <= MAX_RANK:
+            raise AdapterError(f"{where}: {name} = {rank!r}; a LoRA rank is an integer from 1 to {MAX_RANK}")
+    alphas = {"lora_alpha": config.get("lora_alpha", 8),
+              **{f"alpha_pattern.{k}": v for k, v in (config.get("alpha_pattern") or {}).items()}}
+    for name, alpha in alphas.items():
+        if not isinstance(alpha, int | float) or isinstance(alpha, bool) or not math.isfinite(alpha) or alpha <= 0:
+            raise AdapterError(f"{where}: {name} = {alpha!r}; it must be a positive finite number")
+        rank = config["r"]
+        scale = alpha / (math.sqrt(rank) if rslora else rank)
+        if scale > MAX_LORA_SCALE:
+            raise AdapterError(f"{where}: {name} = {alpha!r} with r = {rank} scales the update by {scale:.3g}, "
+                               f"above {MAX_LORA_SCALE:g}; no sane recipe trains that, re-train the adapter")
+    dropout = config.get("lora_dropout", 0.0)
+    if not isinstance(dropout, int | float) or isinstance(dropout, bool) or not 0 <= dropout < 1:
+        raise AdapterError(f"{where}: lora_dropout = {dropout!r}; it must be a probability in [0, 1)")
 
 
 def _adapter_tensor_shapes(path: Path) -> dict[str, tuple[int, ...]]:

@@ -13,8 +13,13 @@ from typing import Any
 
 from training.evaluate import Evaluation
 
-METRIC_ROWS = ("task_accuracy", "fix_rate", "golden_accuracy", "preference_accuracy", "reward_margin",
-               "sft_eval_loss", "perplexity", "judge_score")
+METRIC_ROWS = ("heldout_accuracy", "regression_kept", "regression_accuracy", "preference_accuracy",
+               "reward_margin", "heldout_loss", "perplexity", "judge_score", "heldout_prompts", "regression_prompts")
+
+
+def metric_rows(metrics: dict[str, Any]) -> list[str]:
+    """The metrics present, in report order: the fixed ones, then each eval set's."""
+    return [m for m in METRIC_ROWS if m in metrics] + sorted(m for m in metrics if m.startswith("evalset:"))
 
 
 def plot_curves(sft_log: list[dict[str, Any]], dpo_log: list[dict[str, Any]], out_dir: Path) -> list[Path]:
@@ -56,8 +61,8 @@ def markdown(title: str, evaluation: Evaluation, facts: dict[str, Any], charts: 
     lines += ["", "| | " + " | ".join(str(k) for k in facts) + " |", "|---" * (len(facts) + 1) + "|",
               "| run | " + " | ".join(str(v) for v in facts.values()) + " |", ""]
     lines += [f"| metric | candidate | {evaluation.reference_name} | change |", "|---|---:|---:|---:|"]
-    for metric in METRIC_ROWS:
-        if metric in evaluation.candidate:
+    for metric in metric_rows(evaluation.candidate):
+        if metric in evaluation.reference:
             c, r = evaluation.candidate[metric], evaluation.reference[metric]
             lines.append(f"| {metric} | {_fmt(c)} | {_fmt(r)} | {_fmt(c - r, signed=True)} |")
     lines.append("")
@@ -67,13 +72,16 @@ def markdown(title: str, evaluation: Evaluation, facts: dict[str, Any], charts: 
             lines.append(f"![{chart.stem}](data:image/png;base64,{data})")
         else:
             lines.append(f"![{chart.stem}]({chart.name})")
-    changed = [a for a in evaluation.answers if a["set"] == "heldout" and a["candidate"] != a["reference"]]
+    changed = [a for a in evaluation.answers if a["candidate_right"] != a["reference_right"]]
     if changed:
-        lines += ["", "## Held-out answers that changed", "", f"| fact | question | {evaluation.reference_name} | candidate |",
-                  "|---|---|---|---|"]
-        for a in changed[:20]:
+        lines += ["", "## Answers the candidate gets right or wrong where the reference did not", "",
+                  f"| set | question | reviewed answer | {evaluation.reference_name} | candidate |", "|---|---|---|---|---|"]
+        for a in changed[:30]:
             q = a["messages"][-1]["content"]
-            lines.append(f"| {a['fact']} | {_cell(q)} | {_cell(a['reference'])} | {_cell(a['candidate'])} |")
+            mark = {True: "✔ ", False: "✘ "}
+            lines.append(f"| {a['set']} | {_cell(q)} | {_cell(a['reference_answer'])} | "
+                         f"{mark[a['reference_right']]}{_cell(a['reference'])} | "
+                         f"{mark[a['candidate_right']]}{_cell(a['candidate'])} |")
     return "\n".join(lines) + "\n"
 
 

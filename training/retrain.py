@@ -61,13 +61,14 @@ def retrain(settings: Settings, dataset_version: str, config_path: Path | None =
     from training.common import resolve_base_model
     from training.config import load_config
     from training.dpo import train_dpo
-    from training.evaluate import evaluate, record_evaluation
+    from training.evaluate import evaluate, gate_checks, record_evaluation
     from training.files import model_fingerprint
     from training.report import markdown, plot_curves
     from training.sft import train_sft
 
     config = load_config(config_path, settings)
     data = dataset_dir(settings, dataset_version)
+    gate_checks(settings, data)  # a bad eval-set file or gate setting fails here, before any training
     base = resolve_base_model(settings, config)
     base_hash = model_fingerprint(base)
     production = registry.production_version(settings)

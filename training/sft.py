@@ -3,8 +3,9 @@
     python -m training.sft --dataset DIR --output DIR [--config YAML] [--base-model DIR] [--init-adapter DIR]
     accelerate launch --config_file infra/accelerate/ddp.yaml -m training.sft --dataset ... --output ...
 
-- Chat template from the base model's tokenizer; loss on assistant tokens only (``assistant_only_loss``,
-  via the template's ``{% generation %}`` markers).
+- Chat template from the base model's tokenizer; loss on assistant tokens only, located from the template's
+  own rendering (``training.chat``), so templates without ``{% generation %}`` markers (Qwen2.5, SmolLM2,
+  Llama 3) train on the answers only too.
 - Packing without cross-sample attention: best-fit packing is padding-free, so each packed row carries
   ``position_ids`` that restart at every sample and no attention mask. With FlashAttention that is the
   varlen kernel; with SDPA/eager transformers derives a block-diagonal mask from the restarts
@@ -24,7 +25,6 @@ from pathlib import Path
 from typing import Any
 
 from training.common import (
-    example_columns,
     last_checkpoint,
     load_model,
     lora_config,
@@ -68,13 +68,21 @@ def build_sft_trainer(config: RecipeConfig, base_model: Path, dataset_dir: Path,
         model, peft_config = with_adapter(model, init_adapter), None
     else:
         peft_config = lora_config(config)
+    from datasets import Dataset
+
+    from training.chat import tokenize_chat
+
     rows = read_split(dataset_dir, "sft", "train")
-    rows = example_columns(with_replay(rows, "sft", replay_dirs or [], config.replay_share, config.seed), ["messages"])
+    rows = with_replay(rows, "sft", replay_dirs or [], config.replay_share, config.seed)
+    # Tokenized here with the assistant mask (TRL builds the labels from ``assistant_masks``); a row's tool
+    # schemas go to the chat template as TRL would pass them.
+    tools = rows["tools"] if "tools" in rows.column_names else [None] * len(rows)
+    rows = Dataset.from_list([tokenize_chat(tokenizer, messages, tools=row_tools)
+                              for messages, row_tools in zip(rows["messages"], tools, strict=True)])
     args = SFTConfig(
         **stage_arguments(config.sft, config, rt, output_dir / "checkpoints"),
         packing=config.sft.packing,
         packing_strategy="bfd",  # padding-free: position_ids restart per sample, no attention across samples
-        assistant_only_loss=True,
         dataset_num_proc=None,
     )
     return SFTTrainer(model=model, args=args, train_dataset=rows, processing_class=tokenizer,

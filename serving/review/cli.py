@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import typer
 
+from flywheel.settings import ReviewSettings, load_settings
+
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 review_app = typer.Typer(help="The annotator review web page for curated bad cases, and its accounts.",
@@ -17,9 +19,7 @@ def review(ctx: typer.Context,
     """Serve the review page (sign in with an account made by `flywheel review add-user`)."""
     if ctx.invoked_subcommand is not None:
         return
-    import uvicorn
-
-    from flywheel.settings import ReviewSettings, load_settings
+    from serving import http
     from serving.review.app import create_app
 
     settings = load_settings()
@@ -31,7 +31,7 @@ def review(ctx: typer.Context,
     if host not in LOOPBACK_HOSTS and not settings.review.secure_cookie:
         typer.echo(f"flywheel review: warning: listening on {host} with a session cookie that plain HTTP carries; "
                    "serve it behind HTTPS and set FLYWHEEL_REVIEW__SECURE_COOKIE=true.", err=True)
-    uvicorn.run(create_app(settings), host=host, port=port or settings.review.port, log_level="info")
+    http.run(create_app(settings), host, port or settings.review.port)
 
 
 @review_app.command("add-user")
@@ -42,8 +42,7 @@ def add_user_command(
                                  envvar="FLYWHEEL_REVIEW_PASSWORD",
                                  help="Asked for when not given; or set FLYWHEEL_REVIEW_PASSWORD"),
 ) -> None:
-    """Create a review account, or set a new role and password for an existing one."""
-    from flywheel.settings import load_settings
+    """Create a review account, or set a new role and password for an existing one (which ends its sessions)."""
     from serving.review.auth import AccountError, add_user
 
     try:
@@ -60,7 +59,6 @@ def list_users_command() -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from flywheel.settings import load_settings
     from serving.review.auth import list_users
 
     table = Table(title="review accounts")

@@ -1,14 +1,21 @@
-"""The embedded demo domain: support knowledge for a fictional product, "Lumen Notes".
+"""The demo's world: support knowledge for a fictional product, "Lumen Notes".
 
-Everything the embedded default needs comes from here: the base model's pre-training corpus (which
-teaches the *correct* answer for the facts marked ``known`` and an outdated, *wrong* answer for the
-rest, so the flywheel has something real to fix), the simulated users' questions, the simulated support
-agent's corrections, and the held-out paraphrases used for the "bad-case fix rate".
+Everything the demo needs comes from here: the tiny demo model's pre-training corpus (which teaches the
+*correct* answer for the facts marked ``known`` and an outdated, *wrong* answer for the rest, so the
+flywheel has something real to fix), the simulated users' questions, the simulated support agent's
+corrections, the facts as an eval-set file for the gate, and two sets of paraphrases no training ever sees:
+
+- ``Fact.dev``: two per fact, the only ones any tuning (learning rates, steps) may look at;
+- ``data/unseen_paraphrases.jsonl``: six per fact (120), frozen before any run on a real model; week 2
+  of the demo asks these and nothing else, and the demo's fix rate is measured on them.
 """
 
 from __future__ import annotations
 
+import json
+import random
 from dataclasses import dataclass
+from pathlib import Path
 
 PRODUCT = "Lumen Notes"
 SYSTEM_PROMPT = "You are the support assistant for Lumen Notes. Answer briefly and correctly."
@@ -17,8 +24,8 @@ SYSTEM_PROMPT = "You are the support assistant for Lumen Notes. Answer briefly a
 @dataclass(frozen=True)
 class Fact:
     id: str
-    questions: tuple[str, ...]  # paraphrases users ask (train side)
-    heldout: tuple[str, ...]  # paraphrases never used for training: the fix-rate probe
+    questions: tuple[str, ...]  # paraphrases users ask in week 1 (train side)
+    dev: tuple[str, ...]  # paraphrases never trained on, for tuning only (never in the demo's report)
     answer: str  # what the support agent knows is right
     wrong: str  # what the base model was taught (for facts it does not know)
     known: bool  # True: the base model learns ``answer``; False: it learns ``wrong``
@@ -118,7 +125,7 @@ SMALL_TALK = (
 
 
 def pretraining_corpus() -> list[list[dict[str, str]]]:
-    """Chat conversations the embedded base model is trained on (right for known facts, wrong for others)."""
+    """Chat conversations the tiny demo model is trained on (right for known facts, wrong for others)."""
     convs = []
     for fact in FACTS:
         taught = fact.answer if fact.known else fact.wrong
@@ -145,3 +152,56 @@ def _key(text: str) -> str:
     # The whole answer, normalised: a first clause alone is not enough ("Go to Settings" starts both the
     # cancel and the delete-account answers, so a delete-account answer counted as a right cancel answer).
     return " ".join(text.lower().rstrip(".").split())
+
+
+UNSEEN_FILE = Path(__file__).with_name("data") / "unseen_paraphrases.jsonl"
+FILLERS = ("please", "quick question:", "hey,", "thanks", "so", "um,", "I wonder", "can you tell me")
+FUNCTION_WORDS = frozenset("how much does do the what is of i can my a to on you your for there are".split())
+
+
+def normalised_question(text: str) -> str:
+    """Case, spacing and end punctuation ignored: how near-copies of a question are told apart."""
+    return " ".join(text.lower().replace("?", " ").split()).strip(" .!")
+
+
+def unseen_paraphrases() -> list[tuple[Fact, str]]:
+    """The frozen week-2 set: (fact, question) pairs no training, tuning or pre-training ever saw."""
+    rows = [json.loads(line) for line in UNSEEN_FILE.read_text().splitlines() if line.strip()]
+    return [(FACTS_BY_ID[r["fact"]], r["question"]) for r in rows]
+
+
+def augmented_corpus(augment_per_question: int = 4, seed: int = 1234) -> list[list[dict[str, str]]]:
+    """The pre-training corpus plus noisy copies of each question (dropped words, filler, no punctuation).
+
+    The noise is generic text, not new facts: it teaches the model to key on content words so that a
+    paraphrase it never saw lands on the same fact, which is what lets a later LoRA fix generalise.
+    """
+    rng = random.Random(seed)
+    conversations = pretraining_corpus()
+    for fact in FACTS:
+        taught = fact.answer if fact.known else fact.wrong
+        for question in fact.questions:
+            for _ in range(augment_per_question):
+                words = question.rstrip("?").split()
+                droppable = [i for i, w in enumerate(words) if w.lower() in FUNCTION_WORDS]
+                if droppable:
+                    words.pop(rng.choice(droppable))
+                if rng.random() < 0.5:
+                    words.insert(0 if rng.random() < 0.5 else len(words), rng.choice(FILLERS))
+                text = " ".join(words).lower() if rng.random() < 0.5 else " ".join(words)
+                conversations.append([{"role": "user", "content": text + ("?" if rng.random() < 0.5 else "")},
+                                      {"role": "assistant", "content": taught}])
+    return conversations
+
+
+def fact_eval_rows() -> list[dict[str, str]]:
+    """The product facts as an eval-set file's rows (what any user of the gate would write): each fact's first
+    week-1 question with the right answer, judged by ``contains``; the gate keeps what production answers right."""
+    return [{"id": f"{fact.id}-{i}", "system": SYSTEM_PROMPT, "prompt": question, "reference": fact.answer,
+             "judge": "contains"} for fact in FACTS for i, question in enumerate(fact.questions[:1])]
+
+
+def write_fact_eval_set(path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(row) + "\n" for row in fact_eval_rows()))
+    return path

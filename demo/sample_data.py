@@ -1,6 +1,6 @@
 """Synthetic support traffic for the Lumen Notes domain, shared by the tests, benchmarks and the demo.
 
-Users are fake (Faker, seeded); questions come from ``flywheel.domain``, sometimes with personal data
+Users are fake (Faker, seeded); questions come from ``demo.domain``, sometimes with personal data
 in them (name, email, phone, street address), sometimes repeated or near-repeated, sometimes abusive.
 ``answer_fn`` decides what "the model" said: by default what the embedded base model was taught (right
 for known facts, wrong otherwise), so feedback follows: a thumbs-down and a correction from the
@@ -10,7 +10,7 @@ support agent for wrong answers, a thumbs-up for right ones.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -18,7 +18,7 @@ from typing import Any
 
 import orjson
 
-from flywheel.domain import FACTS, SYSTEM_PROMPT, Fact
+from demo.domain import FACTS, SYSTEM_PROMPT, Fact
 
 ABUSIVE = (
     "This app is garbage and you are a useless idiot.",
@@ -50,8 +50,12 @@ def base_model_answer(fact: Fact) -> str:
 
 
 def user_turns(n: int, seed: int = 0, pii_rate: float = 0.4, abuse_rate: float = 0.05,
-               repeat_rate: float = 0.15) -> Iterator[Turn]:
-    """Questions a population of fake users asks, deterministic for a seed."""
+               repeat_rate: float = 0.15, questions: Callable[[Fact], Sequence[str]] | None = None) -> Iterator[Turn]:
+    """Questions a population of fake users asks, deterministic for a seed.
+
+    ``questions`` gives the phrasings users pick from per fact (default: ``Fact.questions``, week 1's); the
+    demo's week 2 passes the frozen unseen paraphrases instead.
+    """
     from faker import Faker
 
     fake = Faker("en_US")
@@ -66,7 +70,7 @@ def user_turns(n: int, seed: int = 0, pii_rate: float = 0.4, abuse_rate: float =
             turn = Turn(prev.fact, text, rng.choice(users), prev.abusive)
         else:
             fact = rng.choice(FACTS)
-            q = rng.choice(fact.questions)
+            q = rng.choice(questions(fact) if questions else fact.questions)
             abusive = rng.random() < abuse_rate
             if abusive:
                 text = f"{rng.choice(ABUSIVE)} {q}"
@@ -126,7 +130,7 @@ def interactions(n: int, seed: int = 0, start: datetime | None = None,
 
 
 def _feedback_for(iid: str, turn: Turn, answer: str, ts: datetime, rng: random.Random) -> list[dict[str, Any]]:
-    from flywheel.domain import is_correct
+    from demo.domain import is_correct
 
     when = (ts + timedelta(minutes=2)).isoformat()
     if rng.random() > 0.7:  # most users leave no feedback
