@@ -146,19 +146,18 @@ def en_ordinary(data: Path, split: str) -> list[Labelled]:
 
 
 # --- Chinese -------------------------------------------------------------------------------------------
-# A street-level address has a house number, building or room, or names a road or village below an
-# administrative unit; a road, village or city named alone ("福虹路", "西岗村") points at no one's home.
-STREET_LEVEL = regex.compile(r"\d|[号栋幢室座层楼]|[省市区县镇乡].*[路街道巷弄村]|[路街].+[路街]")
 
 
 def cluener(data: Path, split: str) -> list[Labelled]:
+    from curation.pii_zh import STREET_LEVEL as street_level
+
     path = data / "cluener2020" / ("dev.json" if split == "test" else "train.json")
     out = []
     for row in _jsonl(path):
         spans = []
         for label, entity in (("name", "PERSON"), ("address", "STREET_ADDRESS")):
             for surface, places in row["label"].get(label, {}).items():
-                if entity == "STREET_ADDRESS" and not STREET_LEVEL.search(surface):
+                if entity == "STREET_ADDRESS" and not street_level.search(surface):
                     continue
                 spans += [(s, e + 1, entity) for s, e in places]
         out.append(Labelled(row["text"], spans))
@@ -176,9 +175,11 @@ def news_persons(data: Path, split: str) -> list[Labelled]:
     return _ner_sentences([data / d / n for d, n in names], {"PER": "PERSON"})
 
 
-def crosswoz(data: Path, split: str) -> list[Labelled]:
+def crosswoz(data: Path, split: str, labelled_only: bool = True) -> list[Labelled]:
     """System turns of CrossWOZ with the phone numbers and addresses its dialogue acts inform (public venues'
-    numbers and addresses: real formats, labelled by the data set)."""
+    numbers and addresses: real formats, labelled by the data set); with ``labelled_only=False`` every turn."""
+    from curation.pii_zh import STREET_LEVEL as street_level
+
     path = data / "zh_dialogue" / "crosswoz" / ("test.turns.jsonl" if split == "test" else "val.turns.jsonl")
     out = []
     for row in _jsonl(path):
@@ -188,12 +189,12 @@ def crosswoz(data: Path, split: str) -> list[Labelled]:
                 continue
             entity = "PHONE_NUMBER" if act[2] == "电话" else "STREET_ADDRESS"
             for value in act[3].split() if entity == "PHONE_NUMBER" else [act[3]]:
-                if entity == "STREET_ADDRESS" and not STREET_LEVEL.search(value):
+                if entity == "STREET_ADDRESS" and not street_level.search(value):
                     continue
                 start = row["text"].find(value)
                 if start >= 0:
                     spans.append((start, start + len(value), entity))
-        if spans:
+        if spans or not labelled_only:
             out.append(Labelled(row["text"], spans))
     return out
 

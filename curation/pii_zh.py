@@ -7,23 +7,21 @@
 - Bank cards (UnionPay and others): 16-19 digits that pass Luhn, or any such number after a card cue (卡号).
 - Addresses: a road, street or compound with a number, plus the province / city / district / town before it
   and the building, unit and room after it, read as a whole (never half).
-- Names: a cue (我叫, 联系人：, 收件人, 姓名：, …先生 / 女士) or a surname followed by a given name that a
-  small logistic model (``zh_names.json``, trained by :func:`train_name_model` on the public NER train
-  splits named in benchmarks/RESULTS.md) scores as a name in its context.
+- Names and addresses: a character tagger (:class:`ChineseTagger`, ``zh_tagger.npz``, trained by
+  ``benchmarks/pii_train.py`` on the public NER and dialogue splits named in benchmarks/RESULTS.md) reads the
+  characters around each one; cues add names (…先生 / 女士, 姓名：) and the address rules whole addresses.
 """
 
 from __future__ import annotations
 
-import json
-import math
 from collections.abc import Iterable, Iterator
 from functools import cache
+from itertools import repeat
 from pathlib import Path
 
+import numpy as np
 import regex
 from presidio_analyzer import EntityRecognizer, RecognizerResult
-
-NAME_MODEL = Path(__file__).with_name("zh_names.json")
 
 # --- phones, ID numbers, bank cards --------------------------------------------------------------------
 _MOBILE = regex.compile(r"(?<![\d+])(?:(?:\+|00)?86[ \-]?)?1[3-9]\d(?:[ \-]?\d{4}){2}(?!\d)")
@@ -113,12 +111,23 @@ _HAS_NUMBER = regex.compile(rf"{_NUMBER}(?:号院|号楼|号|座|栋|幢|单元|
 _ROAD = regex.compile(r"(?:大街|大道|路|街|巷|胡同|弄|道)")
 
 
+# A street-level address has a house number, building or room, or names a road or village below an
+# administrative unit; a city, district, road or village named alone ("北京市海淀区", "福虹路") points at no one.
+STREET_LEVEL = regex.compile(r"\d|[号栋幢室座层楼]|[省市区县镇乡].*[路街道巷弄村]|[路街].+[路街]")
+# "地址是 / 地址在 / 住址： / 位于" then the rest of the clause, when it names a road, number, village, building…
+_ADDRESS_CLAUSE = regex.compile(r"(?:地址|住址)(?:是在|是|在|为|：|:)[ \t]*(?P<a>[^，。；！？,;!?\n]{3,60})"
+                                r"|(?:位于|坐落于|坐落在)(?P<a>[^，。；！？,;!?\n]{3,60})")
+_ADDRESS_PART_CHAR = regex.compile(r"\d|[路街道巷弄胡同号楼栋幢室层镇乡村院门里]")
+
+
 class ChineseAddressRecognizer(EntityRecognizer):
     """STREET_ADDRESS: a chain of address parts read as a whole (never half) — province, city, district, town,
     village, road, number, compound, building, unit, room, a postcode after it — e.g.
     ``北京市海淀区中关村大街27号院3号楼502室`` or ``河南省璐县清城马鞍山路x座 917812``. A chain counts as an
     address when it has a house number, or a road with another part, or three parts down to a town or village;
-    a bare city or district ("北京市海淀区") identifies no one and is left alone."""
+    a bare city or district ("北京市海淀区") identifies no one and is left alone. After an address cue (地址是,
+    位于) the rest of the clause is the address when it names a road, number, village or building: many have
+    no number (…镇…村北, …故宫博物院内)."""
 
     def __init__(self) -> None:
         super().__init__(supported_entities=["STREET_ADDRESS"], name="ChineseAddressRecognizer",
@@ -139,12 +148,16 @@ class ChineseAddressRecognizer(EntityRecognizer):
             else:
                 continue
             results.append(RecognizerResult("STREET_ADDRESS", m.start(), m.end(), score))
+        for m in _ADDRESS_CLAUSE.finditer(text):  # 地址是…镇…村北 / 位于…故宫博物院内: the clause is the address
+            if _ADDRESS_PART_CHAR.search(m.group("a")):
+                results.append(RecognizerResult("STREET_ADDRESS", m.start("a"), m.end("a"), 0.75))
         return results
 
 
 # --- names ---------------------------------------------------------------------------------------------
 COMPOUND_SURNAMES = ("欧阳 司马 上官 诸葛 东方 皇甫 尉迟 公孙 慕容 令狐 长孙 宇文 司徒 夏侯 轩辕 端木 独孤 南宫 西门 "
                      "百里 呼延 澹台 公冶 太史 申屠 闻人 万俟 钟离 宗政 濮阳 淳于 单于 赫连 拓跋").split()
+_COMPOUND_FIRST = frozenset(s[0] for s in COMPOUND_SURNAMES)
 # The most common single-character surnames (the national household-register ranking, top ~200) beyond those
 # Faker's zh_CN provider lists.
 SURNAMES = set(
@@ -163,20 +176,39 @@ TRANSLITERATION = set(
     "阿埃艾爱安昂奥巴拜班邦保鲍贝本比彼毕宾波伯勃博布查达戴丹道德迪蒂丁东杜多厄恩尔法菲费芬丰弗福富盖甘冈戈格根古"
     "瓜哈海汉豪赫亨胡华霍基吉加贾简杰金卡凯坎康柯科克肯库奎拉莱赖兰朗劳勒雷蕾里莉利丽连林琳隆卢鲁路伦罗洛吕马玛迈"
     "麦曼芒梅门蒙米敏莫默姆穆纳娜乃奈南内尼宁纽努诺欧帕派潘佩皮珀普奇齐恰乔切钦琼丘萨塞赛桑瑟森沙莎尚舍施什史斯"
-    "松苏索塔泰坦汤唐特滕提图托瓦万旺威韦维温沃乌伍西希谢辛休雅亚扬耶伊因英尤约泽扎詹朱兹佐卓娅妮黛薇琪")
+    "松苏索塔泰坦汤唐特滕提图托瓦万旺威韦维温沃乌伍西希谢辛休雅亚扬耶伊因英尤约泽扎詹朱兹佐卓娅妮黛薇琪夫娃茨契列廖")
 _TRANSLITERATED = regex.compile(r"[{0}]{{2,6}}(?:[·•・][{0}]{{1,6}})*".format("".join(sorted(TRANSLITERATION))))
 
 
-def _char_type(ch: str) -> str:
-    if not ch:
-        return "edge"
-    if _HAN.match(ch):
-        return "han"
-    if ch.isdigit():
-        return "digit"
-    if ch.isalpha():
-        return "latin"
-    return "space" if ch.isspace() else "punct"
+@cache
+def known_surnames() -> frozenset[str]:
+    from faker.providers.person.zh_CN import Provider
+
+    return frozenset(SURNAMES | {s for s in Provider.last_names if len(s) == 1})
+
+
+class ChineseNameRecognizer(EntityRecognizer):
+    """PERSON in Chinese text from cues alone: a surname before a title (张先生, 李女士: the surname is the
+    name) and whatever name-shaped follows a form field (姓名：欧阳娜娜). Names elsewhere are the tagger's."""
+
+    def __init__(self) -> None:
+        super().__init__(supported_entities=["PERSON"], name="ChineseNameRecognizer", supported_language="zh")
+
+    def load(self) -> None:
+        """Patterns are module constants."""
+
+    def analyze(self, text: str, entities: list[str], nlp_artifacts=None) -> list[RecognizerResult]:
+        results = []
+        for m in _TITLE_AFTER.finditer(text):
+            start = m.start() - 1
+            if start >= 0 and text[start] in known_surnames() and not (start and _HAN.match(text[start - 1])
+                                                                       and text[start - 1] in known_surnames()):
+                results.append(RecognizerResult("PERSON", start, m.start(), 0.8))
+        for cue in _NAME_CUE.finditer(text):
+            m = regex.match(r"\p{Han}{2,4}(?=[\s，,。；;、)）]|$)", text[cue.end():])
+            if m and text[cue.end() - 1] in ":：":
+                results.append(RecognizerResult("PERSON", cue.end(), cue.end() + m.end(), 0.75))
+        return results
 
 
 def name_features(text: str, start: int, end: int, surname_len: int) -> list[str]:
@@ -201,139 +233,317 @@ def name_candidates(text: str) -> Iterator[tuple[int, int, int]]:
         if not regex.search(r"(.)\1", m.group()):  # "哈哈哈" is laughter, not a name
             yield m.start(), m.end(), 0
     surnames = known_surnames()
+    han = [_HAN.match(c) is not None for c in text] + [False, False]
     for i, ch in enumerate(text):
+        if ch not in surnames and ch not in _COMPOUND_FIRST:
+            continue
         for surname_len in (2, 1):
-            surname = text[i:i + surname_len]
-            if len(surname) < surname_len or (surname_len == 2 and surname not in COMPOUND_SURNAMES) or \
-                    (surname_len == 1 and ch not in surnames):
+            if surname_len == 2 and text[i:i + 2] not in COMPOUND_SURNAMES or surname_len == 1 and ch not in surnames:
                 continue
-            for given_len in (1, 2):
-                end = i + surname_len + given_len
-                if end <= len(text) and all(_HAN.match(c) for c in text[i + surname_len:end]):
-                    yield i, end, surname_len
+            given = i + surname_len
+            if han[given]:
+                yield i, given + 1, surname_len
+                if han[given + 1]:
+                    yield i, given + 2, surname_len
 
 
 @cache
-def known_surnames() -> frozenset[str]:
-    from faker.providers.person.zh_CN import Provider
+def name_model():
+    """The candidate name model (a binary :class:`curation.pii_tagger.LinearModel`, ``zh_names.npz``) and its
+    threshold on the probability."""
+    from curation.pii_tagger import LinearModel
 
-    return frozenset(SURNAMES | {s for s in Provider.last_names if len(s) == 1})
-
-
-@cache
-def name_model() -> tuple[dict[str, float], float]:
-    """The trained weights (feature -> weight) and the decision threshold on the probability."""
-    data = json.loads(NAME_MODEL.read_text(encoding="utf-8"))
-    return data["weights"], data["threshold"]
+    model = LinearModel.load(NAME_MODEL)
+    return model, float(model.meta["threshold"])
 
 
-def name_probability(weights: dict[str, float], features: Iterable[str]) -> float:
-    z = sum(weights.get(f, 0.0) for f in features)
-    return 1 / (1 + math.exp(-max(-30.0, min(30.0, z))))
+def scored_candidates(text: str) -> list[tuple[float, int, int]]:
+    """(probability, start, end) of every name candidate; one right after a name cue (我叫, 联系人) counts
+    more."""
+    return scored_candidates_batch([text])[0]
 
 
-class ChineseNameRecognizer(EntityRecognizer):
-    """PERSON in Chinese text: cues (我叫, 联系人：, 姓名：, …先生), then surname + given name scored by the model."""
+def scored_candidates_batch(texts: list[str], model=None) -> list[list[tuple[float, int, int]]]:
+    """``scored_candidates`` of many texts, scored in one call by ``model`` (default: the shipped one)."""
+    found = [list(name_candidates(text)) for text in texts]
+    rows = [name_features(text, s, e, n) for text, cands in zip(texts, found, strict=True) for s, e, n in cands]
+    if not rows:
+        return [[] for _ in texts]
+    probs = (model or name_model()[0]).probabilities(rows).tolist()
+    out, at = [], 0
+    for text, cands in zip(texts, found, strict=True):
+        cue_ends = {m.end() for m in _NAME_CUE.finditer(text)} if cands else set()
+        out.append([(max(p, 0.5 + p / 2) if s in cue_ends else p, s, e)
+                    for p, (s, e, _n) in zip(probs[at:at + len(cands)], cands, strict=True)])
+        at += len(cands)
+    return out
 
-    def __init__(self) -> None:
-        super().__init__(supported_entities=["PERSON"], name="ChineseNameRecognizer", supported_language="zh")
+
+def best_candidates(scored: list[tuple[float, int, int]], threshold: float) -> list[tuple[float, int, int]]:
+    """The strongest non-overlapping candidates at or above ``threshold``."""
+    out: list[tuple[float, int, int]] = []
+    for p, start, end in sorted(scored, key=lambda c: (-c[0], c[1])):
+        if p >= threshold and not _inside(start, end, [(s, e) for _p, s, e in out]):
+            out.append((p, start, end))
+    return out
+
+
+# --- the character tagger: names and addresses ---------------------------------------------------------
+NAME_MODEL = Path(__file__).with_name("zh_names.npz")
+TAGGER_MODEL = Path(__file__).with_name("zh_tagger.npz")
+TAGGER_CLASSES = ["O", "PERSON", "STREET_ADDRESS"]
+_ADDRESS_CHARS = frozenset("省市区县镇乡村街路道巷弄胡同号楼栋幢室层座单元院园苑厦场里门侧旁内近")
+_ADDRESS_CUE = regex.compile(r"地址|地点|位于|坐落|住在|住址|寄到|送到|寄往|收货|所在地|在")
+_CHAR_CLASS = str.maketrans("0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ",
+                            "0" * 10 + "a" * 26 + "A" * 26)
+
+
+def _char_type(ch: str) -> str:
+    if not ch:
+        return "_"
+    if _HAN.match(ch):
+        return "h"
+    if ch.isdigit():
+        return "d"
+    if ch.isalpha():
+        return "l"
+    return "s" if ch.isspace() else "p"
+
+
+def _since(n: int, ends: list[int]) -> list[int]:
+    """For each position, how far back the nearest cue ending at or before it ends (99: none)."""
+    out, last, k = [99] * n, None, 0
+    ends = sorted(ends)
+    for i in range(n):
+        while k < len(ends) and ends[k] <= i:
+            last, k = ends[k], k + 1
+        if last is not None:
+            out[i] = i - last
+    return out
+
+
+def char_rows(text: str, candidates: list[tuple[float, int, int]]) -> tuple[list[int], list[list[str]]]:
+    """The positions the tagger reads (every character but white space) and each one's features: the
+    characters and character pairs around it (digits read as 0, Latin letters as a/A), their kinds, whether it
+    may be a surname, a transliteration or address character, the cues before and after it, and the best
+    name candidate (``scored_candidates``) it is part of."""
+    chars = text.translate(_CHAR_CLASS)
+    n = len(chars)
+    padded = "^^" + chars + "$$"
+    kinds = "__" + "".join(_KINDS.get(c) or _KINDS.setdefault(c, _char_type(c)) for c in text) + "__"
+    surnames = known_surnames()
+    surname = [str(c in surnames) for c in padded]
+    foreign = [str(c in TRANSLITERATION) for c in padded]
+    address = [c in _ADDRESS_CHARS for c in padded]
+    address_sum = [0]
+    for flag in address:
+        address_sum.append(address_sum[-1] + flag)
+    since_address = _since(n, [m.end() for m in _ADDRESS_CUE.finditer(text)])
+    since_name = _since(n, [m.end() for m in _NAME_CUE.finditer(text)])
+    title = [0] * n
+    for m in _TITLE_AFTER.finditer(text):
+        for d in (1, 2, 3, 4):  # the nearest title after each position
+            if 0 <= m.start() - d < n and not 0 < title[m.start() - d] < d:
+                title[m.start() - d] = d
+    candidate = [0.0] * n
+    first = [False] * n
+    for p, start, end in candidates:
+        first[start] = first[start] or p >= 0.3
+        for k in range(start, end):
+            candidate[k] = max(candidate[k], p)
+    positions, rows = [], []
+    for i in range(n):
+        if chars[i].isspace():
+            continue
+        j = i + 2  # index into the padded strings
+        c = padded[j]
+        rows.append(["bias", f"c={c}", f"c-1={padded[j - 1]}", f"c+1={padded[j + 1]}", f"c-2={padded[j - 2]}",
+                     f"c+2={padded[j + 2]}", f"b-1={padded[j - 1:j + 1]}", f"b+1={padded[j:j + 2]}",
+                     f"b-2={padded[j - 2:j]}", f"b+2={padded[j + 1:j + 3]}", f"t={padded[j - 1:j + 2]}",
+                     f"k={kinds[j - 1:j + 2]}", f"sur={surname[j]}|{surname[j - 1]}|{surname[j - 2]}",
+                     f"tr={foreign[j]}|{foreign[j - 1]}|{foreign[j + 1]}",
+                     f"ad={address_sum[min(j + 4, n + 4)] - address_sum[j - 3] if j >= 3 else 0}|{address[j]}",
+                     f"acue={min(since_address[i], 30) // 3}", f"ncue={min(since_name[i], 6)}", f"title={title[i]}",
+                     f"cand={candidate[i]:.1f}|{first[i]}"])
+        positions.append(i)
+    return positions, rows
+
+
+_KINDS: dict[str, str] = {}
+
+
+class ChineseTagger(EntityRecognizer):
+    """PERSON and STREET_ADDRESS in Chinese text from a character tagger (``zh_tagger.npz``: a multinomial
+    logistic model trained by ``benchmarks/pii_train.py`` on the public Chinese NER and dialogue splits named
+    in benchmarks/RESULTS.md). A run of characters whose probability of one class reaches that class's
+    ``join`` threshold, holding one that reaches its ``threshold``, is one entity (an address only when it is
+    street-level: ``STREET_LEVEL``). Names are also the name candidates (a surname and a given name, or a
+    transliteration) that the candidate model (``zh_names.npz``) scores at or above its threshold; the tagger
+    reads those scores too. ``analyze_batch`` scores many texts in one pass (what the scrubber calls)."""
+
+    def __init__(self, model=None) -> None:
+        self.model = model or zh_tagger_model()
+        self.scorer = CharScorer(self.model)
+        meta = self.model.meta
+        self.thresholds = {c: (meta.get(f"threshold_{c}", 0.5), meta.get(f"join_{c}", 0.5))
+                           for c in TAGGER_CLASSES[1:]}
+        super().__init__(supported_entities=TAGGER_CLASSES[1:], name="ChineseTagger", supported_language="zh")
 
     def load(self) -> None:
-        """The model is read on first use (``name_model``)."""
+        """The model is read on first use (``zh_tagger_model``)."""
 
     def analyze(self, text: str, entities: list[str], nlp_artifacts=None) -> list[RecognizerResult]:
-        weights, threshold = name_model()
-        scored = []
-        cue_ends = {m.end() for m in _NAME_CUE.finditer(text)}
-        for start, end, surname_len in name_candidates(text):
-            p = name_probability(weights, name_features(text, start, end, surname_len))
-            if start in cue_ends:
-                p = max(p, 0.5 + p / 2)
-            scored.append((p, start, end))
-        for m in _TITLE_AFTER.finditer(text):  # 张先生, 李女士: the surname alone is the name
-            start = m.start() - 1
-            if start >= 0 and text[start] in known_surnames():
-                scored.append((0.8, start, m.start()))
-        for cue_end in cue_ends:  # 姓名：欧阳娜娜 / 联系人：Wendy: whatever name-shaped follows a form field
-            m = regex.match(r"\p{Han}{2,4}(?=[\s，,。；;、)）]|$)", text[cue_end:])
-            if m and text[cue_end - 1] in ":：":
-                scored.append((0.75, cue_end, cue_end + m.end()))
-        results, taken = [], []
-        for p, start, end in sorted(scored, key=lambda c: (-c[0], c[1])):
-            if p < threshold or _inside(start, end, taken):
+        return self.analyze_batch([text])[0]
+
+    def analyze_batch(self, texts: list[str]) -> list[list[RecognizerResult]]:
+        from curation.pii_tagger import to_probabilities
+
+        candidates = scored_candidates_batch(texts)
+        positions, logits = self.scorer.logits(texts, candidates)
+        probs = to_probabilities(logits)
+        name_threshold = name_model()[1]
+        out, at = [], 0
+        for text, cands, where in zip(texts, candidates, positions, strict=True):
+            found = [RecognizerResult("PERSON", s, e, round(p, 3)) for p, s, e in best_candidates(cands, name_threshold)]
+            found += [RecognizerResult(entity, s, e, p) for s, e, p, entity in
+                      decode(where, probs[at:at + len(where)], self.thresholds)
+                      if entity != "STREET_ADDRESS" or STREET_LEVEL.search(text, s, e)]
+            at += len(where)
+            out.append(found)
+        return out
+
+
+_BOOL = ("False", "True")
+
+
+class CharScorer:
+    """The logits of :func:`char_rows`' features for many texts at once, without building the feature strings:
+    each template's weights are gathered by numpy over all the texts laid end to end, each with its own
+    padding (one dictionary pass per template instead of one string per feature and character). ``char_rows``
+    stays the definition (training reads it); a test holds the two equal."""
+
+    def __init__(self, model) -> None:
+        self.weights = model.padded_weights
+        self.unknown = len(model.features)
+        self.bias = model.index["bias"]
+        groups: dict[str, dict[str, int]] = {}
+        for i, feature in enumerate(model.features):
+            template, sep, value = feature.partition("=")
+            if sep:
+                groups.setdefault(template, {})[value] = i
+        self.groups = groups
+
+        def table(template: str, keys: list[str]) -> np.ndarray:
+            return np.array([groups.get(template, {}).get(k, self.unknown) for k in keys], dtype=np.int64)
+
+        flags3 = [f"{_BOOL[a]}|{_BOOL[b]}|{_BOOL[c]}" for a in (0, 1) for b in (0, 1) for c in (0, 1)]
+        self.surname, self.foreign = table("sur", flags3), table("tr", flags3)
+        self.address = table("ad", [f"{k}|{_BOOL[f]}" for k in range(8) for f in (0, 1)])
+        self.address_cue = table("acue", [str(k) for k in range(11)])
+        self.name_cue = table("ncue", [str(k) for k in range(7)])
+        self.title = table("title", [str(k) for k in range(5)])
+
+    def _ids(self, template: str, values: Iterable[str], count: int) -> np.ndarray:
+        return np.fromiter(map(self.groups.get(template, {}).get, values, repeat(self.unknown)), dtype=np.int64,
+                           count=count)
+
+    def logits(self, texts: list[str], candidates: list[list[tuple[float, int, int]]]
+               ) -> tuple[list[list[int]], np.ndarray]:
+        """Per text the positions read (as ``char_rows``), and the logits of all of them, text after text."""
+        padded_parts, kind_parts, positions = [], [], []
+        local, text_end, since_address, since_name, title, cand = [], [], [], [], [], []
+        offset = 0
+        for text, cands in zip(texts, candidates, strict=True):
+            chars = text.translate(_CHAR_CLASS)
+            n = len(chars)
+            where = [i for i, c in enumerate(chars) if not c.isspace()]
+            positions.append(where)
+            padded_parts.append("^^" + chars + "$$")
+            kind_parts.append("__" + "".join(_KINDS.get(c) or _KINDS.setdefault(c, _char_type(c)) for c in text)
+                              + "__")
+            local += where
+            text_end += [offset + n + 4] * len(where)
+            sa = _since(n, [m.end() for m in _ADDRESS_CUE.finditer(text)])
+            sn = _since(n, [m.end() for m in _NAME_CUE.finditer(text)])
+            tt = [0] * n
+            for m in _TITLE_AFTER.finditer(text):
+                for d in (1, 2, 3, 4):
+                    if 0 <= m.start() - d < n and not 0 < tt[m.start() - d] < d:
+                        tt[m.start() - d] = d
+            cv = _candidate_values(n, cands)
+            since_address += [sa[i] for i in where]
+            since_name += [sn[i] for i in where]
+            title += [tt[i] for i in where]
+            cand += [cv[i] for i in where]
+            offset += n + 4
+        if not local:
+            return positions, np.zeros((0, self.weights.shape[1]), dtype=np.float32)
+        padded, kinds = "".join(padded_parts), "".join(kind_parts)
+        size = len(padded)
+        starts = np.repeat(np.cumsum([0] + [len(p) for p in padded_parts[:-1]]), [len(w) for w in positions])
+        local_j = np.asarray(local) + 2
+        j = starts + local_j
+        pairs = [padded[k:k + 2] for k in range(size - 1)]
+        ids = [np.full(len(j), self.bias)]
+        for template, shift in (("c", 0), ("c-1", -1), ("c+1", 1), ("c-2", -2), ("c+2", 2)):
+            ids.append(self._ids(template, padded, size)[j + shift])
+        for template, shift in (("b-1", -1), ("b+1", 0), ("b-2", -2), ("b+2", 1)):
+            ids.append(self._ids(template, pairs, size - 1)[j + shift])
+        ids.append(self._ids("t", (padded[k:k + 3] for k in range(size - 2)), size - 2)[j - 1])
+        ids.append(self._ids("k", (kinds[k:k + 3] for k in range(size - 2)), size - 2)[j - 1])
+        surnames = known_surnames()
+        surname = np.fromiter((c in surnames for c in padded), dtype=np.int64, count=size)
+        foreign = np.fromiter((c in TRANSLITERATION for c in padded), dtype=np.int64, count=size)
+        address = np.fromiter((c in _ADDRESS_CHARS for c in padded), dtype=np.int64, count=size)
+        ids.append(self.surname[surname[j] * 4 + surname[j - 1] * 2 + surname[j - 2]])
+        ids.append(self.foreign[foreign[j] * 4 + foreign[j - 1] * 2 + foreign[j + 1]])
+        running = np.concatenate([[0], np.cumsum(address)])
+        near = np.where(local_j >= 3, running[np.minimum(j + 4, np.asarray(text_end))] - running[np.maximum(j - 3, 0)], 0)
+        ids.append(self.address[near * 2 + address[j]])
+        ids.append(self.address_cue[np.minimum(np.asarray(since_address), 30) // 3])
+        ids.append(self.name_cue[np.minimum(np.asarray(since_name), 6)])
+        ids.append(self.title[np.asarray(title)])
+        ids.append(self._ids("cand", cand, len(cand)))
+        return positions, self.weights[np.stack(ids, axis=1)].sum(axis=1)
+
+
+def _candidate_values(n: int, candidates: list[tuple[float, int, int]]) -> list[str]:
+    """The ``cand`` feature's value at each position (as ``char_rows`` writes it)."""
+    candidate: dict[int, float] = {}
+    first: set[int] = set()
+    for p, start, end in candidates:
+        if p >= 0.3:
+            first.add(start)
+        for k in range(start, end):
+            candidate[k] = max(candidate.get(k, 0.0), p)
+    values = ["0.0|False"] * n
+    for k in candidate.keys() | first:
+        values[k] = f"{candidate.get(k, 0.0):.1f}|{k in first}"
+    return values
+
+
+def decode(positions: list[int], probs, thresholds: dict[str, tuple[float, float]]) -> list[tuple[int, int, float, str]]:
+    """(start, end, best probability, entity) of each run of adjacent characters at or above the entity's join
+    threshold that holds one at or above its threshold."""
+    out = []
+    for k, entity in enumerate(TAGGER_CLASSES[1:], start=1):
+        threshold, join = thresholds[entity]
+        runs: list[list] = []  # [start, end, best probability]
+        for pos, p in zip(positions, probs[:, k].tolist(), strict=True):
+            if p < join:
                 continue
-            taken.append((start, end))
-            # The model's threshold becomes 0.5, the scrubber's default for PERSON.
-            results.append(RecognizerResult("PERSON", start, end, round(0.5 + (p - threshold) / (1 - threshold) / 2, 3)))
-        return results
+            if runs and runs[-1][1] == pos:
+                runs[-1][1:] = [pos + 1, max(runs[-1][2], p)]
+            else:
+                runs.append([pos, pos + 1, p])
+        out += [(s, e, round(p, 3), entity) for s, e, p in runs if p >= threshold]
+    return out
 
 
-def train_name_model(data: Path, out: Path = NAME_MODEL) -> dict[str, float]:
-    """Fit the name model on public Chinese NER training splits and write ``zh_names.json``.
+@cache
+def zh_tagger_model():
+    from curation.pii_tagger import LinearModel
 
-    Positives are candidates that are exactly a labelled person name; every other candidate is a negative.
-    Fit on CLUENER2020 train (name), Weibo NER train (PER.NAM), MSRA val and People's Daily dev (PER), plus the
-    unlabelled ordinary chat of LCCC toy_train and the BQ / LCQMC dev questions as negatives, minus a tenth
-    chosen by hash, on which the threshold is set (F-beta with recall weighed double)."""
-    import hashlib
-
-    from sklearn.feature_extraction import DictVectorizer
-    from sklearn.linear_model import LogisticRegression
-
-    sentences = []
-    for row in map(json.loads, (data / "cluener2020" / "train.json").open(encoding="utf-8")):
-        spans = {(s, e + 1) for places in row["label"].get("name", {}).values() for s, e in places}
-        sentences.append((row["text"], spans))
-    for path, label in ((data / "weibo_ner" / "train.jsonl", "PER.NAM"), (data / "msra_ner" / "val.jsonl", "PER"),
-                        (data / "peoples_daily_ner" / "dev.jsonl", "PER")):
-        for row in map(json.loads, path.open(encoding="utf-8")):
-            sentences.append((row["text"], {(s["start"], s["end"]) for s in row["spans"] if s["label"] == label}))
-    # Ordinary chat and questions (dev-side splits only): their candidates are negatives, so "谢谢" or "高兴"
-    # are words, not a surname and a given name. A few real names in them are noise the model can take.
-    base = data / "zh_dialogue" / "lccc_cdial_toy" / "train.turns.jsonl"
-    sentences += [(json.loads(line)["text"], set()) for line in base.open(encoding="utf-8")]
-    for name in ("bq_corpus", "lcqmc"):
-        for line in (data / "zh_questions" / name / "dev.tsv").open(encoding="utf-8"):
-            sentences += [(cell, set()) for cell in line.rstrip("\n").split("\t")[:2]]
-    fit, tune = [], []
-    for text, spans in sentences:
-        (tune if hashlib.sha1(text.encode()).digest()[0] < 26 else fit).append((text, spans))
-
-    def examples(rows):
-        xs, ys, keys = [], [], []
-        for n, (text, spans) in enumerate(rows):
-            for start, end, surname_len in name_candidates(text):
-                xs.append(dict.fromkeys(name_features(text, start, end, surname_len), 1))
-                ys.append(int((start, end) in spans))
-                keys.append((n, start, end))
-        return xs, ys, keys
-
-    vectorizer = DictVectorizer()
-    x_fit, y_fit, _ = examples(fit)
-    model = LogisticRegression(C=0.5, max_iter=2000, class_weight={0: 1, 1: 3})
-    model.fit(vectorizer.fit_transform(x_fit), y_fit)
-    names = vectorizer.get_feature_names_out()
-    weights = {f: round(float(w), 4) for f, w in zip(names, model.coef_[0], strict=True) if abs(w) >= 0.01}
-    weights["bias"] = round(weights.get("bias", 0.0) + float(model.intercept_[0]), 4)
-    x_tune, y_tune, _ = examples(tune)
-    probs = [name_probability(weights, x) for x in x_tune]
-    best = max((_f2(probs, y_tune, t), t) for t in [i / 20 for i in range(2, 19)])
-    out.write_text(json.dumps({"threshold": best[1], "trained_on": "CLUENER2020 train name; Weibo NER train "
-                               "PER.NAM; MSRA val PER; People's Daily dev PER; negatives: LCCC toy_train, BQ and "
-                               "LCQMC dev (9/10 by sha1)",
-                               "weights": dict(sorted(weights.items()))}, ensure_ascii=False, indent=0) + "\n",
-                   encoding="utf-8")
-    return weights
+    return LinearModel.load(TAGGER_MODEL)
 
 
-def _f2(probs: list[float], gold: list[int], threshold: float) -> float:
-    tp = sum(p >= threshold and g for p, g in zip(probs, gold, strict=True))
-    fp = sum(p >= threshold and not g for p, g in zip(probs, gold, strict=True))
-    fn = sum(p < threshold and g for p, g in zip(probs, gold, strict=True))
-    return 5 * tp / max(1, 5 * tp + 4 * fn + fp)
-
-
-if __name__ == "__main__":
-    import sys
-
-    train_name_model(Path(sys.argv[1] if len(sys.argv) > 1 else "/work/data"))

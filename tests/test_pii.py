@@ -115,6 +115,14 @@ def test_operators_mask_hash_and_drop(detector):
     assert "PHONE_NUMBER" in excluded.reason and excluded.record == {"id": "r1"}   # no raw PII kept
 
 
+def test_emails_with_any_local_part_and_ssns_after_a_cue(detector):
+    texts = ["Write to keshav.o'brien'16@example.com or a+b_c@example.org today? x.y@example.com",
+             "SSN: 912-34-5678. Social security 123.45.6789, ssn 123456789."]
+    out, _ = scrub([{"text": t} for t in texts], detector, fields=["text"], default_operator="mask")
+    assert out[0]["text"] == "Write to <EMAIL_ADDRESS> or <EMAIL_ADDRESS> today? <EMAIL_ADDRESS>"
+    assert out[1]["text"] == "SSN: <US_SSN>. Social security <US_SSN>, ssn <US_SSN>."
+
+
 def test_bad_operator_and_bad_field_are_named(detector):
     with pytest.raises(ValueError, match=r"operators\.PERSON\n.*'surrogate', 'mask', 'hash' or 'drop'"):
         ScrubSettings(operators={"PERSON": "shred"})   # refused when the settings load, not mid-run

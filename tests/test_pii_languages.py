@@ -93,6 +93,12 @@ def test_chinese_email_stops_at_the_first_chinese_character(detector):
     assert step.stats.counts["replaced:EMAIL_ADDRESS"] == 1
 
 
+def test_email_right_after_a_full_width_question_mark(detector):
+    text = "方便的话发我邮箱好吗？wang.lei88@163.com"
+    [out], step = scrub_texts(detector, [text], default_operator="mask")
+    assert out == "方便的话发我邮箱好吗？<EMAIL_ADDRESS>" and step.stats.counts["replaced:EMAIL_ADDRESS"] == 1
+
+
 def test_full_width_phone_and_id_are_found_and_the_rest_stays_full_width(detector):
     text = "ＡＢＣ公司客服：电话１３８００１３８０００，身份证１１０１０１１９９００３０７４５１４，谢谢！"
     [out], _ = scrub_texts(detector, [text])

@@ -1,0 +1,123 @@
+"""The learned PII taggers (English names, Chinese names and addresses): what they catch that spaCy and the rules
+missed, what they must still leave alone, and that the shipped models load and score with numpy alone.
+
+The texts are small and written for these tests; the figures on public data are in benchmarks/RESULTS.md."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from flywheel.settings import ScrubSettings
+
+pytestmark = pytest.mark.usefixtures("no_network")
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def detector(no_network):
+    from curation.pii import PiiDetector
+
+    return PiiDetector(ScrubSettings())
+
+
+def scrub_texts(detector, texts):
+    from curation.pii import Scrub
+
+    step = Scrub(ScrubSettings(), fields=["text"], detector=detector)
+    return [r["text"] for r in step({"text": t} for t in texts)]
+
+
+@pytest.mark.parametrize(("text", "name", "kept"), [
+    # A name opening a sentence that is also a place or an English word, with a verb after it.
+    ("Dallas reviewed the contract on Monday.", "Dallas", " reviewed the contract on Monday."),
+    ("Chase completed the intake form before noon.", "Chase", " completed the intake form before noon."),
+    ("Hunter signed the lease yesterday.", "Hunter", " signed the lease yesterday."),
+    # News style: surnames alone.
+    ("Beckham scored twice and Giggs added a third.", "Beckham", " scored twice and "),
+    # A form: the name, and not the next field's label.
+    ("Applicant: Rosalind Whitfield Date of birth: 1984-02-11", "Whitfield", "Date of birth: 1984-02-11"),
+])
+def test_names_spacy_and_the_rules_missed_are_replaced(detector, text, name, kept):
+    [out] = scrub_texts(detector, [text])
+    assert name not in out and kept in out, out
+
+
+def test_words_that_only_look_like_names_are_kept(detector):
+    texts = ["Mark all as read does nothing on my phone.", "The Canadian team met Brazilian partners in Lisbon.",
+             "Apple released a new iPhone in September.", "Grace period is 30 days after renewal.",
+             "Human: can you help me write a poem about Paris?"]
+    assert scrub_texts(detector, texts) == texts
+
+
+@pytest.mark.parametrize(("text", "secret", "kept"), [
+    ("美国总统克林顿今天访问中国。", "克林顿", "今天访问中国。"),              # a transliteration, whole
+    ("教练谢尔盖·伊万诺夫明天到达北京。", "伊万诺夫", "明天到达北京。"),
+    ("会议由副局长张建国主持。", "张建国", "主持。"),
+])
+def test_chinese_names_are_replaced_whole(detector, text, secret, kept):
+    [out] = scrub_texts(detector, [text])
+    assert not any(ch in out for ch in secret if ch not in kept), out
+    assert out.endswith(kept)
+
+
+@pytest.mark.parametrize(("text", "address"), [
+    ("地址是浙江省安吉县天荒坪镇余村东。", "天荒坪镇余村东"),      # no house number: town, village, direction
+    ("它位于人民路8号市图书馆内。", "人民路8号市图书馆内"),          # a venue inside the compound
+])
+def test_chinese_addresses_without_numbers_are_replaced_whole(detector, text, address):
+    [out] = scrub_texts(detector, [text])
+    assert address[:3] not in out and not out.endswith(address[-1] + "。"), out    # never half of it
+    assert out.endswith("。")
+
+
+def test_linear_model_round_trip(tmp_path: Path):
+    """Weights survive the compressed file (float16), unknown features weigh nothing, classes are kept."""
+    from curation.pii_tagger import LinearModel
+
+    model = LinearModel(["bias", "w=ana", "sh=Xx"], np.array([[-1.0, 0.5], [2.0, -2.0], [0.25, 0.0]], np.float32),
+                        ["O", "PERSON"], {"threshold": 0.4})
+    model.save(tmp_path / "m.npz")
+    loaded = LinearModel.load(tmp_path / "m.npz")
+    rows = [["bias", "w=ana"], ["bias", "sh=Xx", "never-seen"], ["bias"]]
+    assert loaded.classes == ["O", "PERSON"] and loaded.meta == {"threshold": 0.4}
+    np.testing.assert_allclose(loaded.probabilities(rows), model.probabilities(rows), atol=1e-3)
+    np.testing.assert_allclose(loaded.logits(rows)[1], [-0.75, 0.5], atol=1e-3)
+
+
+def test_shipped_models_score_without_scikit_learn():
+    """The scrub path reads the shipped .npz models with numpy: scikit-learn is for rebuilding them only."""
+    code = ("import sys\n"
+            "from curation.pii_zh import ChineseTagger\n"
+            "from curation.pii_tagger import en_name_model\n"
+            "found = ChineseTagger().analyze('收件人王小明，地址是人民路8号。', [])\n"
+            "assert {r.entity_type for r in found} == {'PERSON', 'STREET_ADDRESS'}, found\n"
+            "assert en_name_model().probabilities([['bias', 'sh=Xx']]).shape == (1,)\n"
+            "assert 'sklearn' not in sys.modules\n")
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120,
+                            env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
+    assert result.returncode == 0, result.stderr[-2000:]
+
+
+def test_batched_chinese_scorer_equals_the_feature_definition():
+    """The scrubber scores Chinese texts in batches without building feature strings; the result must be what the
+    model gives on ``char_rows`` (the features it was trained on), text by text, at every edge of a text."""
+    from curation import pii_zh
+
+    tagger = pii_zh.ChineseTagger()
+    texts = ["收件人：王小明，地址是人民路8号3单元501室。", "张", "", "  ", "李先生您好", "Ｔｅｓｔ　１２３号楼",
+             "美国总统克林顿今天访问中国，会见了张建国先生。", "地址在东三旗邮政支局南500米，电话是010-12345678。"]
+    candidates = [pii_zh.scored_candidates(t) for t in texts]
+    positions, logits = tagger.scorer.logits(texts, candidates)
+    at = 0
+    for text, cands, where in zip(texts, candidates, positions, strict=True):
+        expected_positions, rows = pii_zh.char_rows(text, cands)
+        assert where == expected_positions
+        if rows:
+            np.testing.assert_allclose(logits[at:at + len(where)], tagger.model.logits(rows), atol=1e-4)
+        at += len(where)
+    assert at == len(logits) > 60
