@@ -165,26 +165,6 @@ def hap(
     summary(f"hap {src} -> {out} (threshold {settings.hap.threshold})", list(stats.items()))
 
 
-@app.command("purge")
-def purge(
-    older_than_days: int = typer.Option(None, "--older-than-days",
-                                        help="Retention in days; default scrub.raw_retention_days"),
-    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON"),
-) -> None:
-    """Delete raw interaction text older than the retention period (curated data is already scrubbed)."""
-    from curation.pii import purge_raw_text
-
-    try:
-        stats = purge_raw_text(load_settings(), older_than_days)
-    except ValueError as exc:
-        typer.echo(f"flywheel purge: {exc}", err=True)
-        raise typer.Exit(2) from exc
-    if as_json:
-        typer.echo(json.dumps(stats))
-        return
-    summary("purge", list(stats.items()))
-
-
 @app.command("import-data")
 def import_data(
     path: Path = typer.Argument(..., exists=True, dir_okay=False,

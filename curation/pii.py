@@ -642,28 +642,3 @@ def scrub_jsonl(settings: Settings, src: Path, out: Path, fields: list[str],
     return {"records_in": stats.n_in, "records_out": stats.kept, "records_changed": stats.counts["records_changed"],
             "dropped": stats.n_dropped, "unreadable_lines": stats.dropped["invalid"], "quarantined": quarantined,
             "entities": {k.split(":", 1)[1]: n for k, n in sorted(stats.counts.items()) if k.startswith("replaced:")}}
-
-
-# --- retention ----------------------------------------------------------------------------------------
-def purge_raw_text(settings, older_than_days: int | None = None) -> dict[str, int]:
-    """Remove raw interaction text (and raw quarantined lines) older than the retention period.
-
-    ``interactions.messages/response/request`` become NULL and ``raw_purged_at`` is set; the id,
-    timestamps, model and token counts stay for the metrics. Curated datasets hold scrubbed text only,
-    so they are untouched. Runs again without changing anything more."""
-    from flywheel.warehouse import connect
-
-    days = settings.scrub.raw_retention_days if older_than_days is None else older_than_days
-    if days < 0:
-        raise ValueError(f"--older-than-days must be >= 0, got {days}")
-    cutoff = "now() - to_days(CAST(? AS INTEGER))"
-    with connect(settings) as con:
-        con.execute("BEGIN TRANSACTION")
-        interactions = con.execute(
-            "UPDATE interactions SET messages = NULL, response = NULL, request = NULL, raw_purged_at = now() "
-            f"WHERE raw_purged_at IS NULL AND coalesce(ts, ingested_at) < {cutoff}", [days]).fetchone()[0]
-        quarantined = con.execute(
-            f"UPDATE quarantine SET raw = NULL WHERE raw IS NOT NULL AND created_at < {cutoff}", [days]).fetchone()[0]
-        con.execute("COMMIT")
-    return {"interactions_purged": int(interactions), "quarantine_raw_purged": int(quarantined),
-            "older_than_days": days}

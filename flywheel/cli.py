@@ -51,8 +51,9 @@ def status(as_json: bool = typer.Option(False, "--json", help="Machine-readable 
     console.print(table)
 
 
+app.add_typer(collectors.cli.app)
 app.add_typer(curation.cli.app)
-for package_cli in (collectors.cli, training.cli, serving.cli, flows.cli):
+for package_cli in (training.cli, serving.cli, flows.cli):
     package_cli.register(app)
 
 
