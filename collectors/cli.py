@@ -14,6 +14,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from collectors.ingest import collect as collect_sources
 from collectors.store import purge_raw_text
 from flywheel.settings import load_settings
 from flywheel.warehouse import quarantined, quarantined_by_id
@@ -30,7 +31,6 @@ def collect(
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON"),
 ) -> None:
     """Ingest interactions and feedback (JSONL, JSONL.GZ, Parquet) into the warehouse; bad lines are quarantined."""
-    from collectors.ingest import collect as collect_sources
 
     for path in source or []:
         if not path.exists():

@@ -37,21 +37,6 @@ class BuildResult:
         self.stats[key] = self.stats.get(key, 0) + 1
 
 
-def conversation_text(record: Record) -> str:
-    """The text an example is deduplicated on: its non-system turns (tool calls included) and its target."""
-    turns = record.get("messages") or [*(record.get("prompt") or []), *(record.get("chosen") or [])]
-    return "\n".join((m.get("content") or "") + "".join(f"\n{c['function']['name']}({c['function']['arguments']})"
-                                                          for c in m.get("tool_calls") or [])
-                     for m in turns if m.get("role") != "system")
-
-
-def prompt_text(record: Record) -> str:
-    """The last user turn: examples that share it (or nearly) must sit on the same side of the split."""
-    turns = record.get("messages") or record.get("prompt") or []
-    users = [m.get("content") or "" for m in turns if m.get("role") == "user"]
-    return users[-1] if users else ""
-
-
 def sft_record(messages: list[dict[str, str]], target: str, sources: list[str]) -> Record:
     return {"id": "sft-" + content_id("sft", sources, target), "kind": "sft", "origin": "mined",
             "messages": [*messages, {"role": "assistant", "content": target}], "source_interactions": sources}

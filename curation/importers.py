@@ -36,6 +36,7 @@ import orjson
 from pydantic import ValidationError
 
 from curation import store
+from curation.pipeline import safety_steps
 from curation.step import ExclusionWriter, Record
 from flywheel.records import DPOPair, SFTExample
 from flywheel.settings import Settings
@@ -643,7 +644,6 @@ def import_file(settings: Settings, path: Path, fmt: str | Layout = "auto", use_
     """Validate and store every row of ``path``; bad ones are quarantined (stage ``import``)."""
     if use_as not in USE_AS:
         raise ValueError(f"use_as must be seed or replay, got {use_as!r}")
-    from curation.pipeline import safety_steps
 
     result, records, rejected, kto_rows = ImportResult(), [], [], []
     source = str(path.resolve())

@@ -26,6 +26,7 @@ import orjson
 
 from collectors import store as collected
 from curation import review_queue, store
+from curation.dedup import cluster_representatives
 from flywheel.settings import Settings
 from flywheel.warehouse import connect, content_id
 
@@ -172,7 +173,6 @@ def judge_scores(con: Any, interactions: Sequence[InteractionWithFeedback], sett
 def find_bad_cases(interactions: Sequence[InteractionWithFeedback], settings: Settings,
                    judged: dict[str, float] | None = None) -> list[BadCase]:
     """Bad cases in priority order (highest first; ties: oldest first), each with its cluster."""
-    from curation.dedup import cluster_representatives
 
     judged = judged or {}
     found, prompts = [], []

@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 import regex
 
+from curation.executor import run_on_jsonl
 from curation.step import (
     Drop,
     ExclusionWriter,
@@ -49,6 +50,7 @@ from curation.step import (
 from curation.text import has_cjk, normalise_with_offsets
 from flywheel.records import EXAMPLE_BODY
 from flywheel.settings import ScrubSettings, Settings
+from flywheel.warehouse import connect, quarantine
 
 if TYPE_CHECKING:
     from curation.pii_tagger import Evidence
@@ -631,8 +633,6 @@ def scrub_jsonl(settings: Settings, src: Path, out: Path, fields: list[str],
                 progress: Callable[[str, int, int], None] | None = None) -> dict[str, Any]:
     """The ``flywheel scrub`` command: ``fields`` of every record of ``src`` scrubbed into ``out``, same order;
     unreadable lines and dropped records are quarantined. Returns the audit (counts per entity type)."""
-    from curation.executor import run_on_jsonl
-    from flywheel.warehouse import connect, quarantine
 
     step = run_on_jsonl(Scrub(settings.scrub, fields=fields), src, out, progress)
     with connect(settings) as con:

@@ -35,12 +35,12 @@ from curation.datasets import (
     replay_sample,
     write_version,
 )
-from curation.dedup import Dedup, normalise
-from curation.examples import build_examples, conversation_text
+from curation.dedup import Dedup, DedupIndex, normalise
+from curation.examples import build_examples
 from curation.executor import MapShards, Pipeline, Progress, local_map
 from curation.mining import MineResult, load_interactions, mine
 from curation.step import Drop, ExclusionWriter, Record, RunContext, Step, step_class
-from flywheel.records import content_key
+from flywheel.records import content_key, conversation_text
 from flywheel.settings import Settings
 from flywheel.versions import next_version, version_number
 from flywheel.warehouse import connect, content_id, quarantine
@@ -199,7 +199,6 @@ def _write(settings: Settings, version: str, kept: list[Record], pool: list[Reco
 def _final_index(dedup: Dedup | None, kept: list[Record], settings: Settings) -> Any:
     """What later versions deduplicate against: the records this version keeps (later steps dropped some
     that dedup kept), with their signatures from dedup and their text as the dataset stores it (scrubbed)."""
-    from curation.dedup import DedupIndex
 
     if dedup is None:
         return DedupIndex()
