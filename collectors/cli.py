@@ -74,7 +74,7 @@ def quarantine_show(qid: str = typer.Argument(..., help="Id (or unique prefix) f
     row = rows[0]
     Console().print(f"[bold]id[/] {row['id']}\n[bold]stage[/] {row['stage']}\n[bold]source[/] {row['source']}:"
                     f"{row['line']}\n[bold]reason[/] {row['reason']}\n[bold]time[/] {row['created_at']}\n[bold]raw[/]",
-                    highlight=False)
+                    highlight=False, soft_wrap=True)  # a long source path stays whole, never cut with "..."
     typer.echo(row["raw"])
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 
 import typer
+import yaml
 from rich.console import Console
 from rich.table import Table
 
@@ -29,10 +30,10 @@ console = Console()
 
 @config_app.command("show")
 def config_show() -> None:
-    """Print the effective settings (YAML file + FLYWHEEL_* env + defaults), secrets masked."""
-    import yaml
+    """Print the effective settings (YAML file + FLYWHEEL_* env + defaults), secrets masked.
 
-    console.print(yaml.safe_dump(masked_dump(load_settings()), sort_keys=False), end="")
+    Plain text, never wrapped to the terminal: the output is valid YAML to save as a settings file."""
+    typer.echo(yaml.safe_dump(masked_dump(load_settings()), sort_keys=False, width=10**6), nl=False)
 
 
 @app.command()
