@@ -28,8 +28,10 @@ browser:
 demo: $(STAMP)
 	$(PY) -m demo $(ARGS)
 
+# One pytest worker per core; each test file stays on one worker, so its module fixtures (servers, models) start
+# once. The embedded model and SmolLM2 are built once for all workers (file lock, pytest's cache directory).
 test: $(STAMP) browser
-	$(PY) -m pytest -q $(PYTEST_ARGS)
+	$(PY) -m pytest -q -n auto --dist loadfile $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
