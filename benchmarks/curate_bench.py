@@ -10,8 +10,8 @@ correction (the pair's real answer; the logged response is then another pair's a
 
 Each size runs ``flywheel curate`` in a fresh FLYWHEEL_HOME (after ``flywheel collect``, timed apart), with
 ``curate.processes`` workers; ``--dask`` also runs the ``curate`` flow with its per-record steps on a local
-two-worker Dask cluster. Peak RSS is the largest sum over the curate process and its children, sampled every
-0.2 s.
+two-worker Dask cluster. Peak memory is the largest sum over the curate process, its children and the Dask
+workers, sampled every 0.5 s: RSS (shared pages counted once per process) and PSS (shared pages split).
 
     .venv/bin/python benchmarks/curate_bench.py [--sizes 10000 50000] [--processes 2] [--dask]
 """
@@ -133,29 +133,35 @@ def traffic(pool: list, n: int, seed: int = 5) -> tuple[list[dict], list[dict]]:
     return records, feedback
 
 
-def _peak_rss(proc: subprocess.Popen, peak: list[int]) -> None:
-    parent = psutil.Process(proc.pid)
+def _peak_memory(proc: subprocess.Popen, peak: dict[str, int]) -> None:
+    """Largest RSS and PSS summed over this benchmark's child processes (the curate run, and the Dask workers
+    when a cluster is up), every 0.5 s. RSS counts the pages the workers share (the torch and model files)
+    once per process; PSS splits them among the processes, so its sum is the memory the run really takes."""
+    me = psutil.Process()
     while proc.poll() is None:
-        try:
-            total = sum(p.memory_info().rss for p in [parent, *parent.children(recursive=True)])
-            peak[0] = max(peak[0], total)
-        except psutil.Error:
-            pass
-        time.sleep(0.2)
+        rss = pss = 0
+        for child in me.children(recursive=True):
+            try:
+                info = child.memory_full_info()
+            except psutil.Error:
+                continue
+            rss, pss = rss + info.rss, pss + info.pss
+        peak["rss"], peak["pss"] = max(peak["rss"], rss), max(peak["pss"], pss)
+        time.sleep(0.5)
 
 
-def run(cmd: list[str], env: dict[str, str], cwd: str) -> tuple[float, int, str]:
-    """(seconds, peak RSS bytes of the process tree, stdout)."""
+def run(cmd: list[str], env: dict[str, str], cwd: str) -> tuple[float, dict[str, int], str]:
+    """(seconds, peak RSS and PSS bytes of the child processes, stdout)."""
     started = time.perf_counter()
     proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    peak = [0]
-    watcher = threading.Thread(target=_peak_rss, args=(proc, peak), daemon=True)
+    peak = {"rss": 0, "pss": 0}
+    watcher = threading.Thread(target=_peak_memory, args=(proc, peak), daemon=True)
     watcher.start()
     out, err = proc.communicate()
     watcher.join()
     if proc.returncode:
         sys.exit(f"{' '.join(cmd)} failed:\n{err[-3000:]}")
-    return time.perf_counter() - started, peak[0], out
+    return time.perf_counter() - started, peak, out
 
 
 def main() -> None:
@@ -191,28 +197,27 @@ def main() -> None:
                 steps = {s["name"]: s for s in result["steps"]}
                 rows.append((n, mode, collect_s, seconds, peak, result, steps))
                 print(f"{n:>6} interactions, {mode:9s}: collect {collect_s:6.1f} s; curate {seconds:7.1f} s = "
-                      f"{n / seconds:6.1f} interactions/s, peak RSS {peak / 2**30:.2f} GiB; examples in "
+                      f"{n / seconds:6.1f} interactions/s, peak RSS {peak['rss'] / 2**30:.2f} GiB, PSS "
+                      f"{peak['pss'] / 2**30:.2f} GiB; examples in "
                       f"{result['funnel'][2][2]}, new {result['n_new']}; step seconds "
                       + ", ".join(f"{k} {v['seconds']:.0f}" for k, v in steps.items()), flush=True)
     if len(args.sizes) > 1:
         small = [r for r in rows if r[0] == min(args.sizes) and r[1] == "processes"][0]
         large = [r for r in rows if r[0] == max(args.sizes) and r[1] == "processes"][0]
         print(f"growth {small[0]} -> {large[0]} interactions: time x{large[3] / small[3]:.2f}, "
-              f"peak RSS x{large[4] / small[4]:.2f}")
+              f"peak PSS x{large[4]['pss'] / small[4]['pss']:.2f}")
 
 
-def _run_on_dask(env: dict[str, str], cwd: str) -> tuple[float, int, str]:
-    """The curate flow with ``flows.dask_address`` at a fresh local 2-worker cluster (its memory included)."""
+def _run_on_dask(env: dict[str, str], cwd: str) -> tuple[float, dict[str, int], str]:
+    """The curate flow with ``flows.dask_address`` at a fresh local 2-worker cluster (its workers are children of
+    this process, so their memory is sampled with the flow's)."""
     from distributed import LocalCluster
 
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
         env = {**env, "FLYWHEEL_FLOWS__DASK_ADDRESS": cluster.scheduler_address}
         code = ("import json; from flows.curate import curate_flow; "
                 "print(json.dumps(curate_flow(), default=str))")
-        seconds, peak, out = run([sys.executable, "-c", code], env, cwd)
-        workers = sum(psutil.Process(p.pid).memory_info().rss for p in cluster.workers.values()
-                      if getattr(p, "pid", None))
-        return seconds, peak + workers, out
+        return run([sys.executable, "-c", code], env, cwd)
 
 
 if __name__ == "__main__":
