@@ -53,36 +53,19 @@ _REFUSAL = regex.compile(
 _CJK_RUN = regex.compile(r"\p{Han}[\p{Han}\u3000-\u303f\d\s,.!?;:\"'()]*")
 
 
-# Latin-script clause breaks (comma, semicolon, colon or dash, then a space): an insult tacked onto a polite
-# request ("Answer me properly, you stupid bot.") is diluted when the models read the whole sentence, so each
-# clause of two words or more is scored as well. Chinese text (no spaces) is left whole.
-_CLAUSE_BREAK = regex.compile(r"\s*[,;:]\s+|\s+[-\u2013\u2014]+\s+")
-
-
-def scoring_units(text: str) -> list[str]:
-    """The sentences of a text, each followed by its clauses when it has more than one."""
-    units = []
-    for sentence in sentences(text):
-        units.append(sentence)
-        clauses = [c for c in _CLAUSE_BREAK.split(sentence) if len(c.split()) >= 2]
-        if len(clauses) > 1:
-            units.extend(clauses)
-    return units
-
-
 def is_refusal(text: str) -> bool:
     return _REFUSAL.search(normalise(text or "")) is not None
 
 
 class HapScorer(ABC):
-    """Every back-end: split texts into sentences (and clauses), score them in one batch, keep each text's max."""
+    """Every back-end: split texts into sentences, score them in one batch, keep each text's max."""
 
     @abstractmethod
     def sentence_scores(self, sents: list[str], semantic: bool = True) -> np.ndarray:
         """A score in [0, 1] per sentence; ``semantic=False``: explicit abuse only, where a back-end can tell."""
 
     def score_sentences(self, texts: list[str], semantic: bool = True) -> list[tuple[float, str]]:
-        per_text = [scoring_units(t) for t in texts]
+        per_text = [sentences(t) for t in texts]
         unique = sorted({s for sents in per_text for s in sents})
         scores = dict(zip(unique, self.sentence_scores(unique, semantic).tolist(), strict=True)) if unique else {}
         out = []
@@ -134,7 +117,7 @@ class Tier:
         if len(passed):
             self.encoded_sentences += len(passed)
             vectors = self.encoder.encode([model_text(sents[i]) for i in passed])
-            scores[passed] = self.stack.scores(ngram[passed], self.head.logits(vectors))
+            scores[passed] = sigmoid(self.stack.logits(ngram[passed], self.head.logits(vectors)))
         return scores
 
 

@@ -86,39 +86,25 @@ class NgramModel:
 
 @dataclass
 class VectorHead:
-    """Logistic regression over sentence vectors, or, when ``hidden`` is set, one ReLU layer before it (a group
-    named with contempt vs the same group named neutrally is not one direction of the vector space)."""
-
     coef: np.ndarray
     intercept: float
-    hidden: np.ndarray | None = None       # (vector dim, units)
-    hidden_bias: np.ndarray | None = None  # (units,)
 
     def logits(self, vectors: np.ndarray) -> np.ndarray:
-        if self.hidden is not None:
-            vectors = np.maximum(vectors @ self.hidden + self.hidden_bias, 0.0)
         return vectors @ self.coef + self.intercept
 
 
 @dataclass
 class Stack:
-    """Score of a sentence that passed the gate: sigmoid(a * n-gram logit + b * vector logit + c); with
-    ``ngram_offset`` set, at least sigmoid(n-gram logit + offset), so that abuse the n-gram model is sure of is
-    not talked down by an encoder that reads the sentence as ordinary (two channels, each with its own offset)."""
+    """Score of a sentence that passed the gate: sigmoid(a * n-gram logit + b * vector logit + c)."""
 
     ngram_weight: float
     vector_weight: float
     bias: float
     gate: float     # n-gram probability below which a sentence is not sent through the encoder
     encoder: str    # a key of ENCODERS
-    ngram_offset: float | None = None
 
     def logits(self, ngram: np.ndarray, vector: np.ndarray) -> np.ndarray:
         return self.ngram_weight * ngram + self.vector_weight * vector + self.bias
-
-    def scores(self, ngram: np.ndarray, vector: np.ndarray) -> np.ndarray:
-        stacked = sigmoid(self.logits(ngram, vector))
-        return stacked if self.ngram_offset is None else np.maximum(stacked, sigmoid(ngram + self.ngram_offset))
 
 
 def save_ngram(path: Path, model: NgramModel, meta: dict[str, Any]) -> None:
@@ -135,17 +121,13 @@ def load_ngram(path: Path) -> NgramModel:
 
 
 def save_semantic(path: Path, head: VectorHead, stack: Stack, meta: dict[str, Any]) -> None:
-    layer = {} if head.hidden is None else {"hidden": head.hidden.astype(np.float16),
-                                            "hidden_bias": np.asarray(head.hidden_bias, dtype=np.float32)}
-    np.savez_compressed(path, coef=head.coef.astype(np.float32), intercept=np.float64(head.intercept), **layer,
-                        stack=json.dumps(asdict(stack)), meta=json.dumps(meta))
+    np.savez(path, coef=head.coef.astype(np.float32), intercept=np.float64(head.intercept),
+             stack=json.dumps(asdict(stack)), meta=json.dumps(meta))
 
 
 def load_semantic(path: Path) -> tuple[VectorHead, Stack]:
     with np.load(path) as data:
-        layer = (data["hidden"].astype(np.float32), data["hidden_bias"]) if "hidden" in data.files else (None, None)
-        head = VectorHead(data["coef"].astype(np.float32), float(data["intercept"]), *layer)
-        return head, Stack(**json.loads(str(data["stack"])))
+        return VectorHead(data["coef"].astype(np.float32), float(data["intercept"])), Stack(**json.loads(str(data["stack"])))
 
 
 def model_meta(path: Path) -> dict[str, Any]:
