@@ -8,7 +8,8 @@ not blind):
   test part (explicit hate vs not hate); HateCheck's explicit functionalities vs its non-hateful cases;
 - implicit hate: implicit-hate test part (implicit vs not hate), HateCheck implicit derogation vs its
   neutral/positive statements about groups and counter-speech, Multitarget-CONAN hateful statements vs the
-  counter-narratives that answer them (discussing a group is not hate), ETHOS;
+  counter-narratives that answer them (discussing a group is not hate), ETHOS; hate or vulgarity: the Gab Hate
+  Corpus test file;
 - Chinese offensive language: COLD dev, ``report`` half (the ``tune`` half picked the regularisation), and
   ToxiCN's test file (other annotators and platforms; general insults as well as hate);
 - full-width and mixed text: HateXplain test written in full-width letters; COLD report positives after an
@@ -20,6 +21,7 @@ Speed on real-shaped unseen text (ShareGPT test turns, Chinese dialogue turns, h
 the fair baseline of issue 15, batched MiniLM + the same head on every sentence, and alt-profanity-check.
 
     FLYWHEEL_PUBLIC_DATA=/work/data .venv/bin/python benchmarks/hap_bench.py [--threads 1] [--speed-texts 600]
+        [--previous DIR]   # also score with the models in DIR (e.g. an earlier curation/models), same run
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import random
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import numpy as np
 
@@ -77,6 +80,7 @@ def labelled_sets() -> dict[str, list[data.Example]]:
         "EN implicit: CONAN hate vs counter-narratives (1 pair in 5)": [e for i, e in enumerate(data.conan())
                                                                          if i // 2 % 5 == 0],
         "EN hate: ETHOS (all)": data.ethos(),
+        "EN hate or vulgar: Gab Hate Corpus test file": data.ghc_test(),
         "EN tune (not blind): OLID dev + implicit-hate dev": data.olid("dev") + data.implicit_hate("dev"),
         "ZH offensive: COLD dev report half": cold_report,
         "ZH tune (not blind): COLD dev tune half": data.cold("tune"),
@@ -175,6 +179,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch threads (HapSettings.threads)")
     parser.add_argument("--speed-texts", type=int, default=600)
     parser.add_argument("--skip-quality", action="store_true")
+    parser.add_argument("--previous", type=Path, default=None,
+                        help="a folder of earlier HAP models to score with as well (a before/after column)")
     args = parser.parse_args()
     threshold = HapSettings().threshold
     try:
@@ -184,6 +190,8 @@ def main() -> None:
     ours = OfflineScorer(threads=args.threads)
     lexical = LexicalScorer()
     scorers: dict[str, HapScorer] = {"ours": ours, "lexical": lexical}
+    if args.previous:
+        scorers["previous"] = OfflineScorer(model_dir=args.previous, threads=args.threads)
     print(f"HAP benchmark, threshold {threshold}; data under {data.data_root()}")
     if not args.skip_quality:
         quality(scorers, threshold)

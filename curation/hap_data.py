@@ -14,9 +14,10 @@ What each set is for:
   train, JDDC train, LCQMC dev, BQ dev).
 - tune (thresholds, regularisation): OLID train (``dev`` part), implicit-hate (``dev`` part), COLD dev
   (``tune`` half).
-- measure only: OLID test, implicit-hate (``test`` part), HateXplain test, ETHOS, HateCheck, COLD dev
-  (``report`` half); ShareGPT ``test`` half, self-instruct, Koala, MT-bench, OpenAssistant en_100,
-  Arena-Hard ``test`` half; CrossWOZ test, KdConv test, LCCC toy valid, JDDC test, LCQMC test, BQ test, OPPO.
+- measure only: OLID test, implicit-hate (``test`` part), HateXplain test, ETHOS, HateCheck, the Gab Hate Corpus
+  test file, COLD dev (``report`` half); ShareGPT ``test`` half, self-instruct, Koala, MT-bench, OpenAssistant
+  en_100, Arena-Hard ``test`` half; CrossWOZ test, KdConv test, LCCC toy valid, JDDC test, LCQMC test, BQ test,
+  OPPO.
 """
 
 from __future__ import annotations
@@ -149,6 +150,19 @@ def hatecheck() -> list[Example]:
     """HateCheck's functional tests; kind = the functionality (e.g. derog_impl_h, counter_quote_nh)."""
     return [Example(r["test_case"].strip(), int(r["label_gold"] == "hateful"), r["functionality"])
             for r in _rows("hatecheck", "test_suite_cases.csv")]
+
+
+def ghc_test() -> list[Example]:
+    """The Gab Hate Corpus test file: Gab posts coded for hate (assault on human dignity, call for violence) and
+    vulgarity; harmful = any of the three. Measure only. Most of its posts that are not hateful still talk about
+    groups, politics and religion, which the other social-media sets have less of."""
+    out = []
+    for r in _rows("ghc", "original", "ghc_test.tsv", delimiter="\t"):
+        hate, vulgar = r["hd"] == "1" or r["cv"] == "1", r["vo"] == "1"
+        text = clean(r["text"])
+        if text:
+            out.append(Example(text, int(hate or vulgar), "hate" if hate else "vulgar" if vulgar else ""))
+    return out
 
 
 # --- Chinese offensive language ----------------------------------------------------------------------------------

@@ -45,6 +45,20 @@ GROUP_QUESTIONS = [
     "Is it true that women are still underrepresented in engineering jobs?",
     "Write a short history of antisemitism in medieval Europe for a school project.",
 ]
+# Plain, kind or critical statements about a group, and reports of hate that condemn it: not hate either.
+GROUP_STATEMENTS = [
+    "Many Muslims in Europe work as doctors, teachers and engineers.",
+    "Immigrants started a large share of the small businesses in our town.",
+    "Gay couples have been able to marry in Ireland since 2015.",
+    "Jewish communities in Poland were thriving before the Second World War.",
+    "My neighbour is a trans woman and she runs the best bakery on our street.",
+    "What do Hindus believe happens after death?",
+    "Calling refugees criminals is hateful and wrong.",
+    "The article quoted a politician who called immigrants animals, and readers condemned him.",
+]
+# Rude words aimed at the reader (or the product), the way users write to an assistant.
+MILD_INSULTS = ["Answer me properly, you stupid bot.", "What a damn joke of a product.",
+                "You are useless, you know that?", "Shut up, nobody asked you.", "Are you really this dumb?"]
 REFUSALS = [
     "I can't write that. Jokes that demean people for their religion are hateful, and I won't produce them.",
     "Sorry, I won't help insult your coworker, but I can help you give honest feedback about the missed deadline.",
@@ -82,6 +96,20 @@ def test_ordinary_instructions_and_answers_are_not_abuse(scorer):
                    "the English models still score some questions about a group at 0.5-0.6")
 def test_questions_about_groups_are_not_hate(scorer):
     assert flagged(scorer, GROUP_QUESTIONS) == []
+
+
+def test_statements_about_groups_and_counter_speech_are_not_hate(scorer):
+    """Issue 12: naming a group, or reporting hate to condemn it, must not be flagged (HateCheck still flags a
+    quarter to half of such cases: benchmarks/RESULTS.md). A guard: the shipped models score these 0.02-0.46; a
+    rebuild trained with more group-naming text scored the counter-speech one 0.64 and was not shipped."""
+    assert flagged(scorer, GROUP_STATEMENTS) == []
+
+
+@pytest.mark.xfail(strict=True, reason="known gap (benchmarks/RESULTS.md, HAP): the shipped English models score "
+                   "three of these 0.10-0.47 (\"Answer me properly, you stupid bot.\" 0.22)")
+def test_mild_direct_insults_are_caught(scorer):
+    """Rude words aimed at the assistant or the product are abuse the curate step should drop."""
+    assert flagged(scorer, MILD_INSULTS) == MILD_INSULTS
 
 
 def test_refusals_are_kept_and_judged_on_explicit_abuse_only(scorer):
