@@ -244,14 +244,10 @@ def _plant_value(entity: str, fake, rng: random.Random) -> str:
 
 def _unionpay(rng: random.Random) -> str:
     """A 16- or 19-digit UnionPay-style number (62...) with a valid Luhn digit."""
+    from curation.checksums import luhn_digit
+
     body = "62" + "".join(str(rng.randint(0, 9)) for _ in range(rng.choice([13, 16])))
-    total = 0
-    for i, ch in enumerate(reversed(body)):
-        d = int(ch)
-        if i % 2 == 0:
-            d = d * 2 - 9 if d > 4 else d * 2
-        total += d
-    return body + str((10 - total % 10) % 10)
+    return body + luhn_digit(body)
 
 
 def planted(data: Path, split: str, n: int = 1200) -> list[Labelled]:

@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 import regex
 
+from curation.checksums import luhn_digit
 from curation.executor import run_on_jsonl
 from curation.step import (
     Drop,
@@ -437,7 +438,7 @@ class Surrogates:
                                                                for _ in range(len(digits) - len(kept) - 1))
         else:
             body = digits[:2] + "".join(str(fake.random_int(0, 9)) for _ in range(len(digits) - 3))
-            new = body + _luhn_digit(body)
+            new = body + luhn_digit(body)
         out, it = [], iter(new)
         for ch in value:
             out.append(next(it, "") if ch.isdigit() or ch in "０１２３４５６７８９" else ch)
@@ -478,16 +479,6 @@ class Surrogates:
                 break
         names[value] = names[surname] + (given if len(value) > surname_len else "")
         return names[value]
-
-
-def _luhn_digit(body: str) -> str:
-    total = 0
-    for i, ch in enumerate(reversed(body)):
-        d = int(ch)
-        if i % 2 == 0:
-            d = d * 2 - 9 if d > 4 else d * 2
-        total += d
-    return str((10 - total % 10) % 10)
 
 
 def _normal(entity: str, value: str) -> str:

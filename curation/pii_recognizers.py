@@ -17,6 +17,8 @@ import regex
 from presidio_analyzer import EntityRecognizer, Pattern, RecognizerResult
 from presidio_analyzer.predefined_recognizers import EmailRecognizer
 
+from curation.checksums import is_resident_id, luhn_ok
+
 # --- names ----------------------------------------------------------------------------------------
 _WORD = r"\p{Lu}[\p{L}'’\-]*\p{L}"
 _PARTICLE = r"(?:van|von|de|der|den|da|di|du|del|della|la|le|ten|ter|bin|al|dos|das)"
@@ -404,16 +406,6 @@ _CARD_CONTEXT = regex.compile(r"(?i:card|visa|mastercard|amex|credit|debit|charg
                               r"|卡号|银行卡|信用卡|储蓄卡|借记卡")
 
 
-def luhn_ok(digits: str) -> bool:
-    total = 0
-    for i, ch in enumerate(reversed(digits)):
-        d = int(ch)
-        if i % 2:
-            d = d * 2 - 9 if d > 4 else d * 2
-        total += d
-    return total % 10 == 0
-
-
 class CardNumberRecognizer(EntityRecognizer):
     """CREDIT_CARD of 12-19 digits (19-digit Visa and Maestro included), Luhn-checked; never a 身份证 number."""
 
@@ -425,8 +417,6 @@ class CardNumberRecognizer(EntityRecognizer):
 
     def analyze(self, text: str, entities: list[str], nlp_artifacts=None) -> list[RecognizerResult]:
         results = []
-        from curation.pii_zh import is_resident_id
-
         for m in _CARD.finditer(text):
             digits = regex.sub(r"\D", "", m.group("c"))
             if is_resident_id(digits):  # a 身份证 number may pass Luhn too: it is an ID, not a card

@@ -23,28 +23,17 @@ import numpy as np
 import regex
 from presidio_analyzer import EntityRecognizer, RecognizerResult
 
+from curation.checksums import RESIDENT_ID, id_check_ok, is_resident_id, luhn_ok
+from curation.pii_tagger import LinearModel, to_probabilities
+
 # --- phones, ID numbers, bank cards --------------------------------------------------------------------
 _MOBILE = regex.compile(r"(?<![\d+])(?:(?:\+|00)?86[ \-]?)?1[3-9]\d(?:[ \-]?\d{4}){2}(?!\d)")
 _LANDLINE = regex.compile(
     r"(?<![\d\-])(?:(?:\+|00)?86[ \-]?)?(?:\(0\d{2,3}\)[ \-]?|0\d{2,3}[ \-])?[2-9]\d{6,7}(?:[ \-]?(?:转|ext\.?)?\d{1,5})?"
     r"(?![\d\-])|(?<!\d)[48]00[ \-]?\d{3}[ \-]?\d{4}(?!\d)|(?<!\d)0(?:10|2\d|[3-9]\d\d)[2-9]\d{6,7}(?!\d)")
 _PHONE_CUE = regex.compile(r"电话|手机|致电|拨打|联系|热线|座机|号码|tel|phone", regex.IGNORECASE)
-_ID = regex.compile(r"(?<![\dA-Za-z])[1-9]\d{5}(?:18|19|20)\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])\d{3}[\dXx]"
-                    r"(?![\dA-Za-z])")
-_ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
-_ID_CHECK = "10X98765432"
 _BANK_CARD = regex.compile(r"(?<![\d\-])\d{4}(?:[ \-]?\d{4}){2,3}(?:[ \-]?\d{1,3})?(?![\d\-])|(?<!\d)\d{16,19}(?!\d)")
 _CARD_CUE = regex.compile(r"卡号|银行卡|信用卡|储蓄卡|借记卡|卡的?号|账号|帐号|转账|汇款|银联|card", regex.IGNORECASE)
-
-
-def id_check_ok(value: str) -> bool:
-    """The 18th character of a 身份证 number is an ISO 7064 MOD 11-2 check over the first 17."""
-    total = sum(int(d) * w for d, w in zip(value[:17], _ID_WEIGHTS, strict=True))
-    return _ID_CHECK[total % 11] == value[17].upper()
-
-
-def is_resident_id(digits: str) -> bool:
-    return len(digits) == 18 and _ID.fullmatch(digits) is not None and id_check_ok(digits)
 
 
 class ChineseNumberRecognizer(EntityRecognizer):
@@ -58,11 +47,9 @@ class ChineseNumberRecognizer(EntityRecognizer):
         """Patterns are module constants."""
 
     def analyze(self, text: str, entities: list[str], nlp_artifacts=None) -> list[RecognizerResult]:
-        from curation.pii_recognizers import luhn_ok
-
         results = []
         ids = []
-        for m in _ID.finditer(text):
+        for m in RESIDENT_ID.finditer(text):
             if id_check_ok(m.group()):
                 results.append(RecognizerResult("CN_ID_CARD", m.start(), m.end(), 0.95))
                 ids.append((m.start(), m.end()))
@@ -251,8 +238,6 @@ def name_candidates(text: str) -> Iterator[tuple[int, int, int]]:
 def name_model():
     """The candidate name model (a binary :class:`curation.pii_tagger.LinearModel`, ``zh_names.npz``) and its
     threshold on the probability."""
-    from curation.pii_tagger import LinearModel
-
     model = LinearModel.load(NAME_MODEL)
     return model, float(model.meta["threshold"])
 
@@ -396,8 +381,6 @@ class ChineseTagger(EntityRecognizer):
         return self.analyze_batch([text])[0]
 
     def analyze_batch(self, texts: list[str]) -> list[list[RecognizerResult]]:
-        from curation.pii_tagger import to_probabilities
-
         candidates = scored_candidates_batch(texts)
         positions, logits = self.scorer.logits(texts, candidates)
         probs = to_probabilities(logits)
@@ -542,8 +525,6 @@ def decode(positions: list[int], probs, thresholds: dict[str, tuple[float, float
 
 @cache
 def zh_tagger_model():
-    from curation.pii_tagger import LinearModel
-
     return LinearModel.load(TAGGER_MODEL)
 
 

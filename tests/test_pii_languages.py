@@ -9,8 +9,7 @@ from __future__ import annotations
 import pytest
 import regex
 
-from curation.pii_recognizers import luhn_ok
-from curation.pii_zh import id_check_ok
+from curation.checksums import id_check_ok, luhn_ok
 from flywheel.settings import ScrubSettings
 
 pytestmark = pytest.mark.usefixtures("no_network")
