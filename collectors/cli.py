@@ -16,6 +16,7 @@ from rich.table import Table
 
 from collectors.ingest import collect as collect_sources
 from collectors.store import purge_raw_text
+from flywheel.console import print_counts
 from flywheel.settings import load_settings
 from flywheel.warehouse import quarantined, quarantined_by_id
 
@@ -40,12 +41,7 @@ def collect(
     if as_json:
         typer.echo(json.dumps(summary.as_dict()))
         return
-    table = Table(title="collect")
-    table.add_column("what")
-    table.add_column("count", justify="right")
-    for key, value in summary.as_rows():
-        table.add_row(key, str(value))
-    Console().print(table)
+    print_counts("collect", summary.as_rows())
 
 
 @quarantine_app.command("list")
@@ -93,9 +89,4 @@ def purge(
     if as_json:
         typer.echo(json.dumps(stats))
         return
-    table = Table(title="purge")
-    table.add_column("what")
-    table.add_column("count", justify="right")
-    for key, value in stats.items():
-        table.add_row(key, str(value))
-    Console().print(table)
+    print_counts("purge", stats.items())

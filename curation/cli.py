@@ -8,15 +8,11 @@ too, and prints a short table; long work shows a progress bar.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from curation.dedup import Dedup
@@ -35,35 +31,12 @@ from curation.importers import (
 from curation.pii import scrub_jsonl
 from curation.pipeline import curate as run_curate
 from curation.step import report_rows
+from flywheel.console import print_counts, progress_bars
 from flywheel.settings import load_settings
 
 app = typer.Typer()
 console = Console(stderr=True)
 FIELD_HELP = "Field to process (repeatable): a string or a list of chat messages {role, content}"
-
-
-@contextmanager
-def progress_bars() -> Iterator[Callable[[str, int, int], None]]:
-    """A ``progress(stage, done, total)`` callback drawing one rich bar per stage on stderr."""
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                  console=console, transient=True) as bars:
-        tasks: dict[str, Any] = {}
-
-        def update(stage: str, done: int, total: int) -> None:
-            if stage not in tasks:
-                tasks[stage] = bars.add_task(stage, total=total)
-            bars.update(tasks[stage], completed=done, total=total)
-
-        yield update
-
-
-def summary(title: str, rows: list[tuple[str, Any]]) -> None:
-    table = Table(title=title)
-    table.add_column("what")
-    table.add_column("count", justify="right")
-    for key, value in rows:
-        table.add_row(key, str(value))
-    console.print(table)
 
 
 def _input_file(command: str, path: Path) -> None:
@@ -149,7 +122,7 @@ def scrub(
         typer.echo(json.dumps(report))
         return
     rows = [(k, v) for k, v in report.items() if k != "entities"]
-    summary(f"scrub {src} -> {out}", rows + [(f"entity {k}", v) for k, v in report["entities"].items()])
+    print_counts(f"scrub {src} -> {out}", rows + [(f"entity {k}", v) for k, v in report["entities"].items()])
 
 
 @app.command("hap")
@@ -172,7 +145,7 @@ def hap(
     if as_json:
         typer.echo(json.dumps(stats))
         return
-    summary(f"hap {src} -> {out} (threshold {settings.hap.threshold})", list(stats.items()))
+    print_counts(f"hap {src} -> {out} (threshold {settings.hap.threshold})", list(stats.items()))
 
 
 @app.command("import-data")

@@ -10,14 +10,13 @@ import json
 
 import typer
 import yaml
-from rich.console import Console
-from rich.table import Table
 
 import collectors.cli
 import curation.cli
 import flows.cli
 import serving.cli
 import training.cli
+from flywheel.console import print_counts
 from flywheel.settings import load_settings, masked_dump
 from flywheel.warehouse import status as warehouse_status
 
@@ -25,7 +24,6 @@ app = typer.Typer(help="Flywheel: feedback -> curated datasets -> LoRA SFT/DPO -
                   no_args_is_help=True, pretty_exceptions_enable=False)
 config_app = typer.Typer(help="Inspect the effective settings.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
-console = Console()
 
 
 @config_app.command("show")
@@ -44,12 +42,7 @@ def status(as_json: bool = typer.Option(False, "--json", help="Machine-readable 
     if as_json:
         typer.echo(json.dumps(counts))
         return
-    table = Table(title="flywheel status")
-    table.add_column("what")
-    table.add_column("value", justify="right")
-    for key, value in counts.items():
-        table.add_row(key, "-" if value is None else str(value))
-    console.print(table)
+    print_counts("flywheel status", counts.items(), value_header="value")
 
 
 app.add_typer(collectors.cli.app)
