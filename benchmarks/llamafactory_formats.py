@@ -101,7 +101,7 @@ def read_with_llamafactory(lf_python: str, data_dir: Path, tokenizer: Path, name
 
 
 def round_trip(data: Path, lf_python: str, work: Path) -> None:
-    from training.base_model import embedded_tokenizer
+    from demo.model import demo_tokenizer
 
     info = orjson.loads((data / "dataset_info.json").read_bytes())
     # The files LLaMA-Factory lists as text SFT or preference data (KTO and multimodal rows are not imported as such).
@@ -126,7 +126,7 @@ def round_trip(data: Path, lf_python: str, work: Path) -> None:
     write_version(settings.datasets_dir / "v1", VersionContents("v1", rows), DedupIndex(), settings.dedup)
     exported = export_version(settings, "v1", "llamafactory", work / "export")
     tokenizer = work / "tokenizer"
-    embedded_tokenizer().save_pretrained(tokenizer)
+    demo_tokenizer().save_pretrained(tokenizer)
 
     read = read_with_llamafactory(lf_python, work / "export", tokenizer, ["flywheel_v1_sft_train",
                                                                           "flywheel_v1_dpo_train"])
