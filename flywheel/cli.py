@@ -52,7 +52,8 @@ def status(as_json: bool = typer.Option(False, "--json", help="Machine-readable 
 
 
 app.add_typer(curation.cli.app)
-for package_cli in (collectors.cli, training.cli, serving.cli, flows.cli):
+app.add_typer(training.cli.app)
+for package_cli in (collectors.cli, serving.cli, flows.cli):
     package_cli.register(app)
 
 

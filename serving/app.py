@@ -29,21 +29,17 @@ from serving.errors import ApiError
 from serving.ids import InteractionIds
 from serving.metrics import ServingMetrics
 from serving.routes import admin, chat, feedback, ops
+from training.base_model import ensure_base_model
+from training.config import resolve_device
 
 log = logging.getLogger(__name__)
 
 
 def build_engine(settings: Settings, on_batch=None) -> GenerationEngine:
     """The engine over the configured base model (``train.base_model``: a local HF chat model, or smollm2)."""
-    from training.base_model import ensure_base_model
-
-    device = settings.train.device
-    if device == "auto":
-        import torch
-
-        device = "cuda" if torch.cuda.is_available() else "cpu"
     return GenerationEngine(ensure_base_model(settings), max_batch_size=settings.serve.max_batch_size,
-                            batch_window_ms=settings.serve.batch_window_ms, device=device,
+                            batch_window_ms=settings.serve.batch_window_ms,
+                            device=resolve_device(settings.train.device),
                             torch_threads=settings.serve.torch_threads, on_batch=on_batch)
 
 

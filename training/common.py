@@ -1,4 +1,5 @@
-"""What the SFT and DPO recipes share: loading the base model, LoRA, dataset splits, replay, checkpoints."""
+"""What the SFT and DPO recipes share: loading the base model, LoRA, dataset versions and splits, replay,
+checkpoints."""
 
 from __future__ import annotations
 
@@ -8,14 +9,14 @@ from pathlib import Path
 from typing import Any
 
 from flywheel.records import content_key
-from flywheel.settings import Settings
-from training.config import RecipeConfig, RecipeError, Runtime, StageSection
+from flywheel.settings import Settings, load_settings
+from flywheel.versions import is_version, version_number
+from training.base_model import ensure_base_model
+from training.config import RecipeConfig, RecipeError, Runtime, StageSection, load_config
 
 
 def resolve_base_model(settings: Settings, config: RecipeConfig) -> Path:
     """The recipe's ``model`` if set, else ``settings.train.base_model``, else the embedded tiny model."""
-    from training.base_model import ensure_base_model
-
     if config.model is not None:
         if not (Path(config.model) / "config.json").is_file():
             raise RecipeError(f"model: {config.model} is not a local HF model directory (no config.json)")
@@ -35,9 +36,6 @@ def recipe_arguments(description: str) -> argparse.ArgumentParser:
 
 def recipe_inputs(args: argparse.Namespace) -> tuple[Settings, RecipeConfig, Path]:
     """Settings, the recipe config and the base model directory for a recipe run from the command line."""
-    from flywheel.settings import load_settings
-    from training.config import load_config
-
     settings = load_settings()
     config = load_config(args.config, settings)
     return settings, config, args.base_model or resolve_base_model(settings, config)
@@ -80,6 +78,24 @@ def with_adapter(model: Any, adapter_dir: Path) -> Any:
     from peft import PeftModel
 
     return PeftModel.from_pretrained(model, str(adapter_dir), is_trainable=True)
+
+
+def dataset_dir(settings: Settings, version: str) -> Path:
+    """The directory of dataset version ``version``; RecipeError when the name or the directory is wrong."""
+    if not is_version(version):
+        raise RecipeError(f"dataset version {version!r} is not of the form vN (v1, v2, ...)")
+    path = settings.datasets_dir / version
+    if not (path / "sft").is_dir():
+        raise RecipeError(f"dataset {version} not found at {path}; run `flywheel curate` or list {settings.datasets_dir}")
+    return path
+
+
+def earlier_versions(settings: Settings, version: str) -> list[Path]:
+    """Dataset versions before ``version``, oldest first (the replay pool, the regression set's sources)."""
+    number = version_number(version)
+    earlier = [p for p in settings.datasets_dir.glob("v*")
+               if 0 < version_number(p.name) < number and (p / "sft").is_dir()]
+    return sorted(earlier, key=lambda p: version_number(p.name))
 
 
 def read_split(dataset_dir: Path, kind: str, split: str) -> Any:

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from flywheel.settings import GateSettings, Settings
+from training.common import earlier_versions, read_split
 from training.config import RecipeError
 
 JUDGES = ("exact", "contains", "regex", "llm")
@@ -138,9 +139,6 @@ def regression_checks(settings: Settings, dataset_version: str) -> list[Check]:
     At most ``gate.regression_max_prompts`` of it are asked, picked by a hash of the prompt (stable: the
     same prompts every time, a growing set only adds to the pick in proportion).
     """
-    from training.common import read_split
-    from training.retrain import earlier_versions
-
     path = regression_path(settings)
     rows = [json.loads(line) for line in path.read_text().splitlines()] if path.is_file() else []
     frozen = {row["dataset_version"] for row in rows}
