@@ -1,4 +1,4 @@
-"""CLI commands owned by the collectors package: ``collect`` and ``quarantine``.
+"""CLI commands owned by the collectors package: ``collect``, ``quarantine`` and ``purge`` (raw-text retention).
 
 Each command parses its options, calls one library function (``collectors.ingest.collect``, the
 warehouse's quarantine readers) and prints the result; none of them touches a table itself. The
@@ -14,19 +14,23 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from collectors.ingest import collect as collect_sources
+from collectors.store import purge_raw_text
 from flywheel.settings import load_settings
 from flywheel.warehouse import quarantined, quarantined_by_id
 
+app = typer.Typer()
 quarantine_app = typer.Typer(help="Inspect records that a stage refused, with the reason.", no_args_is_help=True)
+app.add_typer(quarantine_app, name="quarantine")
 
 
+@app.command("collect")
 def collect(
     source: list[Path] = typer.Option(None, "--source", "-s",
                                       help="File or directory to ingest (repeatable); default: inbox and spool"),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON"),
 ) -> None:
     """Ingest interactions and feedback (JSONL, JSONL.GZ, Parquet) into the warehouse; bad lines are quarantined."""
-    from collectors.ingest import collect as collect_sources
 
     for path in source or []:
         if not path.exists():
@@ -74,6 +78,24 @@ def quarantine_show(qid: str = typer.Argument(..., help="Id (or unique prefix) f
     typer.echo(row["raw"])
 
 
-def register(app: typer.Typer) -> None:
-    app.command("collect")(collect)
-    app.add_typer(quarantine_app, name="quarantine")
+@app.command("purge")
+def purge(
+    older_than_days: int = typer.Option(None, "--older-than-days",
+                                        help="Retention in days; default scrub.raw_retention_days"),
+    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON"),
+) -> None:
+    """Delete raw interaction text older than the retention period (curated data is already scrubbed)."""
+    try:
+        stats = purge_raw_text(load_settings(), older_than_days)
+    except ValueError as exc:
+        typer.echo(f"flywheel purge: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    if as_json:
+        typer.echo(json.dumps(stats))
+        return
+    table = Table(title="purge")
+    table.add_column("what")
+    table.add_column("count", justify="right")
+    for key, value in stats.items():
+        table.add_row(key, str(value))
+    Console().print(table)

@@ -41,9 +41,11 @@ from typing import IO, Any
 import orjson
 import pyarrow as pa
 
+from collectors import store
+from collectors.store import FileState
 from flywheel.records import Feedback, Interaction, RecordError, parse_record, to_json
 from flywheel.settings import Settings
-from flywheel.warehouse import Rejected, connect, now, quarantine
+from flywheel.warehouse import Rejected, connect, quarantine, unquarantine
 
 log = logging.getLogger(__name__)
 
@@ -99,20 +101,6 @@ class Summary:
     def as_rows(self) -> list[tuple[str, int]]:
         rows = [(k, v) for k, v in self.as_dict().items() if k != "quarantined_by_reason"]
         return rows + [(f"  quarantined: {k}", v) for k, v in sorted(self.quarantined.items())]
-
-
-@dataclass(frozen=True)
-class FileState:
-    """A row of ``ingest_state``: how far a file was read, and the identity of what was read."""
-
-    offset: int
-    line: int
-    size: int
-    mtime: float
-    done: bool
-    device: int | None = None
-    inode: int | None = None
-    head_hash: str | None = None
 
 
 @dataclass(frozen=True)
@@ -222,28 +210,18 @@ def commit_batch(con: Any, batch: Batch, summary: Summary, state: FileState | No
     """
     con.execute("BEGIN TRANSACTION")
     try:
-        if state is not None:
-            stored = con.execute('SELECT "offset" FROM ingest_state WHERE source = ?', [batch.source]).fetchall()
-            if (stored[0][0] if stored else None) != expected_offset:
-                raise _Moved(batch.source)
+        if state is not None and store.stored_offset(con, batch.source) != expected_offset:
+            raise _Moved(batch.source)
         with _incoming(con, batch.interactions.values(), INTERACTION_SCHEMA) as rows:
             conflicts = _conflicts(con, rows, batch)
-            new_interactions = _insert_new(con, "interactions", rows)
+            new_interactions = store.insert_new(con, "interactions", rows)
         with _incoming(con, batch.feedback.values(), FEEDBACK_SCHEMA) as rows:
-            new_feedback = _insert_new(con, "feedback", rows)
+            new_feedback = store.insert_new(con, "feedback", rows)
         if batch.retried_line is not None:
-            con.execute("DELETE FROM quarantine WHERE stage = 'collect' AND source = ? AND line = ? "
-                        "AND starts_with(reason, ?)", [batch.source, batch.retried_line, TRUNCATED_TAIL])
+            unquarantine(con, "collect", batch.source, batch.retried_line, TRUNCATED_TAIL)
         quarantine(con, batch.rejected + conflicts, raw_chars)
         if state is not None:
-            con.execute(
-                'INSERT INTO ingest_state (source, "offset", line, size, mtime, done, device, inode, head_hash, '
-                "updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (source) DO UPDATE SET "
-                '"offset" = excluded."offset", line = excluded.line, size = excluded.size, mtime = excluded.mtime, '
-                "done = excluded.done, device = excluded.device, inode = excluded.inode, "
-                "head_hash = excluded.head_hash, updated_at = excluded.updated_at",
-                [batch.source, state.offset, state.line, state.size, state.mtime, state.done, state.device,
-                 state.inode, state.head_hash, now()])
+            store.save_file_state(con, batch.source, state)
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")
@@ -260,15 +238,8 @@ def commit_batch(con: Any, batch: Batch, summary: Summary, state: FileState | No
 def _conflicts(con: Any, incoming: pa.Table, batch: Batch) -> list[Rejected]:
     """Incoming interactions whose id is stored with other content (raw text not purged): each one becomes
     a quarantine row with the record as it came, and the stored record stays as it was."""
-    if incoming.num_rows == 0:
-        return []
-    changed = " OR ".join(f"t.{c} IS DISTINCT FROM n.{c}" for c in INTERACTION_SCHEMA.names[CONTENT_COLUMNS]
-                          if c != "messages")
-    ids = [row[0] for row in con.execute(
-        "SELECT n.id FROM incoming n JOIN interactions t ON t.id = n.id WHERE t.raw_purged_at IS NULL AND "
-        f"(t.messages::VARCHAR IS DISTINCT FROM n.messages OR {changed}) ORDER BY n.id").fetchall()]
     out = []
-    for iid in ids:
+    for iid in store.changed_interactions(con, incoming, INTERACTION_SCHEMA.names[CONTENT_COLUMNS]):
         row = batch.interactions[iid]
         record = dict(zip(INTERACTION_SCHEMA.names, row, strict=True))
         record["messages"] = orjson.Fragment(record["messages"])
@@ -278,16 +249,6 @@ def _conflicts(con: Any, incoming: pa.Table, batch: Batch) -> list[Rejected]:
                                        "stored record is kept. Send a changed interaction under a new id",
                             raw, batch.source, batch.lines.get(iid)))
     return out
-
-
-def _insert_new(con: Any, table: str, rows: pa.Table) -> int:
-    """Insert the ``incoming`` rows whose id is not stored yet; returns how many that was."""
-    if rows.num_rows == 0:
-        return 0
-    columns = ", ".join(rows.schema.names)
-    before = con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
-    con.execute(f"INSERT INTO {table} ({columns}) SELECT {columns} FROM incoming ON CONFLICT DO NOTHING")
-    return con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0] - before
 
 
 def discover(paths: Iterable[Path]) -> list[Source]:
@@ -331,9 +292,7 @@ def collect(settings: Settings, sources: list[Path] | None = None, progress: boo
     settings.ensure_dirs()
     files = discover(sources if sources else [settings.inbox_dir, settings.spool_dir])
     with connect(settings) as con:  # one short read; each batch then commits in a connection of its own
-        states = {row[0]: FileState(*row[1:]) for row in con.execute(
-            'SELECT source, "offset", line, size, mtime, done, device, inode, head_hash FROM ingest_state '
-            "WHERE source IN (SELECT unnest(?))", [[str(f.path) for f in files]]).fetchall()}
+        states = store.file_states(con, [str(f.path) for f in files])
     summary = Summary()
     with _gc_paused():
         iterator: Iterable[Source] = files

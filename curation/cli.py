@@ -19,6 +19,22 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from curation.dedup import Dedup
+from curation.executor import run_on_jsonl
+from curation.export import ExportError, export_version
+from curation.hap import score_jsonl
+from curation.importers import (
+    FORMAT_ALIASES,
+    FORMATS,
+    USE_AS,
+    ImportError_,
+    import_dataset_info,
+    import_file,
+    is_dataset_info,
+)
+from curation.pii import scrub_jsonl
+from curation.pipeline import curate as run_curate
+from curation.step import report_rows
 from flywheel.settings import load_settings
 
 app = typer.Typer()
@@ -64,8 +80,6 @@ def curate(
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output"),
 ) -> None:
     """Mine bad cases, build SFT/DPO examples, run the curation steps (dedup, scrub, HAP) and write vN."""
-    from curation.pipeline import curate as run_curate
-    from curation.step import report_rows
 
     with progress_bars() as progress:
         result = run_curate(load_settings(), since, until, mine_first=not no_mine, progress=progress)
@@ -102,8 +116,6 @@ def dedup(
     threshold: float = typer.Option(None, "--threshold", help="Jaccard threshold (default from settings)"),
 ) -> None:
     """Remove exact and near duplicates (MinHash LSH), keeping the first occurrence."""
-    from curation.dedup import Dedup
-    from curation.executor import run_on_jsonl
 
     settings = load_settings().dedup
     if threshold is not None:
@@ -127,7 +139,6 @@ def scrub(
     as_json: bool = typer.Option(False, "--json", help="Print the audit as JSON"),
 ) -> None:
     """Replace personal data (names, emails, phones, addresses, cards, IDs, ...) with surrogates."""
-    from curation.pii import scrub_jsonl
 
     _input_file("scrub", src)
     with progress_bars() as progress:
@@ -149,7 +160,6 @@ def hap(
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON"),
 ) -> None:
     """Score hate/abuse/profanity: adds hap_score in [0, 1] (max over fields and sentences) to each record."""
-    from curation.hap import score_jsonl
 
     _input_file("hap", src)
     settings = load_settings()
@@ -165,26 +175,6 @@ def hap(
     summary(f"hap {src} -> {out} (threshold {settings.hap.threshold})", list(stats.items()))
 
 
-@app.command("purge")
-def purge(
-    older_than_days: int = typer.Option(None, "--older-than-days",
-                                        help="Retention in days; default scrub.raw_retention_days"),
-    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON"),
-) -> None:
-    """Delete raw interaction text older than the retention period (curated data is already scrubbed)."""
-    from curation.pii import purge_raw_text
-
-    try:
-        stats = purge_raw_text(load_settings(), older_than_days)
-    except ValueError as exc:
-        typer.echo(f"flywheel purge: {exc}", err=True)
-        raise typer.Exit(2) from exc
-    if as_json:
-        typer.echo(json.dumps(stats))
-        return
-    summary("purge", list(stats.items()))
-
-
 @app.command("import-data")
 def import_data(
     path: Path = typer.Argument(..., exists=True, dir_okay=False,
@@ -198,15 +188,6 @@ def import_data(
 ) -> None:
     """Import an existing dataset as seed or replay data (validated, scrubbed, HAP-filtered); every layout
     LLaMA-Factory documents, auto-detected per row or named with --format."""
-    from curation.importers import (
-        FORMAT_ALIASES,
-        FORMATS,
-        USE_AS,
-        ImportError_,
-        import_dataset_info,
-        import_file,
-        is_dataset_info,
-    )
 
     if fmt not in FORMATS + tuple(FORMAT_ALIASES) or use_as not in USE_AS:
         typer.echo(f"--format must be one of {', '.join(FORMATS + tuple(FORMAT_ALIASES))} and --as seed or replay",
@@ -238,7 +219,6 @@ def export(
     out_dir: Path = typer.Option(..., "-o", "--output", help="directory to write to (created if needed)"),
 ) -> None:
     """Export a dataset version's SFT and DPO splits for another trainer (LLaMA-Factory, or JSON Lines)."""
-    from curation.export import ExportError, export_version
 
     try:
         result = export_version(load_settings(), version, fmt, out_dir)

@@ -33,9 +33,9 @@ from typing import Any
 
 import orjson
 
-from curation.dedup import DedupIndex
+from curation.dedup import DedupIndex, cluster_representatives, normalise
 from curation.step import Record, report_rows
-from flywheel.records import content_key
+from flywheel.records import content_key, prompt_text
 from flywheel.settings import DedupSettings, Settings
 
 KINDS = ("sft", "dpo")
@@ -83,8 +83,6 @@ def public_row(record: Record, version: str) -> Record:
 def assign_splits(records: Sequence[Record], settings: Settings) -> list[str]:
     """train/eval per record by a hash of its prompt cluster; never an empty train split, and at least one
     eval cluster whenever there are two clusters or more."""
-    from curation.dedup import cluster_representatives, normalise
-    from curation.examples import prompt_text
 
     prompts = [prompt_text(r) for r in records]
     reps = cluster_representatives(prompts, settings.dedup) if records else []

@@ -43,6 +43,7 @@ import orjson
 
 from curation.step import Drop, ExclusionWriter, Record, RunContext, Step, StepStats
 from curation.text import has_cjk
+from flywheel.records import conversation_text
 from flywheel.settings import DedupSettings
 
 if TYPE_CHECKING:
@@ -581,8 +582,6 @@ class Dedup(Step):
 
     @classmethod
     def from_settings(cls, context: RunContext) -> Dedup:
-        from curation.examples import conversation_text
-
         settings = context.settings.dedup
         return cls(settings, field=conversation_text, partition="kind",
                    index=DedupIndex.load(context.earlier_versions, settings))

@@ -17,26 +17,14 @@ same window gives the same ids. Records keep ``source_interactions`` (lineage) a
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
-import orjson
-
-from curation.mining import Interaction, is_positive
+from curation.mining import InteractionWithFeedback, is_positive
+from curation.review_queue import Verdict
 from curation.step import Record
 from flywheel.settings import Settings
 from flywheel.warehouse import content_id
-
-
-@dataclass(frozen=True)
-class Decision:
-    status: str
-    suggested_answer: str | None
-    edited_answer: str | None
-    reason: str | None
-    reviewer: str | None
-    revision: int
 
 
 @dataclass
@@ -47,27 +35,6 @@ class BuildResult:
 
     def count(self, key: str) -> None:
         self.stats[key] = self.stats.get(key, 0) + 1
-
-
-def load_decisions(con: Any) -> dict[str, Decision]:
-    rows = con.execute("SELECT interaction_id, status, suggested_answer, edited_answer, reason, reviewer, revision "
-                       "FROM review_queue ORDER BY interaction_id").fetchall()
-    return {r[0]: Decision(*r[1:]) for r in rows}
-
-
-def conversation_text(record: Record) -> str:
-    """The text an example is deduplicated on: its non-system turns (tool calls included) and its target."""
-    turns = record.get("messages") or [*(record.get("prompt") or []), *(record.get("chosen") or [])]
-    return "\n".join((m.get("content") or "") + "".join(f"\n{c['function']['name']}({c['function']['arguments']})"
-                                                          for c in m.get("tool_calls") or [])
-                     for m in turns if m.get("role") != "system")
-
-
-def prompt_text(record: Record) -> str:
-    """The last user turn: examples that share it (or nearly) must sit on the same side of the split."""
-    turns = record.get("messages") or record.get("prompt") or []
-    users = [m.get("content") or "" for m in turns if m.get("role") == "user"]
-    return users[-1] if users else ""
 
 
 def sft_record(messages: list[dict[str, str]], target: str, sources: list[str]) -> Record:
@@ -82,7 +49,7 @@ def dpo_record(prompt: list[dict[str, str]], chosen: str, rejected: str, sources
             "rejected": [{"role": "assistant", "content": rejected}], "source_interactions": sources}
 
 
-def _prompt_messages(ix: Interaction) -> list[dict[str, str]]:
+def _prompt_messages(ix: InteractionWithFeedback) -> list[dict[str, str]]:
     # The prompt as the model saw it, without a trailing assistant turn (the answer is the target).
     msgs = [{"role": m.get("role", ""), "content": m.get("content") or ""} for m in ix.messages]
     while msgs and msgs[-1]["role"] == "assistant":
@@ -90,7 +57,7 @@ def _prompt_messages(ix: Interaction) -> list[dict[str, str]]:
     return msgs
 
 
-def _target(ix: Interaction, decision: Decision | None, settings: Settings) -> tuple[str | None, str]:
+def _target(ix: InteractionWithFeedback, decision: Verdict | None, settings: Settings) -> tuple[str | None, str]:
     """(target answer, where it came from); target None means no example."""
     if decision is not None and decision.status == "rejected":
         return None, "rejected"
@@ -106,7 +73,7 @@ def _target(ix: Interaction, decision: Decision | None, settings: Settings) -> t
     return None, "no_target"
 
 
-def build_examples(interactions: Sequence[Interaction], decisions: dict[str, Decision],
+def build_examples(interactions: Sequence[InteractionWithFeedback], decisions: dict[str, Verdict],
                    settings: Settings) -> BuildResult:
     """SFT and DPO records for the interactions, in interaction order (SFT before DPO per interaction)."""
     out = BuildResult()
@@ -130,13 +97,3 @@ def build_examples(interactions: Sequence[Interaction], decisions: dict[str, Dec
         if why not in ("positive", "accepted_answer") and bad and bad != target:
             out.examples.append(dpo_record(prompt, target, bad, [ix.id]))
     return out
-
-
-def imported_examples(con: Any, use_as: str) -> Iterator[Record]:
-    """Imported seed or replay records (see ``curation.importers``), oldest import first."""
-    for row_id, kind, payload, source in con.execute(
-            "SELECT id, kind, payload, source FROM imported_examples WHERE use_as = ? ORDER BY imported_at, id",
-            [use_as]).fetchall():
-        record = orjson.loads(payload)
-        yield {**record, "id": row_id, "kind": kind, "origin": use_as,
-               "source_interactions": record.get("source_interactions") or [f"import:{source}"]}

@@ -27,6 +27,7 @@ from typing import Any
 import orjson
 
 from curation.step import Drop, Exclusion, ExclusionWriter, Record, RunContext, Step, StepStats, step_class
+from flywheel.jsonl import count_records, read_jsonl
 
 Progress = Callable[[str, int, int], None]  # (stage label, records done, records in the stage)
 
@@ -208,7 +209,6 @@ class Pipeline:
 def run_on_jsonl(step: Step, src: Path, out: Path, progress: Progress | None = None) -> Step:
     """One step over a JSONL file: the kept records, in order, to ``out`` (written whole, then renamed);
     a line that is not a JSON object is excluded by the step with its line number and reason."""
-    from flywheel.jsonl import count_records, read_jsonl
 
     total = count_records(src) if progress else 0
 

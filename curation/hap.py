@@ -39,7 +39,9 @@ from curation.step import (
     not_a_record,
 )
 from curation.text import language_of, normalise, sentences
+from flywheel.jsonl import count_records, read_jsonl
 from flywheel.settings import HapSettings, Settings
+from flywheel.warehouse import Rejected, connect, quarantine
 
 _REFUSAL = regex.compile(
     r"(?i)\b(?:i can(?:no|')t|i won't|i will not|i'm not able to|i am not able to|i'm unable to|"
@@ -189,8 +191,6 @@ def score_jsonl(settings: Settings, src: Path, out: Path, fields: list[str],
     sentences) to ``out``, same order; lines that are not JSON objects are quarantined with their line."""
     import orjson
 
-    from flywheel.jsonl import count_records, read_jsonl
-    from flywheel.warehouse import Rejected, connect, quarantine
 
     scorer = load_scorer(settings.hap)
     total = count_records(src)

@@ -35,10 +35,12 @@ from typing import Any
 import orjson
 from pydantic import ValidationError
 
+from curation import store
+from curation.pipeline import safety_steps
 from curation.step import ExclusionWriter, Record
 from flywheel.records import DPOPair, SFTExample
 from flywheel.settings import Settings
-from flywheel.warehouse import Rejected, bulk, connect, content_id, quarantine
+from flywheel.warehouse import Rejected, connect, content_id, quarantine
 
 FORMATS = ("auto", "alpaca", "sharegpt", "openai", "dpo")
 FORMAT_ALIASES = {"messages": "openai", "v1": "openai"}  # the names earlier releases and LLaMA-Factory v1 use
@@ -642,7 +644,6 @@ def import_file(settings: Settings, path: Path, fmt: str | Layout = "auto", use_
     """Validate and store every row of ``path``; bad ones are quarantined (stage ``import``)."""
     if use_as not in USE_AS:
         raise ValueError(f"use_as must be seed or replay, got {use_as!r}")
-    from curation.pipeline import safety_steps
 
     result, records, rejected, kto_rows = ImportResult(), [], [], []
     source = str(path.resolve())
@@ -690,10 +691,7 @@ def import_file(settings: Settings, path: Path, fmt: str | Layout = "auto", use_
     rejected += filtered
     result.reasons = dict(Counter(fold_numbers(r.reason) for r in rejected).most_common())
     with connect(settings) as con:
-        before = con.execute("SELECT count(*) FROM imported_examples").fetchone()[0]
-        bulk(con, "INSERT INTO imported_examples (id, kind, use_as, payload, source) SELECT * FROM batch "
-             "ON CONFLICT DO NOTHING", ("id", "kind", "use_as", "payload", "source"), rows)
-        result.added = con.execute("SELECT count(*) FROM imported_examples").fetchone()[0] - before
+        result.added = store.save_imported(con, rows)
         result.quarantined = len(rejected)
         quarantine(con, rejected, settings.collect.quarantine_raw_chars)
     result.already_present = len(rows) - result.added

@@ -24,8 +24,11 @@ from typing import Any
 
 import orjson
 
+from collectors import store as collected
+from curation import review_queue, store
+from curation.dedup import cluster_representatives
 from flywheel.settings import Settings
-from flywheel.warehouse import bulk, connect, content_id
+from flywheel.warehouse import connect, content_id
 
 REFUSAL = re.compile(
     r"\b(i'?m sorry|i am sorry|i apologi[sz]e|apologies|i can(?:not|'t) help|i(?:'m| am) (?:not able|unable)|"
@@ -36,8 +39,9 @@ NEGATIVE_COMMENT = re.compile(
 
 
 @dataclass
-class Interaction:
-    """One interaction with everything mining and example building need."""
+class InteractionWithFeedback:
+    """One stored interaction with its feedback: everything mining and example building need (the record as
+    it came in is ``flywheel.records.Interaction``)."""
 
     id: str
     ts: datetime | None
@@ -82,28 +86,23 @@ class MineResult:
         return rows + [(f"  signal: {k}", v) for k, v in sorted(self.by_signal.items())]
 
 
-def load_interactions(con: Any, since: datetime | None = None, until: datetime | None = None) -> list[Interaction]:
+def load_interactions(con: Any, since: datetime | None = None,
+                      until: datetime | None = None) -> list[InteractionWithFeedback]:
     """Interactions in [since, until) with their feedback, oldest first (ties by id): a stable order."""
-    rows = con.execute(
-        "SELECT id, ts, messages, response, request, completion_tokens FROM interactions "
-        "WHERE (? IS NULL OR ts >= ?) AND (? IS NULL OR ts < ?) AND raw_purged_at IS NULL "
-        "ORDER BY ts NULLS FIRST, id", [since, since, until, until]).fetchall()
     feedback: dict[str, list[dict[str, Any]]] = {}
-    for iid, kind, value, text, fid in con.execute(
-            "SELECT f.interaction_id, f.kind, f.value, f.text, f.id FROM feedback f JOIN interactions i "
-            "ON i.id = f.interaction_id ORDER BY f.ts NULLS FIRST, f.id").fetchall():
+    for iid, kind, value, text, fid in collected.feedback_on_stored(con):
         feedback.setdefault(iid, []).append({"kind": kind, "value": value, "text": text, "id": fid})
     out = []
-    for iid, ts, messages, response, request, completion_tokens in rows:
+    for iid, ts, messages, response, request, completion_tokens in collected.interactions_in_window(con, since, until):
         req = orjson.loads(request) if request else {}
         max_tokens = req.get("max_tokens") or req.get("max_completion_tokens") if isinstance(req, dict) else None
-        out.append(Interaction(iid, ts, orjson.loads(messages) if messages else [], response or "",
-                               max_tokens if isinstance(max_tokens, int) else None, completion_tokens,
-                               feedback.get(iid, [])))
+        out.append(InteractionWithFeedback(iid, ts, orjson.loads(messages) if messages else [], response or "",
+                                           max_tokens if isinstance(max_tokens, int) else None, completion_tokens,
+                                           feedback.get(iid, [])))
     return out
 
 
-def signals(ix: Interaction, settings: Settings, judge_score: float | None = None) -> dict[str, float]:
+def signals(ix: InteractionWithFeedback, settings: Settings, judge_score: float | None = None) -> dict[str, float]:
     """The weighted signals that fire for one interaction."""
     cfg = settings.curate
     fired: set[str] = set()
@@ -129,7 +128,7 @@ def signals(ix: Interaction, settings: Settings, judge_score: float | None = Non
     return {name: float(weights.get(name, 0.0)) for name in sorted(fired) if weights.get(name, 0.0) > 0}
 
 
-def is_positive(ix: Interaction, settings: Settings) -> bool:
+def is_positive(ix: InteractionWithFeedback, settings: Settings) -> bool:
     """A thumb up or a good rating, and nothing negative: the answer itself is a training target."""
     good = any((f["kind"] == "thumb" and (f["value"] or 0) > 0)
                or (f["kind"] == "rating" and (f["value"] or 0) >= settings.curate.good_rating_min)
@@ -142,7 +141,7 @@ JUDGE_PROMPT = ("You grade a support assistant's answer. Reply with one number f
                 "to 10 (correct and helpful) and nothing else.\n\nConversation:\n{conversation}\n\nAnswer:\n{answer}")
 
 
-def judge_scores(con: Any, interactions: Sequence[Interaction], settings: Settings) -> dict[str, float]:
+def judge_scores(con: Any, interactions: Sequence[InteractionWithFeedback], settings: Settings) -> dict[str, float]:
     """Scores in [0, 1] from the configured judge, read from / written to the ``judge_scores`` cache.
 
     An endpoint that fails or answers something unparseable leaves that interaction unscored (the other
@@ -155,8 +154,7 @@ def judge_scores(con: Any, interactions: Sequence[Interaction], settings: Settin
 
     judge = Judge(cfg.judge_url, cfg.judge_model, cfg.judge_api_key.get_secret_value())
     keys = {ix.id: content_id("judge", judge.model, ix.messages, ix.response) for ix in interactions}
-    cached = dict(con.execute("SELECT key, score FROM judge_scores WHERE key IN (SELECT unnest(?))",
-                              [list(keys.values())]).fetchall()) if keys else {}
+    cached = store.judge_grades(con, list(keys.values()))
     scores: dict[str, float] = {}
     for ix in interactions:
         key = keys[ix.id]
@@ -166,17 +164,15 @@ def judge_scores(con: Any, interactions: Sequence[Interaction], settings: Settin
             if score is None:
                 continue
             cached[key] = score
-            con.execute("INSERT INTO judge_scores (key, model, score) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
-                        [key, judge.model, score])
+            store.save_judge_grade(con, key, judge.model, score)
         scores[ix.id] = cached[key]
     return scores
 
 
 # ------------------------------------------------------------------------------------------ mining
-def find_bad_cases(interactions: Sequence[Interaction], settings: Settings,
+def find_bad_cases(interactions: Sequence[InteractionWithFeedback], settings: Settings,
                    judged: dict[str, float] | None = None) -> list[BadCase]:
     """Bad cases in priority order (highest first; ties: oldest first), each with its cluster."""
-    from curation.dedup import cluster_representatives
 
     judged = judged or {}
     found, prompts = [], []
@@ -205,27 +201,13 @@ def mine(settings: Settings, since: datetime | None = None, until: datetime | No
             for name in case.signals:
                 result.by_signal[name] = result.by_signal.get(name, 0) + 1
         con.execute("BEGIN TRANSACTION")
-        bulk(con, "INSERT INTO bad_cases (interaction_id, priority, signals, cluster_id, suggested_answer) "
-             "SELECT * FROM batch ON CONFLICT (interaction_id) DO UPDATE SET priority = excluded.priority, "
-             "signals = excluded.signals, cluster_id = excluded.cluster_id, "
-             "suggested_answer = excluded.suggested_answer",
-             ("interaction_id", "priority", "signals", "cluster_id", "suggested_answer"),
-             [(c.interaction_id, c.priority, orjson.dumps(c.signals).decode(), c.cluster_id, c.suggested_answer)
-              for c in cases])
-        queued = {r[0]: r[1] for r in con.execute("SELECT interaction_id, status FROM review_queue").fetchall()}
+        store.save_bad_cases(con, [(c.interaction_id, c.priority, orjson.dumps(c.signals).decode(), c.cluster_id,
+                                    c.suggested_answer) for c in cases])
+        queued = review_queue.queue_statuses(con)
         fresh = [c for c in cases if c.interaction_id not in queued][: settings.curate.review_top_n]
         refresh = [c for c in cases if queued.get(c.interaction_id) == "new"]
-        columns = ("interaction_id", "cluster_id", "priority", "suggested_answer")
-        bulk(con, "INSERT INTO review_queue (interaction_id, cluster_id, priority, status, suggested_answer) "
-             "SELECT interaction_id, cluster_id, priority, 'new', suggested_answer FROM batch", columns,
-             [(c.interaction_id, c.cluster_id, c.priority, c.suggested_answer) for c in fresh])
-        # A changed item gets a new revision, so an annotator looking at the old one cannot decide on it.
-        bulk(con, "UPDATE review_queue q SET cluster_id = b.cluster_id, priority = b.priority, "
-             "suggested_answer = b.suggested_answer, revision = q.revision + 1 FROM batch b "
-             "WHERE q.interaction_id = b.interaction_id AND q.status = 'new' AND (q.cluster_id IS DISTINCT FROM "
-             "b.cluster_id OR q.priority IS DISTINCT FROM b.priority OR q.suggested_answer IS DISTINCT FROM "
-             "b.suggested_answer)", columns,
-             [(c.interaction_id, c.cluster_id, c.priority, c.suggested_answer) for c in refresh])
+        review_queue.enqueue(con, [(c.interaction_id, c.cluster_id, c.priority, c.suggested_answer) for c in fresh],
+                             [(c.interaction_id, c.cluster_id, c.priority, c.suggested_answer) for c in refresh])
         con.execute("COMMIT")
         result.queued = len(fresh)
     return result

@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 import regex
 
+from curation.executor import run_on_jsonl
 from curation.step import (
     Drop,
     ExclusionWriter,
@@ -49,6 +50,7 @@ from curation.step import (
 from curation.text import has_cjk, normalise_with_offsets
 from flywheel.records import EXAMPLE_BODY
 from flywheel.settings import ScrubSettings, Settings
+from flywheel.warehouse import connect, quarantine
 
 if TYPE_CHECKING:
     from curation.pii_tagger import Evidence
@@ -631,8 +633,6 @@ def scrub_jsonl(settings: Settings, src: Path, out: Path, fields: list[str],
                 progress: Callable[[str, int, int], None] | None = None) -> dict[str, Any]:
     """The ``flywheel scrub`` command: ``fields`` of every record of ``src`` scrubbed into ``out``, same order;
     unreadable lines and dropped records are quarantined. Returns the audit (counts per entity type)."""
-    from curation.executor import run_on_jsonl
-    from flywheel.warehouse import connect, quarantine
 
     step = run_on_jsonl(Scrub(settings.scrub, fields=fields), src, out, progress)
     with connect(settings) as con:
@@ -642,28 +642,3 @@ def scrub_jsonl(settings: Settings, src: Path, out: Path, fields: list[str],
     return {"records_in": stats.n_in, "records_out": stats.kept, "records_changed": stats.counts["records_changed"],
             "dropped": stats.n_dropped, "unreadable_lines": stats.dropped["invalid"], "quarantined": quarantined,
             "entities": {k.split(":", 1)[1]: n for k, n in sorted(stats.counts.items()) if k.startswith("replaced:")}}
-
-
-# --- retention ----------------------------------------------------------------------------------------
-def purge_raw_text(settings, older_than_days: int | None = None) -> dict[str, int]:
-    """Remove raw interaction text (and raw quarantined lines) older than the retention period.
-
-    ``interactions.messages/response/request`` become NULL and ``raw_purged_at`` is set; the id,
-    timestamps, model and token counts stay for the metrics. Curated datasets hold scrubbed text only,
-    so they are untouched. Runs again without changing anything more."""
-    from flywheel.warehouse import connect
-
-    days = settings.scrub.raw_retention_days if older_than_days is None else older_than_days
-    if days < 0:
-        raise ValueError(f"--older-than-days must be >= 0, got {days}")
-    cutoff = "now() - to_days(CAST(? AS INTEGER))"
-    with connect(settings) as con:
-        con.execute("BEGIN TRANSACTION")
-        interactions = con.execute(
-            "UPDATE interactions SET messages = NULL, response = NULL, request = NULL, raw_purged_at = now() "
-            f"WHERE raw_purged_at IS NULL AND coalesce(ts, ingested_at) < {cutoff}", [days]).fetchone()[0]
-        quarantined = con.execute(
-            f"UPDATE quarantine SET raw = NULL WHERE raw IS NOT NULL AND created_at < {cutoff}", [days]).fetchone()[0]
-        con.execute("COMMIT")
-    return {"interactions_purged": int(interactions), "quarantine_raw_purged": int(quarantined),
-            "older_than_days": days}

@@ -25,6 +25,7 @@ from typing import Any
 
 import orjson
 
+from curation import review_queue, store
 from curation.datasets import (
     KINDS,
     SPLITS,
@@ -34,15 +35,15 @@ from curation.datasets import (
     replay_sample,
     write_version,
 )
-from curation.dedup import Dedup, normalise
-from curation.examples import build_examples, conversation_text, imported_examples, load_decisions
+from curation.dedup import Dedup, DedupIndex, normalise
+from curation.examples import build_examples
 from curation.executor import MapShards, Pipeline, Progress, local_map
 from curation.mining import MineResult, load_interactions, mine
 from curation.step import Drop, ExclusionWriter, Record, RunContext, Step, step_class
-from flywheel.records import content_key
+from flywheel.records import content_key, conversation_text
 from flywheel.settings import Settings
 from flywheel.versions import next_version, version_number
-from flywheel.warehouse import bulk, connect, content_id, quarantine
+from flywheel.warehouse import connect, content_id, quarantine
 
 
 @dataclass
@@ -113,13 +114,12 @@ def curate(settings: Settings, since: datetime | None = None, until: datetime | 
     mined = mine(settings, since, until) if mine_first else None
     with connect(settings) as con:
         interactions = load_interactions(con, since, until)
-        decisions = load_decisions(con)
-        seeds = list(imported_examples(con, "seed"))
-        used = {row[0] for row in con.execute("SELECT id FROM examples").fetchall()}
-        versions = dict(con.execute("SELECT version, window_key FROM dataset_versions").fetchall())
-        pool = [{**orjson.loads(payload), "kind": kind} for kind, payload in con.execute(
-            "SELECT kind, payload FROM examples WHERE split = 'train' ORDER BY id").fetchall()]
-        pool += [{**r, "dataset_version": "import"} for r in imported_examples(con, "replay")]
+        decisions = review_queue.verdicts(con)
+        seeds = list(store.imported_examples(con, "seed"))
+        used = store.example_ids(con)
+        versions = store.version_windows(con)
+        pool = store.training_rows(con)
+        pool += [{**r, "dataset_version": "import"} for r in store.imported_examples(con, "replay")]
         feedback_ids = sorted(f["id"] for ix in interactions for f in ix.feedback)
     key = content_id("window", [ix.id for ix in interactions], feedback_ids,
                      sorted((i, d.status, d.edited_answer, d.suggested_answer) for i, d in decisions.items()),
@@ -189,25 +189,16 @@ def _write(settings: Settings, version: str, kept: list[Record], pool: list[Reco
     result.n_dpo = sum(len(rows["dpo"][s]) for s in SPLITS)
     result.message = f"wrote {version}: {len(kept)} new examples, {result.n_replay} replayed"
     with connect(settings) as con:
-        con.execute("BEGIN TRANSACTION")
-        bulk(con, "INSERT INTO examples (id, kind, payload, source_interactions, dataset_version, split) "
-             "SELECT * FROM batch ON CONFLICT DO NOTHING",
-             ("id", "kind", "payload", "source_interactions", "dataset_version", "split"),
-             [(r["id"], r["kind"], orjson.dumps(public_row(r, version)).decode(),
-               orjson.dumps(r.get("source_interactions") or []).decode(), version, r["split"]) for r in kept])
-        con.execute(
-            "INSERT INTO dataset_versions (version, uri, window_key, n_sft, n_dpo, n_new, content_hash, stats) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            [version, result.uri, result.window_key, result.n_sft, result.n_dpo, len(kept),
-             manifest["content_hash"], orjson.dumps({"funnel": result.funnel, "steps": result.steps,
-                                                     "replay": result.n_replay}).decode()])
-        con.execute("COMMIT")
+        store.save_version(
+            con, version, result.uri, result.window_key, (result.n_sft, result.n_dpo, len(kept)),
+            manifest["content_hash"], {"funnel": result.funnel, "steps": result.steps, "replay": result.n_replay},
+            [(r["id"], r["kind"], orjson.dumps(public_row(r, version)).decode(),
+              orjson.dumps(r.get("source_interactions") or []).decode(), r["split"]) for r in kept])
 
 
 def _final_index(dedup: Dedup | None, kept: list[Record], settings: Settings) -> Any:
     """What later versions deduplicate against: the records this version keeps (later steps dropped some
     that dedup kept), with their signatures from dedup and their text as the dataset stores it (scrubbed)."""
-    from curation.dedup import DedupIndex
 
     if dedup is None:
         return DedupIndex()

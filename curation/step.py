@@ -37,6 +37,7 @@ import orjson
 
 from curation.text import LANGUAGES, language_of
 from flywheel.records import message_text
+from flywheel.warehouse import Rejected
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -83,8 +84,6 @@ class ExclusionWriter:
         self.items.append(Exclusion(record, drop, step))
 
     def to_rejected(self, source: str | None = None) -> list[Rejected]:
-        from flywheel.warehouse import Rejected
-
         return [Rejected(stage=ex.step, reason=ex.reason, raw=orjson.dumps(ex.record, default=str).decode(),
                          source=source, line=None) for ex in self.items]
 

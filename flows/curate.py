@@ -21,6 +21,8 @@ from typing import Any
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
+from curation.mining import mine
+from curation.pipeline import curate
 from curation.step import report_rows
 from flywheel.settings import load_settings
 
@@ -30,7 +32,6 @@ DATASET_READY = "flywheel.dataset.ready"
 @task(retries=2, retry_delay_seconds=[5, 30])
 def mine_bad_cases(since: datetime | None, until: datetime | None) -> dict[str, Any]:
     """Score interactions and fill the review queue; retried on a transient warehouse lock."""
-    from curation.mining import mine
 
     result = mine(load_settings(), since, until)
     return {"rows": result.as_rows()}
@@ -52,7 +53,6 @@ def log_progress() -> Callable[[str, int, int], None]:
 @task
 def curate_window(since: datetime | None, until: datetime | None) -> dict[str, Any]:
     """Build the examples, run the curation steps and write the version (or find the one made from this window)."""
-    from curation.pipeline import curate
 
     return curate(load_settings(), since, until, mine_first=False, progress=log_progress()).as_dict()
 
@@ -68,7 +68,6 @@ def curate_on_dask(address: str, since: datetime | None, until: datetime | None)
     from prefect.utilities.annotations import unmapped
     from prefect_dask import DaskTaskRunner
 
-    from curation.pipeline import curate
 
     with DaskTaskRunner(address=address) as runner:
         def map_shards(fn: Callable[[list[dict]], Any], shards: list[list[dict]]) -> Iterator[Any]:

@@ -14,6 +14,7 @@ from typing import Any
 from prefect import flow
 from prefect.artifacts import create_table_artifact
 
+from curation import review_queue, store
 from flows.collect import collect_feedback
 from flows.curate import curate_flow
 from flows.deploy import deploy_flow
@@ -24,8 +25,7 @@ from flywheel.warehouse import connect
 
 def _funnel_rows(settings: Settings, collected: dict[str, Any], curated: dict[str, Any]) -> list[dict[str, Any]]:
     with connect(settings, read_only=True) as con:
-        bad_cases = con.execute("SELECT count(*) FROM bad_cases").fetchone()[0]
-        reviewed = con.execute("SELECT count(*) FROM review_queue WHERE status <> 'new'").fetchone()[0]
+        bad_cases, reviewed = store.count_bad_cases(con), review_queue.count_reviewed(con)
     rows = [{"stage": "ingested interactions (this turn)", "in": None, "out": collected["interactions_new"]},
             {"stage": "quarantined at ingest (this turn)", "in": None, "out": collected["quarantined"]},
             {"stage": "bad cases mined (all time)", "in": None, "out": bad_cases},

@@ -18,6 +18,7 @@ import flows.cli
 import serving.cli
 import training.cli
 from flywheel.settings import load_settings, masked_dump
+from flywheel.warehouse import status as warehouse_status
 
 app = typer.Typer(help="Flywheel: feedback -> curated datasets -> LoRA SFT/DPO -> gated hot-swap deploy.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
@@ -37,7 +38,6 @@ def config_show() -> None:
 @app.command()
 def status(as_json: bool = typer.Option(False, "--json", help="Machine-readable output")) -> None:
     """Row counts in the warehouse, the newest dataset version and the production adapter."""
-    from flywheel.warehouse import status as warehouse_status
 
     counts = warehouse_status(load_settings())
     if as_json:
@@ -51,9 +51,10 @@ def status(as_json: bool = typer.Option(False, "--json", help="Machine-readable 
     console.print(table)
 
 
+app.add_typer(collectors.cli.app)
 app.add_typer(curation.cli.app)
 app.add_typer(training.cli.app)
-for package_cli in (collectors.cli, serving.cli, flows.cli):
+for package_cli in (serving.cli, flows.cli):
     package_cli.register(app)
 
 

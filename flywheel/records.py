@@ -312,3 +312,18 @@ def message_text(message: Any) -> str:
     if isinstance(content, list):
         return " ".join(p["text"] for p in content if isinstance(p, dict) and isinstance(p.get("text"), str))
     return content if isinstance(content, str) else ""
+
+
+def conversation_text(example: dict[str, Any]) -> str:
+    """The text an example is deduplicated on: its non-system turns (tool calls included) and its target."""
+    turns = example.get("messages") or [*(example.get("prompt") or []), *(example.get("chosen") or [])]
+    return "\n".join((m.get("content") or "") + "".join(f"\n{c['function']['name']}({c['function']['arguments']})"
+                                                          for c in m.get("tool_calls") or [])
+                     for m in turns if m.get("role") != "system")
+
+
+def prompt_text(example: dict[str, Any]) -> str:
+    """The last user turn: examples that share it (or nearly) must sit on the same side of the split."""
+    turns = example.get("messages") or example.get("prompt") or []
+    users = [m.get("content") or "" for m in turns if m.get("role") == "user"]
+    return users[-1] if users else ""

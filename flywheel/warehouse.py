@@ -159,6 +159,18 @@ def quarantine(con: duckdb.DuckDBPyConnection, rejected: Iterable[Rejected], raw
     return con.execute("SELECT count(*) FROM quarantine").fetchone()[0] - before
 
 
+def unquarantine(con: duckdb.DuckDBPyConnection, stage: str, source: str, line: int, reason_prefix: str) -> None:
+    """Forget a quarantined line that has since been read after all (a file's unfinished last line)."""
+    con.execute("DELETE FROM quarantine WHERE stage = ? AND source = ? AND line = ? AND starts_with(reason, ?)",
+                [stage, source, line, reason_prefix])
+
+
+def purge_quarantined_raw(con: duckdb.DuckDBPyConnection, older_than_days: int) -> int:
+    """Blank the raw text of quarantine rows older than the retention period; returns how many."""
+    return int(con.execute("UPDATE quarantine SET raw = NULL WHERE raw IS NOT NULL AND "
+                           "created_at < now() - to_days(CAST(? AS INTEGER))", [older_than_days]).fetchone()[0])
+
+
 def bulk(con: duckdb.DuckDBPyConnection, sql: str, columns: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
     """Run ``sql`` over many rows at once: the rows are an Arrow table named ``batch`` (columns ``columns``)
     that ``sql`` selects from, e.g. ``INSERT INTO t SELECT * FROM batch ON CONFLICT DO NOTHING``. DuckDB's

@@ -10,8 +10,9 @@ import orjson
 from net import judge_server
 
 from collectors.ingest import collect
-from curation.examples import build_examples, load_decisions
+from curation.examples import build_examples
 from curation.mining import load_interactions, mine
+from curation.review_queue import verdicts
 from demo.domain import SYSTEM_PROMPT
 from demo.sample_data import write_inbox
 from flywheel.warehouse import connect
@@ -113,7 +114,7 @@ def test_sample_traffic_mines_wrong_answers_and_builds_examples(settings, tmp_pa
     result = mine(settings)
     with connect(settings) as con:
         interactions = load_interactions(con)
-        decisions = load_decisions(con)
+        decisions = verdicts(con)
         corrected = con.execute("SELECT count(DISTINCT interaction_id) FROM feedback WHERE kind = 'correction'"
                                 ).fetchone()[0]
     assert result.scanned == 120 and result.bad_cases >= corrected > 0
@@ -136,7 +137,7 @@ def test_review_decisions_decide_the_target(settings) -> None:
         con.execute("UPDATE review_queue SET status = 'rejected' WHERE interaction_id = 'r'")
         con.execute("UPDATE review_queue SET status = 'edited', edited_answer = 'Every day, 8 am to 8 pm UTC.' "
                     "WHERE interaction_id = 'e'")
-        interactions, decisions = load_interactions(con), load_decisions(con)
+        interactions, decisions = load_interactions(con), verdicts(con)
     built = build_examples(interactions, decisions, settings)
     targets = {e["source_interactions"][0]: e["messages"][-1]["content"] for e in built.examples if e["kind"] == "sft"}
     assert targets == {"e": "Every day, 8 am to 8 pm UTC.", "u": "3 seats."}

@@ -400,8 +400,9 @@ def test_an_item_refreshed_by_curation_must_be_looked_at_again(review):
 
 
 def test_the_next_curate_run_builds_examples_from_the_decisions(review):
-    from curation.examples import build_examples, load_decisions
+    from curation.examples import build_examples
     from curation.mining import load_interactions
+    from curation.review_queue import verdicts
 
     settings, seeded, app = review
     edited, rejected = seeded.clusters["c-support_hours"]
@@ -415,7 +416,7 @@ def test_the_next_curate_run_builds_examples_from_the_decisions(review):
         interactions = [ix for ix in load_interactions(con) if ix.id in (edited, rejected, accepted)]
         raw_suggestion = con.execute("SELECT suggested_answer FROM review_queue WHERE interaction_id = ?",
                                      [accepted]).fetchone()[0]
-        built = build_examples(interactions, load_decisions(con), settings)
+        built = build_examples(interactions, verdicts(con), settings)
     targets = {ex["source_interactions"][0]: ex["messages"][-1]["content"]
                for ex in built.examples if ex["kind"] == "sft"}
     assert targets == {edited: new_answer, accepted: raw_suggestion}
