@@ -25,8 +25,8 @@ from fastapi.responses import PlainTextResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.middleware.sessions import SessionMiddleware
 
+from curation import review_queue
 from flywheel.settings import Settings
-from serving.review import store
 from serving.review.auth import SESSION_LIFETIME, SignInThrottle
 from serving.review.routes import audit, items, queue, signin
 from serving.review.web import BadCsrfToken, NotSignedIn, path_for, templates
@@ -67,8 +67,8 @@ def create_app(settings: Settings) -> FastAPI:
         return PlainTextResponse("This form expired or did not come from this site: reload the page and try again.",
                                  status_code=403)
 
-    @app.exception_handler(store.FilterError)
-    async def _bad_filter(request: Request, exc: store.FilterError) -> Response:
+    @app.exception_handler(review_queue.FilterError)
+    async def _bad_filter(request: Request, exc: review_queue.FilterError) -> Response:
         return PlainTextResponse(f"Bad filter: {exc}", status_code=400)
 
     @app.middleware("http")

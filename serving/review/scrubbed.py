@@ -17,10 +17,11 @@ from typing import Any
 import duckdb
 import orjson
 
+from collectors.store import feedback_of, interaction_details
+from curation.review_queue import suggested_answers
 from curation.step import ExclusionWriter, Step
 from flywheel.settings import Settings
 from flywheel.warehouse import content_id, now
-from serving.review.store import raw_sources
 
 ScrubberFactory = Callable[[], Step]
 SCRUBBED_FIELDS = ("messages", "response", "suggested_answer", "feedback")
@@ -73,6 +74,23 @@ def _view(scrubbed: dict[str, Any]) -> ScrubbedView:
 def _scrub(step: Step, records: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
     step.exclusions = ExclusionWriter()  # one batch's drops, so their reasons can be shown
     yield from step(records)
+
+
+def raw_sources(con: duckdb.DuckDBPyConnection, interaction_ids: list[str]) -> dict[str, dict[str, Any]]:
+    """Raw messages, answer, suggestion and feedback per queued item: what is scrubbed, or shown to a lead."""
+    if not interaction_ids:
+        return {}
+    suggested = suggested_answers(con, interaction_ids)
+    details = interaction_details(con, list(suggested))
+    feedback = feedback_of(con, list(suggested))
+    sources = {}
+    for iid, suggested_answer in suggested.items():
+        interaction = details.get(iid, {})
+        messages = interaction.get("messages")
+        sources[iid] = {"messages": orjson.loads(messages) if messages else [],
+                        "response": interaction.get("response"), "suggested_answer": suggested_answer,
+                        "feedback": feedback.get(iid, []), "raw_purged_at": interaction.get("raw_purged_at")}
+    return sources
 
 
 def scrubbed_views(con: duckdb.DuckDBPyConnection, settings: Settings, scrubber: ScrubberFactory,
