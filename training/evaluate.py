@@ -12,7 +12,7 @@ same model with adapters disabled. Every metric comes from data, none from a pro
   candidate still answers right: what production already answers right must stay right;
 - ``evalset:NAME`` / ``evalset:NAME:kept``: the same for each eval-set file in ``gate.eval_sets``;
 - ``judge_score`` (optional): mean grade (1-5 mapped to 0-1) of the held-out answers from an LLM judge at any
-  OpenAI-compatible URL (``gate.judge_url``; key: ``curate.judge_api_key``).
+  OpenAI-compatible URL (``judge.url``, ``judge.model``, ``judge.api_key``).
 
 The gate (``settings.gate``) promotes only when ``primary_metric`` beats the reference by more than
 ``margin`` and no metric matching ``regression_metrics`` drops by more than ``regression_tolerance``. The
@@ -62,10 +62,10 @@ class Evaluation:
 def gate_checks(settings: Settings, dataset_dir: Path) -> list[Check]:
     """Every prompt the gate will ask for this dataset version (RecipeError for a bad eval-set file)."""
     gate = settings.gate
-    if gate.heldout_judge == "llm" and not gate.judge_url:
-        raise RecipeError("gate.heldout_judge: llm needs gate.judge_url (an OpenAI-compatible endpoint)")
+    if gate.heldout_judge == "llm" and not settings.judge.url:
+        raise RecipeError("gate.heldout_judge: llm needs judge.url (an OpenAI-compatible endpoint)")
     return (heldout_checks(read_split(dataset_dir, "sft", "eval"), gate.heldout_judge)
-            + regression_checks(settings, Path(dataset_dir).name) + user_checks(gate))
+            + regression_checks(settings, Path(dataset_dir).name) + user_checks(settings))
 
 
 def evaluate(settings: Settings, config: RecipeConfig, base_model: Path, candidate: Path, reference: Path | None,
@@ -108,7 +108,7 @@ def evaluate(settings: Settings, config: RecipeConfig, base_model: Path, candida
         }
     right = {name: judge_answers(settings, checks, answers[name]) for name in answers}
     answer_metrics(results, right, checks)
-    if gate.judge_url:
+    if settings.judge.url:
         heldout = [i for i, c in enumerate(checks) if c.set == "heldout"]
         for name in results:
             results[name]["judge_score"] = judge_score(settings, [checks[i] for i in heldout],
@@ -178,8 +178,8 @@ JUDGE_PROMPT = ("You grade a support assistant's answer against the reference an
 
 
 def _judge(settings: Settings) -> Judge:
-    return Judge(settings.gate.judge_url, settings.gate.judge_model,
-                 settings.curate.judge_api_key.get_secret_value(), lowest=1, highest=5)
+    judge = settings.judge
+    return Judge(judge.url, judge.model, judge.api_key.get_secret_value(), lowest=1, highest=5)
 
 
 def _grade(judge: Judge, check: Check, answer: str) -> float | None:
