@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from training.chat import tokenize_chat
 from training.common import (
     last_checkpoint,
     load_model,
@@ -69,8 +70,6 @@ def build_sft_trainer(config: RecipeConfig, base_model: Path, dataset_dir: Path,
     else:
         peft_config = lora_config(config)
     from datasets import Dataset
-
-    from training.chat import tokenize_chat
 
     rows = read_split(dataset_dir, "sft", "train")
     rows = with_replay(rows, "sft", replay_dirs or [], config.replay_share, config.seed)

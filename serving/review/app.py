@@ -27,6 +27,7 @@ from starlette.middleware.sessions import SessionMiddleware
 
 from curation import review_queue
 from flywheel.settings import Settings
+from serving import http
 from serving.review.auth import SESSION_LIFETIME, SignInThrottle
 from serving.review.routes import audit, items, queue, signin
 from serving.review.web import BadCsrfToken, NotSignedIn, path_for, templates
@@ -43,6 +44,11 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "same-origin",
     "Cache-Control": "no-store",
 }
+
+
+def serve(settings: Settings, host: str, port: int) -> None:
+    """``flywheel review``: the page in the foreground until Ctrl-C."""
+    http.run(create_app(settings), host, port)
 
 
 def create_app(settings: Settings) -> FastAPI:

@@ -18,6 +18,7 @@ import duckdb
 import orjson
 
 from collectors.store import feedback_of, interaction_details
+from curation.pii import Scrub
 from curation.review_queue import suggested_answers
 from curation.step import ExclusionWriter, Step
 from flywheel.settings import Settings
@@ -47,8 +48,6 @@ class ScrubbedView:
 
 def make_scrubber(settings: Settings) -> Step:
     """The data-safety scrubber over an item's text fields; it loads spaCy, so it is built once per server."""
-    from curation.pii import Scrub
-
     return Scrub(settings.scrub, fields=list(SCRUBBED_FIELDS))
 
 
