@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import random
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,7 @@ from flywheel.records import content_key
 from flywheel.settings import Settings, load_settings
 from flywheel.versions import is_version, version_number
 from training.base_model import ensure_base_model
-from training.config import RecipeConfig, RecipeError, Runtime, StageSection, load_config
+from training.config import RecipeConfig, RecipeError, Runtime, StageSection, load_config, runtime
 
 
 def resolve_base_model(settings: Settings, config: RecipeConfig) -> Path:
@@ -64,6 +65,30 @@ def load_model(base_model: Path, config: RecipeConfig, rt: Runtime) -> tuple[Any
     # attend across samples (transformers' find_packed_sequence_indices); with one it would not.
     model.config.use_cache = False
     return model, tokenizer
+
+
+def start_model(config: RecipeConfig, base_model: Path, adapter: Path | None, device: str) -> tuple[Any, Any, Any, Runtime]:
+    """What a stage trains, for SFT and DPO alike: (model, tokenizer, LoRA config for TRL to add, runtime). With
+    ``adapter`` the model continues that adapter (trainable) and the LoRA config is None; else a fresh LoRA."""
+    rt = runtime(config, device)
+    model, tokenizer = load_model(base_model, config, rt)
+    if adapter is not None:
+        return with_adapter(model, adapter), tokenizer, None, rt
+    return model, tokenizer, lora_config(config), rt
+
+
+@dataclass
+class StageResult:
+    adapter_dir: Path
+    log_history: list[dict[str, Any]]
+
+
+def train_stage(trainer: Any, output_dir: Path) -> StageResult:
+    """Train (resuming from the last checkpoint under ``output_dir/checkpoints``), save ``output_dir/adapter``."""
+    trainer.train(resume_from_checkpoint=last_checkpoint(output_dir / "checkpoints"))
+    adapter_dir = output_dir / "adapter"
+    trainer.save_model(str(adapter_dir))
+    return StageResult(adapter_dir, trainer.state.log_history)
 
 
 def lora_config(config: RecipeConfig) -> Any:
