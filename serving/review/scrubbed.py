@@ -23,6 +23,7 @@ from curation.review_queue import suggested_answers
 from curation.step import ExclusionWriter, Step
 from flywheel.settings import Settings
 from flywheel.warehouse import content_id, now
+from serving.review import store
 
 ScrubberFactory = Callable[[], Step]
 SCRUBBED_FIELDS = ("messages", "response", "suggested_answer", "feedback")
@@ -96,12 +97,7 @@ def scrubbed_views(con: duckdb.DuckDBPyConnection, settings: Settings, scrubber:
                    interaction_ids: list[str]) -> dict[str, ScrubbedView]:
     """Scrubbed renderings of these items, scrubbing (and storing) only the ones not stored yet."""
     raws = raw_sources(con, interaction_ids)
-    stored = {
-        row[0]: row[1:]
-        for row in con.execute(
-            "SELECT interaction_id, source_key, messages, response, suggested_answer, feedback, withheld "
-            "FROM review_scrubbed WHERE interaction_id IN (SELECT unnest(?))", [list(raws)]).fetchall()
-    }
+    stored = store.scrubbed_rows(con, list(raws))
     views: dict[str, ScrubbedView] = {}
     pending: dict[str, tuple[str, dict[str, Any]]] = {}
     for iid, raw in raws.items():
@@ -130,10 +126,7 @@ def _scrub_and_store(con: duckdb.DuckDBPyConnection, scrubber: ScrubberFactory,
         else:
             views[iid] = ScrubbedView([], None, None, [], withheld.get(iid, "dropped by the scrubber"))
     when = now()
-    con.executemany(
-        "INSERT OR REPLACE INTO review_scrubbed (interaction_id, source_key, messages, response, suggested_answer, "
-        "feedback, withheld, scrubbed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        [(iid, key, orjson.dumps(views[iid].messages).decode(), views[iid].response, views[iid].suggested_answer,
-          orjson.dumps(views[iid].feedback).decode(), views[iid].withheld, when)
-         for iid, (key, _) in sorted(pending.items())])
+    store.save_scrubbed(con, [(iid, key, orjson.dumps(views[iid].messages).decode(), views[iid].response,
+                               views[iid].suggested_answer, orjson.dumps(views[iid].feedback).decode(),
+                               views[iid].withheld, when) for iid, (key, _) in sorted(pending.items())])
     return views
