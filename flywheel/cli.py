@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 
 import typer
+import yaml
 from rich.console import Console
 from rich.table import Table
 
@@ -32,8 +33,6 @@ console = Console()
 @config_app.command("show")
 def config_show() -> None:
     """Print the effective settings (YAML file + FLYWHEEL_* env + defaults), secrets masked."""
-    import yaml
-
     console.print(yaml.safe_dump(masked_dump(load_settings()), sort_keys=False), end="")
 
 
