@@ -29,6 +29,7 @@ import orjson
 
 from curation.datasets import KINDS, SPLITS
 from flywheel.settings import Settings
+from flywheel.versions import is_version, version_number
 
 EXPORT_FORMATS = ("llamafactory", "sharegpt", "alpaca", "openai")
 SHAREGPT_SPEAKERS = {"user": "human", "assistant": "gpt", "tool": "observation"}
@@ -183,10 +184,10 @@ def dataset_info_entry(file_name: str, kind: str) -> Row:
 
 # --- a version -------------------------------------------------------------------------------------------------
 def version_dir(settings: Settings, version: str) -> Path:
-    have = sorted((p.name for p in settings.datasets_dir.glob("v*") if re.fullmatch(r"v\d+", p.name)),
-                  key=lambda v: int(v[1:])) if settings.datasets_dir.is_dir() else []
+    have = sorted((p.name for p in settings.datasets_dir.glob("v*") if is_version(p.name)),
+                  key=version_number) if settings.datasets_dir.is_dir() else []
     directory = settings.datasets_dir / version
-    if not re.fullmatch(r"v\d+", version) or not directory.is_dir():
+    if not is_version(version) or not directory.is_dir():
         listed = f"have {', '.join(have)}" if have else "none yet: run `flywheel curate`"
         raise ExportError(f"no dataset version {version!r} under {settings.datasets_dir} ({listed})")
     return directory

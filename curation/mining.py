@@ -5,7 +5,7 @@ Signals (weights in ``settings.curate.signal_weights``; a signal with weight 0 i
 * ``thumb_down`` / ``low_rating`` / ``correction`` / ``regenerate`` — explicit user feedback;
 * ``negative_comment`` — a comment that says the answer was wrong or useless;
 * ``refusal`` — the answer apologises or refuses; ``empty_answer`` — blank, or cut at ``max_tokens``;
-* ``judge`` — an LLM judge's verdict from any OpenAI-compatible endpoint (off unless ``judge_url`` is
+* ``judge`` — an LLM judge's verdict from any OpenAI-compatible endpoint (off unless ``judge.url`` is
   set), cached in the ``judge_scores`` table so a re-run asks nothing twice.
 
 The priority is the sum of the weights that fired. Every bad case is written to ``bad_cases`` with its
@@ -27,6 +27,7 @@ import orjson
 from collectors import store as collected
 from curation import review_queue, store
 from curation.dedup import cluster_representatives
+from flywheel.judge import Judge
 from flywheel.settings import Settings
 from flywheel.warehouse import connect, content_id
 
@@ -147,12 +148,10 @@ def judge_scores(con: Any, interactions: Sequence[InteractionWithFeedback], sett
     An endpoint that fails or answers something unparseable leaves that interaction unscored (the other
     signals still count); the run goes on.
     """
-    cfg = settings.curate
-    if not cfg.judge_url:
+    cfg = settings.judge
+    if not cfg.url:
         return {}
-    from flywheel.judge import Judge
-
-    judge = Judge(cfg.judge_url, cfg.judge_model, cfg.judge_api_key.get_secret_value())
+    judge = Judge(cfg.url, cfg.model, cfg.api_key.get_secret_value())
     keys = {ix.id: content_id("judge", judge.model, ix.messages, ix.response) for ix in interactions}
     cached = store.judge_grades(con, list(keys.values()))
     scores: dict[str, float] = {}

@@ -92,8 +92,8 @@ def config_snapshot(settings: Settings) -> dict[str, Any]:
     """The settings that shape a dataset (secrets and how the work is spread left out): part of the window key
     and the data card."""
     scrub = settings.scrub.model_dump(mode="json", exclude={"hash_key", "processes", "raw_retention_days"})
-    curate = settings.curate.model_dump(mode="json", exclude={"judge_api_key", "processes", "shard_size"})
-    return {"curate": curate, "dedup": settings.dedup.model_dump(mode="json"), "scrub": scrub,
+    curate = settings.curate.model_dump(mode="json", exclude={"processes", "shard_size"})
+    return {"curate": curate, "judge": settings.judge.model_dump(mode="json", exclude={"api_key"}), "dedup": settings.dedup.model_dump(mode="json"), "scrub": scrub,
             "hap": settings.hap.model_dump(mode="json")}
 
 

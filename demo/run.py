@@ -18,6 +18,7 @@ phrasings change.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import shutil
@@ -26,7 +27,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from flywheel.settings import Settings
+from rich.console import Console
+from rich.table import Table
+
+from demo.domain import fact_eval_rows, unseen_paraphrases, write_fact_eval_set
+from demo.model import build_demo_model
+from demo.simulate import WeekReport, right_answers, simulate_week
+from flows.services import prefect_env, start_model_server, start_prefect_server
+from flywheel.settings import Settings, load_settings
+from flywheel.warehouse import status
+from training.prepared import prepare
 
 WEEK_SEEDS = (101, 202)
 KEEP_ON_RESET = {"models", "prefect", "logs"}
@@ -84,8 +94,6 @@ def demo_settings(settings: Settings, model: str) -> Settings:
         for child in home.iterdir():
             if child.name not in KEEP_ON_RESET:
                 shutil.rmtree(child) if child.is_dir() else child.unlink()
-    from demo.domain import write_fact_eval_set
-
     demo = settings.model_copy(update={"home": home})
     demo.ensure_dirs()
     eval_sets = [write_fact_eval_set(home / "eval-sets" / "lumen-facts.jsonl"), DATA / "general-knowledge.jsonl"]
@@ -100,17 +108,11 @@ def demo_settings(settings: Settings, model: str) -> Settings:
     if RECIPES[model] is not None:
         env["FLYWHEEL_TRAIN__CONFIG"] = str(RECIPES[model])
     os.environ.update(env)
-    from flywheel.settings import load_settings
-
     return load_settings()
 
 
 def run_demo(settings: Settings, model: str = "tiny", ui: bool = True, keep_running: bool = False,
              conversations: int = 240, console: Any = None) -> DemoResult:
-    from rich.console import Console
-
-    from flows.services import prefect_env, start_model_server, start_prefect_server
-
     if model not in MODELS:
         raise ValueError(f"--model {model!r}: use one of {', '.join(MODELS)}")
     console = console or Console()
@@ -152,32 +154,23 @@ def run_demo(settings: Settings, model: str = "tiny", ui: bool = True, keep_runn
 
 def _base_model(settings: Settings, model: str) -> Path:
     if model == "tiny":
-        from demo.model import build_demo_model
-
         return build_demo_model(settings)
-    from training.prepared import prepare
-
     return prepare(settings, model)
 
 
 def probe_sets() -> dict[str, list[tuple[Any, str]]]:
-    from demo.domain import unseen_paraphrases
-
     return {"unseen": unseen_paraphrases()}
 
 
 def _probe(url: str) -> dict[str, list[bool]]:
-    from demo.simulate import right_answers
-
     return {name: right_answers(url, probes) for name, probes in probe_sets().items()}
 
 
 def _two_weeks(settings: Settings, url: str, conversations: int, console: Any, model: str) -> DemoResult:
-    from demo.domain import unseen_paraphrases
-    from demo.simulate import simulate_week
+    # The flows import Prefect, which reads its settings (PREFECT_HOME, the server) once, at import: after
+    # run_demo has set them.
     from flows.collect import collect_feedback
     from flows.flywheel import flywheel_flow
-    from flywheel.warehouse import status
 
     unseen: dict[str, list[str]] = {}
     for fact, question in unseen_paraphrases():
@@ -203,8 +196,6 @@ def _two_weeks(settings: Settings, url: str, conversations: int, console: Any, m
 
 def _save(path: Path, result: DemoResult) -> None:
     """What the demo measured, per prompt, beside its table: to recompute or compare runs later."""
-    import json
-
     weeks = {name: {"conversations": w.conversations, "rated": w.rated, "thumbs_down": w.thumbs_down,
                     "wrong_facts": sorted(w.wrong_facts), "asked": w.asked}
              for name, w in (("week1", result.week1), ("week2", result.week2))}
@@ -215,10 +206,6 @@ def _save(path: Path, result: DemoResult) -> None:
 
 def load_result(path: Path) -> DemoResult:
     """A saved run (``demo-result.json``) with its table recomputed by this code."""
-    import json
-
-    from demo.simulate import WeekReport
-
     data = json.loads(Path(path).read_text())
     weeks = {name: WeekReport(w["conversations"], w["rated"], w["thumbs_down"], w["thumbs_down"],
                               set(w["wrong_facts"]), w["asked"]) for name, w in data["weeks"].items()}
@@ -260,8 +247,6 @@ def report_rows(result: DemoResult) -> list[tuple[str, str, str, str]]:
         ("kept: unseen paraphrases right before, still right", "", str(rate(after["unseen"], known)), "unseen"),
     ]
     reference, candidate = turn.get("reference", {}), turn.get("candidate", {})
-    from demo.domain import fact_eval_rows
-
     sizes = {"evalset:lumen-facts": len(fact_eval_rows()),
              "evalset:general-knowledge": len((DATA / "general-knowledge.jsonl").read_text().splitlines())}
     for key, label in (("evalset:lumen-facts", "gate: product facts, week-1 questions (production / candidate)"),
@@ -290,8 +275,6 @@ def _share(value: float, n: int | None) -> str:
 
 
 def report_table(result: DemoResult) -> Any:
-    from rich.table import Table
-
     table = Table(title=f"flywheel demo on {result.model}: week 1 (before) vs week 2 (after); rates with n and "
                         "95% interval")
     for column, justify in (("metric", "left"), ("week 1 / before", "right"), ("week 2 / after", "right"),

@@ -18,7 +18,7 @@ from typing import Any
 
 import orjson
 
-from demo.domain import FACTS, SYSTEM_PROMPT, Fact
+from demo.domain import FACTS, SYSTEM_PROMPT, Fact, is_correct
 
 ABUSIVE = (
     "This app is garbage and you are a useless idiot.",
@@ -130,8 +130,6 @@ def interactions(n: int, seed: int = 0, start: datetime | None = None,
 
 
 def _feedback_for(iid: str, turn: Turn, answer: str, ts: datetime, rng: random.Random) -> list[dict[str, Any]]:
-    from demo.domain import is_correct
-
     when = (ts + timedelta(minutes=2)).isoformat()
     if rng.random() > 0.7:  # most users leave no feedback
         return []

@@ -14,6 +14,8 @@ from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
 
 from flywheel.settings import Settings, load_settings
+from serving.deploy import default_url, rollback
+from serving.deploy import deploy as deploy_adapter
 
 
 class SmokeCheckFailed(RuntimeError):
@@ -43,8 +45,6 @@ def smoke_check(settings: Settings, url: str, version: str) -> dict[str, Any]:
 
 @task(retries=2, retry_delay_seconds=[5, 20])
 def promote(version: str, url: str) -> dict[str, Any]:
-    from serving.deploy import deploy as deploy_adapter
-
     return deploy_adapter(load_settings(), version, url=url)
 
 
@@ -55,16 +55,12 @@ def check(version: str, url: str) -> dict[str, Any]:
 
 @task
 def roll_back(url: str) -> dict[str, Any]:
-    from serving.deploy import rollback
-
     return rollback(load_settings(), url=url)
 
 
 @flow(name="deploy", log_prints=True)
 def deploy_flow(version: str, url: str | None = None) -> dict[str, Any]:
     """Make ``version`` production at ``url`` (default: the configured model server)."""
-    from serving.deploy import default_url
-
     url = url or default_url(load_settings())
     promoted = promote(version, url)
     try:

@@ -14,7 +14,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from flows.curate import DATASET_READY
+from flows.collect import collect_feedback
+from flows.curate import DATASET_READY, curate_flow
+from flows.deploy import deploy_flow
+from flows.flywheel import flywheel_flow
+from flows.retrain import retrain_flow
 from flywheel.settings import Settings
 
 __all__ = ["DATASET_READY", "build_deployments", "register_deployments", "serve_deployments"]
@@ -26,12 +30,6 @@ def build_deployments(settings: Settings, work_pools: bool = False) -> list[Any]
     """RunnerDeployments for every flow; with ``work_pools`` they target the cpu/gpu pools."""
     from prefect.events import DeploymentEventTrigger
     from prefect.schedules import Cron
-
-    from flows.collect import collect_feedback
-    from flows.curate import curate_flow
-    from flows.deploy import deploy_flow
-    from flows.flywheel import flywheel_flow
-    from flows.retrain import retrain_flow
 
     tz = settings.flows.timezone
 

@@ -21,6 +21,7 @@ from flows.deploy import deploy_flow
 from flows.retrain import retrain_flow
 from flywheel.settings import Settings, load_settings
 from flywheel.warehouse import connect
+from training import registry
 
 
 def _funnel_rows(settings: Settings, collected: dict[str, Any], curated: dict[str, Any]) -> list[dict[str, Any]]:
@@ -31,16 +32,6 @@ def _funnel_rows(settings: Settings, collected: dict[str, Any], curated: dict[st
             {"stage": "bad cases mined (all time)", "in": None, "out": bad_cases},
             {"stage": "reviewed by annotators (all time)", "in": None, "out": reviewed}]
     return rows + [{"stage": stage, "in": n_in, "out": n_out} for stage, n_in, n_out in curated["funnel"]]
-
-
-def adapter_for_dataset(settings: Settings, dataset_version: str) -> tuple[str, str, str] | None:
-    """(adapter version, registry status, gate decision) of an adapter already trained on this dataset."""
-    with connect(settings, read_only=True) as con:
-        row = con.execute(
-            "SELECT a.version, a.status, (SELECT e.decision FROM evaluations e WHERE e.adapter_version = a.version "
-            "ORDER BY e.created_at DESC LIMIT 1) FROM adapters a WHERE a.dataset_version = ? "
-            "ORDER BY a.created_at DESC LIMIT 1", [dataset_version]).fetchone()
-    return tuple(row) if row else None
 
 
 @flow(name="flywheel", log_prints=True)
@@ -62,7 +53,7 @@ def flywheel_flow(serve_url: str | None = None) -> dict[str, Any]:
         print(f"nothing to train on: {curated['message']}")
         return turn
 
-    existing = adapter_for_dataset(settings, curated["version"])
+    existing = registry.adapter_for_dataset(settings, curated["version"])
     if existing is None:
         trained = retrain_flow(dataset_version=curated["version"])
         adapter, status, decision = trained["adapter_version"], "candidate", trained["decision"]

@@ -11,11 +11,16 @@ training raises, is recorded as failed in ``training_runs`` and leaves productio
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from prefect import flow, task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from flywheel.settings import load_settings
+from training.evaluate import Evaluation, GateDecision
+from training.report import markdown, metric_rows
+from training.retrain import retrain
 
 
 def _progress_callback() -> Any:
@@ -47,10 +52,6 @@ def _number(value: float) -> float | None:
 @task(tags=["gpu"], log_prints=False)
 def train_and_gate(dataset_version: str, config: str | None, promote: bool) -> dict[str, Any]:
     """SFT + DPO + eval + gate + register; returns the decision, metrics and report paths."""
-    from pathlib import Path
-
-    from training.retrain import retrain
-
     result = retrain(load_settings(), dataset_version, Path(config) if config else None, promote=promote,
                      callbacks=[_progress_callback()])
     return {"run_id": result.run_id, "dataset_version": dataset_version, "adapter_version": result.adapter_version,
@@ -62,13 +63,6 @@ def train_and_gate(dataset_version: str, config: str | None, promote: bool) -> d
 @flow(name="retrain", log_prints=True)
 def retrain_flow(dataset_version: str, config: str | None = None, promote: bool = False) -> dict[str, Any]:
     """Retrain a LoRA adapter on ``dataset_version`` and gate it against production."""
-    from pathlib import Path
-
-    from prefect.artifacts import create_markdown_artifact, create_table_artifact
-
-    from training.evaluate import Evaluation, GateDecision
-    from training.report import markdown, metric_rows
-
     result = train_and_gate(dataset_version, config, promote)
     evaluation = Evaluation(result["candidate"], result["reference"], result["reference_name"],
                             GateDecision(result["decision"] == "promote", result["reasons"]))

@@ -1,7 +1,8 @@
 """The ``flywheel`` command: one subcommand per stage, each registered by the package that owns it.
 
-Stage modules keep heavy imports (torch, presidio, prefect) inside their command functions so that
-``flywheel --help`` and light commands start fast.
+Each package's ``cli`` module holds a ``typer.Typer`` of module-level commands that parse and call the
+package's library; heavy third-party packages (torch, presidio, prefect) are imported where they are used,
+so ``flywheel --help`` and light commands start fast.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import collectors.cli
 import curation.cli
 import flows.cli
 import serving.cli
+import serving.review.cli
 import training.cli
 from flywheel.console import print_counts
 from flywheel.settings import load_settings, masked_dump
@@ -45,10 +47,9 @@ def status(as_json: bool = typer.Option(False, "--json", help="Machine-readable 
     print_counts("flywheel status", counts.items(), value_header="value")
 
 
-app.add_typer(collectors.cli.app)
-app.add_typer(curation.cli.app)
-for package_cli in (training.cli, serving.cli, flows.cli):
-    package_cli.register(app)
+for package_app in (collectors.cli.app, curation.cli.app, training.cli.app, serving.cli.app, serving.review.cli.app,
+                    flows.cli.app):
+    app.add_typer(package_app)
 
 
 def register_plugins(target: typer.Typer) -> None:

@@ -10,16 +10,27 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, IPvAnyNetwork, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, IPvAnyNetwork, SecretStr, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 
 class Section(BaseModel):
-    """Every settings section refuses unknown keys at load: ``scrub: {seeed: 7}`` fails with the key's name."""
+    """Every settings section refuses unknown keys at load: ``scrub: {seeed: 7}`` fails with the key's name.
+    A key that moved to another section (``moved``: old key -> new place) fails with the new place's name."""
 
     model_config = ConfigDict(extra="forbid")
+    moved: ClassVar[dict[str, str]] = {}
+
+    @model_validator(mode="before")
+    @classmethod
+    def _refuse_moved_keys(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            for key in data:
+                if key in cls.moved:
+                    raise ValueError(f"{key} moved: set {cls.moved[key]} instead")
+        return data
 
 
 Operator = Literal["surrogate", "mask", "hash", "drop"]
@@ -74,6 +85,9 @@ class HapSettings(Section):
 
 
 class CurateSettings(Section):
+    moved: ClassVar[dict[str, str]] = {"judge_url": "judge.url", "judge_model": "judge.model",
+                                       "judge_api_key": "judge.api_key"}
+
     steps: list[str] = Field(default_factory=lambda: ["dedup", "scrub", "hap"], description="Curation steps in "
                              "order: registered names (dedup, scrub, hap) or 'package.module:Class' paths")
     processes: int = Field(1, ge=1, description="Worker processes for the per-record steps (scrub, HAP)")
@@ -94,9 +108,6 @@ class CurateSettings(Section):
             "judge": 2.0,
         }
     )
-    judge_url: str | None = None
-    judge_model: str | None = None
-    judge_api_key: SecretStr = SecretStr("not-needed")
     low_rating_max: float = Field(2.0, description="A rating at or below this is a bad-case signal")
     good_rating_min: float = Field(4.0, description="A rating at or above this makes the answer an SFT target")
     use_unreviewed_corrections: bool = Field(
@@ -111,7 +122,10 @@ class TrainSettings(Section):
 
 
 class GateSettings(Section):
-    """Everything the evaluation gate decides with, in one place (training/evaluate.py says what each means)."""
+    """Everything the evaluation gate decides with, in one place (training/evaluate.py says what each means);
+    the LLM judge it may ask is ``judge:``."""
+
+    moved: ClassVar[dict[str, str]] = {"judge_url": "judge.url", "judge_model": "judge.model"}
 
     primary_metric: str = Field("heldout_accuracy", description="Must beat the reference by more than margin: "
                                 "heldout_accuracy | heldout_loss | preference_accuracy | judge_score | evalset:NAME")
@@ -126,10 +140,17 @@ class GateSettings(Section):
     regression_max_prompts: int = Field(200, ge=0, description="Regression prompts asked per evaluation")
     max_new_tokens: int = Field(48, ge=1)
     batch_size: int = Field(16, ge=1)
-    judge_url: str | None = Field(None, description="OpenAI-compatible endpoint of an LLM judge; None: off")
-    judge_model: str | None = None
     smoke_prompt: str = Field("Hello! What can you help me with?", description="Deploy's last check: a request "
                               "the new adapter must answer (non-empty) on the live server")
+
+
+class JudgeSettings(Section):
+    """The LLM judge at an OpenAI-compatible endpoint: mining's ``judge`` signal and the gate's ``judge_score``
+    and ``llm`` checks all ask this one."""
+
+    url: str | None = Field(None, description="OpenAI-compatible endpoint of an LLM judge; None: off")
+    model: str | None = Field(None, description="Model name to ask for at that endpoint; default 'judge'")
+    api_key: SecretStr = SecretStr("not-needed")
 
 
 class ServeSettings(Section):
@@ -202,6 +223,7 @@ class Settings(BaseSettings):
     curate: CurateSettings = CurateSettings()
     train: TrainSettings = TrainSettings()
     gate: GateSettings = GateSettings()
+    judge: JudgeSettings = JudgeSettings()
     serve: ServeSettings = ServeSettings()
     review: ReviewSettings = ReviewSettings()
     flows: FlowSettings = FlowSettings()

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import os
 import tempfile
 import threading
@@ -24,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from flywheel.settings import Settings
+from flywheel.versions import version_number
 from serving.engine import BASE, GenerationEngine
 from training.registry import AdapterError, adapter_path, validate_adapter
 
@@ -80,7 +80,7 @@ class LiveAdapters:
         raise UnknownModel(model)
 
     def model_ids(self) -> list[str]:
-        return [BASE, PRODUCTION, *sorted(self.servable, key=_version_number)]
+        return [BASE, PRODUCTION, *sorted(self.servable, key=version_number)]
 
     # ---- admin -----------------------------------------------------------------------------------
     def load(self, version: str) -> dict[str, Any]:
@@ -148,7 +148,7 @@ class LiveAdapters:
 
     def snapshot(self) -> dict[str, Any]:
         return {"production": self.production, "history": list(self.history),
-                "loaded": sorted(self.servable, key=_version_number)}
+                "loaded": sorted(self.servable, key=version_number)}
 
     # ---- internals -------------------------------------------------------------------------------
     def _load(self, version: str) -> None:
@@ -177,9 +177,3 @@ class LiveAdapters:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, self.state_path)
-
-
-def _version_number(version: str) -> float:
-    from training.registry import VERSION_RE
-
-    return int(version[1:]) if VERSION_RE.match(version) else math.inf

@@ -11,7 +11,6 @@ response id is the interaction id.
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -29,41 +28,29 @@ from serving.errors import ApiError
 from serving.ids import InteractionIds
 from serving.metrics import ServingMetrics
 from serving.routes import admin, chat, feedback, ops
+from training import registry
+from training.base_model import ensure_base_model
+from training.config import resolve_device
 
 log = logging.getLogger(__name__)
 
 
 def build_engine(settings: Settings, on_batch=None) -> GenerationEngine:
     """The engine over the configured base model (``train.base_model``: a local HF chat model, or smollm2)."""
-    from training.base_model import ensure_base_model
-
-    device = settings.train.device
-    if device == "auto":
-        import torch
-
-        device = "cuda" if torch.cuda.is_available() else "cpu"
     return GenerationEngine(ensure_base_model(settings), max_batch_size=settings.serve.max_batch_size,
-                            batch_window_ms=settings.serve.batch_window_ms, device=device,
+                            batch_window_ms=settings.serve.batch_window_ms,
+                            device=resolve_device(settings.train.device),
                             torch_threads=settings.serve.torch_threads, on_batch=on_batch)
 
 
-def bind_warnings(settings: Settings, host: str) -> list[str]:
-    """What is unsafe about exposing this server on ``host``; empty on loopback."""
-    try:
-        loopback = ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        loopback = host == "localhost"
-    if loopback:
-        return []
-    serve = settings.serve
-    problems = []
-    if serve.api_key is None:
-        problems.append("no inference key (serve.api_key): anyone who can reach it can run completions")
-    if serve.feedback_key is None:
-        problems.append("no feedback key (serve.feedback_key): anyone can write feedback into the training data")
-    if serve.admin_key.get_secret_value() == "flywheel-admin":
-        problems.append("the admin key is the public default: anyone can swap the production adapter")
-    return [f"binding to {host}: {p}" for p in problems]
+def serve(settings: Settings, host: str, port: int) -> None:
+    """``flywheel serve``: build the base model (with a progress bar, on first use), read the production adapter
+    before the server starts (connection closed), then serve in the foreground until Ctrl-C."""
+    settings.ensure_dirs()
+    ensure_base_model(settings)
+    production = registry.production_version(settings)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    http.run(create_app(settings, production_hint=production), host, port)
 
 
 def create_app(settings: Settings, production_hint: str | None = None) -> FastAPI:

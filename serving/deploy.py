@@ -16,6 +16,8 @@ import httpx
 
 from flywheel.settings import Settings
 from flywheel.warehouse import connect, content_id, now
+from serving.vllm import VllmClient, VllmError
+from training import registry
 
 
 class DeployError(RuntimeError):
@@ -30,8 +32,6 @@ def default_url(settings: Settings) -> str:
 def deploy(settings: Settings, version: str, url: str | None = None, target: str = "local",
            vllm_adapter_root: str | None = None) -> dict[str, Any]:
     """Make the registered ``version`` production on the server at ``url``; returns what the target reported."""
-    from training import registry
-
     url = url or default_url(settings)
     previous = last_deployed(settings, target)
     try:
@@ -41,8 +41,6 @@ def deploy(settings: Settings, version: str, url: str | None = None, target: str
         except registry.AdapterError as exc:
             raise DeployError(str(exc)) from None
         if target == "vllm":
-            from serving.vllm import VllmClient, VllmError
-
             lora_path = f"{vllm_adapter_root.rstrip('/')}/{version}" if vllm_adapter_root else str(path)
             try:
                 result = VllmClient(url).deploy(version, lora_path, previous)
@@ -71,17 +69,8 @@ def rollback(settings: Settings, url: str | None = None) -> dict[str, Any]:
     version, retired = result["production"], result.get("retired")
     _record(settings, version, "local", "rollback", "succeeded", {"url": url, **result})
     if version is None and retired:  # back on the base model: the rolled-back adapter leaves production
-        from training.registry import set_status
-
-        set_status(settings, retired, "retired", reason=f"rolled back to the base model ({url})")
+        registry.set_status(settings, retired, "retired", reason=f"rolled back to the base model ({url})")
     return {"version": version, "retired": retired, **result}
-
-
-def production_version(settings: Settings) -> str | None:
-    """The adapter the warehouse marks ``production`` (short read-only connection), if any."""
-    from training.registry import production_version as registry_production
-
-    return registry_production(settings)
 
 
 def last_deployed(settings: Settings, target: str) -> str | None:
@@ -89,7 +78,7 @@ def last_deployed(settings: Settings, target: str) -> str | None:
     with connect(settings, read_only=True) as con:
         row = con.execute("SELECT adapter_version FROM deployments WHERE target = ? AND status = 'succeeded' "
                           "ORDER BY created_at DESC LIMIT 1", [target]).fetchone()
-    return row[0] if row else production_version(settings)
+    return row[0] if row else registry.production_version(settings)
 
 
 def _admin_call(settings: Settings, url: str, path: str) -> dict[str, Any]:
@@ -112,10 +101,8 @@ def _record(settings: Settings, version: str | None, target: str, action: str, s
             detail: dict[str, Any]) -> None:
     """A deployments row; on success ``version`` becomes the registry's production adapter (the one
     before it is retired and the change lands in ``adapter_events``, the registry's rollback history)."""
-    from training.registry import set_status
-
     if status == "succeeded" and version is not None:
-        set_status(settings, version, "production", reason=f"{action} on {target} ({detail['url']})")
+        registry.set_status(settings, version, "production", reason=f"{action} on {target} ({detail['url']})")
     at = now()
     with connect(settings) as con:
         con.execute(

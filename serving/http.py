@@ -1,4 +1,5 @@
-"""How both servers (the model server and the review page) run under uvicorn, in one place.
+"""How both servers (the model server and the review page) run under uvicorn, in one place, and what is
+unsafe about exposing each beyond loopback.
 
 uvicorn trusts ``X-Forwarded-For`` / ``X-Forwarded-Proto`` from 127.0.0.1 by default, which let a local
 client change its apparent address at will (and so escape per-address limits). Here proxy headers are
@@ -8,6 +9,7 @@ in ``review.trusted_proxies``.
 
 from __future__ import annotations
 
+import ipaddress
 import socket
 import threading
 import time
@@ -15,7 +17,49 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from flywheel.settings import ReviewSettings, Settings
+
 UVICORN_OPTIONS = {"proxy_headers": False}
+
+
+class UnsafeBind(RuntimeError):
+    """A server must not listen on this address as configured; the message says what to set."""
+
+
+def is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+def model_server_warnings(settings: Settings, host: str) -> list[str]:
+    """What is unsafe about exposing the model server on ``host``; empty on loopback."""
+    if is_loopback(host):
+        return []
+    serve = settings.serve
+    problems = []
+    if serve.api_key is None:
+        problems.append("no inference key (serve.api_key): anyone who can reach it can run completions")
+    if serve.feedback_key is None:
+        problems.append("no feedback key (serve.feedback_key): anyone can write feedback into the training data")
+    if serve.admin_key.get_secret_value() == "flywheel-admin":
+        problems.append("the admin key is the public default: anyone can swap the production adapter")
+    return [f"binding to {host}: {p}" for p in problems]
+
+
+def review_page_warnings(settings: Settings, host: str) -> list[str]:
+    """What is unsafe about serving the review page on ``host`` (empty on loopback); UnsafeBind when it must
+    not run there at all: beyond loopback with the demo session secret, anyone could forge a session."""
+    if is_loopback(host):
+        return []
+    if settings.review.session_secret == ReviewSettings().session_secret:
+        raise UnsafeBind(f"refusing to listen on {host} with the demo session secret; "
+                         "set FLYWHEEL_REVIEW__SESSION_SECRET to a long random value.")
+    if not settings.review.secure_cookie:
+        return [f"listening on {host} with a session cookie that plain HTTP carries; "
+                "serve it behind HTTPS and set FLYWHEEL_REVIEW__SECURE_COOKIE=true."]
+    return []
 
 
 def run(app: Any, host: str, port: int) -> None:

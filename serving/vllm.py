@@ -14,14 +14,14 @@ keeps it and the previous production version (the rollback target) and unloads o
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
+from flywheel.versions import is_version, version_number
+
 NAME_PREFIX = "flywheel-"
-_NAME_RE = re.compile(rf"^{re.escape(NAME_PREFIX)}v([1-9][0-9]*)$")
 
 
 class VllmError(RuntimeError):
@@ -52,7 +52,8 @@ class VllmClient:
         if response.status_code != 200:
             raise VllmError(f"GET /v1/models: HTTP {response.status_code}: {_message(response)}")
         names = [m.get("id", "") for m in response.json().get("data", []) if m.get("parent")]
-        return sorted((f"v{m.group(1)}" for n in names if (m := _NAME_RE.match(n))), key=lambda v: int(v[1:]))
+        versions = [n.removeprefix(NAME_PREFIX) for n in names if n.startswith(NAME_PREFIX)]
+        return sorted((v for v in versions if is_version(v)), key=version_number)
 
     def load(self, version: str, path: str) -> bool:
         """Load ``version`` from ``path`` (as the vLLM host sees it); False when it was loaded already."""

@@ -84,12 +84,12 @@ def test_training_failure_leaves_production_unchanged(flow_settings, prefect_ser
         more, feedback = sample_data.interactions(60, seed=43)
         collect(flow_settings, [sample_data.write_jsonl(flow_settings.inbox_dir / "week2.jsonl", more + feedback)])
 
-        import training.sft
+        import training.retrain
 
         def broken(*args, **kwargs):
             raise RuntimeError("CUDA out of memory (injected)")
 
-        monkeypatch.setattr(training.sft, "train_sft", broken)
+        monkeypatch.setattr(training.retrain, "train_sft", broken)  # where retrain looks it up
         with pytest.raises(RuntimeError, match="injected"):
             flywheel_flow(serve_url=url)
         import httpx

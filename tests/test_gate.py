@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from demo.dataset import write_domain_dataset
 from demo.domain import write_fact_eval_set
-from flywheel.settings import GateSettings
+from flywheel.settings import GateSettings, load_settings
 from flywheel.warehouse import connect
 from training import registry
 from training.config import RecipeError
@@ -50,6 +50,21 @@ def test_gate_promotes_only_a_clear_win_without_regressions():
     unmeasured = {**REFERENCE, "heldout_accuracy": float("nan")}
     decision = decide(unmeasured, REFERENCE, gate())
     assert not decision.promote and "not measurable" in decision.reasons[0]
+
+
+@pytest.mark.parametrize(("section", "old", "new"), [("curate", "judge_url", "judge.url"),
+                                                     ("curate", "judge_api_key", "judge.api_key"),
+                                                     ("gate", "judge_url", "judge.url"),
+                                                     ("gate", "judge_model", "judge.model")])
+def test_a_settings_file_with_the_old_judge_keys_fails_at_load_naming_the_new_key(tmp_path, monkeypatch, section,
+                                                                                   old, new):
+    path = tmp_path / "flywheel.yaml"
+    path.write_text(f"{section}:\n  {old}: http://127.0.0.1:9/v1\n")
+    monkeypatch.setenv("FLYWHEEL_CONFIG", str(path))
+    with pytest.raises(ValueError, match=rf"{old} moved: set {new} instead"):
+        load_settings()
+    path.write_text(f"judge:\n  {new.split('.')[1]}: http://127.0.0.1:9/v1\n")
+    assert load_settings().judge.model_dump()[new.split(".")[1]] is not None
 
 
 def test_failed_training_is_recorded_and_leaves_production_untouched(home, small_model):
@@ -166,7 +181,7 @@ def test_eval_set_files_are_checked_before_any_training_naming_file_line_and_fie
     cases = [("{not json", "not valid JSON"), (json.dumps({"prompt": "Refund?"}), "field 'reference'"),
              (json.dumps({**good, "judge": "fuzzy"}), "field 'judge' is 'fuzzy'"),
              (json.dumps({**good, "judge": "regex", "reference": "(("}), "field 'reference' is not a valid regex"),
-             (json.dumps({**good, "judge": "llm"}), "judge 'llm' needs gate.judge_url"),
+             (json.dumps({**good, "judge": "llm"}), "judge 'llm' needs judge.url"),
              (json.dumps({"messages": [{"role": "user"}], "reference": "x"}), "field 'messages'")]
     for number, (line, expected) in enumerate(cases):
         path = tmp_path / f"set{number}.jsonl"
@@ -231,7 +246,7 @@ def test_llm_judge_grades_heldout_answers_of_both_models_and_survives_ungraded_o
         return "I cannot tell" if "Reference answer: The Plus plan costs" in prompt else "4"
 
     with judge_server(grade) as (url, asked):
-        settings = settings.model_copy(update={"gate": settings.gate.model_copy(update={"judge_url": url})})
+        settings = settings.model_copy(update={"judge": settings.judge.model_copy(update={"url": url})})
         evaluation = evaluate(settings, load_config(), small_model, candidate, None, data)
     heldout = [row for row in evaluation.answers if row["set"] == "heldout"]
     assert len(asked) == 2 * len(heldout)  # every held-out answer, candidate and reference, once

@@ -152,8 +152,8 @@ def test_llm_judge_over_openai_compatible_http_is_cached(settings) -> None:
         return "2" if "costs 5 dollars" in prompt.rsplit("Answer:\n", 1)[1] else "9"
 
     with judge_server(grade) as (url, asked):
-        settings.curate.judge_url = url
-        settings.curate.judge_model = "grader"
+        settings.judge.url = url
+        settings.judge.model = "grader"
         _add(settings, [("bad", "Plus plan price?", "The Plus plan costs 5 dollars per month.", []),
                         ("good", "Team plan price?", "The Team plan costs 15 dollars per user per month.", [])])
         mine(settings)

@@ -15,7 +15,7 @@ from serving_fixtures import make_adapter, serving_settings, small_base_model  #
 
 
 def test_bind_warnings_only_off_loopback(tmp_path, small_base_model):  # noqa: F811
-    from serving.app import bind_warnings
+    from serving.http import model_server_warnings as bind_warnings
 
     settings = serving_settings(tmp_path, small_base_model)
     assert bind_warnings(settings, "127.0.0.1") == [] and bind_warnings(settings, "::1") == []

@@ -116,8 +116,8 @@ def test_deploy_and_rollback_are_recorded_in_the_warehouse(settings, monkeypatch
 
     from flywheel.cli import app
     from flywheel.warehouse import connect
-    from serving.deploy import DeployError, deploy, production_version, rollback
-    from training.registry import previous_production
+    from serving.deploy import DeployError, deploy, rollback
+    from training.registry import previous_production, production_version
 
     def statuses():
         with connect(settings, read_only=True) as con:

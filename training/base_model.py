@@ -41,6 +41,7 @@ from typing import Any
 
 from flywheel.settings import Settings
 from training.files import file_lock
+from training.prepared import PACKAGED_MODELS, prepare
 
 RECIPE_VERSION = 1  # bump when the build below changes in a way that changes the weights
 IM_START, IM_END, PAD = "<|im_start|>", "<|im_end|>", "<|pad|>"
@@ -84,8 +85,6 @@ class BaseModelConfig:
 
 def ensure_base_model(settings: Settings, progress: bool = True) -> Path:
     """The local HF directory of ``settings.train.base_model`` (a directory, or a packaged model's name)."""
-    from training.prepared import PACKAGED_MODELS, prepare
-
     configured = settings.train.base_model
     if configured is None or str(configured) in PACKAGED_MODELS:
         return prepare(settings, str(configured or DEFAULT_BASE_MODEL), progress)

@@ -1,21 +1,23 @@
-"""What the SFT and DPO recipes share: loading the base model, LoRA, dataset splits, replay, checkpoints."""
+"""What the SFT and DPO recipes share: loading the base model, LoRA, dataset versions and splits, replay,
+checkpoints."""
 
 from __future__ import annotations
 
 import argparse
 import random
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from flywheel.records import content_key
-from flywheel.settings import Settings
-from training.config import RecipeConfig, RecipeError, Runtime, StageSection
+from flywheel.settings import Settings, load_settings
+from flywheel.versions import is_version, version_number
+from training.base_model import ensure_base_model
+from training.config import RecipeConfig, RecipeError, Runtime, StageSection, load_config, runtime
 
 
 def resolve_base_model(settings: Settings, config: RecipeConfig) -> Path:
     """The recipe's ``model`` if set, else ``settings.train.base_model``, else the embedded tiny model."""
-    from training.base_model import ensure_base_model
-
     if config.model is not None:
         if not (Path(config.model) / "config.json").is_file():
             raise RecipeError(f"model: {config.model} is not a local HF model directory (no config.json)")
@@ -35,9 +37,6 @@ def recipe_arguments(description: str) -> argparse.ArgumentParser:
 
 def recipe_inputs(args: argparse.Namespace) -> tuple[Settings, RecipeConfig, Path]:
     """Settings, the recipe config and the base model directory for a recipe run from the command line."""
-    from flywheel.settings import load_settings
-    from training.config import load_config
-
     settings = load_settings()
     config = load_config(args.config, settings)
     return settings, config, args.base_model or resolve_base_model(settings, config)
@@ -68,6 +67,30 @@ def load_model(base_model: Path, config: RecipeConfig, rt: Runtime) -> tuple[Any
     return model, tokenizer
 
 
+def start_model(config: RecipeConfig, base_model: Path, adapter: Path | None, device: str) -> tuple[Any, Any, Any, Runtime]:
+    """What a stage trains, for SFT and DPO alike: (model, tokenizer, LoRA config for TRL to add, runtime). With
+    ``adapter`` the model continues that adapter (trainable) and the LoRA config is None; else a fresh LoRA."""
+    rt = runtime(config, device)
+    model, tokenizer = load_model(base_model, config, rt)
+    if adapter is not None:
+        return with_adapter(model, adapter), tokenizer, None, rt
+    return model, tokenizer, lora_config(config), rt
+
+
+@dataclass
+class StageResult:
+    adapter_dir: Path
+    log_history: list[dict[str, Any]]
+
+
+def train_stage(trainer: Any, output_dir: Path) -> StageResult:
+    """Train (resuming from the last checkpoint under ``output_dir/checkpoints``), save ``output_dir/adapter``."""
+    trainer.train(resume_from_checkpoint=last_checkpoint(output_dir / "checkpoints"))
+    adapter_dir = output_dir / "adapter"
+    trainer.save_model(str(adapter_dir))
+    return StageResult(adapter_dir, trainer.state.log_history)
+
+
 def lora_config(config: RecipeConfig) -> Any:
     from peft import LoraConfig
 
@@ -80,6 +103,24 @@ def with_adapter(model: Any, adapter_dir: Path) -> Any:
     from peft import PeftModel
 
     return PeftModel.from_pretrained(model, str(adapter_dir), is_trainable=True)
+
+
+def dataset_dir(settings: Settings, version: str) -> Path:
+    """The directory of dataset version ``version``; RecipeError when the name or the directory is wrong."""
+    if not is_version(version):
+        raise RecipeError(f"dataset version {version!r} is not of the form vN (v1, v2, ...)")
+    path = settings.datasets_dir / version
+    if not (path / "sft").is_dir():
+        raise RecipeError(f"dataset {version} not found at {path}; run `flywheel curate` or list {settings.datasets_dir}")
+    return path
+
+
+def earlier_versions(settings: Settings, version: str) -> list[Path]:
+    """Dataset versions before ``version``, oldest first (the replay pool, the regression set's sources)."""
+    number = version_number(version)
+    earlier = [p for p in settings.datasets_dir.glob("v*")
+               if 0 < version_number(p.name) < number and (p / "sft").is_dir()]
+    return sorted(earlier, key=lambda p: version_number(p.name))
 
 
 def read_split(dataset_dir: Path, kind: str, split: str) -> Any:

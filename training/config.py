@@ -3,7 +3,8 @@
 Unknown keys are refused (a typo must not silently fall back to a default). ``runtime`` turns the
 config plus ``settings.train.device`` into the concrete device and precision: bf16 on CUDA, fp32 on
 CPU; QLoRA (``quantization: 4bit``), FlashAttention-2 and Liger kernels need CUDA and their package, and
-say so otherwise.
+say so otherwise. ``resolve_device`` is the one place a device is chosen: training, the gate's evaluation
+and the model server all ask it.
 """
 
 from __future__ import annotations
@@ -103,13 +104,20 @@ class Runtime:
         return self.device == "cpu"
 
 
+def resolve_device(requested: str = "auto") -> str:
+    """``cuda`` or ``cpu`` for a ``train.device`` setting: ``auto`` takes CUDA when a device is visible."""
+    import torch
+
+    if requested == "cuda" and not torch.cuda.is_available():
+        raise RecipeError("train.device=cuda but no CUDA device is visible; use device: auto or cpu")
+    return "cuda" if requested != "cpu" and torch.cuda.is_available() else "cpu"
+
+
 def runtime(config: RecipeConfig, device: str = "auto") -> Runtime:
     """Device and precision for this machine; refuses GPU-only switches (QLoRA, FlashAttention-2, Liger) without CUDA."""
     import torch
 
-    cuda = torch.cuda.is_available() and device != "cpu"
-    if device == "cuda" and not torch.cuda.is_available():
-        raise RecipeError("train.device=cuda but no CUDA device is visible; use device: auto or cpu")
+    cuda = resolve_device(device) == "cuda"
     if config.quantization == "4bit" and not (cuda and importable("bitsandbytes")):
         raise RecipeError("quantization: 4bit (QLoRA) needs a CUDA GPU and bitsandbytes (pip install bitsandbytes); "
                           "set quantization: none to train without it (fp32 on CPU)")

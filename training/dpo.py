@@ -19,29 +19,25 @@ from pathlib import Path
 from typing import Any
 
 from training.common import (
+    StageResult,
     example_columns,
-    last_checkpoint,
-    load_model,
-    lora_config,
     read_split,
     recipe_arguments,
     recipe_inputs,
     stage_arguments,
-    with_adapter,
+    start_model,
+    train_stage,
 )
-from training.config import RecipeConfig, runtime
-from training.sft import StageResult
+from training.config import RecipeConfig
 
 
 def train_dpo(config: RecipeConfig, base_model: Path, dataset_dir: Path, output_dir: Path,
               sft_adapter: Path | None, device: str = "auto", callbacks: list[Any] | None = None) -> StageResult:
     """Preference-tune on ``dataset_dir/dpo`` train split; saves ``output_dir/adapter``."""
     trainer = build_dpo_trainer(config, base_model, dataset_dir, output_dir, sft_adapter, device, callbacks)
-    trainer.train(resume_from_checkpoint=last_checkpoint(output_dir / "checkpoints"))
-    adapter_dir = output_dir / "adapter"
-    trainer.save_model(str(adapter_dir))
-    _drop_reference_adapter(adapter_dir)
-    return StageResult(adapter_dir, trainer.state.log_history)
+    result = train_stage(trainer, output_dir)
+    _drop_reference_adapter(result.adapter_dir)
+    return result
 
 
 def build_dpo_trainer(config: RecipeConfig, base_model: Path, dataset_dir: Path, output_dir: Path,
@@ -49,12 +45,7 @@ def build_dpo_trainer(config: RecipeConfig, base_model: Path, dataset_dir: Path,
     """The configured ``DPOTrainer`` (policy, reference, pairs, arguments), not yet trained."""
     from trl import DPOConfig, DPOTrainer
 
-    rt = runtime(config, device)
-    model, tokenizer = load_model(base_model, config, rt)
-    if sft_adapter is not None:
-        model, peft_config = with_adapter(model, sft_adapter), None
-    else:
-        peft_config = lora_config(config)
+    model, tokenizer, peft_config, rt = start_model(config, base_model, sft_adapter, device)
     pairs = example_columns(read_split(dataset_dir, "dpo", "train"), ["prompt", "chosen", "rejected"])
     args = DPOConfig(
         **stage_arguments(config.dpo, config, rt, output_dir / "checkpoints"),

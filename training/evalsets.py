@@ -13,7 +13,7 @@ Three sources, none of them this version's training rows:
       {"messages": [{"role": "system", ...}, {"role": "user", ...}], "reference": "^Yes\\b", "judge": "regex"}
 
   ``judge``: ``exact`` | ``contains`` (default) | ``regex`` (``pattern``, else the reference, searched
-  case-insensitively) | ``llm`` (the LLM judge at ``gate.judge_url`` grades 1-5; 4 or more is right).
+  case-insensitively) | ``llm`` (the LLM judge at ``judge.url`` grades 1-5; 4 or more is right).
   Optional: ``id``, ``system`` (a system prompt put before ``prompt``). A bad line is refused before any
   training starts, naming the file, line and field.
 """
@@ -27,7 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from flywheel.settings import GateSettings, Settings
+from flywheel.settings import Settings
+from training.common import earlier_versions, read_split
 from training.config import RecipeError
 
 JUDGES = ("exact", "contains", "regex", "llm")
@@ -103,7 +104,7 @@ def _check(row: dict[str, Any], where: str, set_name: str, default_id: str, judg
     if judge not in JUDGES:
         raise RecipeError(f"{where}: field 'judge' is {judge!r}; use one of {', '.join(JUDGES)}")
     if judge == "llm" and not judge_configured:
-        raise RecipeError(f"{where}: judge 'llm' needs gate.judge_url (an OpenAI-compatible endpoint)")
+        raise RecipeError(f"{where}: judge 'llm' needs judge.url (an OpenAI-compatible endpoint)")
     pattern = row.get("pattern")
     if judge == "regex":
         try:
@@ -115,10 +116,11 @@ def _check(row: dict[str, Any], where: str, set_name: str, default_id: str, judg
                  [{"role": m["role"], "content": m["content"]} for m in messages], reference, judge, pattern)
 
 
-def user_checks(gate: GateSettings) -> list[Check]:
+def user_checks(settings: Settings) -> list[Check]:
+    """The prompts of every ``gate.eval_sets`` file (an ``llm`` judge needs ``judge.url``)."""
     checks: list[Check] = []
-    for path in gate.eval_sets:
-        checks += load_eval_set(path, gate.judge_url is not None)
+    for path in settings.gate.eval_sets:
+        checks += load_eval_set(path, settings.judge.url is not None)
     return checks
 
 
@@ -138,9 +140,6 @@ def regression_checks(settings: Settings, dataset_version: str) -> list[Check]:
     At most ``gate.regression_max_prompts`` of it are asked, picked by a hash of the prompt (stable: the
     same prompts every time, a growing set only adds to the pick in proportion).
     """
-    from training.common import read_split
-    from training.retrain import earlier_versions
-
     path = regression_path(settings)
     rows = [json.loads(line) for line in path.read_text().splitlines()] if path.is_file() else []
     frozen = {row["dataset_version"] for row in rows}

@@ -12,27 +12,28 @@ same model with adapters disabled. Every metric comes from data, none from a pro
   candidate still answers right: what production already answers right must stay right;
 - ``evalset:NAME`` / ``evalset:NAME:kept``: the same for each eval-set file in ``gate.eval_sets``;
 - ``judge_score`` (optional): mean grade (1-5 mapped to 0-1) of the held-out answers from an LLM judge at any
-  OpenAI-compatible URL (``gate.judge_url``; key: ``curate.judge_api_key``).
+  OpenAI-compatible URL (``judge.url``, ``judge.model``, ``judge.api_key``).
 
 The gate (``settings.gate``) promotes only when ``primary_metric`` beats the reference by more than
 ``margin`` and no metric matching ``regression_metrics`` drops by more than ``regression_tolerance``. The
 default primary, ``heldout_accuracy``, is one a worse adapter fails: an adapter that learned wrong answers, or
 learned the right ones only for the exact prompts it saw, does not answer held-out prompts better than
-production. The decision and its reasons go to the ``evaluations`` table.
+production. The decision and its reasons go to the ``evaluations`` table (``training.registry.record_evaluation``).
 """
 
 from __future__ import annotations
 
 import fnmatch
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from flywheel.judge import Judge
 from flywheel.settings import GateSettings, Settings
-from flywheel.warehouse import connect, content_id, now
-from training.config import RecipeConfig, RecipeError
+from training.chat import tokenize_chat
+from training.common import read_split
+from training.config import RecipeConfig, RecipeError, resolve_device
 from training.evalsets import LLM_RIGHT, Check, heldout_checks, judge_locally, regression_checks, user_checks
 
 LOWER_IS_BETTER = {"heldout_loss", "perplexity"}
@@ -60,13 +61,11 @@ class Evaluation:
 
 def gate_checks(settings: Settings, dataset_dir: Path) -> list[Check]:
     """Every prompt the gate will ask for this dataset version (RecipeError for a bad eval-set file)."""
-    from training.common import read_split
-
     gate = settings.gate
-    if gate.heldout_judge == "llm" and not gate.judge_url:
-        raise RecipeError("gate.heldout_judge: llm needs gate.judge_url (an OpenAI-compatible endpoint)")
+    if gate.heldout_judge == "llm" and not settings.judge.url:
+        raise RecipeError("gate.heldout_judge: llm needs judge.url (an OpenAI-compatible endpoint)")
     return (heldout_checks(read_split(dataset_dir, "sft", "eval"), gate.heldout_judge)
-            + regression_checks(settings, Path(dataset_dir).name) + user_checks(gate))
+            + regression_checks(settings, Path(dataset_dir).name) + user_checks(settings))
 
 
 def evaluate(settings: Settings, config: RecipeConfig, base_model: Path, candidate: Path, reference: Path | None,
@@ -76,14 +75,12 @@ def evaluate(settings: Settings, config: RecipeConfig, base_model: Path, candida
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from training.common import read_split
-
     gate = settings.gate
     checks = gate_checks(settings, dataset_dir)
     tokenizer = AutoTokenizer.from_pretrained(base_model)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    cuda = torch.cuda.is_available() and settings.train.device != "cpu"
+    cuda = resolve_device(settings.train.device) == "cuda"
     model = AutoModelForCausalLM.from_pretrained(base_model, dtype=torch.bfloat16 if cuda else torch.float32)
     if cuda:
         model = model.to("cuda")
@@ -111,7 +108,7 @@ def evaluate(settings: Settings, config: RecipeConfig, base_model: Path, candida
         }
     right = {name: judge_answers(settings, checks, answers[name]) for name in answers}
     answer_metrics(results, right, checks)
-    if gate.judge_url:
+    if settings.judge.url:
         heldout = [i for i, c in enumerate(checks) if c.set == "heldout"]
         for name in results:
             results[name]["judge_score"] = judge_score(settings, [checks[i] for i in heldout],
@@ -175,35 +172,17 @@ def sign_of(metric: str) -> int:
     return -1 if metric in LOWER_IS_BETTER else 1
 
 
-def record_evaluation(settings: Settings, adapter_version: str, against: str | None, evaluation: Evaluation) -> str:
-    """Store metrics, decision and reasons in ``evaluations``; returns the row id."""
-    at = now()
-    row_id = content_id("evaluation", adapter_version, against, at.isoformat())
-    metrics = {"candidate": evaluation.candidate, "reference": evaluation.reference,
-               "reference_name": evaluation.reference_name}
-    with connect(settings) as con:
-        con.execute(
-            "INSERT INTO evaluations (id, adapter_version, against, metrics, decision, reasons, created_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?)",
-            [row_id, adapter_version, against, json.dumps(metrics, allow_nan=True), evaluation.gate.decision,
-             json.dumps(evaluation.gate.reasons), at],
-        )
-    return row_id
-
-
 JUDGE_PROMPT = ("You grade a support assistant's answer against the reference answer. Reply with one number "
                 "from 1 (wrong) to 5 (right and helpful) and nothing else.\n\nReference answer: {reference}\n\n"
                 "Question: {question}\nAnswer: {answer}")
 
 
-def _judge(settings: Settings) -> Any:
-    from flywheel.judge import Judge
-
-    return Judge(settings.gate.judge_url, settings.gate.judge_model,
-                 settings.curate.judge_api_key.get_secret_value(), lowest=1, highest=5)
+def _judge(settings: Settings) -> Judge:
+    judge = settings.judge
+    return Judge(judge.url, judge.model, judge.api_key.get_secret_value(), lowest=1, highest=5)
 
 
-def _grade(judge: Any, check: Check, answer: str) -> float | None:
+def _grade(judge: Judge, check: Check, answer: str) -> float | None:
     return judge.grade(JUDGE_PROMPT.format(reference=check.reference, question=check.messages[-1]["content"],
                                            answer=answer))
 
@@ -275,8 +254,6 @@ class Scorer:
 
     def _completion_rows(self, prompt: list[dict], completion: list[dict]) -> tuple[list[int], list[int]]:
         """Token ids of prompt + completion, and the completion's assistant mask (as training sees it)."""
-        from training.chat import tokenize_chat
-
         encoded = tokenize_chat(self.tokenizer, list(prompt) + list(completion), last_turn_only=True)
         return encoded["input_ids"], encoded["assistant_masks"]
 

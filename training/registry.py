@@ -8,6 +8,10 @@ lives in the warehouse ``adapters`` table and every change is appended to ``adap
 how ``previous_production`` finds the rollback target. At most one adapter is in production:
 promoting one retires the one before.
 
+This module owns the training stage's tables: ``adapters``, ``adapter_events``, ``training_runs`` (one row per
+retraining run: running, succeeded or failed) and ``evaluations`` (each gate decision with its metrics and
+reasons). Every statement on them is here; the other stages call these functions.
+
 Serving loads an adapter with ``PeftModel.from_pretrained(base, adapter_path(settings, version))``
 after ``validate_adapter(path, base_model_path)`` has checked it belongs to that base.
 """
@@ -22,17 +26,20 @@ import tempfile
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as package_version
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flywheel.settings import Settings
+from flywheel.versions import is_version, next_version
 from flywheel.warehouse import connect, content_id, now
 from training.files import file_lock, model_fingerprint, sha256_file
+
+if TYPE_CHECKING:
+    from training.evaluate import Evaluation
 
 STATUSES = ("candidate", "production", "rejected", "retired")
 ADAPTER_CONFIG = "adapter_config.json"
 WEIGHT_FILES = ("adapter_model.safetensors", "adapter_model.bin")
 METADATA = "metadata.json"
-VERSION_RE = re.compile(r"^v[1-9][0-9]{0,8}$")
 # Sane LoRA hyper-parameters: outside them an adapter is a mistake or an attack (lora_alpha 1e30 loads,
 # passes a finite-logits smoke test at some prompts and serves gibberish), whatever its tensors say.
 MAX_RANK = 1024
@@ -147,6 +154,53 @@ def list_adapters(settings: Settings) -> list[dict[str, Any]]:
         ).fetchall()
     keys = ("version", "status", "dataset_version", "created_at", "updated_at")
     return [dict(zip(keys, r, strict=True)) for r in rows]
+
+
+def adapter_for_dataset(settings: Settings, dataset_version: str) -> tuple[str, str, str | None] | None:
+    """(adapter version, registry status, latest gate decision) of the newest adapter trained on
+    ``dataset_version``, or None when none was: how a re-run turn knows not to train it again."""
+    with connect(settings, read_only=True) as con:
+        row = con.execute(
+            "SELECT a.version, a.status, (SELECT e.decision FROM evaluations e WHERE e.adapter_version = a.version "
+            "ORDER BY e.created_at DESC LIMIT 1) FROM adapters a WHERE a.dataset_version = ? "
+            "ORDER BY a.created_at DESC LIMIT 1", [dataset_version]).fetchone()
+    return tuple(row) if row else None
+
+
+def record_evaluation(settings: Settings, adapter_version: str, against: str | None, evaluation: Evaluation) -> str:
+    """Store an evaluation's metrics, gate decision and reasons in ``evaluations``; returns the row id."""
+    at = now()
+    row_id = content_id("evaluation", adapter_version, against, at.isoformat())
+    metrics = {"candidate": evaluation.candidate, "reference": evaluation.reference,
+               "reference_name": evaluation.reference_name}
+    with connect(settings) as con:
+        con.execute(
+            "INSERT INTO evaluations (id, adapter_version, against, metrics, decision, reasons, created_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [row_id, adapter_version, against, json.dumps(metrics, allow_nan=True), evaluation.gate.decision,
+             json.dumps(evaluation.gate.reasons), at],
+        )
+    return row_id
+
+
+def run_started(settings: Settings, run_id: str, dataset_version: str, config: dict[str, Any]) -> None:
+    """A ``training_runs`` row marked running; a rerun of the same run (resuming after a crash) resets it."""
+    with connect(settings) as con:
+        con.execute(
+            "INSERT INTO training_runs (run_id, dataset_version, status, config, started_at) VALUES (?, ?, 'running', ?, ?) "
+            "ON CONFLICT (run_id) DO UPDATE SET status = 'running', error = NULL, started_at = excluded.started_at, "
+            "finished_at = NULL",
+            [run_id, dataset_version, json.dumps(config), now()],
+        )
+
+
+def run_finished(settings: Settings, run_id: str, status: str, adapter_version: str | None, error: str | None) -> None:
+    """Close a ``training_runs`` row: ``succeeded`` with its adapter, or ``failed`` with the error."""
+    with connect(settings) as con:
+        con.execute(
+            "UPDATE training_runs SET status = ?, adapter_version = ?, error = ?, finished_at = ? WHERE run_id = ?",
+            [status, adapter_version, error, now(), run_id],
+        )
 
 
 def adapter_path(settings: Settings, version: str) -> Path:
@@ -296,16 +350,15 @@ def _base_tensor_shapes(base: Path) -> dict[str, tuple[int, ...]]:
 
 
 def _check_version(version: str) -> None:
-    if not isinstance(version, str) or not VERSION_RE.match(version):
+    if not isinstance(version, str) or not is_version(version):
         raise AdapterError(f"adapter version {version!r} is not of the form vK (v1, v2, ...)")
 
 
 def _next_version(settings: Settings) -> str:
-    numbers = [int(p.name[1:]) for p in settings.adapters_dir.iterdir() if VERSION_RE.match(p.name)]
+    """After every version on disk and in the table (a directory left by a crash still takes its name)."""
     with connect(settings, read_only=True) as con:
-        numbers += [int(v[1:]) for (v,) in con.execute("SELECT version FROM adapters").fetchall()
-                    if VERSION_RE.match(v)]
-    return f"v{max(numbers, default=0) + 1}"
+        registered = [v for (v,) in con.execute("SELECT version FROM adapters").fetchall()]
+    return next_version([p.name for p in settings.adapters_dir.iterdir()] + registered)
 
 
 def _event(con: Any, version: str, from_status: str | None, to_status: str, reason: str) -> None:

@@ -20,28 +20,21 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from training.chat import tokenize_chat
 from training.common import (
-    last_checkpoint,
-    load_model,
-    lora_config,
+    StageResult,
     read_split,
     recipe_arguments,
     recipe_inputs,
     stage_arguments,
-    with_adapter,
+    start_model,
+    train_stage,
     with_replay,
 )
-from training.config import RecipeConfig, runtime
-
-
-@dataclass
-class StageResult:
-    adapter_dir: Path
-    log_history: list[dict[str, Any]]
+from training.config import RecipeConfig
 
 
 def train_sft(config: RecipeConfig, base_model: Path, dataset_dir: Path, output_dir: Path,
@@ -50,27 +43,17 @@ def train_sft(config: RecipeConfig, base_model: Path, dataset_dir: Path, output_
     """Train (or continue) a LoRA adapter on ``dataset_dir/sft`` train split; saves ``output_dir/adapter``."""
     trainer = build_sft_trainer(config, base_model, dataset_dir, output_dir, init_adapter, replay_dirs, device,
                                 callbacks)
-    trainer.train(resume_from_checkpoint=last_checkpoint(output_dir / "checkpoints"))
-    adapter_dir = output_dir / "adapter"
-    trainer.save_model(str(adapter_dir))
-    return StageResult(adapter_dir, trainer.state.log_history)
+    return train_stage(trainer, output_dir)
 
 
 def build_sft_trainer(config: RecipeConfig, base_model: Path, dataset_dir: Path, output_dir: Path,
                       init_adapter: Path | None = None, replay_dirs: list[Path] | None = None, device: str = "auto",
                       callbacks: list[Any] | None = None) -> Any:
     """The configured ``SFTTrainer`` (model, LoRA, data, arguments), not yet trained."""
+    from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
 
-    rt = runtime(config, device)
-    model, tokenizer = load_model(base_model, config, rt)
-    if init_adapter is not None:
-        model, peft_config = with_adapter(model, init_adapter), None
-    else:
-        peft_config = lora_config(config)
-    from datasets import Dataset
-
-    from training.chat import tokenize_chat
+    model, tokenizer, peft_config, rt = start_model(config, base_model, init_adapter, device)
 
     rows = read_split(dataset_dir, "sft", "train")
     rows = with_replay(rows, "sft", replay_dirs or [], config.replay_share, config.seed)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlencode
 
 from fastapi import FastAPI, Request
@@ -25,8 +26,9 @@ from fastapi.responses import PlainTextResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.middleware.sessions import SessionMiddleware
 
+from curation import review_queue
 from flywheel.settings import Settings
-from serving.review import store
+from serving import http
 from serving.review.auth import SESSION_LIFETIME, SignInThrottle
 from serving.review.routes import audit, items, queue, signin
 from serving.review.web import BadCsrfToken, NotSignedIn, path_for, templates
@@ -45,6 +47,11 @@ SECURITY_HEADERS = {
 }
 
 
+def serve(settings: Settings, host: str, port: int) -> None:
+    """``flywheel review``: the page in the foreground until Ctrl-C."""
+    http.run(create_app(settings), host, port)
+
+
 def create_app(settings: Settings) -> FastAPI:
     """The review app for one warehouse; ``flywheel review`` serves it, tests start it with uvicorn."""
     app = FastAPI(title="Flywheel review", docs_url=None, redoc_url=None, openapi_url=None)
@@ -54,29 +61,10 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.sign_in_throttle = SignInThrottle(SIGN_IN_LIMITS)
     app.state.templates = templates()
 
-    @app.exception_handler(NotSignedIn)
-    async def _not_signed_in(request: Request, exc: NotSignedIn) -> Response:
-        if request.method == "GET":
-            target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-            return RedirectResponse(f"{path_for(request, 'login_page')}?{urlencode({'next': target})}",
-                                    status_code=303)
-        return PlainTextResponse("Sign in first.", status_code=401)
-
-    @app.exception_handler(BadCsrfToken)
-    async def _bad_csrf(request: Request, exc: BadCsrfToken) -> Response:
-        return PlainTextResponse("This form expired or did not come from this site: reload the page and try again.",
-                                 status_code=403)
-
-    @app.exception_handler(store.FilterError)
-    async def _bad_filter(request: Request, exc: store.FilterError) -> Response:
-        return PlainTextResponse(f"Bad filter: {exc}", status_code=400)
-
-    @app.middleware("http")
-    async def _security_headers(request: Request, call_next):
-        response = await call_next(request)
-        response.headers.update(SECURITY_HEADERS)
-        return response
-
+    app.add_exception_handler(NotSignedIn, _not_signed_in)
+    app.add_exception_handler(BadCsrfToken, _bad_csrf)
+    app.add_exception_handler(review_queue.FilterError, _bad_filter)
+    app.middleware("http")(_security_headers)
     for router in (signin.router, queue.router, items.router, audit.router):
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
@@ -84,3 +72,25 @@ def create_app(settings: Settings) -> FastAPI:
                        session_cookie=SESSION_COOKIE, max_age=int(SESSION_LIFETIME.total_seconds()),
                        same_site="strict", https_only=settings.review.secure_cookie)
     return app
+
+
+async def _not_signed_in(request: Request, exc: NotSignedIn) -> Response:
+    if request.method == "GET":
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        return RedirectResponse(f"{path_for(request, 'login_page')}?{urlencode({'next': target})}", status_code=303)
+    return PlainTextResponse("Sign in first.", status_code=401)
+
+
+async def _bad_csrf(request: Request, exc: BadCsrfToken) -> Response:
+    return PlainTextResponse("This form expired or did not come from this site: reload the page and try again.",
+                             status_code=403)
+
+
+async def _bad_filter(request: Request, exc: review_queue.FilterError) -> Response:
+    return PlainTextResponse(f"Bad filter: {exc}", status_code=400)
+
+
+async def _security_headers(request: Request, call_next: Any) -> Response:
+    response = await call_next(request)
+    response.headers.update(SECURITY_HEADERS)
+    return response

@@ -33,6 +33,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 
 from flywheel.settings import Settings
 from flywheel.warehouse import connect, now
+from serving.review import store
 
 ROLES = ("annotator", "lead")
 USERNAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
@@ -74,27 +75,18 @@ def add_user(settings: Settings, username: str, role: str, password: str) -> boo
         raise AccountError(f"password for {username!r}: use at least {MIN_PASSWORD_CHARS} characters")
     password_hash = _hasher.hash(password)
     with connect(settings) as con:
-        con.execute("BEGIN TRANSACTION")
-        existed = con.execute("SELECT count(*) FROM review_users WHERE username = ?", [username]).fetchone()[0]
-        con.execute(
-            "INSERT INTO review_users (username, role, password_hash, created_at) VALUES (?, ?, ?, ?) "
-            "ON CONFLICT (username) DO UPDATE SET role = excluded.role, password_hash = excluded.password_hash",
-            [username, role, password_hash, now()],
-        )
-        con.execute("DELETE FROM review_sessions WHERE username = ?", [username])  # signed in as before: no more
-        con.execute("COMMIT")
-    return not existed
+        return store.save_account(con, username, role, password_hash, now())
 
 
 def list_users(settings: Settings) -> list[tuple[str, str, datetime]]:
     """(user name, role, created at) for every account, by name."""
     with connect(settings) as con:
-        return con.execute("SELECT username, role, created_at FROM review_users ORDER BY username").fetchall()
+        return store.accounts(con)
 
 
 def password_record(con: duckdb.DuckDBPyConnection, username: str) -> tuple[str, str] | None:
     """(role, password hash) of an account: the short read that sign-in does under the warehouse lock."""
-    return con.execute("SELECT role, password_hash FROM review_users WHERE username = ?", [username]).fetchone()
+    return store.password_record(con, username)
 
 
 def verify_password(record: tuple[str, str] | None, username: str, password: str) -> tuple[Reviewer | None, str | None]:
@@ -124,11 +116,7 @@ def _token_id(token: str) -> str:
 def start_session(con: duckdb.DuckDBPyConnection, reviewer: Reviewer, rehashed: str | None = None) -> str:
     """A new session for ``reviewer``; returns the token for the cookie. Expired sessions are dropped here."""
     token, at = secrets.token_urlsafe(32), now()
-    con.execute("DELETE FROM review_sessions WHERE expires_at <= ?", [at])
-    con.execute("INSERT INTO review_sessions (id, username, created_at, expires_at) VALUES (?, ?, ?, ?)",
-                [_token_id(token), reviewer.username, at, at + SESSION_LIFETIME])
-    if rehashed is not None:
-        con.execute("UPDATE review_users SET password_hash = ? WHERE username = ?", [rehashed, reviewer.username])
+    store.save_session(con, _token_id(token), reviewer.username, at, at + SESSION_LIFETIME, rehashed)
     return token
 
 
@@ -136,14 +124,13 @@ def session_reviewer(con: duckdb.DuckDBPyConnection, token: str | None) -> Revie
     """The account of a live session, with its role as it is now; None for an ended or unknown session."""
     if not token:
         return None
-    row = con.execute("SELECT u.username, u.role FROM review_sessions s JOIN review_users u ON u.username = s.username "
-                      "WHERE s.id = ? AND s.expires_at > ?", [_token_id(token), now()]).fetchone()
+    row = store.session_account(con, _token_id(token), now())
     return Reviewer(*row) if row else None
 
 
 def end_session(con: duckdb.DuckDBPyConnection, token: str | None) -> None:
     if token:
-        con.execute("DELETE FROM review_sessions WHERE id = ?", [_token_id(token)])
+        store.delete_session(con, _token_id(token))
 
 
 def new_csrf_token() -> str:

@@ -1,40 +1,45 @@
-"""CLI of the annotator review page: ``flywheel review`` serves it; subcommands manage accounts."""
+"""CLI of the annotator review page: ``flywheel review`` serves it; subcommands manage accounts.
+
+Each command parses its options and calls ``serving.review.app`` or ``serving.review.auth``; the app module
+builds the FastAPI app, so the page's command imports it when it runs, not when ``flywheel --help`` does.
+"""
 
 from __future__ import annotations
 
 import typer
+from rich.console import Console
+from rich.table import Table
 
-from flywheel.settings import ReviewSettings, load_settings
+from flywheel.settings import load_settings
+from serving.http import UnsafeBind, review_page_warnings
+from serving.review.auth import AccountError, add_user, list_users
 
-LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
-
-review_app = typer.Typer(help="The annotator review web page for curated bad cases, and its accounts.",
-                         invoke_without_command=True)
+app = typer.Typer(name="review", help="The annotator review web page for curated bad cases, and its accounts.",
+                  invoke_without_command=True)
 
 
-@review_app.callback()
+@app.callback()
 def review(ctx: typer.Context,
            host: str | None = typer.Option(None, help="Address to listen on (default: settings review.host)"),
            port: int | None = typer.Option(None, help="Port (default: settings review.port, 8001)")) -> None:
     """Serve the review page (sign in with an account made by `flywheel review add-user`)."""
     if ctx.invoked_subcommand is not None:
         return
-    from serving import http
-    from serving.review.app import create_app
+    from serving.review.app import serve as run_page
 
     settings = load_settings()
     host = host or settings.review.host
-    if host not in LOOPBACK_HOSTS and settings.review.session_secret == ReviewSettings().session_secret:
-        typer.echo(f"flywheel review: refusing to listen on {host} with the demo session secret; "
-                   "set FLYWHEEL_REVIEW__SESSION_SECRET to a long random value.", err=True)
-        raise typer.Exit(2)
-    if host not in LOOPBACK_HOSTS and not settings.review.secure_cookie:
-        typer.echo(f"flywheel review: warning: listening on {host} with a session cookie that plain HTTP carries; "
-                   "serve it behind HTTPS and set FLYWHEEL_REVIEW__SECURE_COOKIE=true.", err=True)
-    http.run(create_app(settings), host, port or settings.review.port)
+    try:
+        warnings = review_page_warnings(settings, host)
+    except UnsafeBind as exc:
+        typer.echo(f"flywheel review: {exc}", err=True)
+        raise typer.Exit(2) from None
+    for warning in warnings:
+        typer.echo(f"flywheel review: warning: {warning}", err=True)
+    run_page(settings, host, port or settings.review.port)
 
 
-@review_app.command("add-user")
+@app.command("add-user")
 def add_user_command(
     username: str = typer.Argument(..., help="Lower-case name the annotator signs in with"),
     role: str = typer.Option("annotator", help="annotator (scrubbed text only) or lead (may see raw text)"),
@@ -43,8 +48,6 @@ def add_user_command(
                                  help="Asked for when not given; or set FLYWHEEL_REVIEW_PASSWORD"),
 ) -> None:
     """Create a review account, or set a new role and password for an existing one (which ends its sessions)."""
-    from serving.review.auth import AccountError, add_user
-
     try:
         created = add_user(load_settings(), username, role, password)
     except AccountError as exc:
@@ -53,21 +56,12 @@ def add_user_command(
     typer.echo(f"{'added' if created else 'updated'} {username} ({role})")
 
 
-@review_app.command("list-users")
+@app.command("list-users")
 def list_users_command() -> None:
     """The review accounts and their roles."""
-    from rich.console import Console
-    from rich.table import Table
-
-    from serving.review.auth import list_users
-
     table = Table(title="review accounts")
     for column in ("user", "role", "created"):
         table.add_column(column)
     for username, role, created_at in list_users(load_settings()):
         table.add_row(username, role, created_at.strftime("%Y-%m-%d %H:%M") if created_at else "-")
     Console().print(table)
-
-
-def register(app: typer.Typer) -> None:
-    app.add_typer(review_app, name="review")

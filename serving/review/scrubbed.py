@@ -17,10 +17,13 @@ from typing import Any
 import duckdb
 import orjson
 
+from collectors.store import feedback_of, interaction_details
+from curation.pii import Scrub
+from curation.review_queue import suggested_answers
 from curation.step import ExclusionWriter, Step
 from flywheel.settings import Settings
 from flywheel.warehouse import content_id, now
-from serving.review.store import raw_sources
+from serving.review import store
 
 ScrubberFactory = Callable[[], Step]
 SCRUBBED_FIELDS = ("messages", "response", "suggested_answer", "feedback")
@@ -46,8 +49,6 @@ class ScrubbedView:
 
 def make_scrubber(settings: Settings) -> Step:
     """The data-safety scrubber over an item's text fields; it loads spaCy, so it is built once per server."""
-    from curation.pii import Scrub
-
     return Scrub(settings.scrub, fields=list(SCRUBBED_FIELDS))
 
 
@@ -75,16 +76,28 @@ def _scrub(step: Step, records: Iterable[dict[str, Any]]) -> Iterator[dict[str, 
     yield from step(records)
 
 
+def raw_sources(con: duckdb.DuckDBPyConnection, interaction_ids: list[str]) -> dict[str, dict[str, Any]]:
+    """Raw messages, answer, suggestion and feedback per queued item: what is scrubbed, or shown to a lead."""
+    if not interaction_ids:
+        return {}
+    suggested = suggested_answers(con, interaction_ids)
+    details = interaction_details(con, list(suggested))
+    feedback = feedback_of(con, list(suggested))
+    sources = {}
+    for iid, suggested_answer in suggested.items():
+        interaction = details.get(iid, {})
+        messages = interaction.get("messages")
+        sources[iid] = {"messages": orjson.loads(messages) if messages else [],
+                        "response": interaction.get("response"), "suggested_answer": suggested_answer,
+                        "feedback": feedback.get(iid, []), "raw_purged_at": interaction.get("raw_purged_at")}
+    return sources
+
+
 def scrubbed_views(con: duckdb.DuckDBPyConnection, settings: Settings, scrubber: ScrubberFactory,
                    interaction_ids: list[str]) -> dict[str, ScrubbedView]:
     """Scrubbed renderings of these items, scrubbing (and storing) only the ones not stored yet."""
     raws = raw_sources(con, interaction_ids)
-    stored = {
-        row[0]: row[1:]
-        for row in con.execute(
-            "SELECT interaction_id, source_key, messages, response, suggested_answer, feedback, withheld "
-            "FROM review_scrubbed WHERE interaction_id IN (SELECT unnest(?))", [list(raws)]).fetchall()
-    }
+    stored = store.scrubbed_rows(con, list(raws))
     views: dict[str, ScrubbedView] = {}
     pending: dict[str, tuple[str, dict[str, Any]]] = {}
     for iid, raw in raws.items():
@@ -113,10 +126,7 @@ def _scrub_and_store(con: duckdb.DuckDBPyConnection, scrubber: ScrubberFactory,
         else:
             views[iid] = ScrubbedView([], None, None, [], withheld.get(iid, "dropped by the scrubber"))
     when = now()
-    con.executemany(
-        "INSERT OR REPLACE INTO review_scrubbed (interaction_id, source_key, messages, response, suggested_answer, "
-        "feedback, withheld, scrubbed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        [(iid, key, orjson.dumps(views[iid].messages).decode(), views[iid].response, views[iid].suggested_answer,
-          orjson.dumps(views[iid].feedback).decode(), views[iid].withheld, when)
-         for iid, (key, _) in sorted(pending.items())])
+    store.save_scrubbed(con, [(iid, key, orjson.dumps(views[iid].messages).decode(), views[iid].response,
+                               views[iid].suggested_answer, orjson.dumps(views[iid].feedback).decode(),
+                               views[iid].withheld, when) for iid, (key, _) in sorted(pending.items())])
     return views

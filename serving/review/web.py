@@ -22,8 +22,8 @@ from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 from pydantic import IPvAnyNetwork
 
+from curation import review_queue
 from flywheel.warehouse import connect
-from serving.review import store
 from serving.review.auth import Reviewer, csrf_matches, new_csrf_token, session_reviewer
 from serving.review.scrubbed import ScrubberFactory, make_scrubber
 
@@ -68,11 +68,11 @@ def with_query(path: str, query: dict[str, str]) -> str:
     return f"{path}?{urlencode(query)}" if query else path
 
 
-def item_url(request: Request, interaction_id: str, filt: store.QueueFilter, **extra: str) -> str:
+def item_url(request: Request, interaction_id: str, filt: review_queue.QueueFilter, **extra: str) -> str:
     return with_query(path_for(request, "item", interaction_id=interaction_id), {**filt.params(), **extra})
 
 
-def queue_url(request: Request, filt: store.QueueFilter) -> str:
+def queue_url(request: Request, filt: review_queue.QueueFilter) -> str:
     return with_query(path_for(request, "queue"), filt.params())
 
 

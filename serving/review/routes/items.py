@@ -8,9 +8,9 @@ import duckdb
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from serving.review import store
+from curation import review_queue
 from serving.review.auth import Reviewer
-from serving.review.scrubbed import ScrubbedView, ScrubberFactory, scrubbed_views
+from serving.review.scrubbed import ScrubbedView, ScrubberFactory, raw_sources, scrubbed_views
 from serving.review.web import (
     SignedIn,
     Warehouse,
@@ -30,7 +30,7 @@ router = APIRouter()
 @router.get("/items/{interaction_id}", response_class=HTMLResponse, name="item")
 def item(request: Request, interaction_id: str, con: Warehouse, user: SignedIn, raw: str | None = None,
          scrub: ScrubberFactory = Depends(scrubber)) -> HTMLResponse:
-    filt = store.QueueFilter.from_params(request.query_params)
+    filt = review_queue.QueueFilter.from_params(request.query_params)
     return item_page(request, con, scrub, user, interaction_id, filt, show_raw=raw == "1")
 
 
@@ -39,23 +39,23 @@ def item(request: Request, interaction_id: str, con: Warehouse, user: SignedIn, 
 def decide(request: Request, interaction_id: str, con: Warehouse, user: SignedIn,
            action: str = Form(""), revision: int = Form(...), answer: str = Form(""), reason: str = Form(""),
            scope: str = Form("item"), scrub: ScrubberFactory = Depends(scrubber)) -> Response:
-    filt = store.QueueFilter.from_params(request.query_params)
+    filt = review_queue.QueueFilter.from_params(request.query_params)
     whole_cluster = scope == "cluster"
     status = {"accept": "accepted", "edit": "edited", "reject": "rejected"}.get(action, action)
     if status == "edited":
         shown = scrubbed_views(con, request.app.state.settings, scrub, [interaction_id]).get(interaction_id)
         if shown and shown.suggested_answer and answer.strip() == shown.suggested_answer.strip():
             status = "accepted"  # "edited" to the suggestion unchanged is an acceptance
-    decision = store.Decision(interaction_id, status, user.username, revision, answer, reason)
+    decision = review_queue.Decision(interaction_id, status, user.username, revision, answer, reason)
     try:
-        outcome = store.decide(con, decision, whole_cluster=whole_cluster)
-    except store.DecisionError as exc:
+        outcome = review_queue.decide(con, decision, whole_cluster=whole_cluster)
+    except review_queue.DecisionError as exc:
         return item_page(request, con, scrub, user, interaction_id, filt, show_raw=False, status_code=422,
                          error=str(exc), answer=answer, reason=reason)
     if outcome.conflict:
         return item_page(request, con, scrub, user, interaction_id, filt, show_raw=False, status_code=409,
                          conflict=outcome.conflict, answer=answer, reason=reason)
-    _, next_id = store.neighbours(con, filt, interaction_id)
+    _, next_id = review_queue.neighbours(con, filt, interaction_id)
     done = len(outcome.saved)
     message = f"{status.capitalize()} {done} item{'s' if done != 1 else ''}"
     if whole_cluster:
@@ -68,13 +68,13 @@ def decide(request: Request, interaction_id: str, con: Warehouse, user: SignedIn
 
 
 def item_page(request: Request, con: duckdb.DuckDBPyConnection, scrub: ScrubberFactory, user: Reviewer,
-              interaction_id: str, filt: store.QueueFilter, show_raw: bool, status_code: int = 200,
+              interaction_id: str, filt: review_queue.QueueFilter, show_raw: bool, status_code: int = 200,
               **context: Any) -> HTMLResponse:
-    item = store.queue_item(con, interaction_id)
+    item = review_queue.queue_item(con, interaction_id)
     if item is None:
         return render(request, "message.html", status_code=404, user=user, title="Not in the queue",
                       message=f"There is no review item {interaction_id!r}.")
-    members = store.cluster_members(con, item["cluster_id"])
+    members = review_queue.cluster_members(con, item["cluster_id"])
     views = scrubbed_views(con, request.app.state.settings, scrub,
                            sorted({interaction_id, *(m["interaction_id"] for m in members)}))
     raw = None
@@ -83,8 +83,8 @@ def item_page(request: Request, con: duckdb.DuckDBPyConnection, scrub: ScrubberF
             return render(request, "message.html", status_code=403, user=user, title="Lead only",
                           message="Raw text is shown to the lead role only.")
         if item["raw_purged_at"] is None and item["interaction_exists"]:
-            raw = store.raw_sources(con, [interaction_id])[interaction_id]
-    prev_id, next_id = store.neighbours(con, filt, interaction_id)
+            raw = raw_sources(con, [interaction_id])[interaction_id]
+    prev_id, next_id = review_queue.neighbours(con, filt, interaction_id)
     for m in members:
         m["preview"] = views[m["interaction_id"]].preview
         m["url"] = item_url(request, m["interaction_id"], filt)
