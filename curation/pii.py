@@ -129,6 +129,7 @@ class PiiDetector:
     """Batched detection over many texts, with per-type thresholds and an allow-list."""
 
     def __init__(self, settings: ScrubSettings) -> None:
+        # presidio and the modules built on it load with the first scrubber, not with every `flywheel` command
         from presidio_analyzer.predefined_recognizers import IbanRecognizer, IpRecognizer
 
         from curation import pii_recognizers as rec
@@ -247,7 +248,7 @@ def keep_spacy_person(text: str, start: int, end: int, lexicon) -> tuple[int, in
     word ("Will Lumen sync?"), roles ("Human"), openers ("Sure"), nationalities and groups ("Canadian",
     "Puerto Ricans"), product words ("Max upload size?"), whole sentences of other scripts. Edges that are no
     name are trimmed; what is left must be name-shaped, Latin script, and pass the lexicon's checks."""
-    from curation.pii_recognizers import COMMON_WORDS, person_words_ok, trim_name
+    from curation.pii_recognizers import COMMON_WORDS, person_words_ok, trim_name  # presidio: loaded late
 
     span = trim_name(text, *_drop_question_opener(text, start, end))
     edges = _CAPITALISED_EDGES.search(text, *span) if span else None
@@ -461,7 +462,7 @@ class Surrogates:
     def _chinese_person(self, value: str, names: dict[str, str]) -> str:
         """A zh_CN name of the same length; the surname is kept consistent, so after "张伟" -> "李强" a later
         "张先生" (the surname alone) becomes "李先生"."""
-        from curation.pii_zh import COMPOUND_SURNAMES
+        from curation.pii_zh import COMPOUND_SURNAMES  # presidio: loaded late
 
         if value in names:
             return names[value]

@@ -320,7 +320,8 @@ def test_6_the_warehouse_is_free_between_batches_of_a_long_collect(settings, tmp
     rows = 6_000
     records, _ = sample_data.interactions(rows, seed=21, shape="flat")
     path = sample_data.write_jsonl(tmp_path / "big.jsonl", records)
-    env = {**os.environ, "FLYWHEEL_HOME": str(settings.home), "FLYWHEEL_COLLECT__BATCH_ROWS": "300"}
+    # 120 small batches: several seconds of collecting, each batch's lock released before the next is parsed
+    env = {**os.environ, "FLYWHEEL_HOME": str(settings.home), "FLYWHEEL_COLLECT__BATCH_ROWS": "50"}
     proc = subprocess.Popen([sys.executable, "-m", "flywheel.cli", "collect", "--source", str(path), "--json"],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     seen_mid_run = []
@@ -330,7 +331,7 @@ def test_6_the_warehouse_is_free_between_batches_of_a_long_collect(settings, tmp
                 n = con.execute("SELECT count(*) FROM interactions").fetchone()[0]
             if proc.poll() is None and 0 < n < rows:
                 seen_mid_run.append(n)
-            time.sleep(0.1)
+            time.sleep(0.02)
     finally:
         output = proc.communicate(timeout=120)[0]
     assert proc.returncode == 0, output

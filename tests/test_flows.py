@@ -128,17 +128,21 @@ def test_dataset_ready_event_starts_retrain(flow_settings, prefect_server):
     retrain = deployments["on-dataset-ready"]
     deployment_id = retrain.apply()
 
-    emit_event(event=DATASET_READY, resource={"prefect.resource.id": "flywheel.dataset.v7"},
-               payload={"uri": "/data/v7", "version": "v7"})
-
     async def runs():
         async with get_client() as client:
             return await client.read_flow_runs(
                 deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment_id])))
 
-    deadline = time.monotonic() + 90
-    found = []
-    while time.monotonic() < deadline and not found:
+    # The server's trigger service picks a new automation up a little after the deployment is applied (in a
+    # long session, seconds): an event that arrives before that is not matched, so the test sends it again
+    # until a run appears (in production the deployment is registered long before a curate run emits it).
+    started = time.monotonic()
+    found, sent = [], 0
+    while time.monotonic() < started + 90 and not found:
+        if time.monotonic() >= started + 10 * sent:
+            emit_event(event=DATASET_READY, resource={"prefect.resource.id": "flywheel.dataset.v7"},
+                       payload={"uri": "/data/v7", "version": "v7"})
+            sent += 1
         found = asyncio.run(runs())
         time.sleep(1)
     assert found, "the dataset-ready event did not create a retrain run"
