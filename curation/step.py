@@ -37,13 +37,11 @@ import orjson
 
 from curation.text import LANGUAGES, language_of
 from flywheel.records import message_text
+from flywheel.settings import Settings, SettingsError
 from flywheel.warehouse import Rejected
 
 if TYPE_CHECKING:
     from pathlib import Path
-
-    from flywheel.settings import Settings
-    from flywheel.warehouse import Rejected
 
 Record = dict[str, Any]
 EXAMPLES_PER_KEY = 3  # examples kept per reason code / per counter, for the reports
@@ -263,12 +261,12 @@ def step_class(name: str) -> type[Step]:
     path = REGISTERED_STEPS.get(name, name)
     module_name, _, class_name = path.partition(":")
     if not class_name:
-        raise ValueError(f"curate.steps: {name!r} is neither a registered step ({', '.join(REGISTERED_STEPS)}) "
+        raise SettingsError(f"curate.steps: {name!r} is neither a registered step ({', '.join(REGISTERED_STEPS)}) "
                          "nor a 'package.module:Class' path")
     try:
         cls = getattr(importlib.import_module(module_name), class_name)
     except (ImportError, AttributeError) as exc:
-        raise ValueError(f"curate.steps: cannot load {path!r} ({exc}); check the module path and class name") from exc
+        raise SettingsError(f"curate.steps: cannot load {path!r} ({exc}); check the module path and class name") from exc
     if not (isinstance(cls, type) and issubclass(cls, Step)):
-        raise ValueError(f"curate.steps: {path!r} is not a curation.step.Step subclass")
+        raise SettingsError(f"curate.steps: {path!r} is not a curation.step.Step subclass")
     return cls

@@ -19,7 +19,7 @@ import serving.cli
 import serving.review.cli
 import training.cli
 from flywheel.console import print_counts
-from flywheel.settings import load_settings, masked_dump
+from flywheel.settings import SettingsError, load_settings, masked_dump
 from flywheel.warehouse import status as warehouse_status
 
 app = typer.Typer(help="Flywheel: feedback -> curated datasets -> LoRA SFT/DPO -> gated hot-swap deploy.",
@@ -64,5 +64,14 @@ def register_plugins(target: typer.Typer) -> None:
 register_plugins(app)
 
 
+def main() -> None:
+    """The ``flywheel`` command: a setting that cannot be used ends it with one line, not a traceback."""
+    try:
+        app()
+    except SettingsError as exc:
+        typer.echo(f"flywheel: {exc}", err=True)
+        raise SystemExit(2) from None
+
+
 if __name__ == "__main__":
-    app()
+    main()

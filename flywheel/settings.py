@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, IPvAnyNetwork, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, IPvAnyNetwork, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 
@@ -262,9 +262,29 @@ class Settings(BaseSettings):
             p.mkdir(parents=True, exist_ok=True)
 
 
+class SettingsError(ValueError):
+    """A setting that cannot be used, said in one line that names the key and the fix; ``flywheel`` prints it
+    instead of a traceback."""
+
+
 def load_settings(**overrides: Any) -> Settings:
     """Fresh settings each call: state lives in files and env, never in a module global."""
-    return Settings(**overrides)
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        raise SettingsError(settings_problems(exc)) from None
+
+
+def settings_problems(exc: ValidationError) -> str:
+    """Every problem of a settings load on one line: ``key: what is wrong``, an unknown key with the fix."""
+    problems = []
+    for error in exc.errors():
+        key = ".".join(str(part) for part in error["loc"]) or "settings"
+        if error["type"] == "extra_forbidden":
+            problems.append(f"{key}: unknown key; check its spelling (`flywheel config show` lists every key)")
+        else:
+            problems.append(f"{key}: {error['msg'].removeprefix('Value error, ')}")
+    return "settings (flywheel.yaml / FLYWHEEL_CONFIG / FLYWHEEL_* env): " + "; ".join(problems)
 
 
 def masked_dump(settings: Settings) -> dict[str, Any]:

@@ -264,6 +264,24 @@ def test_config_show_masks_secrets(home, monkeypatch):
     assert "seed: 99" in out and str(home) in out
 
 
+
+@pytest.mark.parametrize(("yaml_text", "said"), [
+    ("scrub:\n  seeed: 7\n", "scrub.seeed: unknown key"),
+    ("scrub:\n  default_operator: maks\n", "scrub.default_operator: Input should be 'surrogate'"),
+    ("curate:\n  steps: [dedup, nosuch]\n", "curate.steps: 'nosuch' is neither a registered step"),
+])
+def test_a_bad_setting_ends_the_command_with_one_line_naming_the_key(home, yaml_text, said):
+    """Not a pydantic traceback: one line on stderr that names the key, and exit status 2."""
+    import subprocess
+    import sys
+
+    Path("flywheel.yaml").write_text(yaml_text)
+    done = subprocess.run([sys.executable, "-m", "flywheel.cli", "curate"], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 2, done.stderr
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and said in lines[0] and "Traceback" not in done.stderr, done.stderr
+
 def test_unbuilt_stage_says_so(home):
     # Every stage command exists with --help.
     for command in ("collect", "curate", "scrub", "dedup", "hap", "train", "eval", "deploy", "rollback",
