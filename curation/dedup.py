@@ -14,6 +14,9 @@ Why it looks like this:
   near-duplicate of a candidate only by its character edits (optimal string alignment: Levenshtein with a
   swap of neighbours as one edit; at most ``length x edit_ratio`` rounded, at least one, and never when
   their numbers differ: "v2" is not "v3"); a longer one by Jaccard.
+* A Chinese question of 8 to 11 characters may be two edits from its near-duplicate (a dropped particle
+  and a mistyped character), though its ratio grants one: but not when the two edits replace one word
+  (adjacent characters, at least one replaced): 怎么开通会员 and 怎么关闭会员 ask opposite things.
 * Signatures are datasketch's own ``affine32`` MinHash (same permutations, same pre-mix), computed for all
   shingles of a batch at once in numpy; ``signature_reference`` shows the equivalence. Candidates come from
   LSH band tables tuned below the threshold (so that the edit test sees its candidates); each is verified.
@@ -36,6 +39,7 @@ import unicodedata
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import cache
+from itertools import combinations, pairwise
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -52,6 +56,7 @@ if TYPE_CHECKING:
 SEED = 1  # datasketch's default MinHash seed
 CANDIDATES_PER_BUCKET = 8  # a record is compared with at most this many earliest members of each bucket
 NEIGHBOUR_CHARS = 16  # texts this short also find candidates by their one-deletion neighbours
+TWO_EDIT_CJK_CHARS = (8, 12)  # CJK texts this long (from, up to) get two edits and two-deletion neighbours
 CHUNK_SHINGLES = 1 << 16  # shingles per numpy block (x num_perm x 8 bytes of memory)
 LSH_MARGIN = 0.2  # band tables find candidates down to (threshold - margin): the edit test needs them
 _MASK64 = (1 << 64) - 1
@@ -378,12 +383,36 @@ def _exact_digest(partition: str, norm: str, raw: str) -> str:
 
 def _neighbour_keys(partition: str, scheme: str, norm: str) -> list[int]:
     """A short text and every text one character deletion away from it: two texts one edit apart (replace,
-    insert, delete, swap) share one of these, however few shingles they share."""
+    insert, delete, swap) share one of these, however few shingles they share. A CJK text of
+    ``TWO_EDIT_CJK_CHARS`` adds the texts two deletions away (66 more at 12 characters), so that two texts
+    two edits apart share one too."""
     squeezed = norm.replace(" ", "")
-    if len(squeezed) > NEIGHBOUR_CHARS:
+    n = len(squeezed)
+    if n > NEIGHBOUR_CHARS:
         return []
-    variants = {squeezed, *(squeezed[:i] + squeezed[i + 1:] for i in range(len(squeezed)))}
-    return [hash((partition, scheme, v)) for v in sorted(variants)]
+    variants = {squeezed, *(squeezed[:i] + squeezed[i + 1:] for i in range(n))}
+    if scheme == "cjk" and TWO_EDIT_CJK_CHARS[0] <= n <= TWO_EDIT_CJK_CHARS[1]:
+        variants.update(squeezed[:i] + squeezed[i + 1:j] + squeezed[j + 1:] for i, j in combinations(range(n), 2))
+    salt = hash((partition, scheme))
+    return [salt ^ hash(v) for v in variants]
+
+
+def _replaces_a_word(a: str, b: str) -> bool:
+    """Whether two of the edits from ``a`` to ``b`` are neighbours and one of them replaces a character: a
+    word swapped for another (开通 -> 关闭), not two scattered slips."""
+    from rapidfuzz.distance import Levenshtein
+
+    steps = Levenshtein.editops(a, b)
+    return any(y.src_pos - x.src_pos <= 1 and y.dest_pos - x.dest_pos <= 1 and "replace" in (x.tag, y.tag)
+               for x, y in pairwise(steps))
+
+
+def _add_member(buckets: dict[int, tuple[int, ...]], key: int, pos: int) -> None:
+    """Add a kept record to a bucket unless it is full. Buckets are tuples: most hold one record, and a
+    tuple of ints is smaller than a list and untracked by the garbage collector."""
+    members = buckets.get(key, ())
+    if len(members) < CANDIDATES_PER_BUCKET:
+        buckets[key] = (*members, pos)
 
 
 def _partition_key(partition: str, scheme: str) -> int:
@@ -405,10 +434,10 @@ class DuplicateFinder:
                     for name, s in self.schemes.items()}
         rng = np.random.default_rng(SEED)
         self.multipliers = rng.integers(1, 1 << 63, size=settings.num_perm, dtype=np.uint64) * np.uint64(2) + 1
-        self.tables: dict[str, list[dict[int, list[int]]]] = {
+        self.tables: dict[str, list[dict[int, tuple[int, ...]]]] = {
             name: [{} for _ in range(bands)] for name, (bands, _) in self.lsh.items()}
         self.exact: dict[str, int] = {}
-        self.neighbours: dict[int, list[int]] = {}  # one-deletion neighbour key -> earliest kept short texts
+        self.neighbours: dict[int, tuple[int, ...]] = {}  # deletion neighbour key -> earliest kept short texts
         self.kept = DedupIndex(signatures=np.zeros((0, settings.num_perm), np.uint32))
         self._sig = np.zeros((1024, settings.num_perm), np.uint32)
         self.n_index = 0
@@ -433,7 +462,7 @@ class DuplicateFinder:
         return keys
 
     def _keep(self, record_id: Any, partition: str, scheme: str, digest: str, norm: str, sig_row: Any,
-              band_keys: Sequence[int]) -> None:
+              band_keys: Sequence[int], neighbour_keys: Sequence[int]) -> None:
         import numpy as np
 
         pos = len(self.kept.ids)
@@ -447,11 +476,10 @@ class DuplicateFinder:
         self.kept.norms.append(norm)
         self.exact.setdefault(digest, pos)
         if norm:
-            buckets = [table.setdefault(key, []) for table, key in zip(self.tables[scheme], band_keys, strict=True)]
-            buckets += [self.neighbours.setdefault(key, []) for key in _neighbour_keys(partition, scheme, norm)]
-            for members in buckets:
-                if len(members) < CANDIDATES_PER_BUCKET:
-                    members.append(pos)
+            for table, key in zip(self.tables[scheme], band_keys, strict=True):
+                _add_member(table, key, pos)
+            for key in neighbour_keys:
+                _add_member(self.neighbours, key, pos)
 
     def _add_all(self, index: DedupIndex) -> None:
         import numpy as np
@@ -465,7 +493,8 @@ class DuplicateFinder:
                                           strict=True))
         for p in range(len(index)):
             self._keep(index.ids[p], index.partitions[p], index.schemes[p], index.digests[p], index.norms[p],
-                       index.signatures[p], keys_by_scheme.get(p, []))
+                       index.signatures[p], keys_by_scheme.get(p, []),
+                       _neighbour_keys(index.partitions[p], index.schemes[p], index.norms[p]))
 
     def check(self, ids: Sequence[Any], texts: Sequence[str],
               partitions: Sequence[str]) -> list[Duplicate | None]:
@@ -492,20 +521,20 @@ class DuplicateFinder:
             if digest in self.exact:
                 out.append(Duplicate(self.exact[digest], "exact", 1.0))
                 continue
-            found = self._near(norm, partitions[p], kind, sig[p], band_keys[p], OSA) if norm else None
+            neighbour_keys = _neighbour_keys(partitions[p], kind, norm)
+            found = self._near(norm, kind, sig[p], band_keys[p], neighbour_keys, OSA) if norm else None
             out.append(found)
             if found is None:
-                self._keep(record_id, partitions[p], kind, digest, norm, sig[p], band_keys[p])
+                self._keep(record_id, partitions[p], kind, digest, norm, sig[p], band_keys[p], neighbour_keys)
         return out
 
-    def _near(self, norm: str, partition: str, kind: str, sig_row: Any, keys: Sequence[int],
+    def _near(self, norm: str, kind: str, sig_row: Any, keys: Sequence[int], neighbour_keys: Sequence[int],
               edits: Any) -> Duplicate | None:
         """The earliest kept candidate that is a near-duplicate: a short text (``edit_max_chars``) by its
         character edits, a longer one by its estimated Jaccard similarity."""
         candidates = sorted({pos for table, key in zip(self.tables[kind], keys, strict=True)
                              for pos in table.get(key, ())}
-                            | {pos for key in _neighbour_keys(partition, kind, norm)
-                               for pos in self.neighbours.get(key, ())})
+                            | {pos for key in neighbour_keys for pos in self.neighbours.get(key, ())})
         if not candidates:
             return None
         scheme = self.schemes[kind]
@@ -515,12 +544,16 @@ class DuplicateFinder:
             best = next((p for p, sim in zip(candidates, similarity.tolist(), strict=True)
                          if sim >= scheme.threshold), None)
             return None if best is None else Duplicate(best, "near", float(similarity[candidates.index(best)]))
-        allowed = max(1, int(len(squeezed) * scheme.edit_ratio + 0.5))
+        by_ratio = max(1, int(len(squeezed) * scheme.edit_ratio + 0.5))
+        short_cjk = kind == "cjk" and TWO_EDIT_CJK_CHARS[0] <= len(squeezed) <= TWO_EDIT_CJK_CHARS[1]
+        allowed = max(by_ratio, 2) if short_cjk else by_ratio
         digits = _DIGITS.findall(norm)
         for pos, sim in zip(candidates, similarity.tolist(), strict=True):
             other = self.kept.norms[pos].replace(" ", "")
-            if other and _DIGITS.findall(self.kept.norms[pos]) == digits \
-                    and edits.distance(squeezed, other, score_cutoff=allowed) <= allowed:
+            if not other or _DIGITS.findall(self.kept.norms[pos]) != digits:
+                continue
+            distance = edits.distance(squeezed, other, score_cutoff=allowed)
+            if distance <= by_ratio or (distance <= allowed and not _replaces_a_word(squeezed, other)):
                 return Duplicate(pos, "near", float(sim))
         return None
 
