@@ -106,6 +106,30 @@ def test_chinese_sentences_with_one_or_two_changed_characters_are_near_duplicate
     assert [d.of if d else None for d in dups[1 + len(different):]] == [0] * len(variants)
 
 
+def test_short_chinese_question_with_two_scattered_changes_is_caught_here_and_across_versions(
+        tmp_path: Path) -> None:
+    original = "我想修改账户的登录密码"  # 11 characters
+    variants = ["我要修改账户的登陆密码",  # two characters replaced, far apart
+                "我想修改帐户登录密码",  # one replaced, one dropped
+                "我想修改下账户的登陆密码"]  # one inserted, one replaced
+    dups = find_duplicates([original, "怎么注销这个账户", *variants], DedupSettings())
+    assert [d.of if d else None for d in dups] == [None, None, 0, 0, 0]
+    settings = DedupSettings()
+    first = Dedup(settings)
+    list(first(_records([original])))
+    first.kept_index().save(tmp_path / "v1", settings)
+    later = Dedup(settings, index=DedupIndex.load([tmp_path / "v1"], settings), annotate=True)
+    assert [r["dup_of"] for r in later([{"id": "n0", "text": variants[0]}])] == ["r0"]
+
+
+def test_short_chinese_questions_that_swap_one_word_stay_distinct() -> None:
+    # Two edits are allowed in an 8-11 character Chinese question, but not two that replace one word.
+    texts = ["怎么开通自动续费", "怎么关闭自动续费",  # opposite requests
+             "北京到上海的高铁票价", "北京到广州的高铁票价",  # another city
+             "怎么给猫咪洗澡才安全", "怎么给狗洗澡才安全"]  # a two-character word for a one-character one
+    assert find_duplicates(texts, DedupSettings()) == [None] * len(texts)
+
+
 def test_short_prompts_with_one_typo_are_caught_but_other_numbers_are_not() -> None:
     texts = ["write me a usability test", "Write me a usability tset!", "what is argocd", "what is areocd",
              "explain version 2 of the api", "explain version 3 of the api", "rewrite", "rewtite"]
