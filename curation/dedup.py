@@ -16,7 +16,7 @@ Why it looks like this:
   their numbers differ: "v2" is not "v3"); a longer one by Jaccard.
 * A Chinese question of 8 to 11 characters may be two edits from its near-duplicate (a dropped particle
   and a mistyped character), though its ratio grants one: but not when the two edits replace one word
-  (adjacent characters, at least one replaced): 怎么开通会员 and 怎么关闭会员 ask opposite things.
+  (adjacent characters, at least one replaced): 怎么开通自动续费 and 怎么关闭自动续费 ask opposite things.
 * Signatures are datasketch's own ``affine32`` MinHash (same permutations, same pre-mix), computed for all
   shingles of a batch at once in numpy; ``signature_reference`` shows the equivalence. Candidates come from
   LSH band tables tuned below the threshold (so that the edit test sees its candidates); each is verified.
