@@ -220,6 +220,8 @@ US_STREET_SUFFIXES = (
     "Spurs?|Squares|Station|Stravenue|Stream|Streets|Summit|Throughway|Trace|Track|Trafficway|Tunnel|Underpass|"
     "Unions?|Valleys?|Viaduct|Views|Villages?|Ville|Vista|Walks|Wall|Ways|Wells?"
 )
+US_STATES = ("al|ak|az|ar|ca|co|ct|de|dc|fl|ga|hi|id|il|in|ia|ks|ky|la|me|md|ma|mi|mn|ms|mo|mt|ne|nv|nh|nj|nm|ny|nc|"
+             "nd|oh|ok|or|pa|ri|sc|sd|tn|tx|ut|vt|va|wa|wv|wi|wy|pr|gu|vi|aa|ae|ap")
 # Street words that end a one-word street name ("Hauptstraße", "Jentesingel"); the short English ones
 # ("st", "way", "row") are never a word ending on their own: "least 3", "lost 12".
 COMPOUND_STREET_WORDS = (
@@ -260,6 +262,11 @@ STREET_LINE_PATTERNS: tuple[tuple[str, float], ...] = (
     # 6384 Johnson Glens / 996 Elizabeth Shoal Apt. 217
     (rf"(?<![\w.,])(?!(?:19|20)\d\d\b)(?P<a>\d{{3,5}}[A-Za-z]?[ \t]+(?:(?:N|S|E|W|North|South|East|West)\.?[ \t]+)?"
      rf"(?:{_CAPWORD}[ \t]+){{1,3}}(?:{US_STREET_SUFFIXES})\.?(?:,?[ \t]+{_UNIT})?)(?!\w)", 0.8),
+    # A whole US address in any case, as chat is typed: "1234 elm street, springfield, il 62704", "p.o. box 889,
+    # reno, nv 89501" (the state code and ZIP code at its end make it one)
+    (rf"(?<![\w.,])(?P<a>(?i:(?:{_HOUSE}[ \t]+(?:[\p{{L}}'’.\-]+[ \t]+){{0,4}}(?:{STREET_WORDS}|{US_STREET_SUFFIXES})\.?"
+     rf"|p\.?[ \t]?o\.?[ \t]?box[ \t]+\d{{1,6}}|post office box[ \t]+\d{{1,6}})(?:,?[ \t]+{_UNIT})?,?[ \t]+"
+     rf"(?:[\p{{L}}'’.\-]+[ \t]+){{0,2}}[\p{{L}}'’.\-]+,?[ \t]+(?:{US_STATES}),?[ \t]+\d{{5}}(?:-\d{{4}})?))(?!\w)", 0.85),
     # Hauptstraße 12 / Jentesingel 391 / Baker Street 5: a capitalised compound or a name then the street word
     (rf"(?<![\w])(?P<a>(?:(?:{_CAPWORD}[ \t]+){{1,3}}(?i:{STREET_WORDS})\.?|(?:{_CAPWORD}[ \t]+){{0,2}}"
      rf"\p{{Lu}}[\p{{L}}\-]+(?i:{COMPOUND_STREET_WORDS})\.?),?[ \t]+{_HOUSE}"

@@ -215,6 +215,14 @@ def test_street_lines_with_any_us_street_suffix(detector):
         "Open Windows 10 Action Center and click it."]
 
 
+def test_lower_case_us_addresses_are_replaced_whole(detector):
+    """Typed in lower case, a whole address with its state and ZIP code is still one ("reno" alone was taken as a
+    name and the rest left)."""
+    assert masked(detector, ["ship to 1234 elm street, springfield, il 62704 please",
+                             "my address is p.o. box 889, reno, nv 89501"]) == [
+        "ship to <STREET_ADDRESS> please", "my address is <STREET_ADDRESS>"]
+
+
 def test_obfuscated_emails(detector):
     assert masked(detector, ["my email is jane dot doe at gmail dot com",
                              "reach me at john.smith [at] example [dot] org thanks",
