@@ -48,6 +48,7 @@ _PERSON_CUE = (
 # Keep", "sync with Google Drive"): the words after them must look like a name (see ``name_words``).
 _RELATION = r"(?i:ask|asked|tell|told|contact|from|with|by|to|for)"
 _SPEECH = r"(?:said|says|told|asked|wrote|replied|mentioned|explained|promised|confirmed|suggested)"
+_SPEECH_WORDS = frozenset(_SPEECH[3:-1].split("|"))
 
 # (pattern, score, min_words): every pattern captures the name in group ``n``; where the cue is weak
 # (min_words > 0) its words must also pass ``name_words``.
@@ -70,17 +71,28 @@ NAME_PATTERNS: tuple[tuple[str, float, int], ...] = (
     (rf"\b(?i:thanks|thank you)[ \t,]+(?P<n>{_NAME})(?=[ \t]*[,!.]|[ \t]+for\b)", 0.7, 1),
     (rf"\b{_RELATION}[ \t]+(?P<n>{_NAME2})", 0.6, 2),
     (rf"(?P<n>{_NAME2})[ \t]*(?=[,(<:][ \t]*(?:\+|\(|\d|[\w.+-]+@))", 0.6, 2),
+    # One name word right before an e-mail address: "Send updates to Urkom at nvf13@aol.com", "Ana <ana@x.org>"
+    (rf"\b(?P<n>{_NAME})(?=[ \t]*(?:[,(<:]|[ \t](?:at|via))[ \t]*[\w.+-]+@)", 0.6, 1),
+    # A record of a person: "Varsan, 20, Male"
+    (rf"\b(?P<n>{_NAME}),[ \t]*\d{{1,3}},[ \t]*(?i:male|female|man|woman|non-binary|nonbinary|m|f)\b", 0.6, 1),
     (rf"(?P<n>{_NAME})(?='s[ \t]+(?:phone|number|email|e-mail|address|account|card|birthday)\b)", 0.7, 0),
 )
 
 # A name in lower case, as chat is typed, after a cue: "my name is jane doe", "this is john", "thanks, mike". After
 # "my name is" / "call me" / "name:" (group ``strong``) any given name counts (see ``ContextNameRecognizer``).
 LOWER_CASE_NAME = regex.compile(
-    rf"(?:\b(?P<strong>(?i:my name is|my name's|my name’s|name is|call me)[ \t]+|(?i:name)[ \t]*:[ \t]*)"
+    rf"(?:\b(?P<strong>(?P<intro>(?i:my name is|my name's|my name’s|name is))[ \t]+|(?i:call me)[ \t]+|(?i:name)[ \t]*:[ \t]*)"
     rf"|\b(?i:i am|i'm|i’m|im|this is|it's|it’s)[ \t]+"
     rf"|\b{_SIGN_OFF}[ \t]*[,!.:;]*[ \t]*\n?[ \t]*[-–—]*[ \t]*"
     rf"|(?:^|(?<=[\n.!?]))[ \t]*{_GREETING}[ \t,]+)"
     rf"(?P<n>\p{{Ll}}[\p{{Ll}}'’\-]+)(?:[ \t]+(?P<f>\p{{Ll}}[\p{{Ll}}'’\-]+))?(?![\p{{L}}\d])", regex.MULTILINE)
+
+# A one-word name opening a sentence as its subject ("Morgan testified at the hearing.", "Dallas coordinated the
+# vendors") or addressed ("Nushin, can you follow up?").
+SENTENCE_SUBJECT = regex.compile(
+    rf"(?:^|(?<=[\n.!?][ \t]*))(?P<n>\p{{Lu}}\p{{Ll}}{{2,}}(?:-\p{{Lu}}\p{{Ll}}+)?)"
+    rf"(?:[ \t]+(?P<verb>\p{{Ll}}{{2,}}ed|{_SPEECH})[ \t]+\p{{L}}"
+    rf"|,[ \t]+(?P<ask>(?i:can|could|would|will|please|did|do|are|have|let's|let)\b))", regex.MULTILINE)
 
 # Capitalised words that start sentences or name products and roles, not people.
 NOT_NAMES = frozenset(
@@ -169,7 +181,25 @@ class ContextNameRecognizer(EntityRecognizer):
                 if not min_words or name_words(text[span[0]:span[1]].split(), min_words):
                     results.append(RecognizerResult("PERSON", span[0], span[1], score))
         if self.lexicon is not None:
-            results += self._lower_case(text, self.lexicon)
+            results += self._lower_case(text, self.lexicon) + self._subjects(text, self.lexicon)
+        return results
+
+    @staticmethod
+    def _subjects(text: str, lex: NameLexicon) -> list[RecognizerResult]:
+        """``SENTENCE_SUBJECT``: before a past-tense verb a listed given or family name that is no verb or adjective
+        ("Grant funded", "Chase offered" stay: a product or a bank may act too); asked, also a word no dictionary
+        holds ("Nushin, can you")."""
+        results = []
+        for m in SENTENCE_SUBJECT.finditer(text):
+            word = m.group("n")
+            low = word.casefold()
+            if low in NEVER_A_NAME or low in COMMON_WORDS or low in PRODUCT_WORDS or word in NOT_NAMES:
+                continue
+            listed = lex.is_name(word) and low not in lex.not_nouns
+            if m.group("verb") and not lex.is_verb(m.group("verb")) and m.group("verb") not in _SPEECH_WORDS:
+                continue
+            if listed or m.group("ask") and len(word) >= 4 and not lex.is_word(word):
+                results.append(RecognizerResult("PERSON", m.start("n"), m.end("n"), 0.6))
         return results
 
     @staticmethod
@@ -185,11 +215,14 @@ class ContextNameRecognizer(EntityRecognizer):
         results = []
         for m in LOWER_CASE_NAME.finditer(text, overlapped=True):
             given, family, strong = m.group("n"), m.group("f"), m.group("strong") is not None
-            if given.capitalize() not in lex.given or not word_ok(given, strong, given):
+            # After "my name is" a word no dictionary holds is a name too ("my name is krithika"; "name: str" is code).
+            unknown_ok = m.group("intro") is not None
+            if not (given.capitalize() in lex.given or unknown_ok and len(given) >= 4 and not lex.is_word(given)) \
+                    or not word_ok(given, strong, given):
                 continue
             # A family name is judged capitalised: "brown" is an adjective, "Brown" also a given name.
-            has_family = family is not None and family.capitalize() in lex.family \
-                and word_ok(family, strong, family.capitalize())
+            has_family = family is not None and word_ok(family, strong, family.capitalize()) and (
+                family.capitalize() in lex.family or unknown_ok and len(family) >= 4 and not lex.is_word(family))
             results.append(RecognizerResult("PERSON", m.start("n"), m.end("f" if has_family else "n"), 0.7))
         return results
 
@@ -260,7 +293,7 @@ STREET_LINE_PATTERNS: tuple[tuple[str, float], ...] = (
     (rf"(?<![\w.,])(?P<a>{_HOUSE_THEN}(?:(?i:{STREET_WORDS})\.?[ \t]+)?(?:(?:{_CAPWORD}|{_PARTICLE}|d'|de la)[ \t]+){{0,4}}"
      rf"{_STREET_SUFFIX}(?:,?[ \t]+{_UNIT})?)(?!\w)", 0.85),
     # 6384 Johnson Glens / 996 Elizabeth Shoal Apt. 217
-    (rf"(?<![\w.,])(?!(?:19|20)\d\d\b)(?P<a>\d{{3,5}}[A-Za-z]?[ \t]+(?:(?:N|S|E|W|North|South|East|West)\.?[ \t]+)?"
+    (rf"(?<![\w.,])(?!(?:19\d|20[0-3])\d\b)(?P<a>\d{{3,5}}[A-Za-z]?[ \t]+(?:(?:N|S|E|W|North|South|East|West)\.?[ \t]+)?"
      rf"(?:{_CAPWORD}[ \t]+){{1,3}}(?:{US_STREET_SUFFIXES})\.?(?:,?[ \t]+{_UNIT})?)(?!\w)", 0.8),
     # A whole US address in any case, as chat is typed: "1234 elm street, springfield, il 62704", "p.o. box 889,
     # reno, nv 89501" (the state code and ZIP code at its end make it one)
@@ -637,9 +670,10 @@ def _is_word(lexicon: NameLexicon, word: str) -> bool:
 
 
 def _lemmas(low: str) -> tuple[str, ...]:
-    """A lower-case word and the stems its regular inflections (-s, -es, -ies, -ed, -ing) may come from."""
+    """A lower-case word and the stems its regular inflections (-s, -es, -ies, -ied, -ed, -ing) may come from."""
     forms = [low]
-    for suffix, stems in (("ies", ("y",)), ("es", ("", "e")), ("s", ("",)), ("ed", ("", "e")), ("ing", ("", "e")),
+    for suffix, stems in (("ies", ("y",)), ("es", ("", "e")), ("s", ("",)), ("ied", ("y",)), ("ed", ("", "e")),
+                          ("ing", ("", "e")),
                           ("iest", ("y",)), ("est", ("", "e")), ("ier", ("y",)), ("er", ("", "e")), ("ly", ("",))):
         if low.endswith(suffix) and len(low) - len(suffix) >= 3:
             forms += [low[:-len(suffix)] + stem for stem in stems]

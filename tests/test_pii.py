@@ -263,3 +263,17 @@ def test_lower_case_names_after_cues(detector):
     assert masked(detector, texts) == [
         "hi this is <PERSON>", "i am <PERSON>, account 4471", "Thanks,\n<PERSON>", "hey it's <PERSON> again",
         "i'm <PERSON>, my order never came", "this is mark my words", "i'm sure it works", "hi this is a test"]
+
+
+def test_one_word_names_by_their_place_in_the_sentence(detector):
+    """A lone name as the subject of a past-tense verb, addressed, before an e-mail address, or in a record
+    ("name, age, sex"); a product, a bank or an interjection in the same place is not one."""
+    texts = ["Harrison testified before the board.", "Radovan, could you resend the invoice?",
+             "Send the draft to Okonkwo at o.k@example.net today.", "Patient: Teodora, 34, Female",
+             "my name is zhyldyz and i need a refund",
+             "Android updated overnight.", "Btw, can you check my order?", "Contact Support at help@example.com."]
+    assert masked(detector, texts) == [
+        "<PERSON> testified before the board.", "<PERSON>, could you resend the invoice?",
+        "Send the draft to <PERSON> at <EMAIL_ADDRESS> today.", "Patient: <PERSON>, 34, Female",
+        "my name is <PERSON> and i need a refund",
+        "Android updated overnight.", "Btw, can you check my order?", "Contact Support at <EMAIL_ADDRESS>."]
