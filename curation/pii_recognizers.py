@@ -72,7 +72,8 @@ NAME_PATTERNS: tuple[tuple[str, float, int], ...] = (
     (rf"\b{_RELATION}[ \t]+(?P<n>{_NAME2})", 0.6, 2),
     (rf"(?P<n>{_NAME2})[ \t]*(?=[,(<:][ \t]*(?:\+|\(|\d|[\w.+-]+@))", 0.6, 2),
     # One name word right before an e-mail address: "Send updates to Urkom at nvf13@aol.com", "Ana <ana@x.org>"
-    (rf"\b(?P<n>{_NAME})(?=[ \t]*(?:[,(<:]|[ \t](?:at|via))[ \t]*[\w.+-]+@)", 0.6, 1),
+    (rf"\b(?!(?:To|From|Cc|Bcc|Email|Mail|Contact|Sender|Reply)\b)(?P<n>{_NAME})"
+     rf"(?=[ \t]*(?:[,(<]|[ \t](?:at|via))[ \t]*[\w.+-]+@)", 0.6, 1),
     # A record of a person: "Varsan, 20, Male"
     (rf"\b(?P<n>{_NAME}),[ \t]*\d{{1,3}},[ \t]*(?i:male|female|man|woman|non-binary|nonbinary|m|f)\b", 0.6, 1),
     (rf"(?P<n>{_NAME})(?='s[ \t]+(?:phone|number|email|e-mail|address|account|card|birthday)\b)", 0.7, 0),
@@ -93,6 +94,14 @@ SENTENCE_SUBJECT = regex.compile(
     rf"(?:^|(?<=[\n.!?][ \t]*))(?P<n>\p{{Lu}}\p{{Ll}}{{2,}}(?:-\p{{Lu}}\p{{Ll}}+)?)"
     rf"(?:[ \t]+(?P<verb>\p{{Ll}}{{2,}}ed|{_SPEECH})[ \t]+\p{{L}}"
     rf"|,[ \t]+(?P<ask>(?i:can|could|would|will|please|did|do|are|have|let's|let)\b))", regex.MULTILINE)
+
+# A form's field for a person, then a colon: "Reported by: Field", "Patient: Nguyen, Thi Lan".
+ROLE_FIELD = regex.compile(
+    r"\b(?i:patient|applicant|employee|recipient|sender|beneficiary|payee|payer|owner|technician|tenant|"
+    r"landlord|buyer|seller|author|supervisor|emergency contact|next of kin|spouse|guardian|physician|doctor|nurse|"
+    r"passenger|traveler|traveller|policyholder|insured|witness|reviewer|(?:reported|submitted|requested|signed|"
+    r"approved|prepared|created|opened|handled|updated|entered) by|assigned to)[ \t]*:[ \t]*"
+    rf"(?P<n>{_NAME})")
 
 # Capitalised words that start sentences or name products and roles, not people.
 NOT_NAMES = frozenset(
@@ -186,7 +195,7 @@ class ContextNameRecognizer(EntityRecognizer):
 
     @staticmethod
     def _subjects(text: str, lex: NameLexicon) -> list[RecognizerResult]:
-        """``SENTENCE_SUBJECT``: before a past-tense verb a listed given or family name that is no verb or adjective
+        """``ROLE_FIELD``, and ``SENTENCE_SUBJECT``: before a past-tense verb a listed given or family name that is no verb or adjective
         ("Grant funded", "Chase offered" stay: a product or a bank may act too); asked, also a word no dictionary
         holds ("Nushin, can you")."""
         results = []
@@ -200,6 +209,18 @@ class ContextNameRecognizer(EntityRecognizer):
                 continue
             if listed or m.group("ask") and len(word) >= 4 and not lex.is_word(word):
                 results.append(RecognizerResult("PERSON", m.start("n"), m.end("n"), 0.6))
+        # A field's first word if it is a listed name, then words none of the dictionary's: "Applicant: Rosalind
+        # Whitfield Date of birth" stops before "Date" (a given name somewhere too).
+        for m in ROLE_FIELD.finditer(text):
+            end = m.start("n")
+            for word in regex.finditer(r"\S+", text[:m.end("n")], pos=m.start("n")):
+                w = word.group()
+                if not (end == m.start("n") and lex.is_name(w) or not lex.is_word(w) and not lex.never(w)) \
+                        or w.casefold() in NEVER_A_NAME | COMMON_WORDS | PRODUCT_WORDS:
+                    break
+                end = word.end()
+            if end > m.start("n"):
+                results.append(RecognizerResult("PERSON", m.start("n"), end, 0.6))
         return results
 
     @staticmethod

@@ -277,3 +277,11 @@ def test_one_word_names_by_their_place_in_the_sentence(detector):
         "Send the draft to <PERSON> at <EMAIL_ADDRESS> today.", "Patient: <PERSON>, 34, Female",
         "my name is <PERSON> and i need a refund",
         "Android updated overnight.", "Btw, can you check my order?", "Contact Support at <EMAIL_ADDRESS>."]
+
+
+def test_names_in_a_forms_person_fields(detector):
+    """A field naming a person's role, then a colon: the name after it, even one that is also a word ("Field")."""
+    assert masked(detector, ["Reported by: Field", "Patient: Humphries, age 54", "Reviewer: Pending",
+                             "Author: Explain the theory of relativity simply."]) == [
+        "Reported by: <PERSON>", "Patient: <PERSON>, age 54", "Reviewer: Pending",
+        "Author: Explain the theory of relativity simply."]
