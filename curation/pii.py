@@ -126,6 +126,9 @@ _SEGMENT = regex.compile(r"(?:[^\n.!?。！？]|(?<![\p{L}\d]\p{L}{2}|[\p{L}\d]{
                          r"(?:[.!?。！？]+|\n+|$)")
 
 
+_NOT_PERSONS = frozenset(("ORG", "GPE", "LOC", "NORP", "FAC", "PRODUCT", "EVENT", "WORK_OF_ART", "LANGUAGE"))
+
+
 class PiiDetector:
     """Batched detection over many texts, with per-type thresholds and an allow-list."""
 
@@ -185,6 +188,9 @@ class PiiDetector:
         out = []
         for text, (entities, ran, kept) in zip(texts, self._spacy(texts), strict=True):
             cues = [(r.start, r.end, r.score) for r in self.cue_names.analyze(text, ["PERSON"])]
+            things = [(s, e) for s, e, label in entities if label in _NOT_PERSONS]
+            cues += [(r.start, r.end, r.score) for r in self.cue_names.subjects(text)
+                     if not any(s < r.end and r.start < e for s, e in things)]
             listed = [(r.start, r.end, r.score) for r in self.gazetteer_names.analyze(text, ["PERSON"])]
             out.append(Evidence(entities, ran, kept, cues, listed))
         return out

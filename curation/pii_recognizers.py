@@ -190,27 +190,37 @@ class ContextNameRecognizer(EntityRecognizer):
                 if not min_words or name_words(text[span[0]:span[1]].split(), min_words):
                     results.append(RecognizerResult("PERSON", span[0], span[1], score))
         if self.lexicon is not None:
-            results += self._lower_case(text, self.lexicon) + self._subjects(text, self.lexicon)
+            results += self._lower_case(text, self.lexicon) + self._role_fields(text, self.lexicon)
         return results
 
-    @staticmethod
-    def _subjects(text: str, lex: NameLexicon) -> list[RecognizerResult]:
-        """``ROLE_FIELD``, and ``SENTENCE_SUBJECT``: before a past-tense verb a listed given or family name that is no verb or adjective
-        ("Grant funded", "Chase offered" stay: a product or a bank may act too); asked, also a word no dictionary
-        holds ("Nushin, can you")."""
-        results = []
+    def subjects(self, text: str) -> list[RecognizerResult]:
+        """``SENTENCE_SUBJECT`` (not in ``analyze``: the caller drops what spaCy calls a place or an organisation,
+        "U.N. Council concerned"): before a past-tense verb a listed given name that is no verb or adjective
+        ("Grant funded", "Chase offered" stay: a product or a bank may act too) or a family name that is no
+        English word, never a country or state ("India blocked"); asked, also a word no dictionary holds
+        ("Nushin, can you")."""
+        lex = self.lexicon
+        results: list[RecognizerResult] = []
+        if lex is None:
+            return results
         for m in SENTENCE_SUBJECT.finditer(text):
             word = m.group("n")
             low = word.casefold()
             if low in NEVER_A_NAME or low in COMMON_WORDS or low in PRODUCT_WORDS or word in NOT_NAMES:
                 continue
-            listed = lex.is_name(word) and low not in lex.not_nouns
+            listed = (word in lex.given or word in lex.family and not lex.is_word(word)) and low not in lex.not_nouns \
+                and word not in places()
             if m.group("verb") and not lex.is_verb(m.group("verb")) and m.group("verb") not in _SPEECH_WORDS:
                 continue
             if listed or m.group("ask") and len(word) >= 4 and not lex.is_word(word):
                 results.append(RecognizerResult("PERSON", m.start("n"), m.end("n"), 0.6))
-        # A field's first word if it is a listed name, then words none of the dictionary's: "Applicant: Rosalind
-        # Whitfield Date of birth" stops before "Date" (a given name somewhere too).
+        return results
+
+    @staticmethod
+    def _role_fields(text: str, lex: NameLexicon) -> list[RecognizerResult]:
+        """``ROLE_FIELD``: the field's first word if it is a listed name, then words none of the dictionary's:
+        "Applicant: Rosalind Whitfield Date of birth" stops before "Date" (a given name somewhere too)."""
+        results = []
         for m in ROLE_FIELD.finditer(text):
             end = m.start("n")
             for word in regex.finditer(r"\S+", text[:m.end("n")], pos=m.start("n")):
@@ -700,6 +710,15 @@ def _lemmas(low: str) -> tuple[str, ...]:
             forms += [low[:-len(suffix)] + stem for stem in stems]
             break
     return tuple(forms)
+
+
+@cache
+def places() -> frozenset[str]:
+    """Countries and US states (Faker's English lists): "India blocked", "Georgia passed" are no persons."""
+    from faker.providers.address.en import Provider as English
+    from faker.providers.address.en_US import Provider as American
+
+    return frozenset(word for place in (*English.countries, *American.states) for word in place.split())
 
 
 @cache
