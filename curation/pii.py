@@ -118,11 +118,15 @@ _DIGITS = regex.compile(r"\d(?:[ \-.()/]*\d){6}")
 _SSN_SHAPE = regex.compile(r"\d{3}[- .]?\d{2}[- .]?\d{4}")
 _IBAN_SHAPE = regex.compile(r"[A-Z]{2}\d{2}")
 _IP_SHAPE = regex.compile(r"\d\.\d|:[0-9a-fA-F]{0,4}:")
+_SPELLED_EMAIL = regex.compile(r"(?i)\bdot\b|[\[(<{]\s*(?:at|@)\s*[\])>}]")
 _CAPITALISED = regex.compile(r"\b\p{Lu}\p{Ll}[\p{L}'’\-]*")
 _LOWER_PAIR = regex.compile(r"\b\p{Ll}{3,} \p{Ll}{3,}\b")
 # Sentences and lines; a full stop after an initial or a short abbreviation ("J. Crawley", "Dr. Kim") ends none.
 _SEGMENT = regex.compile(r"(?:[^\n.!?。！？]|(?<![\p{L}\d]\p{L}{2}|[\p{L}\d]{4})[.!?]|[.!?](?![ \t]))*"
                          r"(?:[.!?。！？]+|\n+|$)")
+
+
+_NOT_PERSONS = frozenset(("ORG", "GPE", "LOC", "NORP", "FAC", "PRODUCT", "EVENT", "WORK_OF_ART", "LANGUAGE"))
 
 
 class PiiDetector:
@@ -142,13 +146,14 @@ class PiiDetector:
         self.thresholds = {**DEFAULT_THRESHOLDS, **settings.thresholds}
         self.processes = max(1, settings.processes)
         self.allow = [regex.compile(rf"\b{regex.escape(term)}\b") for term in settings.allow_list]
-        self.cue_names = rec.ContextNameRecognizer()
+        self.cue_names = rec.ContextNameRecognizer(self.lexicon)
         self.gazetteer_names = rec.GazetteerNameRecognizer(self.lexicon)
         self.name_tagger = EnglishNameTagger(self.lexicon)
         self.recognizers = [
             (_DIGIT, rec.StreetAddressRecognizer()), (_DIGITS, rec.PhoneNumberRecognizer()),
             (_DIGITS, rec.CardNumberRecognizer()), (_SSN_SHAPE, rec.SsnRecognizer()),
-            (regex.compile("@"), rec.AsciiEmailRecognizer()), (_IBAN_SHAPE, IbanRecognizer()),
+            (regex.compile("@"), rec.LatinEmailRecognizer()), (_SPELLED_EMAIL, rec.ObfuscatedEmailRecognizer()),
+            (_IBAN_SHAPE, IbanRecognizer()),
             (_IP_SHAPE, IpRecognizer()),
         ]
         self.chinese_tagger = zh.ChineseTagger()  # names and addresses, all Chinese texts of a batch at once
@@ -172,7 +177,7 @@ class PiiDetector:
                     results += recognizer.analyze(text, list(recognizer.supported_entities))
             found += [Found(r.entity_type, r.start, r.end, r.score) for r in results
                       if r.score >= self.thresholds.get(r.entity_type, 0.5)]
-            found = merge(_strip(text, self._allowed(text, found)))
+            found = merge(_with_name_suffix(text, _strip(text, self._allowed(text, found))))
             out.append([Found(f.entity, *norm.span(f.start, f.end), f.score) for f in found])
         return out
 
@@ -183,6 +188,9 @@ class PiiDetector:
         out = []
         for text, (entities, ran, kept) in zip(texts, self._spacy(texts), strict=True):
             cues = [(r.start, r.end, r.score) for r in self.cue_names.analyze(text, ["PERSON"])]
+            things = [(s, e) for s, e, label in entities if label in _NOT_PERSONS]
+            cues += [(r.start, r.end, r.score) for r in self.cue_names.subjects(text)
+                     if not any(s < r.end and r.start < e for s, e in things)]
             listed = [(r.start, r.end, r.score) for r in self.gazetteer_names.analyze(text, ["PERSON"])]
             out.append(Evidence(entities, ran, kept, cues, listed))
         return out
@@ -291,6 +299,20 @@ def _drop_question_opener(text: str, start: int, end: int) -> tuple[int, int]:
     return (opener.end(), end) if before < 0 or text[before] in ".!?:;\n" else (start, end)
 
 
+# A generational or professional suffix after a name belongs to it ("Jane Doe DDS", "Robert Brown Jr.").
+NAME_SUFFIX = regex.compile(r"(?:Jr|Sr|II|III|IV|MD|M\.D|DDS|D\.D\.S|DMD|DVM|PhD|Ph\.D|Esq|RN|CPA)\.?(?![\p{L}\d])")
+_BEFORE_SUFFIX = regex.compile(r",?[ \t]+")
+
+
+def _with_name_suffix(text: str, found: list[Found]) -> list[Found]:
+    out = []
+    for f in found:
+        gap = _BEFORE_SUFFIX.match(text, f.end) if f.entity == "PERSON" else None
+        suffix = NAME_SUFFIX.match(text, gap.end()) if gap else None
+        out.append(Found(f.entity, f.start, suffix.end(), f.score) if suffix else f)
+    return out
+
+
 def merge(found: list[Found]) -> list[Found]:
     """Overlapping spans become their union, typed by the longest (then strongest) member."""
     out: list[list[Found]] = []
@@ -334,7 +356,7 @@ def propagate(texts: list[str], found: list[list[Found]]) -> list[list[Found]]:
             values.setdefault(value, f.entity)
             if f.entity == "PERSON":
                 for token in regex.findall(r"\p{Latin}[\p{Latin}'’\-]+", value):
-                    if token[0].isupper() and len(token) >= 3:
+                    if token[0].isupper() and len(token) >= 3 and not NAME_SUFFIX.fullmatch(token):
                         values.setdefault(token, "PERSON")
             if f.entity == "EMAIL_ADDRESS":
                 local = value.split("@")[0]
@@ -448,10 +470,15 @@ class Surrogates:
         return "".join(out) + "".join(it)
 
     def _person(self, value: str, names: dict[str, str]) -> str:
-        """Token by token, so "Ana Lima" -> "Kim Ford" and a later bare "Lima" -> "Ford"."""
+        """Token by token, so "Ana Lima" -> "Kim Ford" and a later bare "Lima" -> "Ford"; a suffix ("Jr.", "DDS")
+        becomes another suffix."""
         tokens = value.split()
         out = []
         for i, token in enumerate(tokens):
+            if NAME_SUFFIX.fullmatch(token.rstrip(",")):
+                self.fake.seed_instance(self._seed("PERSON", token))
+                out.append(self.fake.suffix())
+                continue
             if token not in names:
                 self.fake.seed_instance(self._seed("PERSON", token))
                 names[token] = self.fake.first_name() if i == 0 and len(tokens) > 1 or len(tokens) == 1 \

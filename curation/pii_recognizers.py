@@ -48,6 +48,7 @@ _PERSON_CUE = (
 # Keep", "sync with Google Drive"): the words after them must look like a name (see ``name_words``).
 _RELATION = r"(?i:ask|asked|tell|told|contact|from|with|by|to|for)"
 _SPEECH = r"(?:said|says|told|asked|wrote|replied|mentioned|explained|promised|confirmed|suggested)"
+_SPEECH_WORDS = frozenset(_SPEECH[3:-1].split("|"))
 
 # (pattern, score, min_words): every pattern captures the name in group ``n``; where the cue is weak
 # (min_words > 0) its words must also pass ``name_words``.
@@ -70,8 +71,37 @@ NAME_PATTERNS: tuple[tuple[str, float, int], ...] = (
     (rf"\b(?i:thanks|thank you)[ \t,]+(?P<n>{_NAME})(?=[ \t]*[,!.]|[ \t]+for\b)", 0.7, 1),
     (rf"\b{_RELATION}[ \t]+(?P<n>{_NAME2})", 0.6, 2),
     (rf"(?P<n>{_NAME2})[ \t]*(?=[,(<:][ \t]*(?:\+|\(|\d|[\w.+-]+@))", 0.6, 2),
+    # One name word right before an e-mail address: "Send updates to Urkom at nvf13@aol.com", "Ana <ana@x.org>"
+    (rf"\b(?!(?:To|From|Cc|Bcc|Email|Mail|Contact|Sender|Reply)\b)(?P<n>{_NAME})"
+     rf"(?=[ \t]*(?:[,(<]|[ \t](?:at|via))[ \t]*[\w.+-]+@)", 0.6, 1),
+    # A record of a person: "Varsan, 20, Male"
+    (rf"\b(?P<n>{_NAME}),[ \t]*\d{{1,3}},[ \t]*(?i:male|female|man|woman|non-binary|nonbinary|m|f)\b", 0.6, 1),
     (rf"(?P<n>{_NAME})(?='s[ \t]+(?:phone|number|email|e-mail|address|account|card|birthday)\b)", 0.7, 0),
 )
+
+# A name in lower case, as chat is typed, after a cue: "my name is jane doe", "this is john", "thanks, mike". After
+# "my name is" / "call me" / "name:" (group ``strong``) any given name counts (see ``ContextNameRecognizer``).
+LOWER_CASE_NAME = regex.compile(
+    rf"(?:\b(?P<strong>(?P<intro>(?i:my name is|my name's|my name’s|name is))[ \t]+|(?i:call me)[ \t]+|(?i:name)[ \t]*:[ \t]*)"
+    rf"|\b(?i:i am|i'm|i’m|im|this is|it's|it’s)[ \t]+"
+    rf"|\b{_SIGN_OFF}[ \t]*[,!.:;]*[ \t]*\n?[ \t]*[-–—]*[ \t]*"
+    rf"|(?:^|(?<=[\n.!?]))[ \t]*{_GREETING}[ \t,]+)"
+    rf"(?P<n>\p{{Ll}}[\p{{Ll}}'’\-]+)(?:[ \t]+(?P<f>\p{{Ll}}[\p{{Ll}}'’\-]+))?(?![\p{{L}}\d])", regex.MULTILINE)
+
+# A one-word name opening a sentence as its subject ("Morgan testified at the hearing.", "Dallas coordinated the
+# vendors") or addressed ("Nushin, can you follow up?").
+SENTENCE_SUBJECT = regex.compile(
+    rf"(?:^|(?<=[\n.!?][ \t]*))(?P<n>\p{{Lu}}\p{{Ll}}{{2,}}(?:-\p{{Lu}}\p{{Ll}}+)?)"
+    rf"(?:[ \t]+(?P<verb>\p{{Ll}}{{2,}}ed|{_SPEECH})[ \t]+\p{{L}}"
+    rf"|,[ \t]+(?P<ask>(?i:can|could|would|will|please|did|do|are|have|let's|let)\b))", regex.MULTILINE)
+
+# A form's field for a person, then a colon: "Reported by: Field", "Patient: Nguyen, Thi Lan".
+ROLE_FIELD = regex.compile(
+    r"\b(?i:patient|applicant|employee|recipient|sender|beneficiary|payee|payer|owner|technician|tenant|"
+    r"landlord|buyer|seller|author|supervisor|emergency contact|next of kin|spouse|guardian|physician|doctor|nurse|"
+    r"passenger|traveler|traveller|policyholder|insured|witness|reviewer|(?:reported|submitted|requested|signed|"
+    r"approved|prepared|created|opened|handled|updated|entered) by|assigned to)[ \t]*:[ \t]*"
+    rf"(?P<n>{_NAME})")
 
 # Capitalised words that start sentences or name products and roles, not people.
 NOT_NAMES = frozenset(
@@ -139,10 +169,12 @@ def trim_name(text: str, start: int, end: int) -> tuple[int, int] | None:
 
 
 class ContextNameRecognizer(EntityRecognizer):
-    """PERSON from the words around a name: greetings, introductions, titles, sign-offs, relations."""
+    """PERSON from the words around a name: greetings, introductions, titles, sign-offs, relations; with a
+    ``lexicon`` also lower-case names after those cues (``LOWER_CASE_NAME``)."""
 
-    def __init__(self) -> None:
+    def __init__(self, lexicon: NameLexicon | None = None) -> None:
         self.patterns = [(regex.compile(p, regex.MULTILINE), s, n) for p, s, n in NAME_PATTERNS]
+        self.lexicon = lexicon
         super().__init__(supported_entities=["PERSON"], name="ContextNameRecognizer")
 
     def load(self) -> None:
@@ -157,6 +189,72 @@ class ContextNameRecognizer(EntityRecognizer):
                     continue
                 if not min_words or name_words(text[span[0]:span[1]].split(), min_words):
                     results.append(RecognizerResult("PERSON", span[0], span[1], score))
+        if self.lexicon is not None:
+            results += self._lower_case(text, self.lexicon) + self._role_fields(text, self.lexicon)
+        return results
+
+    def subjects(self, text: str) -> list[RecognizerResult]:
+        """``SENTENCE_SUBJECT`` (not in ``analyze``: the caller drops what spaCy calls a place or an organisation,
+        "U.N. Council concerned"): before a past-tense verb a listed given name that is no verb or adjective
+        ("Grant funded", "Chase offered" stay: a product or a bank may act too) or a family name that is no
+        English word, never a country or state ("India blocked"); asked, also a word no dictionary holds
+        ("Nushin, can you")."""
+        lex = self.lexicon
+        results: list[RecognizerResult] = []
+        if lex is None:
+            return results
+        for m in SENTENCE_SUBJECT.finditer(text):
+            word = m.group("n")
+            low = word.casefold()
+            if low in NEVER_A_NAME or low in COMMON_WORDS or low in PRODUCT_WORDS or word in NOT_NAMES:
+                continue
+            listed = (word in lex.given or word in lex.family and not lex.is_word(word)) and low not in lex.not_nouns \
+                and word not in places()
+            if m.group("verb") and not lex.is_verb(m.group("verb")) and m.group("verb") not in _SPEECH_WORDS:
+                continue
+            if listed or m.group("ask") and len(word) >= 4 and not lex.is_word(word):
+                results.append(RecognizerResult("PERSON", m.start("n"), m.end("n"), 0.6))
+        return results
+
+    @staticmethod
+    def _role_fields(text: str, lex: NameLexicon) -> list[RecognizerResult]:
+        """``ROLE_FIELD``: the field's first word if it is a listed name, then words none of the dictionary's:
+        "Applicant: Rosalind Whitfield Date of birth" stops before "Date" (a given name somewhere too)."""
+        results = []
+        for m in ROLE_FIELD.finditer(text):
+            end = m.start("n")
+            for word in regex.finditer(r"\S+", text[:m.end("n")], pos=m.start("n")):
+                w = word.group()
+                if not (end == m.start("n") and lex.is_name(w) or not lex.is_word(w) and not lex.never(w)) \
+                        or w.casefold() in NEVER_A_NAME | COMMON_WORDS | PRODUCT_WORDS:
+                    break
+                end = word.end()
+            if end > m.start("n"):
+                results.append(RecognizerResult("PERSON", m.start("n"), end, 0.6))
+        return results
+
+    @staticmethod
+    def _lower_case(text: str, lex: NameLexicon) -> list[RecognizerResult]:
+        """Given names (and a family name after one) in lower case after a cue; after a weak cue neither may be
+        an adjective, verb or adverb that is no given name ("this is mark", "thanks john good work" stay)."""
+        from spacy.lang.en.stop_words import STOP_WORDS
+
+        def word_ok(word: str, strong: bool, as_written: str) -> bool:
+            return word not in STOP_WORDS and word not in COMMON_WORDS and word not in PRODUCT_WORDS \
+                and word not in NEVER_A_NAME and (strong or not lex.never(as_written))
+
+        results = []
+        for m in LOWER_CASE_NAME.finditer(text, overlapped=True):
+            given, family, strong = m.group("n"), m.group("f"), m.group("strong") is not None
+            # After "my name is" a word no dictionary holds is a name too ("my name is krithika"; "name: str" is code).
+            unknown_ok = m.group("intro") is not None
+            if not (given.capitalize() in lex.given or unknown_ok and len(given) >= 4 and not lex.is_word(given)) \
+                    or not word_ok(given, strong, given):
+                continue
+            # A family name is judged capitalised: "brown" is an adjective, "Brown" also a given name.
+            has_family = family is not None and word_ok(family, strong, family.capitalize()) and (
+                family.capitalize() in lex.family or unknown_ok and len(family) >= 4 and not lex.is_word(family))
+            results.append(RecognizerResult("PERSON", m.start("n"), m.end("f" if has_family else "n"), 0.7))
         return results
 
 
@@ -173,6 +271,21 @@ STREET_WORDS = (
     "rua|straße|strasse|str|weg|gasse|platz|allee|damm|ring|"
     "ufer|chaussee|straat|laan|singel|gracht|plein|kade|dijk|steeg|hof|pad"
 )
+# The other US Postal Service street suffixes ("Johnson Glens", "Figueroa Pine", "Strickland Mission"): most are
+# ordinary words too ("Center", "Union", "Station"), so they count only capitalised, after a capitalised name and a
+# house number of three or more digits that is no year ("Windows 10 Action Center", "In 2023 Apple Park").
+US_STREET_SUFFIXES = (
+    "Branch|Bridge|Brooks?|Burgs?|Bypass|Camp|Canyon|Cape|Causeway|Centers?|Circles|Cliffs?|Club|Common|Corners?|"
+    "Course|Courts|Coves?|Creek|Crest|Crossing|Crossroad|Curve|Dale|Dam|Divide|Drives|Estates?|Extensions?|Falls?|"
+    "Ferry|Fields?|Flats?|Fords?|Forest|Forges?|Forks?|Fort|Garden|Gateway|Glens?|Greens|Groves|Harbors?|Haven|Hills|"
+    "Hollow|Inlet|Islands?|Isle|Junctions?|Keys?|Knolls?|Lakes?|Land|Landing|Lights?|Loaf|Locks?|Lodge|Mall|Manors?|"
+    "Meadows?|Mills?|Mission|Motorway|Mount|Mountains?|Neck|Orchard|Oval|Overpass|Parks|Parkways|Pass|Pines?|Plains?|"
+    "Points|Ports?|Prairie|Radial|Ramp|Ranch|Rapids?|Rest|Ridges?|River|Roads|Run|Shoals?|Shores?|Skyway|Springs?|"
+    "Spurs?|Squares|Station|Stravenue|Stream|Streets|Summit|Throughway|Trace|Track|Trafficway|Tunnel|Underpass|"
+    "Unions?|Valleys?|Viaduct|Views|Villages?|Ville|Vista|Walks|Wall|Ways|Wells?"
+)
+US_STATES = ("al|ak|az|ar|ca|co|ct|de|dc|fl|ga|hi|id|il|in|ia|ks|ky|la|me|md|ma|mi|mn|ms|mo|mt|ne|nv|nh|nj|nm|ny|nc|"
+             "nd|oh|ok|or|pa|ri|sc|sd|tn|tx|ut|vt|va|wa|wv|wi|wy|pr|gu|vi|aa|ae|ap")
 # Street words that end a one-word street name ("Hauptstraße", "Jentesingel"); the short English ones
 # ("st", "way", "row") are never a word ending on their own: "least 3", "lost 12".
 COMPOUND_STREET_WORDS = (
@@ -210,6 +323,14 @@ STREET_LINE_PATTERNS: tuple[tuple[str, float], ...] = (
     # 150 Anthony Plains Apt. 4 / 7, boulevard Paulette Gosselin / 74/391, Balasubramanian Path
     (rf"(?<![\w.,])(?P<a>{_HOUSE_THEN}(?:(?i:{STREET_WORDS})\.?[ \t]+)?(?:(?:{_CAPWORD}|{_PARTICLE}|d'|de la)[ \t]+){{0,4}}"
      rf"{_STREET_SUFFIX}(?:,?[ \t]+{_UNIT})?)(?!\w)", 0.85),
+    # 6384 Johnson Glens / 996 Elizabeth Shoal Apt. 217
+    (rf"(?<![\w.,])(?!(?:19\d|20[0-3])\d\b)(?P<a>\d{{3,5}}[A-Za-z]?[ \t]+(?:(?:N|S|E|W|North|South|East|West)\.?[ \t]+)?"
+     rf"(?:{_CAPWORD}[ \t]+){{1,3}}(?:{US_STREET_SUFFIXES})\.?(?:,?[ \t]+{_UNIT})?)(?!\w)", 0.8),
+    # A whole US address in any case, as chat is typed: "1234 elm street, springfield, il 62704", "p.o. box 889,
+    # reno, nv 89501" (the state code and ZIP code at its end make it one)
+    (rf"(?<![\w.,])(?P<a>(?i:(?:{_HOUSE}[ \t]+(?:[\p{{L}}'’.\-]+[ \t]+){{0,4}}(?:{STREET_WORDS}|{US_STREET_SUFFIXES})\.?"
+     rf"|p\.?[ \t]?o\.?[ \t]?box[ \t]+\d{{1,6}}|post office box[ \t]+\d{{1,6}})(?:,?[ \t]+{_UNIT})?,?[ \t]+"
+     rf"(?:[\p{{L}}'’.\-]+[ \t]+){{0,2}}[\p{{L}}'’.\-]+,?[ \t]+(?:{US_STATES}),?[ \t]+\d{{5}}(?:-\d{{4}})?))(?!\w)", 0.85),
     # Hauptstraße 12 / Jentesingel 391 / Baker Street 5: a capitalised compound or a name then the street word
     (rf"(?<![\w])(?P<a>(?:(?:{_CAPWORD}[ \t]+){{1,3}}(?i:{STREET_WORDS})\.?|(?:{_CAPWORD}[ \t]+){{0,2}}"
      rf"\p{{Lu}}[\p{{L}}\-]+(?i:{COMPOUND_STREET_WORDS})\.?),?[ \t]+{_HOUSE}"
@@ -350,16 +471,30 @@ _PHONE = regex.compile(
     r"(?<![\w+.\-/])(?P<p>(?:\+|00)?\(?\d[\d \t\-.()/]{5,}\d(?:[ \t]*(?:x|ext\.?|extension)[ \t]*\d{1,6})?)(?![\w\-])"
 )
 _PHONE_CONTEXT = regex.compile(
-    r"(?i:phone|call|tel|telephone|mobile|cell|reach|text me|whatsapp|fax|number|ring|contact|handy|téléphone|teléfono|telefono)"
+    r"(?i:phone|call|tel|telephone|mobile|cell|reach|text me|whatsapp|fax|number|ring|contact|handy|téléphone|teléfono|"
+    r"telefono|hotline|helpline|dial|landline|sms)"
 )
+# What may stand between a value and the cue word that names it after it: "2025550143 is my number", "890082186
+# (my SSN)".
+_BEFORE_CUE = regex.compile(r"[ \t]*[,:(\-–]?[ \t]*(?:(?:is|was|are|=)[ \t]+)?(?:(?:my|our|his|her|their|the|a)[ \t]+)?"
+                            r"(?:(?:new|old|work|home|personal|direct|office|business)[ \t]+)?", regex.IGNORECASE)
+
+
+def cued(cue: regex.Pattern, text: str, start: int, end: int) -> bool:
+    """A cue word in the 40 characters before the value at ``start:end``, or naming it right after it."""
+    return cue.search(text, max(0, start - 40), start) is not None or \
+        cue.match(text, _BEFORE_CUE.match(text, end).end()) is not None
 _DATE_LIKE = regex.compile(r"^\d{4}[-/.]\d{1,2}[-/.]\d{1,2}$|^\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4}$")
 _IP_LIKE = regex.compile(r"^\d{1,3}(?:\.\d{1,3}){3}$")
 
 
-def _number_list(value: str) -> bool:
+def _number_list(value: str, cued: bool) -> bool:
     """A list of numbers, not one phone number: "123456 12345678 111111" (a password list) has several groups of
-    five or more digits separated by blanks; "123456789" or "1111111" alone only counts up or repeats."""
+    five or more digits separated by blanks; "123456789" or "1111111" alone only counts up or repeats. After a
+    phone cue ("call 1234567890", "TELEPHONENUM: 09315 293923") one or two groups are a number all the same."""
     groups = regex.findall(r"\d+", value)
+    if cued and len(groups) <= 2:
+        return False
     if sum(len(g) >= 5 for g in groups) >= 2 and not regex.search(r"[\-.()/]", value):
         return True
     return len(groups) == 1 and (value in "01234567890" or value in "98765432109" or len(set(value)) == 1)
@@ -380,8 +515,9 @@ class PhoneNumberRecognizer(EntityRecognizer):
             value = m.group("p").rstrip(" \t-.(/")
             main = regex.split(r"(?i)x|ext", value)[0]
             digits = regex.sub(r"\D", "", main)
+            context = cued(_PHONE_CONTEXT, text, m.start(), m.end())
             if not 7 <= len(digits) <= 15 or _DATE_LIKE.match(value) or _IP_LIKE.match(value) \
-                    or _number_list(main):
+                    or _number_list(main, context):
                 continue
             if value.count("(") != value.count(")") and not value.startswith("+"):
                 value = value.lstrip("(")
@@ -394,7 +530,7 @@ class PhoneNumberRecognizer(EntityRecognizer):
                 score = 0.5
             else:
                 score = 0.3
-            if _PHONE_CONTEXT.search(text, max(0, m.start() - 40), m.start()):
+            if context:
                 score = min(1.0, score + 0.3)
             start = m.start("p") + m.group("p").index(value)
             results.append(RecognizerResult("PHONE_NUMBER", start, start + len(value), score))
@@ -435,12 +571,12 @@ class CardNumberRecognizer(EntityRecognizer):
 _SSN = regex.compile(r"(?<![\d\-])(?!000|666|9\d\d)\d{3}[- ](?!00)\d{2}[- ](?!0000)\d{4}(?![\d\-])")
 # After an SSN cue any nine digits in the SSN layout are one (dots, no separator, test and ITIN ranges too).
 _SSN_AFTER_CUE = regex.compile(r"(?<![\d\-.])\d{3}([- .]?)\d{2}\1\d{4}(?![\d\-]|\.\d)")
-_SSN_CONTEXT = regex.compile(r"(?i:ssn|social security|social-security|tax)")
+_SSN_CONTEXT = regex.compile(r"(?i:ssn|social security|social-security|social\b|tax)")
 
 
 class SsnRecognizer(EntityRecognizer):
-    """US_SSN as ddd-dd-dddd in the valid ranges; after a cue word ("SSN", "social security") any nine digits
-    laid out as one (``123.45.6789``, ``123456789``)."""
+    """US_SSN as ddd-dd-dddd in the valid ranges; next to a cue word ("SSN", "social security", "my social:",
+    "… is my SSN") any nine digits laid out as one (``123.45.6789``, ``123456789``)."""
 
     def __init__(self) -> None:
         super().__init__(supported_entities=["US_SSN"], name="SsnRecognizer")
@@ -451,26 +587,55 @@ class SsnRecognizer(EntityRecognizer):
     def analyze(self, text: str, entities: list[str], nlp_artifacts=None) -> list[RecognizerResult]:
         found = {}
         for m in _SSN.finditer(text):
-            found[m.span()] = 0.9 if _SSN_CONTEXT.search(text, max(0, m.start() - 40), m.start()) else 0.6
+            found[m.span()] = 0.9 if cued(_SSN_CONTEXT, text, m.start(), m.end()) else 0.6
         for m in _SSN_AFTER_CUE.finditer(text):
-            if _SSN_CONTEXT.search(text, max(0, m.start() - 40), m.start()):
+            if cued(_SSN_CONTEXT, text, m.start(), m.end()):
                 found[m.span()] = 0.9
         return [RecognizerResult("US_SSN", s, e, score) for (s, e), score in found.items()]
 
 
 # --- e-mail ----------------------------------------------------------------------------------------
-class AsciiEmailRecognizer(EmailRecognizer):
-    """Presidio's email recognizer with an ASCII-only pattern: its own reads ``\\w``, which takes Chinese
-    characters as part of the address, so "请发到zhang@163.com谢谢" lost the whole clause around it; the local
-    part starts with a letter, digit or "_" (a "?" before it ends the sentence: "好吗？a@b.com") and then takes
-    every ASCII character an address may hold ("o'brien'16@", "a+b@"). The TLD
-    check (``validate_result``, offline tldextract) is Presidio's."""
+class LatinEmailRecognizer(EmailRecognizer):
+    """Presidio's email recognizer with a Latin-script pattern: its own reads ``\\w``, which takes Chinese
+    characters as part of the address, so "请发到zhang@163.com谢谢" lost the whole clause around it; an ASCII-only
+    one cut "josé.garcía@correo.es" to "a@correo.es", leaving the name before it. The local part starts with a
+    letter, digit or "_" (a "?" before it ends the sentence: "好吗？a@b.com") and then takes every character an
+    address may hold ("o'brien'16@", "a+b@", "zoë.müller@"). The TLD check (``validate_result``, offline
+    tldextract) is Presidio's."""
 
-    PATTERNS = [Pattern("Email (ASCII)", r"(?<![A-Za-z0-9._%+'\-])[A-Za-z0-9_]"
-                                         r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~\-]{0,63}@"
-                                         r"[A-Za-z0-9](?:[A-Za-z0-9\-]{0,62}[A-Za-z0-9])?"
-                                         r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9\-]{0,62}[A-Za-z0-9])?)*\.[A-Za-z]{2,24}"
-                                         r"(?![A-Za-z0-9\-])", 0.5)]
+    PATTERNS = [Pattern("Email (Latin)", r"(?<![\p{Latin}\p{M}0-9._%+'\-])[\p{Latin}0-9_]"
+                                         r"[\p{Latin}\p{M}0-9.!#$%&'*+/=?^_`{|}~\-]{0,63}@"
+                                         r"[\p{Latin}0-9](?:[\p{Latin}\p{M}0-9\-]{0,62}[\p{Latin}\p{M}0-9])?"
+                                         r"(?:\.[\p{Latin}0-9](?:[\p{Latin}\p{M}0-9\-]{0,62}[\p{Latin}\p{M}0-9])?)*"
+                                         r"\.[A-Za-z]{2,24}(?![\p{Latin}\p{M}0-9\-])", 0.5)]
+
+
+_SPELLED_DOT = r"(?:[ \t]*[\[(<{][ \t]*dot[ \t]*[\])>}][ \t]*|[ \t]+dot[ \t]+)"
+_SPELLED_AT = r"(?:[ \t]*[\[(<{][ \t]*at[ \t]*[\])>}][ \t]*|[ \t]*\([ \t]*@[ \t]*\)[ \t]*|[ \t]+at[ \t]+)"
+_EMAIL_LABEL = r"[\p{Latin}\p{M}0-9_%+\-]+"
+_TLD = (r"(?:com|org|net|edu|gov|mil|int|info|biz|io|co|ai|app|dev|me|tv|us|uk|ca|au|nz|ie|de|fr|es|it|nl|be|ch|at|"
+        r"se|no|dk|fi|pl|pt|br|mx|ar|in|jp|kr|cn|ru)")
+OBFUSCATED_EMAIL = regex.compile(
+    rf"(?<![\p{{Latin}}\p{{M}}0-9_.%+\-])(?P<e>{_EMAIL_LABEL}(?:(?:{_SPELLED_DOT}|\.){_EMAIL_LABEL})*{_SPELLED_AT}"
+    rf"{_EMAIL_LABEL}(?:(?:{_SPELLED_DOT}|\.){_EMAIL_LABEL})*(?:{_SPELLED_DOT}|\.){_TLD})(?![\p{{Latin}}\p{{M}}0-9\-])",
+    regex.IGNORECASE)
+_OBFUSCATION = regex.compile(rf"{_SPELLED_DOT}|[\[(<{{][ \t]*(?:at|@)[ \t]*[\])>}}]", regex.IGNORECASE)
+
+
+class ObfuscatedEmailRecognizer(EntityRecognizer):
+    """EMAIL_ADDRESS written to dodge scrapers: "jane dot doe at gmail dot com", "ann [at] example [dot] org",
+    "mike_r(at)yahoo.com". A plain " at " before a dotted domain stays prose ("look at github.com"): one spelled
+    "dot" or a bracketed "at"/"dot" must be in it."""
+
+    def __init__(self) -> None:
+        super().__init__(supported_entities=["EMAIL_ADDRESS"], name="ObfuscatedEmailRecognizer")
+
+    def load(self) -> None:
+        """Nothing to load."""
+
+    def analyze(self, text: str, entities: list[str], nlp_artifacts=None) -> list[RecognizerResult]:
+        return [RecognizerResult("EMAIL_ADDRESS", m.start("e"), m.end("e"), 0.8) for m in OBFUSCATED_EMAIL.finditer(text)
+                if _OBFUSCATION.search(m.group("e"))]
 
 
 # --- English person names: what spaCy finds, kept or refused, and a gazetteer for what it misses ----------
@@ -536,14 +701,24 @@ def _is_word(lexicon: NameLexicon, word: str) -> bool:
 
 
 def _lemmas(low: str) -> tuple[str, ...]:
-    """A lower-case word and the stems its regular inflections (-s, -es, -ies, -ed, -ing) may come from."""
+    """A lower-case word and the stems its regular inflections (-s, -es, -ies, -ied, -ed, -ing) may come from."""
     forms = [low]
-    for suffix, stems in (("ies", ("y",)), ("es", ("", "e")), ("s", ("",)), ("ed", ("", "e")), ("ing", ("", "e")),
+    for suffix, stems in (("ies", ("y",)), ("es", ("", "e")), ("s", ("",)), ("ied", ("y",)), ("ed", ("", "e")),
+                          ("ing", ("", "e")),
                           ("iest", ("y",)), ("est", ("", "e")), ("ier", ("y",)), ("er", ("", "e")), ("ly", ("",))):
         if low.endswith(suffix) and len(low) - len(suffix) >= 3:
             forms += [low[:-len(suffix)] + stem for stem in stems]
             break
     return tuple(forms)
+
+
+@cache
+def places() -> frozenset[str]:
+    """Countries and US states (Faker's English lists): "India blocked", "Georgia passed" are no persons."""
+    from faker.providers.address.en import Provider as English
+    from faker.providers.address.en_US import Provider as American
+
+    return frozenset(word for place in (*English.countries, *American.states) for word in place.split())
 
 
 @cache

@@ -198,3 +198,90 @@ def test_scrub_cli_same_records_same_order(home: Path, tmp_path: Path):
     assert report["records_out"] == 6 and report["unreadable_lines"] == 1 and report["entities"]["PERSON"] >= 2
     missing = CliRunner().invoke(app, ["scrub", str(tmp_path / "nope.jsonl"), "-o", str(out)])
     assert missing.exit_code == 2 and "does not exist" in missing.output
+
+
+def masked(detector, texts: list[str]) -> list[str]:
+    out, _ = scrub([{"text": t} for t in texts], detector, fields=["text"], default_operator="mask")
+    return [r["text"] for r in out]
+
+
+def test_street_lines_with_any_us_street_suffix(detector):
+    """Street names end in any of the Postal Service's suffixes, not only Street/Road/Lane; with none of
+    them the house number and name went out whole when no cue word stood before them."""
+    assert masked(detector, ["Is 6384 Johnson Glens in your delivery zone?",
+                             "I live on 413 Figueroa Pine Apt. 673 near the park.",
+                             "Open Windows 10 Action Center and click it."]) == [
+        "Is <STREET_ADDRESS> in your delivery zone?", "I live on <STREET_ADDRESS> near the park.",
+        "Open Windows 10 Action Center and click it."]
+
+
+def test_lower_case_us_addresses_are_replaced_whole(detector):
+    """Typed in lower case, a whole address with its state and ZIP code is still one ("reno" alone was taken as a
+    name and the rest left)."""
+    assert masked(detector, ["ship to 1234 elm street, springfield, il 62704 please",
+                             "my address is p.o. box 889, reno, nv 89501"]) == [
+        "ship to <STREET_ADDRESS> please", "my address is <STREET_ADDRESS>"]
+
+
+def test_obfuscated_emails(detector):
+    assert masked(detector, ["my email is jane dot doe at gmail dot com",
+                             "reach me at john.smith [at] example [dot] org thanks",
+                             "write to mike_r(at)yahoo.com today", "look at github.com for the code"]) == [
+        "my email is <EMAIL_ADDRESS>", "reach me at <EMAIL_ADDRESS> thanks", "write to <EMAIL_ADDRESS> today",
+        "look at github.com for the code"]
+
+
+def test_emails_with_accented_local_parts_are_replaced_whole(detector):
+    """An ASCII-only pattern took "a@correo.es" out of "josé.garcía@correo.es" and left the name before it."""
+    assert masked(detector, ["My email is josé.garcía@correo.es", "write to Zoë.Müller@firma.de now"]) == [
+        "My email is <EMAIL_ADDRESS>", "write to <EMAIL_ADDRESS> now"]
+
+
+def test_phones_named_after_them_or_without_separators(detector):
+    assert masked(detector, ["2025550143 is my number", "For questions, call 1234567890 during business hours.",
+                             "The pharmacy hotline is 7261938450.", "TELEPHONENUM: 09315 293923."]) == [
+        "<PHONE_NUMBER> is my number", "For questions, call <PHONE_NUMBER> during business hours.",
+        "The pharmacy hotline is <PHONE_NUMBER>.", "TELEPHONENUM: <PHONE_NUMBER>."]
+
+
+def test_ssns_with_the_cue_after_them(detector):
+    assert masked(detector, ["890082186 is my SSN", "Here is my social: 598701449"]) == [
+        "<US_SSN> is my SSN", "Here is my social: <US_SSN>"]
+
+
+def test_name_suffixes_go_with_the_name(detector):
+    assert masked(detector, ["Please contact Jane Doe DDS about the bill.", "Ask Kevin Lee DVM for the records."]) == [
+        "Please contact <PERSON> about the bill.", "Ask <PERSON> for the records."]
+
+
+def test_lower_case_names_after_cues(detector):
+    """Chat is typed in lower case: a given name after "this is", "i'm", "thanks," or a greeting is still a name;
+    a verb or adjective there is not ("this is mark my words", "i'm sure")."""
+    texts = ["hi this is christopher", "i am robert brown, account 4471", "Thanks,\nmike",
+             "hey it's kathleen again", "i'm victor wallace, my order never came",
+             "this is mark my words", "i'm sure it works", "hi this is a test"]
+    assert masked(detector, texts) == [
+        "hi this is <PERSON>", "i am <PERSON>, account 4471", "Thanks,\n<PERSON>", "hey it's <PERSON> again",
+        "i'm <PERSON>, my order never came", "this is mark my words", "i'm sure it works", "hi this is a test"]
+
+
+def test_one_word_names_by_their_place_in_the_sentence(detector):
+    """A lone name as the subject of a past-tense verb, addressed, before an e-mail address, or in a record
+    ("name, age, sex"); a product, a bank or an interjection in the same place is not one."""
+    texts = ["Harrison testified before the board.", "Radovan, could you resend the invoice?",
+             "Send the draft to Okonkwo at o.k@example.net today.", "Patient: Teodora, 34, Female",
+             "my name is zhyldyz and i need a refund",
+             "Android updated overnight.", "Btw, can you check my order?", "Contact Support at help@example.com."]
+    assert masked(detector, texts) == [
+        "<PERSON> testified before the board.", "<PERSON>, could you resend the invoice?",
+        "Send the draft to <PERSON> at <EMAIL_ADDRESS> today.", "Patient: <PERSON>, 34, Female",
+        "my name is <PERSON> and i need a refund",
+        "Android updated overnight.", "Btw, can you check my order?", "Contact Support at <EMAIL_ADDRESS>."]
+
+
+def test_names_in_a_forms_person_fields(detector):
+    """A field naming a person's role, then a colon: the name after it, even one that is also a word ("Field")."""
+    assert masked(detector, ["Reported by: Field", "Patient: Humphries, age 54", "Reviewer: Pending",
+                             "Author: Explain the theory of relativity simply."]) == [
+        "Reported by: <PERSON>", "Patient: <PERSON>, age 54", "Reviewer: Pending",
+        "Author: Explain the theory of relativity simply."]
