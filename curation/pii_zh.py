@@ -276,13 +276,15 @@ def name_features(text: str, start: int, end: int, surname_len: int) -> list[str
 
 
 def name_candidates(text: str) -> Iterator[tuple[int, int, int]]:
-    """(start, end, surname length) of every surname followed by a 1-2 character given name, all Han, and of
-    every run of transliteration characters (surname length 0)."""
+    """(start, end, surname length) of every surname followed by a 1-2 character given name, all Han and not
+    a title (先生, 老师), and of every run of transliteration characters (surname length 0)."""
     for m in _TRANSLITERATED.finditer(text):
         if not regex.search(r"(.)\1", m.group()):  # "哈哈哈" is laughter, not a name
             yield m.start(), m.end(), 0
     surnames = known_surnames()
     han = [_HAN.match(c) is not None for c in text] + [False, False]
+    for m in _TITLE_AFTER.finditer(text):  # a title is no given name: "张先生" is 张 (the cue rule's)
+        han[m.start()] = False
     for i, ch in enumerate(text):
         if ch not in surnames and ch not in _COMPOUND_FIRST:
             continue
@@ -593,22 +595,31 @@ def _candidate_values(n: int, candidates: list[tuple[float, int, int]]) -> list[
     return values
 
 
-# Characters that join no name unless the tagger is sure of them: punctuation and space, and the words that
-# stand between two names ("诸葛亮和司马懿", "王元、汝信") or after one ("王刚说", "李娜的").
-_NAME_BREAK = regex.compile(r"[^\p{Han}\p{Latin}·•・\-]|[和与及跟同或的是在了说]")
+# Characters that join no entity unless the tagger is sure of them (below its threshold): for names,
+# punctuation and space, and the words that stand between two names or after one ("诸葛亮和司马懿", "王元、汝信",
+# "王刚说"); for addresses, punctuation other than that of house numbers ("地址："). A title after a name
+# ("张先生") is never part of it.
+_BREAKS = {"PERSON": regex.compile(r"[^\p{Han}\p{Latin}·•・\-]|[和与及跟同或的是在了说]"),
+           "STREET_ADDRESS": regex.compile(r"[^\p{Han}\p{Latin}\d\-#（）()]")}
 
 
 def decode(text: str, positions: list[int], probs, thresholds: dict[str, tuple[float, float]]
            ) -> list[tuple[int, int, float, str]]:
     """(start, end, best probability, entity) of each run of adjacent characters at or above the entity's join
-    threshold that holds one at or above its threshold; a name's run stops at a ``_NAME_BREAK`` character
-    below the threshold."""
+    threshold that holds one at or above its threshold; a character of ``_BREAKS`` below the threshold, or a
+    title, ends a name's run."""
     out = []
     for k, entity in enumerate(TAGGER_CLASSES[1:], start=1):
         threshold, join = thresholds[entity]
+        column = probs[:, k].tolist()
+        if not any(p >= threshold for p in column):
+            continue
+        breaks = {m.start() for m in _BREAKS[entity].finditer(text)}
+        titles = {i for m in _TITLE_AFTER.finditer(text) for i in range(m.start(), m.end())} \
+            if entity == "PERSON" else set()
         runs: list[list] = []  # [start, end, best probability]
-        for pos, p in zip(positions, probs[:, k].tolist(), strict=True):
-            if p < join or p < threshold and entity == "PERSON" and _NAME_BREAK.match(text, pos):
+        for pos, p in zip(positions, column, strict=True):
+            if p < join or pos in titles or p < threshold and pos in breaks:
                 continue
             if runs and runs[-1][1] == pos:
                 runs[-1][1:] = [pos + 1, max(runs[-1][2], p)]
