@@ -190,6 +190,12 @@ def word_lexicon() -> dict[str, str]:
     return out
 
 
+@cache
+def word_heads() -> frozenset[str]:
+    """The first two characters of every ``word_lexicon`` word: most positions start none."""
+    return frozenset(word[:2] for word in word_lexicon())
+
+
 COMMON_WORD_COUNT = 10
 _HAN_WORD = regex.compile(r"\p{Han}+")
 _WORD_ROLE = "-BIX"  # no common word / starts one / inside one / both
@@ -198,10 +204,12 @@ _WORD_ROLE = "-BIX"  # no common word / starts one / inside one / both
 def lexicon_codes(text: str) -> list[str]:
     """Per character: the role in the longest dictionary name covering it (``R``/``T`` its first character,
     ``r``/``t`` a later one, ``-`` none) and in common words (``_WORD_ROLE``)."""
-    lexicon = word_lexicon()
+    lexicon, heads = word_lexicon(), word_heads()
     n = len(text)
     name, name_len, word = ["-"] * n, [0] * n, [0] * n
     for i in range(n - 1):
+        if text[i:i + 2] not in heads:
+            continue
         for length in (4, 3, 2):
             kind = lexicon.get(text[i:i + length]) if i + length <= n else None
             if kind is None:
@@ -512,6 +520,9 @@ class CharScorer:
         self.address_cue = table("acue", [str(k) for k in range(11)])
         self.name_cue = table("ncue", [str(k) for k in range(7)])
         self.title = table("title", [str(k) for k in range(5)])
+        codes = ["_"] + [a + b for a in "-RrTt" for b in _WORD_ROLE]  # every ``lexicon_codes`` value, and padding
+        self.lexicon_code = {c: i for i, c in enumerate(codes)}
+        self.lexicon = [(table(t, codes), shift) for t, shift in (("lx", 0), ("lx-1", -1), ("lx+1", 1))]
 
     def _ids(self, template: str, values: Iterable[str], count: int) -> np.ndarray:
         return np.fromiter(map(self.groups.get(template, {}).get, values, repeat(self.unknown)), dtype=np.int64,
@@ -575,8 +586,8 @@ class CharScorer:
         ids.append(self.name_cue[np.minimum(np.asarray(since_name), 6)])
         ids.append(self.title[np.asarray(title)])
         ids.append(self._ids("cand", cand, len(cand)))
-        for template, shift in (("lx", 0), ("lx-1", -1), ("lx+1", 1)):
-            ids.append(self._ids(template, lexicon_parts, size)[j + shift])
+        lexicon = np.fromiter(map(self.lexicon_code.__getitem__, lexicon_parts), dtype=np.int64, count=size)
+        ids += [lexicon_table[lexicon[j + shift]] for lexicon_table, shift in self.lexicon]
         return positions, self.weights[np.stack(ids, axis=1)].sum(axis=1)
 
 
