@@ -20,6 +20,7 @@ zh: Weibo NER          train + dev: PER.NAM                    test
 zh: MSRA / People's    MSRA val, People's Daily dev: PER       MSRA test, People's Daily test
 zh: CrossWOZ           val: 电话 / 地址 values of the dialogue   test
 zh: planted values     LCCC toy_train sentences                LCCC toy_valid + KdConv test sentences
+zh: planted names      LCCC toy_train + JDDC train sentences   LCCC toy_valid + JDDC test sentences
 zh: ordinary text      LCCC train, BQ/LCQMC dev, JDDC train    LCCC valid, BQ/LCQMC test, JDDC test
 =====================  ======================================  ==========================================
 
@@ -276,6 +277,52 @@ def planted(data: Path, split: str, n: int = 1200) -> list[Labelled]:
     return out
 
 
+# Name forms in support logs and chat: a cue before or a title after (what a form or an agent writes), or
+# none (a vocative, the subject or object of a verb). ``{n}`` is a full name, ``{s}`` its surname; the labelled
+# value is the part in braces.
+NAME_FORMS_CUED = ("我叫{n}", "我是{n}", "本人{n}", "联系人：{n}", "收件人：{n}", "收货人{n}", "姓名：{n}",
+                   "{s}先生", "{s}女士", "{n}先生", "{n}老师", "{s}经理", "客户{n}", "配送员{n}")
+NAME_FORMS_BARE = ("{n}，", "{n}说", "和{n}", "跟{n}", "给{n}", "找{n}", "问问{n}", "{n}的")
+
+
+def _names_sentences(data: Path, split: str) -> list[str]:
+    """Real chat turns (LCCC) and customer-service replies (JDDC) without Latin letters or digits."""
+    path = data / "zh_dialogue" / "jddc_extract" / ("test.dec" if split == "test" else "train.dec")
+    replies = [line.strip().rstrip(",") for line in path.open(encoding="utf-8")]
+    return _zh_sentences(data, split)[:4000] + [t for t in replies if len(t) >= 6
+                                                 and not regex.search(r"[A-Za-z0-9@]", t)]
+
+
+def planted_names(data: Path, split: str, n: int = 1000) -> list[Labelled]:
+    """Faker ``zh_CN`` names planted at a clause boundary of real chat and support sentences, half in a cued
+    form (``NAME_FORMS_CUED``), half bare (``NAME_FORMS_BARE``). The sentences are real; names and forms ours."""
+    from faker import Faker
+
+    fake = Faker("zh_CN")
+    rng = random.Random(f"planted-names:{split}")
+    fake.seed_instance(rng.getrandbits(32))
+    sentences = _names_sentences(data, split)
+    out = []
+    for i in range(n):
+        text = rng.choice(sentences)
+        form = rng.choice(NAME_FORMS_CUED if i % 2 else NAME_FORMS_BARE)
+        surname, given = fake.last_name(), fake.first_name()
+        value = surname if "{s}" in form else surname + given
+        head = form[:form.index("{")]
+        clauses = [m.end() for m in regex.finditer(r"[，。！？；,!?]", text)] or [len(text)]
+        at = rng.choice([0, *clauses])
+        before, after = text[:at], text[at:]
+        joiner = "" if at == 0 or regex.search(r"\p{P}$", before) else "，"
+        insert = joiner + form.format(n=value, s=value)
+        if at == 0 and after and not insert.endswith("，"):
+            insert += "，"
+        elif not after:
+            insert = insert.rstrip("，")
+        start = len(before) + len(joiner) + len(head)
+        out.append(Labelled(before + insert + after, [(start, start + len(value), "PERSON")]))
+    return out
+
+
 def zh_ordinary(data: Path, split: str) -> list[Labelled]:
     base = data / "zh_dialogue"
     if split == "test":
@@ -303,6 +350,7 @@ SETS: dict[str, tuple[str, Callable[[Path, str], list[Labelled]]]] = {
     "zh-news-persons": ("zh", news_persons),
     "zh-crosswoz": ("zh", crosswoz),
     "zh-planted": ("zh", planted),
+    "zh-planted-names": ("zh", planted_names),
     "zh-ordinary": ("zh", zh_ordinary),
 }
 

@@ -168,15 +168,79 @@ _TRANSLITERATED = regex.compile(r"[{0}]{{2,6}}(?:[·•・][{0}]{{1,6}})*".forma
 
 
 @cache
+def word_lexicon() -> dict[str, str]:
+    """Words of 2-4 Han characters from jieba's dictionary (``dict.txt``, shipped in the package, read offline):
+    ``r`` a person's name (its tags nr, nrfg), ``t`` a transliterated one (nrt), ``w`` any other word seen at
+    least ``COMMON_WORD_COUNT`` times. Which words a character belongs to tells a name's edges ("王明天": 明天
+    is a word) and names that no surname list holds (笛卡儿, 伍子胥)."""
+    import jieba
+
+    out = {}
+    with (Path(jieba.__file__).parent / "dict.txt").open(encoding="utf-8") as fh:
+        for line in fh:
+            word, count, tag = line.split()
+            if not 2 <= len(word) <= 4 or not _HAN_WORD.fullmatch(word):
+                continue
+            if tag in ("nr", "nrfg"):
+                out[word] = "r"
+            elif tag == "nrt":
+                out[word] = "t"
+            elif int(count) >= COMMON_WORD_COUNT:
+                out[word] = "w"
+    return out
+
+
+@cache
+def word_heads() -> frozenset[str]:
+    """The first two characters of every ``word_lexicon`` word: most positions start none."""
+    return frozenset(word[:2] for word in word_lexicon())
+
+
+COMMON_WORD_COUNT = 10
+_HAN_WORD = regex.compile(r"\p{Han}+")
+_WORD_ROLE = "-BIX"  # no common word / starts one / inside one / both
+
+
+def lexicon_codes(text: str) -> list[str]:
+    """Per character: the role in the longest dictionary name covering it (``R``/``T`` its first character,
+    ``r``/``t`` a later one, ``-`` none) and in common words (``_WORD_ROLE``)."""
+    lexicon, heads = word_lexicon(), word_heads()
+    n = len(text)
+    name, name_len, word = ["-"] * n, [0] * n, [0] * n
+    for i in range(n - 1):
+        if text[i:i + 2] not in heads:
+            continue
+        for length in (4, 3, 2):
+            kind = lexicon.get(text[i:i + length]) if i + length <= n else None
+            if kind is None:
+                continue
+            if kind == "w":
+                word[i] |= 1
+                for k in range(i + 1, i + length):
+                    word[k] |= 2
+                continue
+            for k in range(i, i + length):
+                if length > name_len[k]:
+                    name_len[k], name[k] = length, kind.upper() if k == i else kind
+    return [name[k] + _WORD_ROLE[word[k]] for k in range(n)]
+
+
+@cache
 def known_surnames() -> frozenset[str]:
     from faker.providers.person.zh_CN import Provider
 
     return frozenset(SURNAMES | {s for s in Provider.last_names if len(s) == 1})
 
 
+# A user handle in a post or chat ("//@大象院长：转发", "@热带以霖"): the account names a person. Not inside an
+# e-mail address (an ASCII letter, digit or dot before the "@").
+_HANDLE = regex.compile(r"(?<![A-Za-z0-9._%+\-@])@(?P<h>[^\s@:：，,。！!？?/\\（）()\[\]【】《》“”\"'#]{1,24})")
+
+
 class ChineseNameRecognizer(EntityRecognizer):
     """PERSON in Chinese text from cues alone: a surname before a title (张先生, 李女士: the surname is the
-    name) and whatever name-shaped follows a form field (姓名：欧阳娜娜). Names elsewhere are the tagger's."""
+    name), whatever name-shaped follows a form field (姓名：欧阳娜娜), and @handles. Names elsewhere are the
+    tagger's."""
 
     def __init__(self) -> None:
         super().__init__(supported_entities=["PERSON"], name="ChineseNameRecognizer", supported_language="zh")
@@ -195,6 +259,7 @@ class ChineseNameRecognizer(EntityRecognizer):
             m = regex.match(r"\p{Han}{2,4}(?=[\s，,。；;、)）]|$)", text[cue.end():])
             if m and text[cue.end() - 1] in ":：":
                 results.append(RecognizerResult("PERSON", cue.end(), cue.end() + m.end(), 0.75))
+        results += [RecognizerResult("PERSON", m.start("h"), m.end("h"), 0.8) for m in _HANDLE.finditer(text)]
         return results
 
 
@@ -204,23 +269,30 @@ def name_features(text: str, start: int, end: int, surname_len: int) -> list[str
     given = text[start + surname_len:end]
     before, after = text[max(0, start - 2):start], text[end:end + 2]
     prev, nxt = before[-1:], after[:1]
+    lexicon = word_lexicon()
+    # Is the candidate a dictionary name or word; do its edges form words with the characters outside it?
+    lex = [f"lx={lexicon.get(text[start:end], '-')}", f"lxn={lexicon.get(text[end - 1:end + 1], '-')}",
+           f"lxp={lexicon.get(text[max(0, start - 1):start + 1], '-')}"]
     if not surname_len:  # a transliterated foreign name: its first and last characters and its context
         return ["bias_t", f"t1={given[:1]}", f"tl={given[-1:]}", f"tlen={min(end - start, 6)}", f"tdot={'·' in given}",
                 f"p1={prev}", f"p2={before}", f"n1={nxt}", f"n2={after}", f"pt={_char_type(prev)}",
-                f"nt={_char_type(nxt)}"]
+                f"nt={_char_type(nxt)}", *("t" + f for f in lex)]
     return ["bias", f"s={text[start:start + surname_len]}", f"g={given}", f"g1={given[:1]}", f"gl={given[-1:]}",
             f"len={end - start}", f"p1={prev}", f"p2={before}", f"n1={nxt}", f"n2={after}",
-            f"pt={_char_type(prev)}", f"nt={_char_type(nxt)}", f"gl_n1={given[-1:]}{nxt}", f"p1_s={prev}{text[start]}"]
+            f"pt={_char_type(prev)}", f"nt={_char_type(nxt)}", f"gl_n1={given[-1:]}{nxt}", f"p1_s={prev}{text[start]}",
+            *lex, f"lxg={lexicon.get(given, '-')}"]
 
 
 def name_candidates(text: str) -> Iterator[tuple[int, int, int]]:
-    """(start, end, surname length) of every surname followed by a 1-2 character given name, all Han, and of
-    every run of transliteration characters (surname length 0)."""
+    """(start, end, surname length) of every surname followed by a 1-2 character given name, all Han and not
+    a title (先生, 老师), and of every run of transliteration characters (surname length 0)."""
     for m in _TRANSLITERATED.finditer(text):
         if not regex.search(r"(.)\1", m.group()):  # "哈哈哈" is laughter, not a name
             yield m.start(), m.end(), 0
     surnames = known_surnames()
     han = [_HAN.match(c) is not None for c in text] + [False, False]
+    for m in _TITLE_AFTER.finditer(text):  # a title is no given name: "张先生" is 张 (the cue rule's)
+        han[m.start()] = False
     for i, ch in enumerate(text):
         if ch not in surnames and ch not in _COMPOUND_FIRST:
             continue
@@ -310,8 +382,9 @@ def _since(n: int, ends: list[int]) -> list[int]:
 def char_rows(text: str, candidates: list[tuple[float, int, int]]) -> tuple[list[int], list[list[str]]]:
     """The positions the tagger reads (every character but white space) and each one's features: the
     characters and character pairs around it (digits read as 0, Latin letters as a/A), their kinds, whether it
-    may be a surname, a transliteration or address character, the cues before and after it, and the best
-    name candidate (``scored_candidates``) it is part of."""
+    may be a surname, a transliteration or address character, the cues before and after it, the best
+    name candidate (``scored_candidates``) it is part of, and its and its neighbours' dictionary words
+    (``lexicon_codes``)."""
     chars = text.translate(_CHAR_CLASS)
     n = len(chars)
     padded = "^^" + chars + "$$"
@@ -336,6 +409,7 @@ def char_rows(text: str, candidates: list[tuple[float, int, int]]) -> tuple[list
         first[start] = first[start] or p >= 0.3
         for k in range(start, end):
             candidate[k] = max(candidate[k], p)
+    lex = ["_", "_", *lexicon_codes(text), "_", "_"]
     positions, rows = [], []
     for i in range(n):
         if chars[i].isspace():
@@ -349,7 +423,8 @@ def char_rows(text: str, candidates: list[tuple[float, int, int]]) -> tuple[list
                      f"tr={foreign[j]}|{foreign[j - 1]}|{foreign[j + 1]}",
                      f"ad={address_sum[min(j + 4, n + 4)] - address_sum[j - 3] if j >= 3 else 0}|{address[j]}",
                      f"acue={min(since_address[i], 30) // 3}", f"ncue={min(since_name[i], 6)}", f"title={title[i]}",
-                     f"cand={candidate[i]:.1f}|{first[i]}"])
+                     f"cand={candidate[i]:.1f}|{first[i]}", f"lx={lex[j]}", f"lx-1={lex[j - 1]}",
+                     f"lx+1={lex[j + 1]}"])
         positions.append(i)
     return positions, rows
 
@@ -364,7 +439,7 @@ class ChineseTagger(EntityRecognizer):
     ``join`` threshold, holding one that reaches its ``threshold``, is one entity (an address only when it is
     street-level: ``STREET_LEVEL``). Names are also the name candidates (a surname and a given name, or a
     transliteration) that the candidate model (``zh_names.npz``) scores at or above its threshold; the tagger
-    reads those scores too. ``analyze_batch`` scores many texts in one pass (what the scrubber calls)."""
+    reads those scores too. A name's score is ``name_score``. ``analyze_batch`` scores many texts in one pass (what the scrubber calls)."""
 
     def __init__(self, model=None) -> None:
         self.model = model or zh_tagger_model()
@@ -387,13 +462,33 @@ class ChineseTagger(EntityRecognizer):
         name_threshold = name_model()[1]
         out, at = [], 0
         for text, cands, where in zip(texts, candidates, positions, strict=True):
-            found = [RecognizerResult("PERSON", s, e, round(p, 3)) for p, s, e in best_candidates(cands, name_threshold)]
-            found += [RecognizerResult(entity, s, e, p) for s, e, p, entity in
-                      decode(where, probs[at:at + len(where)], self.thresholds)
-                      if entity != "STREET_ADDRESS" or STREET_LEVEL.search(text, s, e)]
+            found = [RecognizerResult("PERSON", name_start(text, s, e), e, name_score(p, name_threshold))
+                     for p, s, e in best_candidates(cands, name_threshold)]
+            for s, e, p, entity in decode(text, where, probs[at:at + len(where)], self.thresholds):
+                if entity == "PERSON":
+                    found.append(RecognizerResult(entity, name_start(text, s, e), e,
+                                                  name_score(p, self.thresholds[entity][0])))
+                elif STREET_LEVEL.search(text, s, e):
+                    found.append(RecognizerResult(entity, s, e, p))
             at += len(where)
             out.append(found)
         return out
+
+
+def name_start(text: str, start: int, end: int) -> int:
+    """Where a name really starts: not on the last character of a common word that began before it (工程师 in
+    "工程师罗志刚": 师 is a surname too), when two characters stay."""
+    lexicon = word_lexicon()
+    if end - start > 2 and any(lexicon.get(text[start - k:start + 1]) == "w" for k in (1, 2, 3) if start >= k):
+        return start + 1
+    return start
+
+
+def name_score(probability: float, threshold: float) -> float:
+    """A name's probability rescaled so that the threshold it was accepted at (chosen on the development
+    splits, often below 0.5) becomes 0.5, the scrubber's default PERSON threshold, and 1 stays 1: a stricter
+    ``scrub.thresholds.PERSON`` still drops the weakest names."""
+    return round(0.5 + 0.5 * (probability - threshold) / max(1e-9, 1 - threshold), 3)
 
 
 _BOOL = ("False", "True")
@@ -425,6 +520,9 @@ class CharScorer:
         self.address_cue = table("acue", [str(k) for k in range(11)])
         self.name_cue = table("ncue", [str(k) for k in range(7)])
         self.title = table("title", [str(k) for k in range(5)])
+        codes = ["_"] + [a + b for a in "-RrTt" for b in _WORD_ROLE]  # every ``lexicon_codes`` value, and padding
+        self.lexicon_code = {c: i for i, c in enumerate(codes)}
+        self.lexicon = [(table(t, codes), shift) for t, shift in (("lx", 0), ("lx-1", -1), ("lx+1", 1))]
 
     def _ids(self, template: str, values: Iterable[str], count: int) -> np.ndarray:
         return np.fromiter(map(self.groups.get(template, {}).get, values, repeat(self.unknown)), dtype=np.int64,
@@ -433,7 +531,7 @@ class CharScorer:
     def logits(self, texts: list[str], candidates: list[list[tuple[float, int, int]]]
                ) -> tuple[list[list[int]], np.ndarray]:
         """Per text the positions read (as ``char_rows``), and the logits of all of them, text after text."""
-        padded_parts, kind_parts, positions = [], [], []
+        padded_parts, kind_parts, lexicon_parts, positions = [], [], [], []
         local, text_end, since_address, since_name, title, cand = [], [], [], [], [], []
         offset = 0
         for text, cands in zip(texts, candidates, strict=True):
@@ -444,6 +542,7 @@ class CharScorer:
             padded_parts.append("^^" + chars + "$$")
             kind_parts.append("__" + "".join(_KINDS.get(c) or _KINDS.setdefault(c, _char_type(c)) for c in text)
                               + "__")
+            lexicon_parts += ["_", "_", *lexicon_codes(text), "_", "_"]
             local += where
             text_end += [offset + n + 4] * len(where)
             sa = _since(n, [m.end() for m in _ADDRESS_CUE.finditer(text)])
@@ -487,6 +586,8 @@ class CharScorer:
         ids.append(self.name_cue[np.minimum(np.asarray(since_name), 6)])
         ids.append(self.title[np.asarray(title)])
         ids.append(self._ids("cand", cand, len(cand)))
+        lexicon = np.fromiter(map(self.lexicon_code.__getitem__, lexicon_parts), dtype=np.int64, count=size)
+        ids += [lexicon_table[lexicon[j + shift]] for lexicon_table, shift in self.lexicon]
         return positions, self.weights[np.stack(ids, axis=1)].sum(axis=1)
 
 
@@ -505,15 +606,31 @@ def _candidate_values(n: int, candidates: list[tuple[float, int, int]]) -> list[
     return values
 
 
-def decode(positions: list[int], probs, thresholds: dict[str, tuple[float, float]]) -> list[tuple[int, int, float, str]]:
+# Characters that join no entity unless the tagger is sure of them (below its threshold): for names,
+# punctuation and space, and the words that stand between two names or after one ("诸葛亮和司马懿", "王元、汝信",
+# "王刚说"); for addresses, punctuation other than that of house numbers ("地址："). A title after a name
+# ("张先生") is never part of it.
+_BREAKS = {"PERSON": regex.compile(r"[^\p{Han}\p{Latin}·•・\-]|[和与及跟同或的是在了说]"),
+           "STREET_ADDRESS": regex.compile(r"[^\p{Han}\p{Latin}\d\-#（）()]")}
+
+
+def decode(text: str, positions: list[int], probs, thresholds: dict[str, tuple[float, float]]
+           ) -> list[tuple[int, int, float, str]]:
     """(start, end, best probability, entity) of each run of adjacent characters at or above the entity's join
-    threshold that holds one at or above its threshold."""
+    threshold that holds one at or above its threshold; a character of ``_BREAKS`` below the threshold, or a
+    title, ends a name's run."""
     out = []
     for k, entity in enumerate(TAGGER_CLASSES[1:], start=1):
         threshold, join = thresholds[entity]
+        column = probs[:, k].tolist()
+        if not any(p >= threshold for p in column):
+            continue
+        breaks = {m.start() for m in _BREAKS[entity].finditer(text)}
+        titles = {i for m in _TITLE_AFTER.finditer(text) for i in range(m.start(), m.end())} \
+            if entity == "PERSON" else set()
         runs: list[list] = []  # [start, end, best probability]
-        for pos, p in zip(positions, probs[:, k].tolist(), strict=True):
-            if p < join:
+        for pos, p in zip(positions, column, strict=True):
+            if p < join or pos in titles or p < threshold and pos in breaks:
                 continue
             if runs and runs[-1][1] == pos:
                 runs[-1][1:] = [pos + 1, max(runs[-1][2], p)]

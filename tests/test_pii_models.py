@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import regex
 
 from flywheel.settings import ScrubSettings
 
@@ -63,6 +64,33 @@ def test_chinese_names_are_replaced_whole(detector, text, secret, kept):
     [out] = scrub_texts(detector, [text])
     assert not any(ch in out for ch in secret if ch not in kept), out
     assert out.endswith(kept)
+
+
+@pytest.mark.parametrize(("text", "secret", "kept"), [
+    # Names in support replies, away from the news contexts the public NER sets hold.
+    ("您好，我是客服小美，高淑兰的订单已经发货了。", "高淑兰", ("您好，我是客服小美，", "的订单已经发货了。")),
+    ("麻烦把发票寄给财务部的牛建华。", "牛建华", ("麻烦把发票寄给财务部的", "。")),
+    # A job title ending in a surname character (工程师: 师) stays; the name after it goes.
+    ("售后工程师罗志刚明天上午上门安装。", "罗志刚", ("售后工程师", "明天上午上门安装。")),
+])
+def test_chinese_names_in_support_chat_are_replaced(detector, text, secret, kept):
+    [out] = scrub_texts(detector, [text])
+    assert not any(ch in out for ch in secret), out
+    assert out.startswith(kept[0]) and out.endswith(kept[1]), out
+
+
+def test_chinese_user_handles_are_replaced_and_emails_stay_emails(detector):
+    texts = ["//@快乐小鱼儿：这家店的奶茶真的好喝", "转发给@阿狸不吃鱼 看看", "请把发票发到zhangwei@163.com谢谢"]
+    out = scrub_texts(detector, texts)
+    assert out[0].startswith("//@") and out[0].endswith("：这家店的奶茶真的好喝") and "快乐小鱼儿" not in out[0], out
+    assert out[1].startswith("转发给@") and out[1].endswith(" 看看") and "阿狸" not in out[1] and "吃鱼" not in out[1]
+    assert "zhangwei" not in out[2] and regex.fullmatch(r"请把发票发到\S+@\S+谢谢", out[2]), out[2]
+
+
+def test_two_chinese_names_joined_by_and_stay_two_names(detector):
+    [out] = scrub_texts(detector, ["诸葛亮和司马懿是三国时期的人物。"])
+    assert "诸葛" not in out and "司马" not in out
+    assert regex.fullmatch(r"\p{Han}{2,4}和\p{Han}{2,4}是三国时期的人物。", out), out     # 和 is not a name
 
 
 @pytest.mark.parametrize(("text", "address"), [
