@@ -488,7 +488,8 @@ class Surrogates:
 
     def _chinese_person(self, value: str, names: dict[str, str]) -> str:
         """A zh_CN name of the same length; the surname is kept consistent, so after "张伟" -> "李强" a later
-        "张先生" (the surname alone) becomes "李先生"."""
+        "张先生" (the surname alone) becomes "李先生". Two people never share a surrogate: "诸葛亮和司马懿" must
+        not read "李杨和李杨"."""
         from curation.pii_zh import COMPOUND_SURNAMES  # presidio: loaded late
 
         if value in names:
@@ -498,15 +499,21 @@ class Surrogates:
         surname_len = 2 if value[:2] in COMPOUND_SURNAMES else 1
         surname = value[:surname_len]
         if surname not in names:  # another surname of the same length (never the original one)
-            names[surname] = next((s for s in (fake.last_name() for _ in range(50)) if len(s) == surname_len
-                                   and s != surname), "李" if surname != "李" else "王")
-        given = ""
-        for _ in range(20):
-            given = fake.first_name()
-            if len(given) == len(value) - surname_len and given != value[surname_len:]:
+            drawn = (fake.random_element(COMPOUND_SURNAMES) if surname_len == 2 else fake.last_name()
+                     for _ in range(50))
+            names[surname] = next((s for s in drawn if len(s) == surname_len and s != surname),
+                                  "李" if surname != "李" else "王")
+        if len(value) == surname_len:
+            return names[surname]
+        taken = set(names.values())
+        surrogate = names[surname]
+        for _ in range(50):
+            given = fake.first_name()[:len(value) - surname_len]
+            surrogate = names[surname] + given
+            if len(surrogate) == len(value) and given != value[surname_len:] and surrogate not in taken:
                 break
-        names[value] = names[surname] + (given if len(value) > surname_len else "")
-        return names[value]
+        names[value] = surrogate
+        return surrogate
 
 
 def _normal(entity: str, value: str) -> str:

@@ -91,6 +91,8 @@ def test_two_chinese_names_joined_by_and_stay_two_names(detector):
     [out] = scrub_texts(detector, ["诸葛亮和司马懿是三国时期的人物。"])
     assert "诸葛" not in out and "司马" not in out
     assert regex.fullmatch(r"\p{Han}{2,4}和\p{Han}{2,4}是三国时期的人物。", out), out     # 和 is not a name
+    first, second = out.split("是")[0].split("和")
+    assert first != second and len(first) == len(second) == 3, out   # two people, two surrogates, same shape
 
 
 @pytest.mark.parametrize(("text", "address"), [
