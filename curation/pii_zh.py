@@ -462,17 +462,45 @@ class ChineseTagger(EntityRecognizer):
         name_threshold = name_model()[1]
         out, at = [], 0
         for text, cands, where in zip(texts, candidates, positions, strict=True):
-            found = [RecognizerResult("PERSON", name_start(text, s, e), e, name_score(p, name_threshold))
-                     for p, s, e in best_candidates(cands, name_threshold)]
+            names = [(s, e, name_score(p, name_threshold)) for p, s, e in best_candidates(cands, name_threshold)]
+            found = []
             for s, e, p, entity in decode(text, where, probs[at:at + len(where)], self.thresholds):
                 if entity == "PERSON":
-                    found.append(RecognizerResult(entity, name_start(text, s, e), e,
-                                                  name_score(p, self.thresholds[entity][0])))
+                    names.append((s, e, name_score(p, self.thresholds[entity][0])))
                 elif STREET_LEVEL.search(text, s, e):
                     found.append(RecognizerResult(entity, s, e, p))
+            for s, e, score in names:
+                span = plausible_name(text, name_start(text, s, e), e)
+                if span:
+                    found.append(RecognizerResult("PERSON", *span, score))
             at += len(where)
             out.append(found)
         return out
+
+
+# What ends no name: a sentence-final particle ("人家富阿", "参加哈"). A Latin run is no name where it is cut
+# out of a longer word ("PCGamer" -> "amer"), two letters or fewer, or an acronym ("PC", "APP", "CCTV").
+_PARTICLE_END = regex.compile(r"(?:[啊呀吧呢嘛啦哦哈噢呗咯哇]|(?<=^\p{Han})阿)$")
+_EDGE = regex.compile(r"^[^\p{Han}\p{Latin}\d]+|[^\p{Han}\p{Latin}\d]+$")
+_LATIN = regex.compile(r"\p{Latin}")
+_ACRONYM = regex.compile(r"[\p{Lu}\d]+")
+
+
+def plausible_name(text: str, start: int, end: int) -> tuple[int, int] | None:
+    """A tagged name's span without punctuation at its edges, or None where it cannot be one: punctuation
+    alone ("？"), a particle at its end, a piece of a Latin word, a Latin acronym."""
+    value = text[start:end]
+    trimmed = _EDGE.sub("", value)
+    if not trimmed:
+        return None
+    start += value.index(trimmed)
+    end = start + len(trimmed)
+    if _LATIN.match(text, start - 1) and _LATIN.match(text, start) or end < len(text) and _LATIN.match(text, end) \
+            and _LATIN.match(text, end - 1):
+        return None
+    if not _HAN.search(trimmed):
+        return (start, end) if len(trimmed) >= 3 and not _ACRONYM.fullmatch(trimmed) else None
+    return None if _PARTICLE_END.search(trimmed) else (start, end)
 
 
 def name_start(text: str, start: int, end: int) -> int:

@@ -151,3 +151,13 @@ def test_batched_chinese_scorer_equals_the_feature_definition():
             np.testing.assert_allclose(logits[at:at + len(where)], tagger.model.logits(rows), atol=1e-4)
         at += len(where)
     assert at == len(logits) > 60
+
+
+@pytest.mark.parametrize("text", [
+    "我订了一本PCGamer杂志",                # a piece of a Latin word ("amer") is no name
+    "人家丑人家富阿",                       # a sentence-final particle ends no name
+    "您好，可以通过广告的报名方式参加哈",
+    "明天一早起床上班阿",
+])
+def test_chinese_chat_fragments_are_not_names(detector, text):
+    assert scrub_texts(detector, [text]) == [text]
