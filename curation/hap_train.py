@@ -55,9 +55,9 @@ SEMANTIC_ZH_TUNE = 800
 ENGLISH_GATE = 0.15                 # n-gram probability that sends an English sentence through MiniLM
 CHINESE_GATE = 0.08                 # lower: insults COLD lacks score low on n-grams (see RESULTS.md)
 SEED = 0
-# Fine-tuning MiniLM itself (LoRA on its attention, and the head with it) for English: a fixed sample, one pass.
+# Fine-tuning MiniLM itself (LoRA on its attention and FFN, and the head with it) for English: a fixed sample, one pass.
 LORA_RANK = 8
-LORA_TARGETS = ("query", "key", "value", "attention.output.dense")
+LORA_TARGETS = ("query", "key", "value", "intermediate.dense", "output.dense")  # attention and FFN
 FINETUNE_MAX_TOKENS = 64
 FINETUNE_BATCH = 32
 FINETUNE_CHECKS = 4                  # tune-set checks in the pass; the best one (average precision) is kept
