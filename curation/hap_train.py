@@ -31,7 +31,6 @@ from curation import hap_data as data
 from curation.hap_models import (
     ENCODERS,
     MODEL_DIR,
-    MiniLM,
     NgramModel,
     NgramSpec,
     Stack,
@@ -55,13 +54,6 @@ SEMANTIC_ZH_TUNE = 800
 ENGLISH_GATE = 0.15                 # n-gram probability that sends an English sentence through MiniLM
 CHINESE_GATE = 0.08                 # lower: insults COLD lacks score low on n-grams (see RESULTS.md)
 SEED = 0
-# Fine-tuning MiniLM itself (LoRA on its attention and FFN, and the head with it) for English: a fixed sample, one pass.
-LORA_RANK = 8
-LORA_TARGETS = ("query", "key", "value", "intermediate.dense", "output.dense")  # attention and FFN
-FINETUNE_MAX_TOKENS = 64
-FINETUNE_BATCH = 32
-FINETUNE_CHECKS = 4                  # tune-set checks in the pass; the best one (average precision) is kept
-FINETUNE_TUNE_SAMPLE = 800
 
 
 def f1_at(scores: np.ndarray, labels: np.ndarray, threshold: float = 0.5) -> tuple[float, float, float]:
@@ -122,68 +114,6 @@ def fit_head(vectors: np.ndarray, labels: np.ndarray, c: float = 1.0) -> VectorH
     return VectorHead(clf.coef_[0].astype(np.float32), float(clf.intercept_[0]))
 
 
-def _lora_updates(model) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """The LoRA matrices of a PEFT-wrapped encoder in the shipped form: (A, B * scale), float16-rounded."""
-    out = {}
-    for name, module in model.named_modules():
-        if hasattr(module, "lora_A") and "default" in module.lora_A:
-            a = module.lora_A["default"].weight.detach().numpy()
-            b = module.lora_B["default"].weight.detach().numpy() * module.scaling["default"]
-            out[name] = (a.astype(np.float16).astype(np.float32), b.astype(np.float16).astype(np.float32))
-    return out
-
-
-def finetune_minilm(encoder: MiniLM, texts: list[str], labels: np.ndarray, tune_texts: list[str],
-                    tune_labels: np.ndarray) -> VectorHead:
-    """LoRA on MiniLM's attention plus a logistic head on its pooled vectors, trained together for one pass
-    over ``texts`` (classes weighted as ``fit_head`` does); the state with the best tune average precision is
-    kept. The encoder is left with that adapter merged, as the scorer will load it."""
-    import torch
-    from peft import LoraConfig, get_peft_model
-    from sklearn.metrics import average_precision_score
-
-    torch.manual_seed(SEED)
-    config = LoraConfig(r=LORA_RANK, lora_alpha=2 * LORA_RANK, lora_dropout=0.1, target_modules=list(LORA_TARGETS))
-    peft_model = get_peft_model(encoder.model, config)
-    head = torch.nn.Linear(encoder.model.config.hidden_size, 1)
-    torch.nn.init.zeros_(head.weight)
-    torch.nn.init.zeros_(head.bias)
-    lora = [p for p in peft_model.parameters() if p.requires_grad]
-    optimiser = torch.optim.AdamW([{"params": lora, "lr": 1e-3}, {"params": head.parameters(), "lr": 1e-2}],
-                                  weight_decay=0.0)
-    steps = -(-len(texts) // FINETUNE_BATCH)
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimiser, lambda step: 1.0 - step / steps)
-    pos_weight = torch.tensor(float((labels == 0).sum()) / max(int((labels == 1).sum()), 1))
-    order = np.random.default_rng(SEED).permutation(len(texts))
-    checks = {round(steps * (i + 1) / FINETUNE_CHECKS) for i in range(FINETUNE_CHECKS)}
-    best: tuple[float, VectorHead] | None = None
-    for step in range(1, steps + 1):
-        peft_model.train()
-        idx = order[(step - 1) * FINETUNE_BATCH:step * FINETUNE_BATCH]
-        batch = encoder.tokenizer([texts[i] for i in idx], padding=True, truncation=True,
-                                  max_length=FINETUNE_MAX_TOKENS, return_tensors="pt")
-        logits = head(encoder.vectors(batch)).squeeze(-1)
-        loss = torch.nn.functional.binary_cross_entropy_with_logits(
-            logits, torch.tensor(labels[idx], dtype=torch.float32), pos_weight=pos_weight)
-        loss.backward()
-        optimiser.step()
-        schedule.step()
-        optimiser.zero_grad()
-        if step % 25 == 0:
-            print(f"  step {step}/{steps}: loss {loss.item():.3f}", flush=True)
-        if step in checks:
-            peft_model.eval()
-            coef, intercept = head.weight.detach().numpy()[0].copy(), float(head.bias.item())
-            tune_ap = average_precision_score(tune_labels, encoder.encode(tune_texts) @ coef + intercept)
-            print(f"  step {step}: tune average precision {tune_ap:.4f}", flush=True)
-            if best is None or tune_ap > best[0]:
-                best = (tune_ap, VectorHead(coef, intercept, _lora_updates(encoder.model)))
-    assert best is not None
-    encoder.model = peft_model.unload().eval()  # the wheel's weights again, then the kept (rounded) adapter
-    encoder.merge_adapter(best[1].adapter)
-    return best[1]
-
-
 def fit_stack(ngram_logits: np.ndarray, vector_logits: np.ndarray, labels: np.ndarray, gate: float,
               encoder: str) -> Stack:
     """Logistic regression on the two logits of the tune sentences that pass the gate."""
@@ -197,22 +127,15 @@ def fit_stack(ngram_logits: np.ndarray, vector_logits: np.ndarray, labels: np.nd
 
 def train_semantic(out: Path, language: str, ngram: NgramModel, encoder_name: str, gate: float, threads: int,
                    labelled: list[data.Example], benign: list[str], tune: list[data.Example],
-                   meta: dict, finetune: bool = False) -> None:
-    """The encoder head on a fixed sample (encoding is the slow part), or with ``finetune`` the head and a LoRA
-    adapter of the encoder trained together; then the stack on the tune texts."""
+                   meta: dict) -> None:
+    """The encoder head on a fixed sample (encoding is the slow part), then the stack on the tune texts."""
     encoder = ENCODERS[encoder_name](threads)
     head_texts = [e.text for e in labelled] + benign
     head_labels = np.array([e.label for e in labelled] + [0] * len(benign))
+    print(f"{language} semantic head: encoding {len(head_texts)} texts with {encoder_name}", flush=True)
+    head = fit_head(encoder.encode([model_text(t) for t in head_texts]), head_labels)
     tune_texts = [e.text for e in tune]
     tune_labels = np.array([e.label for e in tune])
-    if finetune:
-        print(f"{language} semantic head: fine-tuning {encoder_name} on {len(head_texts)} texts", flush=True)
-        check = _shuffled(tune, FINETUNE_TUNE_SAMPLE)
-        head = finetune_minilm(encoder, [model_text(t) for t in head_texts], head_labels,
-                               [model_text(e.text) for e in check], np.array([e.label for e in check]))
-    else:
-        print(f"{language} semantic head: encoding {len(head_texts)} texts with {encoder_name}", flush=True)
-        head = fit_head(encoder.encode([model_text(t) for t in head_texts]), head_labels)
     ngram_logits = ngram.logits(tune_texts)
     vector_logits = head.logits(encoder.encode([model_text(t) for t in tune_texts]))
     stack = fit_stack(ngram_logits, vector_logits, tune_labels, gate, encoder_name)
@@ -246,10 +169,8 @@ def train_english(out: Path, semantic: bool, gate: float, threads: int) -> None:
     save_ngram(out / "hap_en_ngram.npz", model, {**sets, **chosen, "n_labelled": len(labelled),
                                                   "n_benign": len(benign)})
     if semantic:
-        finetuned = {"finetune": {"lora_rank": LORA_RANK, "lora_targets": list(LORA_TARGETS),
-                                  "max_tokens": FINETUNE_MAX_TOKENS, "batch": FINETUNE_BATCH, "epochs": 1}}
         train_semantic(out, "en", model, "minilm", gate, threads, _shuffled(labelled, SEMANTIC_LABELLED),
-                       benign[:SEMANTIC_BENIGN_SENTENCES], tune, {**sets, **finetuned}, finetune=True)
+                       benign[:SEMANTIC_BENIGN_SENTENCES], tune, sets)
 
 
 def train_chinese(out: Path, semantic: bool, gate: float, threads: int) -> None:
