@@ -22,6 +22,7 @@ the fair baseline of issue 15, batched MiniLM + the same head on every sentence,
 
     FLYWHEEL_PUBLIC_DATA=/work/data .venv/bin/python benchmarks/hap_bench.py [--threads 1] [--speed-texts 600]
         [--previous DIR]   # also score with the models in DIR (e.g. an earlier curation/models), same run
+        [--only en|zh]     # quality on one language's sets only
 """
 
 from __future__ import annotations
@@ -98,11 +99,16 @@ def benign_sets() -> dict[str, tuple[str, list[str]]]:
     return out
 
 
-def quality(scorers: dict[str, HapScorer], threshold: float) -> None:
+def quality(scorers: dict[str, HapScorer], threshold: float, languages: Sequence[str] = ("en", "zh")) -> None:
+    """``languages``: the labelled sets named for them (EN / ZH; full-width and mixed go with both) and the
+    benign sets in them."""
     names = list(scorers)
     header = " | ".join(f"{n} P / R / F1" for n in names)
     print(f"\n{'labelled set':52} {'n':>5} {'pos':>5} | {header}")
     for set_name, examples in labelled_sets().items():
+        prefix = set_name[:2].lower()
+        if not (prefix in languages if prefix in ("en", "zh") else {"en", "zh"} <= set(languages)):
+            continue
         texts, labels = [e.text for e in examples], [e.label for e in examples]
         cells = []
         for scorer in scorers.values():
@@ -112,6 +118,8 @@ def quality(scorers: dict[str, HapScorer], threshold: float) -> None:
     print(f"\n{'benign set (texts flagged)':52} {'n':>5} {'lang':>5} | " + " | ".join(f"{n:>22}" for n in names))
     totals: dict[str, Counter] = {n: Counter() for n in names}
     for set_name, (lang, texts) in benign_sets().items():
+        if lang not in languages:
+            continue
         cells = []
         for name, scorer in scorers.items():
             flagged = int((np.asarray(scorer.score(texts)) >= threshold).sum())
@@ -119,7 +127,7 @@ def quality(scorers: dict[str, HapScorer], threshold: float) -> None:
             totals[name][lang + ":n"] += len(texts)
             cells.append(f"{flagged / len(texts):.2%} ({flagged})")
         print(f"{set_name:52} {len(texts):5} {lang:>5} | " + " | ".join(f"{c:>22}" for c in cells), flush=True)
-    for lang in ("en", "zh"):
+    for lang in languages:
         cells = [f"{t[lang + ':flagged'] / t[lang + ':n']:.2%}" for t in totals.values()]
         print(f"{'all benign ' + lang:52} {totals[names[0]][lang + ':n']:5} {lang:>5} | "
               + " | ".join(f"{c:>22}" for c in cells))
@@ -179,6 +187,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch threads (HapSettings.threads)")
     parser.add_argument("--speed-texts", type=int, default=600)
     parser.add_argument("--skip-quality", action="store_true")
+    parser.add_argument("--only", choices=["en", "zh"], default=None,
+                        help="quality on one language's sets (full-width and mixed sets skipped)")
     parser.add_argument("--previous", type=Path, default=None,
                         help="a folder of earlier HAP models to score with as well (a before/after column)")
     args = parser.parse_args()
@@ -194,7 +204,7 @@ def main() -> None:
         scorers["previous"] = OfflineScorer(model_dir=args.previous, threads=args.threads)
     print(f"HAP benchmark, threshold {threshold}; data under {data.data_root()}")
     if not args.skip_quality:
-        quality(scorers, threshold)
+        quality(scorers, threshold, [args.only] if args.only else ["en", "zh"])
         hatecheck_detail(scorers, threshold)
     speed(ours, lexical, args.speed_texts)
 
