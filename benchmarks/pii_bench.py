@@ -251,6 +251,15 @@ def _unionpay(rng: random.Random) -> str:
     return body + luhn_digit(body)
 
 
+def _clause_boundary(text: str, rng: random.Random) -> tuple[int, str, str, str]:
+    """A random clause boundary of ``text`` (its start, or just after a clause's punctuation): where it is, the
+    text before and after it, and the comma a planted clause needs after ``before``."""
+    clauses = [m.end() for m in regex.finditer(r"[，。！？；,!?]", text)] or [len(text)]
+    at = rng.choice([0, *clauses])
+    before = text[:at]
+    return at, before, text[at:], "" if at == 0 or regex.search(r"\p{P}$", before) else "，"
+
+
 def planted(data: Path, split: str, n: int = 1200) -> list[Labelled]:
     """Generated values planted into real public Chinese sentences (see the module docstring)."""
     from faker import Faker
@@ -265,10 +274,7 @@ def planted(data: Path, split: str, n: int = 1200) -> list[Labelled]:
         text = rng.choice(sentences)
         value = _plant_value(entity, fake, rng)
         cue = rng.choice(PLANT_CUES[entity]) + rng.choice(["", "：", "是"]) if rng.random() < 0.5 else ""
-        clauses = [m.end() for m in regex.finditer(r"[，。！？；,!?]", text)] or [len(text)]
-        at = rng.choice([0, *clauses])
-        before, after = text[:at], text[at:]
-        joiner = "" if at == 0 or before.endswith(("，", "。", "！", "？", "；")) else "，"
+        at, before, after, joiner = _clause_boundary(text, rng)
         insert = f"{joiner}{cue}{value}"
         start = len(before) + len(joiner) + len(cue)
         if at == 0 and after:
@@ -309,10 +315,7 @@ def planted_names(data: Path, split: str, n: int = 1000) -> list[Labelled]:
         surname, given = fake.last_name(), fake.first_name()
         value = surname if "{s}" in form else surname + given
         head = form[:form.index("{")]
-        clauses = [m.end() for m in regex.finditer(r"[，。！？；,!?]", text)] or [len(text)]
-        at = rng.choice([0, *clauses])
-        before, after = text[:at], text[at:]
-        joiner = "" if at == 0 or regex.search(r"\p{P}$", before) else "，"
+        at, before, after, joiner = _clause_boundary(text, rng)
         insert = joiner + form.format(n=value, s=value)
         if at == 0 and after and not insert.endswith("，"):
             insert += "，"
