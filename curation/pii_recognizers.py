@@ -599,11 +599,12 @@ class LatinEmailRecognizer(EmailRecognizer):
     """Presidio's email recognizer with a Latin-script pattern: its own reads ``\\w``, which takes Chinese
     characters as part of the address, so "请发到zhang@163.com谢谢" lost the whole clause around it; an ASCII-only
     one cut "josé.garcía@correo.es" to "a@correo.es", leaving the name before it. The local part starts with a
-    letter, digit or "_" (a "?" before it ends the sentence: "好吗？a@b.com") and then takes every character an
-    address may hold ("o'brien'16@", "a+b@", "zoë.müller@"). The TLD check (``validate_result``, offline
-    tldextract) is Presidio's."""
+    letter, digit or "_" (a "?" or an ellipsis before it ends the sentence: "好吗？a@b.com", "呢…a@b.com", which
+    NFKC makes "..."; a single dot after a letter starts none) and then takes every character an address may hold
+    ("o'brien'16@", "a+b@", "zoë.müller@"). The TLD check (``validate_result``, offline tldextract) is
+    Presidio's."""
 
-    PATTERNS = [Pattern("Email (Latin)", r"(?<![\p{Latin}\p{M}0-9._%+'\-])[\p{Latin}0-9_]"
+    PATTERNS = [Pattern("Email (Latin)", r"(?<![\p{Latin}\p{M}0-9_%+'\-])(?<![\p{Latin}\p{M}0-9_%+'\-]\.)[\p{Latin}0-9_]"
                                          r"[\p{Latin}\p{M}0-9.!#$%&'*+/=?^_`{|}~\-]{0,63}@"
                                          r"[\p{Latin}0-9](?:[\p{Latin}\p{M}0-9\-]{0,62}[\p{Latin}\p{M}0-9])?"
                                          r"(?:\.[\p{Latin}0-9](?:[\p{Latin}\p{M}0-9\-]{0,62}[\p{Latin}\p{M}0-9])?)*"

@@ -98,6 +98,12 @@ def test_email_right_after_a_full_width_question_mark(detector):
     assert out == "方便的话发我邮箱好吗？<EMAIL_ADDRESS>" and step.stats.counts["replaced:EMAIL_ADDRESS"] == 1
 
 
+@pytest.mark.parametrize("text", ["那我先发你邮箱吧…li.na_2020@126.com", "好的...li.na_2020@126.com"])
+def test_email_right_after_an_ellipsis(detector, text):
+    [out], step = scrub_texts(detector, [text], default_operator="mask")
+    assert out == text[:text.index("li.")] + "<EMAIL_ADDRESS>" and step.stats.counts["replaced:EMAIL_ADDRESS"] == 1
+
+
 def test_full_width_phone_and_id_are_found_and_the_rest_stays_full_width(detector):
     text = "ＡＢＣ公司客服：电话１３８００１３８０００，身份证１１０１０１１９９００３０７４５１４，谢谢！"
     [out], _ = scrub_texts(detector, [text])
