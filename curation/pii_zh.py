@@ -439,7 +439,8 @@ class ChineseTagger(EntityRecognizer):
     ``join`` threshold, holding one that reaches its ``threshold``, is one entity (an address only when it is
     street-level: ``STREET_LEVEL``). Names are also the name candidates (a surname and a given name, or a
     transliteration) that the candidate model (``zh_names.npz``) scores at or above its threshold; the tagger
-    reads those scores too. A name's score is ``name_score``. ``analyze_batch`` scores many texts in one pass (what the scrubber calls)."""
+    reads those scores too. A name's score is ``name_score``, its span checked by ``plausible_name``.
+    ``analyze_batch`` scores many texts in one pass (what the scrubber calls)."""
 
     def __init__(self, model=None) -> None:
         self.model = model or zh_tagger_model()
