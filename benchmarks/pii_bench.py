@@ -251,6 +251,16 @@ def _unionpay(rng: random.Random) -> str:
     return body + luhn_digit(body)
 
 
+def _seeded_faker(seed: str):
+    """A zh_CN Faker and a random generator, both fixed by ``seed``: a planted set is the same on every run."""
+    from faker import Faker
+
+    fake = Faker("zh_CN")
+    rng = random.Random(seed)
+    fake.seed_instance(rng.getrandbits(32))
+    return fake, rng
+
+
 def _clause_boundary(text: str, rng: random.Random) -> tuple[int, str, str, str]:
     """A random clause boundary of ``text`` (its start, or just after a clause's punctuation): where it is, the
     text before and after it, and the comma a planted clause needs after ``before``."""
@@ -262,11 +272,7 @@ def _clause_boundary(text: str, rng: random.Random) -> tuple[int, str, str, str]
 
 def planted(data: Path, split: str, n: int = 1200) -> list[Labelled]:
     """Generated values planted into real public Chinese sentences (see the module docstring)."""
-    from faker import Faker
-
-    fake = Faker("zh_CN")
-    rng = random.Random(f"planted:{split}")
-    fake.seed_instance(rng.getrandbits(32))
+    fake, rng = _seeded_faker(f"planted:{split}")
     sentences = _zh_sentences(data, split)
     out = []
     for i in range(n):
@@ -302,11 +308,7 @@ def _names_sentences(data: Path, split: str) -> list[str]:
 def planted_names(data: Path, split: str, n: int = 1000) -> list[Labelled]:
     """Faker ``zh_CN`` names planted at a clause boundary of real chat and support sentences, half in a cued
     form (``NAME_FORMS_CUED``), half bare (``NAME_FORMS_BARE``). The sentences are real; names and forms ours."""
-    from faker import Faker
-
-    fake = Faker("zh_CN")
-    rng = random.Random(f"planted-names:{split}")
-    fake.seed_instance(rng.getrandbits(32))
+    fake, rng = _seeded_faker(f"planted-names:{split}")
     sentences = _names_sentences(data, split)
     out = []
     for i in range(n):
