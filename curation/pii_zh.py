@@ -496,8 +496,9 @@ def plausible_name(text: str, start: int, end: int) -> tuple[int, int] | None:
         return None
     start += value.index(trimmed)
     end = start + len(trimmed)
-    if _LATIN.match(text, start - 1) and _LATIN.match(text, start) or end < len(text) and _LATIN.match(text, end) \
-            and _LATIN.match(text, end - 1):
+    # (a negative ``pos`` would wrap to the text's end: a span at 0 has nothing before it)
+    if start > 0 and _LATIN.match(text, start - 1) and _LATIN.match(text, start) \
+            or end < len(text) and _LATIN.match(text, end) and _LATIN.match(text, end - 1):
         return None
     if not _HAN.search(trimmed):
         return (start, end) if len(trimmed) >= 3 and not _ACRONYM.fullmatch(trimmed) else None

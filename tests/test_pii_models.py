@@ -161,3 +161,12 @@ def test_batched_chinese_scorer_equals_the_feature_definition():
 ])
 def test_chinese_chat_fragments_are_not_names(detector, text):
     assert scrub_texts(detector, [text]) == [text]
+
+
+def test_a_latin_name_opening_a_chinese_text_is_kept_as_a_name():
+    """The tagger's span check looked one character before a span at position 0, which wrapped to the text's
+    last character: "Grubby" at the start of a text ending in a Latin letter was dropped as a piece of a word."""
+    from curation.pii_zh import plausible_name
+
+    assert plausible_name("Grubby说他明天上线打dota", 0, 6) == (0, 6)
+    assert plausible_name("我订了一本PCGamer杂志", 8, 12) is None          # "amer" of PCGamer stays refused
