@@ -262,7 +262,7 @@ def step_class(name: str) -> type[Step]:
     module_name, _, class_name = path.partition(":")
     if not class_name:
         raise SettingsError(f"curate.steps: {name!r} is neither a registered step ({', '.join(REGISTERED_STEPS)}) "
-                         "nor a 'package.module:Class' path")
+                            "nor a 'package.module:Class' path")
     try:
         cls = getattr(importlib.import_module(module_name), class_name)
     except (ImportError, AttributeError) as exc:
