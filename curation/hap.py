@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 import regex
 
+from curation.hap_lexicon import LEXICON_FLOOR, explicit_abuse
 from curation.hap_models import ENCODERS, MODEL_DIR, load_ngram, load_semantic, model_text, sigmoid
 from curation.step import (
     Drop,
@@ -94,9 +95,11 @@ class LexicalScorer(HapScorer):
 
 class Tier:
     """One language's models: the n-gram model for every sentence; the encoder and its head for those whose
-    n-gram probability reaches the gate (the encoder loads on first need)."""
+    n-gram probability reaches the gate (the encoder loads on first need). English sentences with a word of
+    the profanity and slur lexicon score at least its floor (``curation.hap_lexicon``)."""
 
     def __init__(self, model_dir: Path, language: str, semantic: bool, threads: int) -> None:
+        self.lexicon = language == "en"
         self.ngram = load_ngram(model_dir / f"hap_{language}_ngram.npz")
         self.head, self.stack = load_semantic(model_dir / f"hap_{language}_semantic.npz") if semantic else (None, None)
         self.threads = threads
@@ -111,15 +114,18 @@ class Tier:
         return self._encoder
 
     def scores(self, sents: list[str], semantic: bool = True) -> np.ndarray:
-        ngram = self.ngram.logits(sents)
+        texts = [model_text(s) for s in sents]
+        ngram = self.ngram.logits(texts, prepared=True)
         scores = sigmoid(ngram)
-        if not semantic or self.head is None or self.stack is None:
-            return scores
-        passed = np.flatnonzero(scores >= self.stack.gate)
-        if len(passed):
-            self.encoded_sentences += len(passed)
-            vectors = self.encoder.encode([model_text(sents[i]) for i in passed])
-            scores[passed] = sigmoid(self.stack.logits(ngram[passed], self.head.logits(vectors)))
+        if semantic and self.head is not None and self.stack is not None:
+            passed = np.flatnonzero(scores >= self.stack.gate)
+            if len(passed):
+                self.encoded_sentences += len(passed)
+                vectors = self.encoder.encode([texts[i] for i in passed])
+                scores[passed] = sigmoid(self.stack.logits(ngram[passed], self.head.logits(vectors)))
+        if self.lexicon:
+            floored = [i for i, text in enumerate(texts) if explicit_abuse(text)]
+            scores[floored] = np.maximum(scores[floored], LEXICON_FLOOR)
         return scores
 
 

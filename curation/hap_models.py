@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from curation.hap_data import clean
+from curation.hap_lexicon import deobfuscate
 from curation.text import normalise
 
 MODEL_DIR = Path(__file__).parent / "models"
@@ -34,8 +35,9 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
 
 
 def model_text(text: str) -> str:
-    """What every model sees: NFKC (full-width letters become ASCII), handles and links dropped, lower case."""
-    return clean(normalise(text)).lower()
+    """What every model sees: NFKC (full-width letters become ASCII), handles and links dropped, lower case,
+    spelling variants of abuse spelt plainly (``f*ck``, ``sh1t``, ``s c u m``: ``hap_lexicon.deobfuscate``)."""
+    return deobfuscate(clean(normalise(text)).lower())
 
 
 @dataclass(frozen=True)
@@ -78,10 +80,12 @@ class NgramModel:
     coef: np.ndarray
     intercept: float
 
-    def logits(self, texts: Sequence[str]) -> np.ndarray:
+    def logits(self, texts: Sequence[str], prepared: bool = False) -> np.ndarray:
+        """``prepared``: the texts already went through :func:`model_text`."""
         if not texts:
             return np.zeros(0)
-        return self.spec.vectorise([model_text(t) for t in texts]) @ self.coef.astype(np.float32) + self.intercept
+        features = self.spec.vectorise(list(texts) if prepared else [model_text(t) for t in texts])
+        return features @ self.coef.astype(np.float32) + self.intercept
 
 
 @dataclass

@@ -103,9 +103,9 @@ def test_datasets_hold_only_scrubbed_and_filtered_text(settings, v1) -> None:
     assert raw_emails, "the sample traffic should carry e-mail addresses"
     text = _all_text(settings.datasets_dir / "v1")
     assert not {e for e in raw_emails if e in text}
-    # The outright insult is gone; the milder openers ("you stupid bot", "what a damn joke") score below 0.5 with
-    # the models trained on public data (benchmarks/RESULTS.md, HAP: recall on mild insults is a known gap).
-    assert sample_data.ABUSIVE[0] not in text
+    # Every abusive opener is gone, the milder ones too ("you stupid bot", "what a damn joke" scored 0.22 and 0.47
+    # before the profanity lexicon and the addressed-insult pattern: benchmarks/RESULTS.md, HAP, round four).
+    assert not [opener for opener in sample_data.ABUSIVE if opener in text]
     assert Scrub.headline(StepStats.from_dict(result.step("scrub")))[1] > 0 and result.step("hap")["dropped"]
     with connect(settings, read_only=True) as con:
         stages = dict(con.execute("SELECT stage, count(*) FROM quarantine GROUP BY stage").fetchall())

@@ -105,11 +105,45 @@ def test_statements_about_groups_and_counter_speech_are_not_hate(scorer):
     assert flagged(scorer, GROUP_STATEMENTS) == []
 
 
-@pytest.mark.xfail(strict=True, reason="known gap (benchmarks/RESULTS.md, HAP): the shipped English models score "
-                   "three of these 0.10-0.47 (\"Answer me properly, you stupid bot.\" 0.22)")
 def test_mild_direct_insults_are_caught(scorer):
-    """Rude words aimed at the assistant or the product are abuse the curate step should drop."""
+    """Rude words aimed at the assistant or the product are abuse the curate step should drop (the models alone
+    scored three of these 0.10-0.47: "Answer me properly, you stupid bot." 0.22)."""
     assert flagged(scorer, MILD_INSULTS) == MILD_INSULTS
+
+
+# Profanity aimed at nobody is in scope for HAP; so are outright words the training sets rarely hold alone.
+PROFANITY = ["ur a cunt", "damn that was good", "Holy shit, that's cool.", "you stupid bot"]
+# Spelling variants of abuse and their plain spelling.
+VARIANTS = [("f*ck you", "fuck you"), ("you b!tch", "you bitch"), ("this is sh1t", "this is shit"),
+            ("f u c k you", "fuck you"), ("fuuuuck off", "fuck off"), ("You are nothing but a s l u t.", "You are nothing but a slut.")]
+
+
+def test_profanity_and_outright_slurs_are_caught(scorer):
+    """Issue 12: "ur a cunt" scored 0.10, "damn that was good" 0.42, "you stupid bot" 0.38."""
+    assert flagged(scorer, PROFANITY) == PROFANITY
+
+
+def test_spelling_variants_score_like_the_plain_words(scorer):
+    """Issue 12: f*ck / b!tch / sh1t / spaced and stretched letters scored 0.01-0.29 where the plain word scores
+    above 0.5."""
+    variants, plain = [v for v, _ in VARIANTS], [p for _, p in VARIANTS]
+    assert flagged(scorer, plain) == plain
+    assert flagged(scorer, variants) == variants
+
+
+def test_deobfuscation_leaves_ordinary_words_alone():
+    """Only abuse is respelt: version numbers, ordinals, code and names that contain a rude substring stay."""
+    from curation.hap_lexicon import deobfuscate, explicit_abuse
+
+    ordinary = "mp3 4th 1st v1.2 gpt4 ipv4 h264 x*y a*b p@ssword **bold** a $5 fee, wow!!! soooo good"
+    assert deobfuscate(ordinary) == ordinary
+    assert deobfuscate("you b!tch, f**k off, sh1t, bl4ck, k i l l, fuuuuck") == \
+        "you bitch, fuck off, shit, black, kill, fuck"
+    for text in ("scunthorpe united won again", "the dam burst", "assess the class", "dickens wrote it",
+                 "shiitake mushrooms", "a cocktail", "niggling doubts", "you are right", "your stupidly fast car"):
+        assert explicit_abuse(text) is None, text
+    assert explicit_abuse('calling someone a "retard" is cruel') is None   # quoted to condemn it, not used
+    assert explicit_abuse("calling someone a retard is cruel") == "retard"
 
 
 def test_refusals_are_kept_and_judged_on_explicit_abuse_only(scorer):
