@@ -6,18 +6,19 @@ few outright words are rare enough in the public training sets that alone they s
 
 - :func:`deobfuscate` (inside ``hap_models.model_text``, so training, the n-grams and the encoder all see it):
   digits between letters read as the letters they stand for (``bl4ck``, ``k1ll``); symbols inside a word
-  (``* ! $ @``) and runs of a repeated letter are undone only where that gives a word of :data:`VARIANT_TARGETS`
-  (``a*b`` in code stays as it is); letters spaced out one by one (``s c u m``) are joined.
+  (``* ! $ @``) and runs of a repeated letter are undone only where that gives a lexicon word or one of a few
+  words that are abuse in context (``a*b`` in code stays as it is); letters spaced out one by one (``s c u m``)
+  are joined.
 - :func:`explicit_abuse`: the first word of :data:`LEXICON`, or an insult addressed to the reader
   (:data:`INSULT`: "you stupid bot"), in a sentence outside quotation marks (quoting a word to condemn it is not
   using it). The English tier never scores such a sentence below :data:`LEXICON_FLOOR`: HAP covers profanity
   aimed at nobody, and these words have no ordinary sense.
 
-Every word here is an entry of the public-domain English list of censor-text/profanity-list (Unlicense;
-the Chinese list of the same repository trains the Chinese model), picked by hand for having no ordinary
-meaning (``ass``, ``dick``, ``cock``, ``hoe``, ``prick``, ``chink``, ``queer``, ``cripple`` are not in it), and kept only
-where the public training sets label most of the texts that hold it harmful (``nigga`` is not: HateXplain
-labels most of its posts with it normal).
+Every word of :data:`LEXICON` is an entry of the public-domain English list of censor-text/profanity-list
+(Unlicense; the Chinese list of the same repository trains the Chinese model), picked by hand for having no
+ordinary meaning (``ass``, ``dick``, ``cock``, ``hoe``, ``prick``, ``chink``, ``queer``, ``cripple``, and ``fag``,
+a cigarette in British English, are not in it), and kept only where the public training sets label most of the
+texts that hold it harmful (``nigga`` is not: HateXplain labels most of its posts with it normal).
 """
 
 from __future__ import annotations
@@ -29,14 +30,14 @@ _PROFANITY = r"(?:mother)?fuck\w*|\w*fucker\w*|fuk(?:ing|ed|s)?|fcuk\w*|fck(?:in
              r"biatch\w*|cunt\w*|\w*asshole\w*|arsehole\w*|dickhead\w*|twats?|wanker\w*|bollocks|slut\w*|" \
              r"whore\w*|bastards?|puss(?:y|ies)|douchebag\w*|dumbass\w*|jackass\w*|cocksuck\w*|goddamn\w*|" \
              r"god damn|damn(?:ed|it|s)?|dammit"
-_SLURS = r"niggers?|faggots?|fags?|kikes?|spics?|wetbacks?|ragheads?|towelheads?|gooks?|beaners?|" \
+_SLURS = r"niggers?|faggots?|kikes?|spics?|wetbacks?|ragheads?|towelheads?|gooks?|beaners?|" \
          r"pakis?|shemales?|trann(?:y|ies)|retard(?:s|ed)?"
 LEXICON = regex.compile(rf"(?<![\w'])(?:{_PROFANITY}|{_SLURS})(?![\w'])", regex.IGNORECASE)
 LEXICON_FLOOR = 0.9
 
 # Spellings a variant may be turned into: the lexicon, and words that are abuse only in context.
-_MILD = ("nigga", "niggas", "ass", "arse", "dick", "cock", "crap", "piss", "pissed", "hell", "suck", "sucks", "idiot",
-         "idiots", "stupid", "scum", "trash", "kill", "die", "hate", "ugly", "loser", "moron")
+_MILD = ("nigga", "niggas", "fag", "fags", "ass", "arse", "dick", "cock", "crap", "piss", "pissed", "hell", "suck",
+         "sucks", "idiot", "idiots", "stupid", "scum", "trash", "kill", "die", "hate", "ugly", "loser", "moron")
 
 
 def _is_target(word: str) -> bool:
@@ -50,7 +51,10 @@ _STARRED = ("fuck", "fucking", "fucked", "fucker", "shit", "shitty", "bullshit",
 _LEET_DIGITS = {"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t"}
 _DIGITS = str.maketrans(_LEET_DIGITS)
 _SYMBOLS = str.maketrans({**_LEET_DIGITS, "@": "a", "$": "s", "!": "i"})
-_DIGIT_BETWEEN_LETTERS = regex.compile(r"(?<=[a-z])[013457]+(?=[a-z])")
+# A digit inside a word, one or two letters from its start or end: "bl4ck", "k1ll", "disabl3d"; not the "4" of a
+# hashtag such as "pray4peace".
+_DIGIT_BETWEEN_LETTERS = regex.compile(r"(?<=(?<!\w)[a-z]{1,2})[013457]+(?=[a-z])|"
+                                       r"(?<=[a-z])[013457]+(?=[a-z]{1,2}(?!\w))")
 # A word with something that is not a letter in it: letters, digits and the symbols people spell with.
 _VARIANT = regex.compile(r"(?<![\w@$*!])(?=[\w@$*!]*[a-z])(?=[\w@$*!]*[\d@$*!])[\w@$*]+(?:[!]+[\w@$*]+)*[$]*")
 _REPEATS = regex.compile(r"([a-z])\1{2,}")
@@ -78,9 +82,11 @@ def _undo_repeats(match: regex.Match) -> str:
 
 def _join_spaced(match: regex.Match) -> str:
     joined = match.group().replace(" ", "")
-    if not _is_target(joined) and joined[0] in "ai" and _is_target(joined[1:]):
+    if _is_target(joined):
+        return joined
+    if joined[0] in "ai" and _is_target(joined[1:]):
         return f"{joined[0]} {joined[1:]}"  # "a s l u t": the article, then the word
-    return joined
+    return joined if len(joined) > 3 else match.group()  # "u r a" and "x y z" are words, not one spelt out
 
 
 def deobfuscate(text: str) -> str:

@@ -135,7 +135,8 @@ def test_deobfuscation_leaves_ordinary_words_alone():
     """Only abuse is respelt: version numbers, ordinals, code and names that contain a rude substring stay."""
     from curation.hap_lexicon import deobfuscate, explicit_abuse
 
-    ordinary = "mp3 4th 1st v1.2 gpt4 ipv4 h264 x*y a*b p@ssword **bold** a $5 fee, wow!!! soooo good"
+    ordinary = ("mp3 4th 1st v1.2 gpt4 ipv4 h264 x*y a*b p@ssword **bold** a $5 fee, wow!!! soooo good, "
+                "pray4peace first100days, u r a star, points x y z")
     assert deobfuscate(ordinary) == ordinary
     assert deobfuscate("you b!tch, f**k off, sh1t, bl4ck, k i l l, fuuuuck") == \
         "you bitch, fuck off, shit, black, kill, fuck"
