@@ -9,6 +9,9 @@ Back-ends behind one interface, ``HapScorer.score(texts) -> [0..1]`` (max over t
   other Latin-script) sentences to a word and character n-gram model; a sentence that model does not clear
   goes through a small encoder and a head (MiniLM for English, multilingual-e5-small for Chinese) for
   hate without slurs and insults the n-grams never saw; mixed sentences to both (max).
+  Before any model reads a sentence, spelling variants of abuse are respelt (``f*ck``, ``sh1t``, ``s c u m``),
+  and an English sentence with an unambiguous profanity or slur, or an insult addressed to the reader, scores
+  at least 0.9 (``curation/hap_lexicon.py``).
 - ``lexical``: alt-profanity-check (a linear model shipped in its wheel), the baseline a user would pick.
 - ``hf``: a local Hugging Face text-classification model (``HapSettings.hf_model_path``).
 
