@@ -96,11 +96,15 @@ def deobfuscate(text: str) -> str:
     return _WORD.sub(lambda m: _undo_repeats(m) if _REPEATS.search(m.group()) else m.group(), text)
 
 
-# An insult addressed to the reader: "you stupid bot", "you are useless", "ur such a loser".
-INSULT = regex.compile(r"(?<![\w'])(?:you|u|ur|you're|youre|you are|your)\s+(?:are\s+)?"
-                       r"(?:(?:such|so|an?|really|fucking|just|total|complete|little|absolute)\s+)*"
-                       r"(?:stupid|dumb|idiots?|idiotic|morons?|moronic|useless|worthless|pathetic|retarded|imbeciles?|"
-                       r"brainless|dumbass|losers?|clowns?|ugly|disgusting|scum|trash)(?![\w'])")
+# An insult addressed to the reader: "you stupid bot", "you are useless", "ur such a loser", "you're trash".
+# "your" (often written for "you're") counts only with an article or intensifier after it ("your a loser"): "your
+# ugly sweater" is a possessive. "trash" and "scum" need "you're" / "you are": "you trash talk", "take out your trash".
+_INTENSIFIERS = r"(?:(?:such|so|an?|really|fucking|just|total|complete|little|absolute)\s+)"
+_INSULTS = r"(?:stupid|dumb|idiots?|idiotic|morons?|moronic|useless|worthless|pathetic|retarded|imbeciles?|" \
+           r"brainless|dumbass|losers?|clowns?|ugly|disgusting)"
+INSULT = regex.compile(rf"(?<![\w'])(?:(?:you|u|ur)\s+(?:are\s+)?{_INTENSIFIERS}*{_INSULTS}"
+                       rf"|(?:you're|youre|you are|u r|u are)\s+{_INTENSIFIERS}*(?:{_INSULTS}|scum|trash)"
+                       rf"|your\s+{_INTENSIFIERS}+(?:{_INSULTS}|scum|trash))(?![\w'])")
 _QUOTED = regex.compile(r"\"[^\"]*\"|“[^”]*”|‘[^’]*’|(?<!\w)'[^']*'(?!\w)")
 
 

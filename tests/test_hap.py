@@ -141,7 +141,9 @@ def test_deobfuscation_leaves_ordinary_words_alone():
     assert deobfuscate("you b!tch, f**k off, sh1t, bl4ck, k i l l, fuuuuck") == \
         "you bitch, fuck off, shit, black, kill, fuck"
     for text in ("scunthorpe united won again", "the dam burst", "assess the class", "dickens wrote it",
-                 "shiitake mushrooms", "a cocktail", "niggling doubts", "you are right", "your stupidly fast car"):
+                 "shiitake mushrooms", "a cocktail", "niggling doubts", "you are right", "your stupidly fast car",
+                 "please take out your trash before 8", "your ugly sweater party is on friday",
+                 "you trash talk too much"):
         assert explicit_abuse(text) is None, text
     assert explicit_abuse('calling someone a "retard" is cruel') is None   # quoted to condemn it, not used
     assert explicit_abuse("calling someone a retard is cruel") == "retard"
