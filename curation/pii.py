@@ -193,8 +193,12 @@ class PiiDetector:
             things = [(s, e) for s, e, label in entities if label in _NOT_PERSONS]
             cues += [(r.start, r.end, r.score) for r in self.cue_names.subjects(text)
                      if not any(s < r.end and r.start < e for s, e in things)]
-            cues += [(r.start, r.end, r.score) for r, addressed in self.cue_names.lone_names(text)
-                     if addressed or not any(s < r.end and r.start < e for s, e, label in entities if label in _PLACES)]
+            for r, kind in self.cue_names.lone_names(text):
+                # A possessive family name spaCy calls an organisation is a firm's ("Kowalski's" may be a shop).
+                vetoes = () if kind == "addressed" else _PLACES | {"ORG"} if kind == "possessive" \
+                    and text[r.start:r.end] not in self.lexicon.given else _PLACES
+                if not any(s < r.end and r.start < e for s, e, label in entities if label in vetoes):
+                    cues.append((r.start, r.end, r.score))
             listed = [(r.start, r.end, r.score) for r in self.gazetteer_names.analyze(text, ["PERSON"])]
             out.append(Evidence(entities, ran, kept, cues, listed))
         return out

@@ -96,8 +96,9 @@ SENTENCE_SUBJECT = regex.compile(
     rf"|,[ \t]+(?P<ask>(?i:can|could|would|will|please|did|do|are|have|let's|let)\b))", regex.MULTILINE)
 
 # A lone name after a word that points at a person ("belongs to Bianca.", "approved by Arthur last week", "on
-# behalf of Vitus", "I met Oksana at the fair", "a note from Ingrid"), or addressed at a clause's end ("fantastic, Suhade!", "Nice
-# shooting, Tex!"). Products and places stand there too ("sync with Dropbox", "moved to Paris"): see ``subjects``.
+# behalf of Vitus", "I met Oksana at the fair", "a note from Ingrid"), in the possessive ("Bianca's car"), or
+# addressed at a clause's end ("fantastic, Suhade!", "Nice shooting, Tex!"). Products and places stand there too
+# ("sync with Dropbox", "Austin's parks"): see ``lone_names``.
 _LONE = r"\p{Lu}\p{Ll}{2,}(?:-\p{Lu}\p{Ll}+)?"
 LONE_NAME = regex.compile(
     r"\b(?P<rel>(?i:by|with|behalf of|thanks|thank you|cc|ask|asked|tell|told|call|called|email|emailed|ping|pinged|"
@@ -110,6 +111,7 @@ LONE_NAME = regex.compile(
     r"[ \t]+to|(?:message|email|e-mail|call|note|letter|text|reply|feedback|hear|heard|news|word|gift|request)"
     r"[ \t]+from))[ \t]+"
     rf"(?P<n>{_LONE})(?=[ \t]*(?:[.,;:!?)\n]|$)|[ \t]+\p{{Ll}})"
+    rf"|(?<![\p{{L}}\d'’.\-])(?P<n>{_LONE})(?=(?P<poss>['’]s)(?![\p{{L}}\d]))"
     rf"|(?<=[\p{{L}}\d)][ \t]*,[ \t]*)(?P<n>{_LONE})(?=[ \t]*(?:[!?]|\.?[ \t]*$|\.[ \t]*\n))",
     regex.MULTILINE)
 
@@ -160,7 +162,10 @@ PRODUCT_WORDS = frozenset(
     "youtube facebook instagram twitter whatsapp telegram wechat weibo tiktok linkedin reddit spotify netflix "
     "amazon ebay uber airbnb javascript typescript kubernetes docker linux ubuntu android macos powerpoint "
     "chatgpt openai microsoft samsung huawei xiaomi alibaba taobao baidu tencent alipay shopify wordpress "
-    "figma canva photoshop salesforce hubspot mailchimp zendesk intercom discord skype webex".split())
+    "figma canva photoshop salesforce hubspot mailchimp zendesk intercom discord skype webex meta".split())
+# Shops and brands named in the possessive after a person: "at Macy's" is a place to shop, not a person's.
+SHOPS = frozenset("mcdonald wendy macy denny kohl lowe dillard arby hardee applebee chili domino kellogg sotheby "
+                  "christie claire friendly zale".split())
 _NAME_TOKEN = regex.compile(r"(?:(?:Mc|Mac|O'|O’|D'|D’|De|Di|Da|La|Le|Van|Von|Fitz)(?=\p{Lu}))?\p{Lu}\p{Ll}+"
                             r"(?:[-'’]\p{Lu}?\p{Ll}+)*\.?")
 
@@ -234,14 +239,15 @@ class ContextNameRecognizer(EntityRecognizer):
                 results.append(RecognizerResult("PERSON", m.start("n"), m.end("n"), 0.6))
         return results
 
-    def lone_names(self, text: str) -> list[tuple[RecognizerResult, bool]]:
-        """``LONE_NAME``, each with whether it is addressed (the caller drops a name after a preposition or verb
-        where spaCy reads a place: "moved to Florence"): a given name that is no adjective, verb or adverb
-        ("belongs to Bianca", "approved by Arthur"), a family name that is no English word, both parts of a double-barrelled name listed ("to Gregory-Swanson");
-        addressed, also a word no dictionary holds before "!" or "?" ("fantastic, Suhade!"). Never a product, a
-        support word, a country or a state."""
+    def lone_names(self, text: str) -> list[tuple[RecognizerResult, str]]:
+        """``LONE_NAME``, each with how it was found ("relation", "possessive", "addressed": the caller drops a
+        relation's or a possessive's name where spaCy reads a place, "moved to Florence", "Austin's parks"): a given
+        name that is no adjective, verb or adverb ("belongs to Bianca", "approved by Arthur", "Bianca's car"), a
+        family name that is no English word, both parts of a double-barrelled name listed; addressed, also a word no
+        dictionary holds before "!" or "?" ("fantastic, Suhade!"). Never a product, a support word, a country or a
+        state."""
         lex = self.lexicon
-        results: list[tuple[RecognizerResult, bool]] = []
+        results: list[tuple[RecognizerResult, str]] = []
         if lex is None:
             return results
         for m in LONE_NAME.finditer(text, overlapped=True):
@@ -253,11 +259,13 @@ class ContextNameRecognizer(EntityRecognizer):
             parts = word.split("-")
             listed = word in lex.given or word in lex.family and not lex.is_word(word) \
                 or len(parts) > 1 and all(lex.is_name(part) for part in parts)
-            addressed = m.group("rel") is None
+            kind = "relation" if m.group("rel") else "possessive" if m.group("poss") else "addressed"
+            if kind == "possessive" and (low in SHOPS or _sentence_initial(text, m.start("n"))):
+                continue  # "at Macy's"; "Austin's parks are", "Ford's new model" open a sentence as a thing
             # Addressed, a word no dictionary holds needs "!" or "?" after it (", Mich." is a state, ", Ibiza" a list).
-            if listed or addressed and len(word) >= 4 and not lex.is_word(word) \
+            if listed or kind == "addressed" and len(word) >= 4 and not lex.is_word(word) \
                     and regex.match(r"[ \t]*[!?]", text[m.end("n"):]) is not None:
-                results.append((RecognizerResult("PERSON", m.start("n"), m.end("n"), 0.6), addressed))
+                results.append((RecognizerResult("PERSON", m.start("n"), m.end("n"), 0.6), kind))
         return results
 
     @staticmethod

@@ -335,3 +335,13 @@ def test_addresses_keep_their_town_line_and_postcode(detector):
         "Send it to <STREET_ADDRESS> please.", "I live on <STREET_ADDRESS> near the park.",
         "the zip code is <STREET_ADDRESS>, can you check delivery?", "Our postcode: <STREET_ADDRESS>",
         "ZIP file 12345 is attached.", "I have 2 kids, 3 dogs, 4 cats."]
+
+
+def test_names_in_the_possessive(detector):
+    """A listed name with "'s" inside a sentence is a person's ("Bianca's car"); a shop, a company or a place
+    opening the sentence is not."""
+    texts = ["I borrowed Bianca's car yesterday.", "We stayed at Anneliese's place.", "We ate at Wendy's.",
+             "Austin's parks are great.", "Layoffs were the hardest change in Meta's history."]
+    assert masked(detector, texts) == [
+        "I borrowed <PERSON>'s car yesterday.", "We stayed at <PERSON>'s place.", "We ate at Wendy's.",
+        "Austin's parks are great.", "Layoffs were the hardest change in Meta's history."]
