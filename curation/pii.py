@@ -127,6 +127,7 @@ _SEGMENT = regex.compile(r"(?:[^\n.!?。！？]|(?<![\p{L}\d]\p{L}{2}|[\p{L}\d]{
 
 
 _NOT_PERSONS = frozenset(("ORG", "GPE", "LOC", "NORP", "FAC", "PRODUCT", "EVENT", "WORK_OF_ART", "LANGUAGE"))
+_PLACES = frozenset(("GPE", "LOC", "NORP", "FAC"))
 
 
 class PiiDetector:
@@ -177,7 +178,8 @@ class PiiDetector:
                     results += recognizer.analyze(text, list(recognizer.supported_entities))
             found += [Found(r.entity_type, r.start, r.end, r.score) for r in results
                       if r.score >= self.thresholds.get(r.entity_type, 0.5)]
-            found = merge(_with_name_suffix(text, _strip(text, self._allowed(text, found))))
+            found = merge(_join_nicknames(text, merge(_with_name_suffix(text, _strip(text, self._allowed(text, found)))),
+                                          self.lexicon))
             out.append([Found(f.entity, *norm.span(f.start, f.end), f.score) for f in found])
         return out
 
@@ -191,6 +193,12 @@ class PiiDetector:
             things = [(s, e) for s, e, label in entities if label in _NOT_PERSONS]
             cues += [(r.start, r.end, r.score) for r in self.cue_names.subjects(text)
                      if not any(s < r.end and r.start < e for s, e in things)]
+            for r, kind in self.cue_names.lone_names(text):
+                # A possessive family name spaCy calls an organisation is a firm's ("Kowalski's" may be a shop).
+                vetoes = () if kind == "addressed" else _PLACES | {"ORG"} if kind == "possessive" \
+                    and text[r.start:r.end] not in self.lexicon.given else _PLACES
+                if not any(s < r.end and r.start < e for s, e, label in entities if label in vetoes):
+                    cues.append((r.start, r.end, r.score))
             listed = [(r.start, r.end, r.score) for r in self.gazetteer_names.analyze(text, ["PERSON"])]
             out.append(Evidence(entities, ran, kept, cues, listed))
         return out
@@ -311,6 +319,52 @@ def _with_name_suffix(text: str, found: list[Found]) -> list[Found]:
         suffix = NAME_SUFFIX.match(text, gap.end()) if gap else None
         out.append(Found(f.entity, f.start, suffix.end(), f.score) if suffix else f)
     return out
+
+
+# A nickname in quotes or brackets between two parts of a name: Willie Mae "Big Mama" Thornton, James (Leo) Nichols.
+_NICKNAME = regex.compile(r"[ \t]*(?:\"[ \t]*(?P<q>[^\"\n]{1,30}?)[ \t]*\"|“(?P<q>[^”\n]{1,30})”|\((?P<q>[^)\n]{1,30})\))[ \t]*")
+_NICKNAME_WORDS = regex.compile(r"[ \t]*\p{Lu}[\p{L}'’.\-]*(?:[ \t]+\p{Lu}[\p{L}'’.\-]*){0,2}[ \t]*")
+
+
+def _join_nicknames(text: str, found: list[Found], lexicon) -> list[Found]:
+    """A capitalised nickname in quotes or brackets with a name on both sides is one person, nickname included: both
+    sides found as names, or one found and the other a listed given name before it or family name after it."""
+    found = sorted(found, key=lambda f: f.start)
+    out: list[Found] = []
+    i = 0
+    while i < len(found):
+        f = found[i]
+        i += 1
+        before = _NICKNAME.match(text, f.end) if f.entity == "PERSON" else None
+        if before is None or not _NICKNAME_WORDS.fullmatch(before.group("q")):
+            out.append(f)
+            continue
+        j = i
+        while j < len(found) and found[j].end <= before.end():
+            j += 1  # the nickname itself, found as a name
+        if j < len(found) and found[j].entity == "PERSON" and found[j].start == before.end():
+            out.append(Found("PERSON", f.start, found[j].end, max(f.score, found[j].score)))
+            i = j + 1
+            continue
+        family = _NAME_WORD.match(text, before.end())
+        if family and family.group() in lexicon.family and not lexicon.is_word(family.group()):
+            out.append(Found("PERSON", f.start, family.end(), f.score))
+            i = j
+            continue
+        out.append(f)
+    joined: list[Found] = []
+    for f in out:  # a listed given name right before "nickname" + name
+        given = _GIVEN_BEFORE.search(text, 0, f.start) if f.entity == "PERSON" else None
+        if given and given.end() == f.start and given.group("g") in lexicon.given \
+                and _NICKNAME_WORDS.fullmatch(given.group("q")) and not (joined and joined[-1].end > given.start()):
+            f = Found("PERSON", given.start(), f.end, f.score)
+        joined.append(f)
+    return joined
+
+
+_NAME_WORD = regex.compile(r"\p{Lu}\p{Ll}+(?:-\p{Lu}\p{Ll}+)?(?![\p{L}\d])")
+_GIVEN_BEFORE = regex.compile(r"(?<![\p{L}\d])(?P<g>\p{Lu}\p{Ll}+)[ \t]*(?:\"[ \t]*(?P<q>[^\"\n]{1,30}?)[ \t]*\"|“(?P<q>[^”\n]{1,30})”"
+                           r"|\((?P<q>[^)\n]{1,30})\))[ \t]*$")
 
 
 def merge(found: list[Found]) -> list[Found]:

@@ -84,7 +84,7 @@ NAME_PATTERNS: tuple[tuple[str, float, int], ...] = (
 LOWER_CASE_NAME = regex.compile(
     rf"(?:\b(?P<strong>(?P<intro>(?i:my name is|my name's|my name’s|name is))[ \t]+|(?i:call me)[ \t]+|(?i:name)[ \t]*:[ \t]*)"
     rf"|\b(?i:i am|i'm|i’m|im|this is|it's|it’s)[ \t]+"
-    rf"|\b{_SIGN_OFF}[ \t]*[,!.:;]*[ \t]*\n?[ \t]*[-–—]*[ \t]*"
+    rf"|\b(?P<signoff>{_SIGN_OFF})[ \t]*[,!.:;]*[ \t]*\n?[ \t]*[-–—]*[ \t]*"
     rf"|(?:^|(?<=[\n.!?]))[ \t]*{_GREETING}[ \t,]+)"
     rf"(?P<n>\p{{Ll}}[\p{{Ll}}'’\-]+)(?:[ \t]+(?P<f>\p{{Ll}}[\p{{Ll}}'’\-]+))?(?![\p{{L}}\d])", regex.MULTILINE)
 
@@ -94,6 +94,26 @@ SENTENCE_SUBJECT = regex.compile(
     rf"(?:^|(?<=[\n.!?][ \t]*))(?P<n>\p{{Lu}}\p{{Ll}}{{2,}}(?:-\p{{Lu}}\p{{Ll}}+)?)"
     rf"(?:[ \t]+(?P<verb>\p{{Ll}}{{2,}}ed|{_SPEECH})[ \t]+\p{{L}}"
     rf"|,[ \t]+(?P<ask>(?i:can|could|would|will|please|did|do|are|have|let's|let)\b))", regex.MULTILINE)
+
+# A lone name after a word that points at a person ("belongs to Bianca.", "approved by Arthur last week", "on
+# behalf of Vitus", "I met Oksana at the fair", "a note from Ingrid"), in the possessive ("Bianca's car"), or
+# addressed at a clause's end ("fantastic, Suhade!", "Nice shooting, Tex!"). Products and places stand there too
+# ("sync with Dropbox", "Austin's parks"): see ``lone_names``.
+_LONE = r"\p{Lu}\p{Ll}{2,}(?:-\p{Lu}\p{Ll}+)?"
+LONE_NAME = regex.compile(
+    r"\b(?P<rel>(?i:by|with|behalf of|thanks|thank you|cc|ask|asked|tell|told|call|called|email|emailed|ping|pinged|"
+    r"meet|met|invite|invited|remind|reminded|let|contact|contacted|"
+    # "to" and "from" lead to places too ("back to Kent", "departs from Austin"): only after a verb or noun of
+    # writing, giving and speaking
+    r"(?:belongs?|belonged|send|sent|sending|forward|forwarded|talk|talked|speak|spoke|reply|replied|write|wrote|"
+    r"written|give|gave|given|introduce|introduced|report|reports|reported|assigned|married|say|said|explain|"
+    r"explained|mention|mentioned|listen|pass|passed|hand|handed|addressed)(?:[ \t]+(?:it|this|that|them|him|her))?"
+    r"[ \t]+to|(?:message|email|e-mail|call|note|letter|text|reply|feedback|hear|heard|news|word|gift|request)"
+    r"[ \t]+from))[ \t]+"
+    rf"(?P<n>{_LONE})(?=[ \t]*(?:[.,;:!?)\n]|$)|[ \t]+\p{{Ll}})"
+    rf"|(?<![\p{{L}}\d'’.\-])(?P<n>{_LONE})(?=(?P<poss>['’]s)(?![\p{{L}}\d]))"
+    rf"|(?<=[\p{{L}}\d)][ \t]*,[ \t]*)(?P<n>{_LONE})(?=[ \t]*(?:[!?]|\.?[ \t]*$|\.[ \t]*\n))",
+    regex.MULTILINE)
 
 # A form's field for a person, then a colon: "Reported by: Field", "Patient: Nguyen, Thi Lan".
 ROLE_FIELD = regex.compile(
@@ -142,7 +162,10 @@ PRODUCT_WORDS = frozenset(
     "youtube facebook instagram twitter whatsapp telegram wechat weibo tiktok linkedin reddit spotify netflix "
     "amazon ebay uber airbnb javascript typescript kubernetes docker linux ubuntu android macos powerpoint "
     "chatgpt openai microsoft samsung huawei xiaomi alibaba taobao baidu tencent alipay shopify wordpress "
-    "figma canva photoshop salesforce hubspot mailchimp zendesk intercom discord skype webex".split())
+    "figma canva photoshop salesforce hubspot mailchimp zendesk intercom discord skype webex meta".split())
+# Shops and brands named in the possessive after a person: "at Macy's" is a place to shop, not a person's.
+SHOPS = frozenset("mcdonald wendy macy denny kohl lowe dillard arby hardee applebee chili domino kellogg sotheby "
+                  "christie claire friendly zale".split())
 _NAME_TOKEN = regex.compile(r"(?:(?:Mc|Mac|O'|O’|D'|D’|De|Di|Da|La|Le|Van|Von|Fitz)(?=\p{Lu}))?\p{Lu}\p{Ll}+"
                             r"(?:[-'’]\p{Lu}?\p{Ll}+)*\.?")
 
@@ -216,6 +239,35 @@ class ContextNameRecognizer(EntityRecognizer):
                 results.append(RecognizerResult("PERSON", m.start("n"), m.end("n"), 0.6))
         return results
 
+    def lone_names(self, text: str) -> list[tuple[RecognizerResult, str]]:
+        """``LONE_NAME``, each with how it was found ("relation", "possessive", "addressed": the caller drops a
+        relation's or a possessive's name where spaCy reads a place, "moved to Florence", "Austin's parks"): a given
+        name that is no adjective, verb or adverb ("belongs to Bianca", "approved by Arthur", "Bianca's car"), a
+        family name that is no English word, both parts of a double-barrelled name listed; addressed, also a word no
+        dictionary holds before "!" or "?" ("fantastic, Suhade!"). Never a product, a support word, a country or a
+        state."""
+        lex = self.lexicon
+        results: list[tuple[RecognizerResult, str]] = []
+        if lex is None:
+            return results
+        for m in LONE_NAME.finditer(text, overlapped=True):
+            word = m.group("n")
+            low = word.casefold()
+            if low in NEVER_A_NAME or low in COMMON_WORDS or low in PRODUCT_WORDS or word in NOT_NAMES \
+                    or word in places() or lex.never(word):
+                continue
+            parts = word.split("-")
+            listed = word in lex.given or word in lex.family and not lex.is_word(word) \
+                or len(parts) > 1 and all(lex.is_name(part) for part in parts)
+            kind = "relation" if m.group("rel") else "possessive" if m.group("poss") else "addressed"
+            if kind == "possessive" and (low in SHOPS or _sentence_initial(text, m.start("n"))):
+                continue  # "at Macy's"; "Austin's parks are", "Ford's new model" open a sentence as a thing
+            # Addressed, a word no dictionary holds needs "!" or "?" after it (", Mich." is a state, ", Ibiza" a list).
+            if listed or kind == "addressed" and len(word) >= 4 and not lex.is_word(word) \
+                    and regex.match(r"[ \t]*[!?]", text[m.end("n"):]) is not None:
+                results.append((RecognizerResult("PERSON", m.start("n"), m.end("n"), 0.6), kind))
+        return results
+
     @staticmethod
     def _role_fields(text: str, lex: NameLexicon) -> list[RecognizerResult]:
         """``ROLE_FIELD``: the field's first word if it is a listed name, then words none of the dictionary's:
@@ -235,27 +287,55 @@ class ContextNameRecognizer(EntityRecognizer):
 
     @staticmethod
     def _lower_case(text: str, lex: NameLexicon) -> list[RecognizerResult]:
-        """Given names (and a family name after one) in lower case after a cue; after a weak cue neither may be
-        an adjective, verb or adverb that is no given name ("this is mark", "thanks john good work" stay)."""
+        """Given names in lower case after a cue, and the family name after one; after a weak cue neither may be an
+        adjective, verb or adverb that is no given name ("this is mark", "thanks john good work" stay). Where the
+        name ends the clause ("regards alan cook", "i'm jimmy overgaard, my order", "thanks, hamza van rooij"),
+        up to three more words that are listed names or no English word, particles between them."""
         from spacy.lang.en.stop_words import STOP_WORDS
 
         def word_ok(word: str, strong: bool, as_written: str) -> bool:
             return word not in STOP_WORDS and word not in COMMON_WORDS and word not in PRODUCT_WORDS \
                 and word not in NEVER_A_NAME and (strong or not lex.never(as_written))
 
+        def given_name(word: str) -> bool:  # "rolf-peter" too
+            return all(part.capitalize() in lex.given for part in word.split("-") if part)
+
+        def name_part(word: str) -> bool:
+            low = word.casefold()
+            if low in STOP_WORDS or low in NEVER_A_NAME or low in PRODUCT_WORDS:
+                return False
+            cap = word.capitalize()
+            return cap in lex.family or cap in lex.given or len(word) >= 4 and not lex.is_word(word)
+
         results = []
         for m in LOWER_CASE_NAME.finditer(text, overlapped=True):
-            given, family, strong = m.group("n"), m.group("f"), m.group("strong") is not None
-            # After "my name is" a word no dictionary holds is a name too ("my name is krithika"; "name: str" is code).
-            unknown_ok = m.group("intro") is not None
-            if not (given.capitalize() in lex.given or unknown_ok and len(given) >= 4 and not lex.is_word(given)) \
+            given, family = m.group("n"), m.group("f")
+            strong = m.group("strong") is not None
+            # After "my name is" a word no dictionary holds is a name too ("my name is krithika"; "name: str" is code),
+            # and so is one alone on the line under a sign-off ("Regards,\nkaran"; not "thanks haha").
+            unknown_ok = m.group("intro") is not None or m.group("signoff") is not None and family is None \
+                and "\n" in text[m.end("signoff"):m.start("n")] and len(given) >= 4 \
+                and _LINE_END.match(text, m.end("n")) is not None
+            if not (given_name(given) or unknown_ok and len(given) >= 3 and not lex.is_word(given)) \
                     or not word_ok(given, strong, given):
                 continue
+            end = m.end("n")
+            rest = _LOWER_NAME_REST.match(text, end)
+            if rest and all(name_part(w) for w in rest.group().split() if not regex.fullmatch(_PARTICLE, w)):
+                end = rest.end()
             # A family name is judged capitalised: "brown" is an adjective, "Brown" also a given name.
-            has_family = family is not None and word_ok(family, strong, family.capitalize()) and (
-                family.capitalize() in lex.family or unknown_ok and len(family) >= 4 and not lex.is_word(family))
-            results.append(RecognizerResult("PERSON", m.start("n"), m.end("f" if has_family else "n"), 0.7))
+            elif family is not None and word_ok(family, strong, family.capitalize()) and (
+                    family.capitalize() in lex.family or unknown_ok and len(family) >= 4 and not lex.is_word(family)):
+                end = m.end("f")
+            results.append(RecognizerResult("PERSON", m.start("n"), end, 0.7))
         return results
+
+
+# After a lower-case given name: up to three more lower-case words (particles between them) ...
+# that end a clause: punctuation, the line's end, or a word that follows a name ("i'm jo lee and", "… here").
+_LOWER_NAME_REST = regex.compile(rf"(?:[ \t]+(?:{_PARTICLE}[ \t]+)*\p{{Ll}}[\p{{Ll}}'’\-]+){{1,3}}"
+                                 r"(?=[ \t]*(?:[,.!?;:)\n]|$|(?:and|here|speaking|again|from|at)\b))")
+_LINE_END = regex.compile(r"[ \t]*[.!]?[ \t]*(?:\n|$)")
 
 
 # --- street addresses -----------------------------------------------------------------------------
@@ -268,6 +348,8 @@ STREET_WORDS = (
     "calle|c|avenida|avda|paseo|camino|carrer|ronda|travesía|cuesta|rambla|glorieta|pasaje|callejón|alameda|"
     "carretera|urbanización|plaza|"
     "via|viale|piazza|piazzale|corso|vicolo|largo|strada|contrada|borgo|lungomare|rotonda|"
+    "rua|travessa|esplanada|rodovia|praça|estrada|ladeira|viela|"
+    "ul|ulica|aleja|"
     "rua|straße|strasse|str|weg|gasse|platz|allee|damm|ring|"
     "ufer|chaussee|straat|laan|singel|gracht|plein|kade|dijk|steeg|hof|pad"
 )
@@ -275,7 +357,7 @@ STREET_WORDS = (
 # ordinary words too ("Center", "Union", "Station"), so they count only capitalised, after a capitalised name and a
 # house number of three or more digits that is no year ("Windows 10 Action Center", "In 2023 Apple Park").
 US_STREET_SUFFIXES = (
-    "Branch|Bridge|Brooks?|Burgs?|Bypass|Camp|Canyon|Cape|Causeway|Centers?|Circles|Cliffs?|Club|Common|Corners?|"
+    "Branch|Bridge|Brooks?|Burgs?|Bypass|Camp|Canyon|Cape|Causeway|Centers?|Circles|Circus|Cliffs?|Club|Common|Corners?|"
     "Course|Courts|Coves?|Creek|Crest|Crossing|Crossroad|Curve|Dale|Dam|Divide|Drives|Estates?|Extensions?|Falls?|"
     "Ferry|Fields?|Flats?|Fords?|Forest|Forges?|Forks?|Fort|Garden|Gateway|Glens?|Greens|Groves|Harbors?|Haven|Hills|"
     "Hollow|Inlet|Islands?|Isle|Junctions?|Keys?|Knolls?|Lakes?|Land|Landing|Lights?|Loaf|Locks?|Lodge|Mall|Manors?|"
@@ -290,12 +372,16 @@ US_STATES = ("al|ak|az|ar|ca|co|ct|de|dc|fl|ga|hi|id|il|in|ia|ks|ky|la|me|md|ma|
 # ("st", "way", "row") are never a word ending on their own: "least 3", "lost 12".
 COMPOUND_STREET_WORDS = (
     "straße|strasse|str|weg|gasse|platz|allee|damm|ring|ufer|chaussee|steig|markt|"
-    "straat|laan|baan|singel|gracht|plein|kade|dijk|steeg|hof|pad|dreef|plantsoen|"
-    "street|road|lane|avenue|gate|gata|gatan|vej|veien|vägen"
+    "straat|laan|baan|singel|gracht|plein|kade|dijk|steeg|hof|pad|dreef|plantsoen|boulevard|kaai|"
+    "street|road|lane|avenue|gate|gata|gatan|vej|veien|vegen|vägen|gade|stræde|straede|gränd|torget|torv|stien"
 )
 _STREET_SUFFIX = rf"(?i:{STREET_WORDS})\.?"
 _CAPWORD = r"[\p{Lu}][\p{L}'’.\-]*"
 _HOUSE = r"\d{1,5}[A-Za-z]?(?:[/-]\d{1,5}[A-Za-z]?)?"
+# One postcode in the formats a street line's town may carry: US ZIP (+4), BR 01310-100, PL 00-950, the 4-6 digits of
+# most of Europe, India and Australia, Canada's A1A 1A1, the UK's SW1A 1AA.
+_POSTCODE_VALUE = (r"(?:\d{5}(?:-\d{4}|-\d{3})?|\d{2}-\d{3}|\d{4,6}|[A-Z]\d[A-Z][ \t]?\d[A-Z]\d"
+                   r"|[A-Z]{1,2}\d[A-Z\d]?[ \t]?\d[A-Z]{2})(?![\p{L}\d])")
 # A number followed by a unit is a quantity ("200 MB", "3 seats", "30 days", "8 dollars"), never a house
 # number: street patterns refuse these right after the number.
 QUANTITY_UNITS = (
@@ -317,6 +403,9 @@ _ADDRESS_CONTEXT = (
     r"(?i:live at|living at|lives at|address(?: is)?|located at|based at|moved to|ship(?:ped)? to|send (?:it )?to|"
     r"deliver(?:ed)? to|post(?:ed)? to|mail(?:ed)? to|went to|wohne in|adresse|dirección|indirizzo|adres)"
 )
+# Words that open a question or a request, not a street's name.
+_OPENER = (r"(?:Is|Are|Was|Does|Do|Did|Can|Could|Will|Would|Should|Please|The|My|Our|Your|Their|His|Her|Meet|Send|"
+           r"Ship|Deliver|Visit|Try|Go|Take|From|To|At|In|On|Near|Behind)[ \t]")
 # What starts a street line: "150 ", "Apt. 4, 150 ", or a unit line on its own ("Studio 6\n").
 _STREET_LEAD = rf"(?:{_UNIT}[ \t,]*\n?[ \t]*(?:{_HOUSE_THEN})?|{_HOUSE_THEN})"
 STREET_LINE_PATTERNS: tuple[tuple[str, float], ...] = (
@@ -332,7 +421,8 @@ STREET_LINE_PATTERNS: tuple[tuple[str, float], ...] = (
      rf"|p\.?[ \t]?o\.?[ \t]?box[ \t]+\d{{1,6}}|post office box[ \t]+\d{{1,6}})(?:,?[ \t]+{_UNIT})?,?[ \t]+"
      rf"(?:[\p{{L}}'’.\-]+[ \t]+){{0,2}}[\p{{L}}'’.\-]+,?[ \t]+(?:{US_STATES}),?[ \t]+\d{{5}}(?:-\d{{4}})?))(?!\w)", 0.85),
     # Hauptstraße 12 / Jentesingel 391 / Baker Street 5: a capitalised compound or a name then the street word
-    (rf"(?<![\w])(?P<a>(?:(?:{_CAPWORD}[ \t]+){{1,3}}(?i:{STREET_WORDS})\.?|(?:{_CAPWORD}[ \t]+){{0,2}}"
+    # (a sentence's first word is not part of it: "Is Nygränd 4 in your zone?")
+    (rf"(?<![\w])(?!{_OPENER})(?P<a>(?:(?:{_CAPWORD}[ \t]+){{1,3}}(?i:{STREET_WORDS})\.?|(?:{_CAPWORD}[ \t]+){{0,2}}"
      rf"\p{{Lu}}[\p{{L}}\-]+(?i:{COMPOUND_STREET_WORDS})\.?),?[ \t]+{_HOUSE}"
      rf"(?:,?[ \t]+{_UNIT})?)(?!\w)", 0.8),
     # Via Roma, 5 / Rambla Jose Luis Cifuentes 22
@@ -348,12 +438,17 @@ STREET_LINE_PATTERNS: tuple[tuple[str, float], ...] = (
      rf"(?:,?[ \t]+{_UNIT})?)(?=[ \t]*(?:[.,;!?\n]|$))", 0.65),
     # After an address cue: 150 Anthony Plains (any capitalised street name)
     (rf"\b{_ADDRESS_CONTEXT}:?[ \t]+(?P<a>{_STREET_LEAD}(?:{_CAPWORD}[ \t]+){{0,3}}{_CAPWORD})(?!\w)", 0.7),
+    # A postcode named by its cue: "ZIP S74 9NW", "postcode: SW1A 1AA", "zip code 90210", "CEP 01310-100"
+    (rf"\b(?i:zip(?:[ \t-]?code)?|post(?:al)?[ \t-]?code|postcode|plz|cep|code postal|código postal|codice postale)"
+     rf"[ \t]*(?:(?i:is)[ \t]+|[:#][ \t]*)?(?P<a>{_POSTCODE_VALUE})", 0.7),
     # After a bare "at" / "to": two capitalised words, or one that ends the clause ("to 3 Team members" is not)
     (rf"\b(?i:at|to)[ \t]+(?P<a>{_STREET_LEAD}(?:(?:{_CAPWORD}[ \t]+){{1,3}}{_CAPWORD}(?!\w)|{_CAPWORD}"
      rf"(?=[ \t]*(?:[.,;!?\n]|$))))", 0.7),
 )
 _POSTCODE = (
     r"(?:\b[A-Z]{1,2}\d[A-Z\d]?[ \t]*\d[A-Z]{2}\b"        # UK
+    r"|\b[A-Z]\d[A-Z][ \t]?\d[A-Z]\d\b"                    # CA
+    r"|\b\d{5}-\d{3}\b"                                    # BR
     r"|\b\d{4}[ \t]?[A-Z]{2}\b"                            # NL
     r"|\b\d{5}(?:-\d{4})?\b"                               # US, DE, FR, ES, IT
     r"|\b[A-Z]{2,3},?[ \t]+\d{4}\b"                        # AU: ACT, 2008
@@ -393,10 +488,16 @@ def _ok_suffix(words: list[Word]) -> int:
 
 # ", Springfield", ", New York, NY 10118" after a street line: up to three capitalised words (not a sign-off or a
 # sentence's next clause), then a state code and a postcode if they follow.
+# A town on the street line's next line must carry a postcode (before or after it: "4405 Sankt Johann im Pongau",
+# "Michaelport, NB H7C 6H3"), else the next line is anything ("Phone: …").
+_NOT_TOWN = r"(?!(?:Thanks|Thank|Please|Regards|Best|Cheers|And|But|So|Then|Also|Sincerely|I|We|You)\b)"
+_TOWN = (r"\p{Lu}[\p{Ll}'’.\-]+(?:[ \t]+(?:(?:im|am|an|der|de|da|do|dos|das|di|del|la|le|sur|upon|on)[ \t]+)?"
+         r"\p{Lu}[\p{Ll}'’.\-]+){0,2}(?![\p{L}\d])")
+_STATE = r"(?:,?[ \t]+[A-Z]{2,3}\b)"
 _TOWN_TAIL = regex.compile(
-    r",[ \t]*(?!(?:Thanks|Thank|Please|Regards|Best|Cheers|And|But|So|Then|Also|Sincerely|I|We|You)\b)"
-    r"\p{Lu}[\p{Ll}'’.\-]+(?:[ \t]+\p{Lu}[\p{Ll}'’.\-]+){0,2}(?![\p{L}\d])"
-    r"(?:,?[ \t]+[A-Z]{2}\b)?(?:,?[ \t]+\d{5}(?:-\d{4})?\b)?")
+    rf",[ \t]*{_NOT_TOWN}(?:{_POSTCODE_VALUE}[ \t]+{_TOWN}|{_TOWN}{_STATE}?(?:,?[ \t]+{_POSTCODE_VALUE})?)"
+    rf"|[ \t]*\n[ \t]*{_NOT_TOWN}(?:{_POSTCODE_VALUE}[ \t]+{_TOWN}|{_TOWN}{_STATE}?,?[ \t]+{_POSTCODE_VALUE})"
+    r"(?=[ \t]*(?:[\n,.;]|$))")
 
 
 class StreetAddressRecognizer(EntityRecognizer):
@@ -418,8 +519,9 @@ class StreetAddressRecognizer(EntityRecognizer):
                 end = m.end("a")
                 while unit := self.unit_tail.match(text, end):
                     end = unit.end()
-                if town := _TOWN_TAIL.match(text, end):  # the town after the street: never half an address
-                    end = town.end()
+                for _ in range(2):  # the town after the street (and its postcode line): never half an address
+                    if town := _TOWN_TAIL.match(text, end):
+                        end = town.end()
                 results.append(RecognizerResult("STREET_ADDRESS", m.start("a"), end, score))
         results.extend(self._postal_blocks(text))
         return results

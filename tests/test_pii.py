@@ -285,3 +285,63 @@ def test_names_in_a_forms_person_fields(detector):
                              "Author: Explain the theory of relativity simply."]) == [
         "Reported by: <PERSON>", "Patient: <PERSON>, age 54", "Reviewer: Pending",
         "Author: Explain the theory of relativity simply."]
+
+
+def test_lone_names_after_a_word_that_points_at_a_person(detector):
+    """One listed name after a preposition or verb of address ("belongs to", "approved by", "forward it to") was
+    left whole; a place or a product in the same place is not a name."""
+    texts = ["The account belongs to Bianca.", "This was approved by Arthur last week.",
+             "Please forward it to Smith-Garcia by Friday.",
+             "I moved to Dallas last year.", "It syncs with Dropbox.", "The flight departs from Austin at noon.",
+             "Send a link to Grant the permissions."]
+    assert masked(detector, texts) == [
+        "The account belongs to <PERSON>.", "This was approved by <PERSON> last week.",
+        "Please forward it to <PERSON> by Friday.",
+        "I moved to Dallas last year.", "It syncs with Dropbox.", "The flight departs from Austin at noon.",
+        "Send a link to Grant the permissions."]
+
+
+def test_whole_lower_case_names_after_cues(detector):
+    """After a cue the family name went out when it is also a word ("cook", "price") or no listed one ("rooij"), and
+    a double given name ("rolf-peter") was not taken; chat words after "thanks" stay."""
+    texts = ["regards alan cook", "thanks, hamza van rooij", "my name is stephanie price and i need help",
+             "thanks, rolf-peter", "thanks john good work", "thanks haha", "cheers mate"]
+    assert masked(detector, texts) == [
+        "regards <PERSON>", "thanks, <PERSON>", "my name is <PERSON> and i need help", "thanks, <PERSON>",
+        "thanks <PERSON> good work", "thanks haha", "cheers mate"]
+
+
+def test_a_nickname_between_the_parts_of_a_name_goes_with_it(detector):
+    texts = ['Robert "Bob" Smith called.', "We met Hector (Macho) Camacho at the gym.", "John Smith (CEO) met Mary Jones."]
+    assert masked(detector, texts) == [
+        "<PERSON> called.", "We met <PERSON> at the gym.", "<PERSON> (CEO) met <PERSON>."]
+
+
+def test_addresses_keep_their_town_line_and_postcode(detector):
+    """The town and postcode after a street line went out: Canadian and Indian postcodes, a postcode line under a
+    German or Polish street, Nordic and Dutch one-word streets, a postcode named by its cue."""
+    texts = ["My address is 8715 Eric Viaduct, North Lindseytown, NU Y8N 3R3",
+             "Ship to:\nRichard Lewis\nAnnalena-Jahn-Straße 21\n9905 Hainfeld",
+             "Please send it to:\nul. Baczyńskiego 74/71\n88-779 Stalowa Wola\nThanks!",
+             "billing address 42/910, Kaur Road, Chapra 009442",
+             "I live on Elmelundegade 797 near the park.", "Is Nygränd 4 in your delivery zone?",
+             "Send it to Wouterboulevard 18 please.", "I live on 310 Bennett Circus near the park.",
+             "the zip code is 60614, can you check delivery?", "Our postcode: SW1A 2AA",
+             "ZIP file 12345 is attached.", "I have 2 kids, 3 dogs, 4 cats."]
+    assert masked(detector, texts) == [
+        "My address is <STREET_ADDRESS>", "Ship to:\n<PERSON>\n<STREET_ADDRESS>",
+        "Please send it to:\n<STREET_ADDRESS>\nThanks!", "billing address <STREET_ADDRESS>",
+        "I live on <STREET_ADDRESS> near the park.", "Is <STREET_ADDRESS> in your delivery zone?",
+        "Send it to <STREET_ADDRESS> please.", "I live on <STREET_ADDRESS> near the park.",
+        "the zip code is <STREET_ADDRESS>, can you check delivery?", "Our postcode: <STREET_ADDRESS>",
+        "ZIP file 12345 is attached.", "I have 2 kids, 3 dogs, 4 cats."]
+
+
+def test_names_in_the_possessive(detector):
+    """A listed name with "'s" inside a sentence is a person's ("Bianca's car"); a shop, a company or a place
+    opening the sentence is not."""
+    texts = ["I borrowed Bianca's car yesterday.", "We stayed at Anneliese's place.", "We ate at Wendy's.",
+             "Austin's parks are great.", "Layoffs were the hardest change in Meta's history."]
+    assert masked(detector, texts) == [
+        "I borrowed <PERSON>'s car yesterday.", "We stayed at <PERSON>'s place.", "We ate at Wendy's.",
+        "Austin's parks are great.", "Layoffs were the hardest change in Meta's history."]
