@@ -2,9 +2,8 @@
 
 - ``english``: ``curation/en_names.npz``, the English name tagger (:class:`curation.pii_tagger.EnglishNameTagger`),
   fit on CoNLL-2003 train, WNUT-17 train and 3/4 of the even sha1 half of the English PII benchmark, with the even
-  half of ShareGPT user turns as ordinary text and those splits' names put into its sentences (names in chat); its
-  thresholds are chosen on CoNLL dev (testa), WNUT-17 dev and the held-back quarters (``train_english``); then it
-  is refit on all of these.
+  half of ShareGPT user turns as ordinary text; its thresholds are chosen on CoNLL dev (testa), WNUT-17 dev and
+  the held-back quarters (``train_english``); then it is refit on all of these.
 - ``chinese``: ``curation/zh_names.npz``, the Chinese name-candidate model, and ``curation/zh_tagger.npz``, the
   character tagger for names and addresses (:class:`curation.pii_zh.ChineseTagger`), fit on CLUENER2020 train,
   Weibo NER train + dev, MSRA val, People's Daily dev, their names put into train-split chat and support
@@ -92,86 +91,6 @@ def english_sets(data: Path) -> dict[str, tuple[list[bench.Labelled], list[bench
     }
 
 
-# Latin-script Faker locales whose names join the labelled ones in "names in chat".
-CHAT_NAME_LOCALES = ("en_US", "en_GB", "en_IE", "en_IN", "de_DE", "fr_FR", "es_ES", "it_IT", "nl_NL", "pl_PL",
-                     "pt_BR", "sv_SE", "da_DK", "fi_FI", "ro_RO", "tr_TR")
-_SENTENCE_END = regex.compile(r"(?<=[.?!])\s+|\n+")
-_NOT_PROSE = regex.compile(r"[{}<>=`\\|@#\d_/\[\]*]")
-# Where a name stands in a real sentence: (pattern, replacement with "{n}" for the name). Each keeps the
-# sentence grammatical: a pronoun subject or object, a possessive, "X and I" for "I", an object after a
-# preposition.
-CHAT_NAME_SLOTS = (
-    (r"\b(?:[Hh]e|[Ss]he)\b(?!['’])", "{n}"),
-    (r"\b(?:I|We) (?=(?:can|could|will|would|should|might|must|had|did|need|want|have|are)\b)", "{n} and I "),
-    (r"\b(?:I|we) (?=(?:can|could|would|should|might|must|had|was|did)\b)", "{n} "),
-    (r"(?<=\b(?:to|for|with|from|about|by|of|at|on)) (?:me|him|her|them|us)\b", " {n}"),
-    (r"(?<=\b(?:help|tell|ask|give|show|send|email|call|remind|thank)) (?:me|him|them|us)\b", " {n}"),
-    (r"(?<=[a-z,] )(?:my|his|your|our)(?= [a-z]{3,})", "{n}'s"),  # inside: "Austin's parks" opens as a place
-)
-
-
-def english_names_in_chat(lexicon, sentences: list[str], names: list[str], n: int, seed: str) -> list[bench.Labelled]:
-    """Names put bare into real ordinary English sentences (ShareGPT user turns), at natural slots: addressed at
-    the start or the end, a clause's subject before its verb, after a preposition, in the possessive
-    (``CHAT_NAME_SLOTS``). CoNLL, WNUT and the PII benchmark hold names in news, posts and forms: without these
-    the tagger never sees a name in the chat and support text it scrubs. Names and sentences come from the
-    training parts only; the caller chooses which."""
-    import random
-
-    pieces = sorted({p.strip() for text in sentences for p in _SENTENCE_END.split(text)
-                     if 25 <= len(p.strip()) <= 180 and p.strip()[0].isupper() and not _NOT_PROSE.search(p)
-                     and len(p.split()) >= 5 and sum(lexicon.is_word(w.strip(",.?!:;'\"()")) for w in p.split())
-                     >= 0.8 * len(p.split())})
-    rng = random.Random(seed)
-    out = []
-    for _ in range(n):
-        text, name = rng.choice(pieces), rng.choice(names)
-        slots = [(m, form) for pattern, form in CHAT_NAME_SLOTS for m in regex.finditer(pattern, text)]
-        if slots and rng.random() < 0.7:
-            m, form = rng.choice(slots)
-            head, tail = form.split("{n}")
-            before, after = text[:m.start()] + head, tail + text[m.end():]
-        elif rng.random() < 0.5:  # addressed at the start: "Anna, can you ..."
-            first = text.split(" ", 1)[0]
-            keep_case = first == "I" or not lexicon.is_word(first) or not first[1:].islower()
-            before, after = "", ", " + (text if keep_case else text[0].lower() + text[1:])
-        else:  # addressed at the end: "... for me, Anna?"
-            end = len(text.rstrip(".?!"))
-            before, after = text[:end] + ", ", text[end:]
-        out.append(bench.Labelled(before + name + after, [(len(before), len(before) + len(name), "PERSON")]))
-    return out
-
-
-def chat_names(items: list[bench.Labelled], locales: Sequence[str], per_locale: int, seed: str) -> list[str]:
-    """Person names labelled in ``items`` (Latin letters, hyphens, apostrophes and spaces only) and Faker names of
-    ``locales``: full names, given names alone and given + family."""
-    from faker import Faker
-
-    shape = regex.compile(r"\p{Latin}[\p{Latin}\p{M}'’. -]*\p{Latin}")
-    names = {it.text[s:e] for it in items for s, e, ent in it.spans
-             if ent == "PERSON" and e - s >= 2 and shape.fullmatch(it.text[s:e])}
-    for locale in locales:
-        fake = Faker(locale)
-        fake.seed_instance(int(hashlib.sha1(f"{seed}:{locale}".encode()).hexdigest()[:8], 16))
-        for i in range(per_locale):
-            names.add((fake.first_name, lambda f=fake: f"{f.first_name()} {f.last_name()}")[i % 2]())
-    return sorted(names)
-
-
-def english_chat_sets(lexicon, sets: dict, n: int = 4000) -> tuple[list[bench.Labelled], list[bench.Labelled]]:
-    """Names in chat (:func:`english_names_in_chat`) for fitting, from the fit parts' names and sentences, and
-    for tuning, from the tune parts' names (and other Faker names) in the held-back quarter's sentences."""
-    labelled = ("conll", "wnut", "pii")
-    made = []
-    for kind in (0, 1):
-        names = chat_names([it for name in labelled for it in sets[name][kind]], CHAT_NAME_LOCALES, 100,
-                           ("fit", "tune")[kind])
-        sentences = [it.text for it in sets["ordinary"][kind]]
-        made.append(english_names_in_chat(lexicon, sentences, names, n if kind == 0 else n // 4,
-                                          f"names-in-chat:{kind}"))
-    return made[0], made[1]
-
-
 def english_rows(detector, items: list[bench.Labelled], cache: Path | None = None):
     """(rows, labels, per-text (tokens, candidate indices, row range)) for the tagger's candidates."""
     if cache and cache.exists():
@@ -202,21 +121,19 @@ def leak_report(tagger: EnglishNameTagger, items: list[bench.Labelled], evidence
     return sum(score.leaked.values()) / max(1, total), 1 - score.kept, total
 
 
-CHAT_WEIGHT = 1.0  # of each names-in-chat row, chosen on the held-back parts
 ORDINARY_REPLACED_MAX = 0.012  # of ordinary text's characters the name tagger alone may replace (tune quarter)
 THRESHOLDS = [(t, j) for t in (0.3, 0.35, 0.4, 0.45, 0.5) for j in (0.1, 0.2, t)]
 
 
 def train_english(data: Path, out: Path, cache_dir: Path | None, c: float = 0.5) -> LinearModel:
-    """Fit on the fit parts (names in chat at ``CHAT_WEIGHT``), choose (threshold, join threshold) on the tune
-    parts — the lowest mean share of names leaked over CoNLL dev, WNUT-17 dev and the held-back PII quarter, with
-    at most ``ORDINARY_REPLACED_MAX`` of the ordinary text replaced — then refit on fit + tune and save."""
+    """Fit on the fit parts, choose (threshold, join threshold) on the tune parts — the lowest mean share of
+    names leaked over CoNLL dev, WNUT-17 dev and the held-back PII quarter, with at most
+    ``ORDINARY_REPLACED_MAX`` of the ordinary text replaced — then refit on fit + tune and save."""
     from curation.pii import PiiDetector
     from flywheel.settings import ScrubSettings
 
     detector = PiiDetector(ScrubSettings())
     sets = english_sets(data)
-    sets["chat"] = (*english_chat_sets(detector.lexicon, sets), CHAT_WEIGHT)
     prepared = {}
     for name, (fit, tune, _weight) in sets.items():
         started = time.perf_counter()
@@ -251,8 +168,7 @@ def train_english(data: Path, out: Path, cache_dir: Path | None, c: float = 0.5)
     model = fit_on((0, 1))
     model.meta.update(threshold=best[1], join_threshold=best[2], c=c, trained_on=(
         "CoNLL-2003 train + dev (testa) PER; WNUT-17 train + dev person; English PII benchmark (AmbientMeta) even "
-        "sha1(id) half PERSON; ShareGPT user turns with even sha1 as ordinary text; names of those splits and "
-        "Faker names put into those ShareGPT sentences (names in chat)"))
+        "sha1(id) half PERSON; ShareGPT user turns with even sha1 as ordinary text"))
     model.save(out)
     print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB, {len(model.features)} features), threshold {best[1]}, "
           f"join {best[2]}")

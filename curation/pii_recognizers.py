@@ -751,10 +751,7 @@ NEVER_A_NAME = frozenset(
     "thanks thank absolutely certainly great cool right oh wow hmm please sorry sir madam ma'am mr mrs ms dr "
     "name email phone address subject re fw fwd regards cheers best note notes step steps answer question "
     "january february march april june july august september october november december monday tuesday "
-    "wednesday thursday friday saturday sunday today tomorrow yesterday god lord jesus christ allah "
-    # chat shorthand and interjections opening a message ("Btw, can you ...", "Ugh, it failed again")
-    "btw lol lmao omg tbh imo imho fyi pls plz thx np idk brb afaik iirc tldr asap ugh nah welp ah haha hehe "
-    "bro dude yay meh oops".split())
+    "wednesday thursday friday saturday sunday today tomorrow yesterday god lord jesus christ allah".split())
 _LATIN_NAME = regex.compile(r"\p{Latin}[\p{Latin}'’\-]*")
 _TOKEN = regex.compile(r"\p{L}[\p{L}'’\-]*\p{L}|\p{L}")
 

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import regex
 
-from curation.pii_recognizers import COMMON_WORDS, NEVER_A_NAME, PRODUCT_WORDS, SHOPS
+from curation.pii_recognizers import COMMON_WORDS, NEVER_A_NAME, PRODUCT_WORDS
 
 EN_NAME_MODEL = Path(__file__).with_name("en_names.npz")
 
@@ -266,10 +266,9 @@ class EnglishNameTagger:
     def _plausible(self, text: str, toks: list[Token], run: list[int], cued: list) -> list[int] | None:
         """The run less the words that make no name in product and support text, where the public training
         text has too few examples to learn them: a leading support-text or product word ("Link Simplenote"),
-        a single word that is a product, a support-text word, a role or an opener, a shop in the possessive
-        ("at Wendy's"), or an English word that opens a sentence as a command before a function word, as the
-        first word of a compound noun or in the possessive ("Mark all as read", "Grace period is…", "Austin's parks";
-        "Chase completed the form", "Bill is right", "Marek's order" stay). A cue (greeting, title, sign-off) overrides all of this."""
+        a single word that is a product, a support-text word, a role or an opener, or an English word that
+        opens a sentence as a command before a function word or as the first word of a compound noun
+        ("Mark all as read", "Grace period is…"; "Chase completed the form", "Bill is right" stay). A cue (greeting, title, sign-off) overrides all of this."""
         if any(cued[i] for i in run):
             return run
         words = [toks[i].text.casefold() for i in run]
@@ -280,13 +279,10 @@ class EnglishNameTagger:
         i = run[0]
         if words[0] in COMMON_WORDS or words[0] in PRODUCT_WORDS or words[0] in NEVER_A_NAME:
             return None
-        if words[0] in SHOPS and i + 1 < len(toks) and _POSSESSIVE.fullmatch(toks[i + 1].text):
-            return None  # "at Wendy's": a shop
         lex = self.lexicon
         opener = (i == 0 or toks[i - 1].text in _SENTENCE_BREAK) and lex.is_word(toks[i].text)
         nxt = toks[i + 1].text if i + 1 < len(toks) else ""
-        if opener and (nxt in _FUNCTION_WORDS or nxt in lex.nouns and nxt not in lex.not_nouns
-                       or _POSSESSIVE.fullmatch(nxt)):
+        if opener and (nxt in _FUNCTION_WORDS or nxt in lex.nouns and nxt not in lex.not_nouns):
             return None
         return run
 
