@@ -10,8 +10,9 @@ Back-ends behind one interface, ``HapScorer.score(texts) -> [0..1]`` (max over t
   goes through a small encoder and a head (MiniLM for English, multilingual-e5-small for Chinese) for
   hate without slurs and insults the n-grams never saw; mixed sentences to both (max).
   Before any model reads a sentence, spelling variants of abuse are respelt (``f*ck``, ``sh1t``, ``s c u m``),
-  and an English sentence with an unambiguous profanity or slur, or an insult addressed to the reader, scores
-  at least 0.9 (``curation/hap_lexicon.py``).
+  and an English sentence with an unambiguous profanity or slur, or an insult addressed to the reader, or a
+  Chinese one with abuse written in Latin initials (``sb``, ``nmsl``), scores at least 0.9
+  (``curation/hap_lexicon.py``).
 - ``lexical``: alt-profanity-check (a linear model shipped in its wheel), the baseline a user would pick.
 - ``hf``: a local Hugging Face text-classification model (``HapSettings.hf_model_path``).
 
@@ -30,7 +31,7 @@ from typing import Any
 import numpy as np
 import regex
 
-from curation.hap_lexicon import LEXICON_FLOOR, explicit_abuse
+from curation.hap_lexicon import LEXICON_FLOOR, chinese_abuse, explicit_abuse
 from curation.hap_models import ENCODERS, MODEL_DIR, load_ngram, load_semantic, model_text, sigmoid
 from curation.step import (
     Drop,
@@ -98,11 +99,9 @@ class LexicalScorer(HapScorer):
 
 class Tier:
     """One language's models: the n-gram model for every sentence; the encoder and its head for those whose
-    n-gram probability reaches the gate (the encoder loads on first need). English sentences with a word of
-    the profanity and slur lexicon score at least its floor (``curation.hap_lexicon``)."""
+    n-gram probability reaches the gate (the encoder loads on first need)."""
 
     def __init__(self, model_dir: Path, language: str, semantic: bool, threads: int) -> None:
-        self.lexicon = language == "en"
         self.ngram = load_ngram(model_dir / f"hap_{language}_ngram.npz")
         self.head, self.stack = load_semantic(model_dir / f"hap_{language}_semantic.npz") if semantic else (None, None)
         self.threads = threads
@@ -126,15 +125,13 @@ class Tier:
                 self.encoded_sentences += len(passed)
                 vectors = self.encoder.encode([texts[i] for i in passed])
                 scores[passed] = sigmoid(self.stack.logits(ngram[passed], self.head.logits(vectors)))
-        if self.lexicon:
-            floored = [i for i, text in enumerate(texts) if explicit_abuse(text)]
-            scores[floored] = np.maximum(scores[floored], LEXICON_FLOOR)
         return scores
 
 
 class OfflineScorer(HapScorer):
     """The shipped models, routed per sentence by language: Chinese (and mixed) sentences to the Chinese tier,
-    the others (and mixed) to the English one; a mixed sentence keeps the higher score."""
+    the others (and mixed) to the English one; a mixed sentence keeps the higher score. A sentence with a word of
+    the profanity and slur lexicons scores at least their floor (``curation.hap_lexicon``)."""
 
     def __init__(self, model_dir: Path = MODEL_DIR, semantic: bool = True, threads: int = 1) -> None:
         self.english = Tier(model_dir, "en", semantic, threads)
@@ -160,6 +157,11 @@ class OfflineScorer(HapScorer):
             if items:
                 idx = [i for i, _ in items]
                 scores[idx] = np.maximum(scores[idx], tier.scores([text for _, text in items], semantic))
+        # Lexicon floors: English words on a sentence's English part; Chinese abuse on the whole sentence, since a
+        # mixed sentence's Chinese part keeps only its Han characters and "sb" is written in Latin letters.
+        floored = [i for i, text in english if explicit_abuse(model_text(text))]
+        floored += [i for i, _ in chinese if chinese_abuse(model_text(sents[i]))]
+        scores[floored] = np.maximum(scores[floored], LEXICON_FLOOR)
         return scores
 
 

@@ -113,3 +113,16 @@ def explicit_abuse(text: str) -> str | None:
     unquoted = _QUOTED.sub(" ", text)
     found = LEXICON.search(unquoted) or INSULT.search(unquoted)
     return found.group() if found else None
+
+
+# Chinese chat's own abuse written in Latin initials or half in Latin (sb / 傻b for 傻逼, nmsl, cnm, mdzz): the
+# Chinese models read only the Han characters of a mixed sentence and score "sb客服" 0.04. In COLD train 84 texts
+# hold one of these, 78 labelled offensive; no ordinary Chinese training text does. Only sentences with Han
+# characters are checked: "sb" is "somebody" in English notes.
+CHINESE_ABUSE = regex.compile(r"(?<![a-z\d])(?:sb|nmsl|w?cnm|mdzz|nmb|rnm|tmd)(?![a-z\d])|[傻煞](?:b|逼|比(?!较)|笔)")
+
+
+def chinese_abuse(text: str) -> str | None:
+    """The first Chinese abuse word of an already deobfuscated sentence (``hap_models.model_text``)."""
+    found = CHINESE_ABUSE.search(text)
+    return found.group() if found else None

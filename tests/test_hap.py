@@ -172,6 +172,15 @@ def test_full_width_abuse_scores_like_ascii(scorer):
     assert np.allclose(wide, plain, atol=1e-6) and min(wide) >= 0.5
 
 
+def test_chinese_abuse_in_latin_initials_is_caught(scorer):
+    """"sb客服" scored 0.04: a mixed sentence's Chinese part kept only its Han characters, and the models never
+    learnt the Latin initials. "sb" in English, and a word that only looks like abuse, stay clean."""
+    abuse = ["我去，sb客服", "你是不是sb啊，听不懂人话？", "这客服是傻b吧", "cnm，退款到底什么时候到"]
+    assert flagged(scorer, abuse) == abuse
+    assert flagged(scorer, ["Tell sb about the outage before noon.", "我们比较一下，傻比较好还是聪明好？",
+                            "快递单号SB2024001在哪里查？"]) == []
+
+
 def test_chinese_offensive_language_is_caught_and_ordinary_chinese_is_not(scorer):
     """Issue 12: 0 of 300 Chinese offensive texts were caught (the old scorer gave each of these 0.05).
     Recall on public data is about 0.88 (COLD) and lower off its topics (RESULTS.md): two of three here."""
