@@ -183,15 +183,31 @@ def _split(items: list[bench.Labelled]) -> tuple[list[bench.Labelled], list[benc
     return [t for t in items if not _eighth(t.text)], [t for t in items if _eighth(t.text)]
 
 
+def as_scrubbed(items: list[bench.Labelled]) -> list[bench.Labelled]:
+    """Each text as the scrubber reads it (NFKC: "，" is ","), its spans moved onto it: the models must learn
+    the text they will see."""
+    from bisect import bisect_left
+
+    from curation.text import normalise_with_offsets
+
+    out = []
+    for item in items:
+        norm = normalise_with_offsets(item.text)
+        out.append(bench.Labelled(norm.text, [(bisect_left(norm.origin, s), bisect_left(norm.origin, e), entity)
+                                              for s, e, entity in item.spans]))
+    return out
+
+
 def chinese_sets(data: Path) -> dict[str, tuple[list[bench.Labelled], list[bench.Labelled]]]:
     """name -> (fit texts, tune texts): names, street-level addresses, ordinary text (all dev-side splits)."""
-    weibo = [bench._ner_sentences([data / "weibo_ner" / f"{n}.jsonl"], {"PER.NAM": "PERSON"}) for n in ("train", "dev")]
-    ordinary = bench._sample(bench.zh_ordinary(data, "dev"), 24_000, "zh-tagger")
-    cluener, news = bench.cluener(data, "dev"), bench.news_persons(data, "dev")
+    weibo = [as_scrubbed(bench._ner_sentences([data / "weibo_ner" / f"{n}.jsonl"], {"PER.NAM": "PERSON"}))
+             for n in ("train", "dev")]
+    ordinary = as_scrubbed(bench._sample(bench.zh_ordinary(data, "dev"), 24_000, "zh-tagger"))
+    cluener, news = as_scrubbed(bench.cluener(data, "dev")), as_scrubbed(bench.news_persons(data, "dev"))
     chat = names_in_chat(data, cluener + weibo[0] + news)
     return {"cluener": _split(cluener), "weibo": (weibo[0], weibo[1]), "news": _split(news),
-            "crosswoz": _split(bench.crosswoz(data, "dev", labelled_only=False)), "ordinary": _split(ordinary),
-            "chat": _split(chat)}
+            "crosswoz": _split(as_scrubbed(bench.crosswoz(data, "dev", labelled_only=False))),
+            "ordinary": _split(ordinary), "chat": _split(chat)}
 
 
 def names_in_chat(data: Path, labelled: list[bench.Labelled], n: int = 6000) -> list[bench.Labelled]:
@@ -203,14 +219,13 @@ def names_in_chat(data: Path, labelled: list[bench.Labelled], n: int = 6000) -> 
 
     names = sorted({it.text[s:e] for it in labelled if not _eighth(it.text) for s, e, ent in it.spans
                     if ent == "PERSON" and e - s >= 2 and regex.fullmatch(r"[\p{Han}·]+", it.text[s:e])})
-    sentences = bench._names_sentences(data, "dev")
+    sentences = [it.text for it in as_scrubbed([bench.Labelled(t) for t in bench._names_sentences(data, "dev")])]
     rng = random.Random("names-in-chat")
     out = []
     for _ in range(n):
         text, name = rng.choice(sentences), rng.choice(names)
-        at = rng.choice([0, *(m.end() for m in regex.finditer(r"[，。！？；,!?]", text))])
-        before, after = text[:at], name + rng.choice(["，", "", "说"]) + text[at:]
-        out.append(bench.Labelled(before + after, [(at, at + len(name), "PERSON")]))
+        at, before, after, _joiner = bench._clause_boundary(text, rng)
+        out.append(bench.Labelled(before + name + rng.choice([",", "", "说"]) + after, [(at, at + len(name), "PERSON")]))
     return out
 
 
@@ -231,11 +246,12 @@ def name_sentences(data: Path) -> list[tuple[str, set[tuple[int, int]]]]:
     """The name-candidate model's data: CLUENER2020 train (name), Weibo NER train (PER.NAM), MSRA val and People's
     Daily dev (PER), their names in chat (``names_in_chat``), and ordinary chat and questions (LCCC train, BQ /
     LCQMC dev, JDDC train) as negatives."""
-    labelled = (bench.cluener(data, "dev") + bench._ner_sentences([data / "weibo_ner" / "train.jsonl"],
-                                                                  {"PER.NAM": "PERSON"}) + bench.news_persons(data, "dev"))
+    labelled = as_scrubbed(bench.cluener(data, "dev") + bench._ner_sentences(
+        [data / "weibo_ner" / "train.jsonl"], {"PER.NAM": "PERSON"}) + bench.news_persons(data, "dev"))
     sentences = [(it.text, {(s, e) for s, e, ent in it.spans if ent == "PERSON"})
                  for it in labelled + names_in_chat(data, labelled)]
-    return sentences + [(it.text, set()) for it in bench._sample(bench.zh_ordinary(data, "dev"), 40_000, "zh-names")]
+    ordinary = as_scrubbed(bench._sample(bench.zh_ordinary(data, "dev"), 40_000, "zh-names"))
+    return sentences + [(it.text, set()) for it in ordinary]
 
 
 def fit_name_candidates(sentences: list[tuple[str, set[tuple[int, int]]]]) -> LinearModel:

@@ -498,9 +498,9 @@ class ChineseTagger(EntityRecognizer):
         return out
 
 
-# What ends no name: a sentence-final particle ("人家富阿", "参加哈"). A Latin run is no name where it is cut
+# What ends no name: a sentence-final particle ("人家富阿", "参加哈", "上班阿"). A Latin run is no name where it is cut
 # out of a longer word ("PCGamer" -> "amer"), two letters or fewer, or an acronym ("PC", "APP", "CCTV").
-_PARTICLE_END = regex.compile(r"(?:[啊呀吧呢嘛啦哦哈噢呗咯哇]|(?<=^\p{Han})阿)$")
+_PARTICLE_END = regex.compile(r"(?:[啊呀吧呢嘛啦哦哈噢呗咯哇]|(?<=^\p{Han}?)阿)$")
 _EDGE = regex.compile(r"^[^\p{Han}\p{Latin}\d]+|[^\p{Han}\p{Latin}\d]+$")
 _LATIN = regex.compile(r"\p{Latin}")
 _ACRONYM = regex.compile(r"[\p{Lu}\d]+")

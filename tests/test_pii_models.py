@@ -201,3 +201,30 @@ def test_everyday_chinese_words_are_not_names(detector, text):
 def test_chinese_names_next_to_words_are_still_replaced(detector, text, name):
     [out] = scrub_texts(detector, [text])
     assert name not in out and out != text, out
+
+
+@pytest.mark.parametrize(("text", "name", "kept"), [
+    ("跟冯静，我们下周见", "冯静", "，我们下周见"),
+    ("跟何军，快递已经放门口了", "何军", "，快递已经放门口了"),
+    ("嗯，找宋洁，她在仓库", "宋洁", "嗯，找"),             # the verb before the name stays
+])
+def test_a_bare_chinese_name_before_a_full_width_comma_is_replaced(detector, text, name, kept):
+    """The scrubber reads NFKC text ("，" is ","), the Chinese models were trained on the public sets' own
+    text ("，"): a bare name at the start of a chat clause, followed by a comma, went unseen."""
+    [out] = scrub_texts(detector, [text])
+    assert name not in out and kept in out, out
+
+
+def test_chinese_training_text_is_what_the_scrubber_reads():
+    """``pii_train`` hands the models NFKC text with the labelled spans moved onto it (an ellipsis "…" becomes
+    three characters, so every later span moves)."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from pii_bench import Labelled
+    from pii_train import as_scrubbed
+
+    from curation.text import normalise
+
+    text = "张伟…说：好，李娜（ＶＩＰ）"
+    [item] = as_scrubbed([Labelled(text, [(0, 2, "PERSON"), (7, 9, "PERSON")])])
+    assert item.text == normalise(text) == "张伟...说:好,李娜(VIP)"
+    assert [item.text[s:e] for s, e, _ in item.spans] == ["张伟", "李娜"]
