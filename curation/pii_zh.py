@@ -482,20 +482,31 @@ class ChineseTagger(EntityRecognizer):
         name_threshold = name_model()[1]
         out, at = [], 0
         for text, cands, where in zip(texts, candidates, positions, strict=True):
-            names = [(s, e, name_score(p, name_threshold)) for p, s, e in best_candidates(cands, name_threshold)]
-            found = []
-            for s, e, p, entity in decode(text, where, probs[at:at + len(where)], self.thresholds):
-                if entity == "PERSON":
-                    names.append((s, e, name_score(p, self.thresholds[entity][0])))
-                elif STREET_LEVEL.search(text, s, e):
-                    found.append(RecognizerResult(entity, s, e, p))
-            for s, e, score in names:
-                span = plausible_name(text, name_start(text, s, e), e)
-                if span:
-                    found.append(RecognizerResult("PERSON", *span, score))
+            out.append([RecognizerResult(entity, s, e, score) for entity, s, e, score in tagged_entities(
+                text, where, probs[at:at + len(where)], cands, self.thresholds, name_threshold)])
             at += len(where)
-            out.append(found)
         return out
+
+
+def tagged_entities(text: str, positions: list[int], probs, candidates: list[tuple[float, int, int]],
+                    thresholds: dict[str, tuple[float, float]], name_threshold: float
+                    ) -> list[tuple[str, int, int, float]]:
+    """(entity, start, end, score) the tagger reports in one text: street-level addresses, and names from the
+    tagger's runs and the candidates at ``name_threshold``, each checked by ``name_start`` and
+    ``plausible_name``. ``benchmarks/pii_train.py`` chooses the thresholds through this same function, so that
+    it judges what the scrubber replaces, not the raw runs."""
+    names = [(s, e, name_score(p, name_threshold)) for p, s, e in best_candidates(candidates, name_threshold)]
+    found = []
+    for s, e, p, entity in decode(text, positions, probs, thresholds):
+        if entity == "PERSON":
+            names.append((s, e, name_score(p, thresholds[entity][0])))
+        elif STREET_LEVEL.search(text, s, e):
+            found.append((entity, s, e, p))
+    for s, e, score in names:
+        span = plausible_name(text, name_start(text, s, e), e)
+        if span:
+            found.append(("PERSON", *span, score))
+    return found
 
 
 # What ends no name: a sentence-final particle ("人家富阿", "参加哈", "上班阿"). A Latin run is no name where it is cut

@@ -228,3 +228,42 @@ def test_chinese_training_text_is_what_the_scrubber_reads():
     [item] = as_scrubbed([Labelled(text, [(0, 2, "PERSON"), (7, 9, "PERSON")])])
     assert item.text == normalise(text) == "张伟...说:好,李娜(VIP)"
     assert [item.text[s:e] for s, e, _ in item.spans] == ["张伟", "李娜"]
+
+
+def test_chinese_thresholds_are_chosen_on_what_the_scrubber_replaces():
+    """``pii_train`` chose the name thresholds on the tagger's raw runs, before the span checks the scrubber
+    applies (an everyday word such as 东西 is dropped): ordinary text looked more damaged than it is, and
+    thresholds were set higher than needed. Both now read ``tagged_entities``."""
+    from curation.pii_zh import TAGGER_CLASSES, decode, tagged_entities
+
+    text = "东西已经收到了，谢谢王晓红"
+    positions = list(range(len(text)))
+    probs = np.zeros((len(text), len(TAGGER_CLASSES)))
+    probs[:, 0] = 1.0
+    for at in (0, 1, 10, 11, 12):                    # 东西 and 王晓红 both look like names to the tagger
+        probs[at] = [0.1, 0.9, 0.0]
+    thresholds = {"PERSON": (0.5, 0.1), "STREET_ADDRESS": (1.1, 1.1)}
+    assert [text[s:e] for s, e, _p, _e in decode(text, positions, probs, thresholds)] == ["东西", "王晓红"]
+    found = tagged_entities(text, positions, probs, [], thresholds, name_threshold=1.1)
+    assert [(entity, text[s:e]) for entity, s, e, _score in found] == [("PERSON", "王晓红")]
+
+
+def test_chinese_threshold_choice_guards_every_set():
+    """A mean over CLUENER / Weibo / news let CLUENER's gain hide Weibo's loss (4 points here): the choice
+    keeps the worst set near the least it can leak, takes the lowest mean among such points, and does not pay
+    with ordinary text for a mean lower by less than a name's worth."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from pii_train import guarded_choice
+
+    def point(cluener: float, weibo: float, news: float, replaced: float = 0.005):
+        return ({"cluener": (cluener, 0.0), "weibo": (weibo, 0.0), "news": (news, 0.0), "ordinary": (0.0, replaced)},
+                0.2, 0.02, 0.3)
+
+    judged = ("cluener", "weibo", "news")
+    lopsided, balanced, weak = point(0.04, 0.24, 0.10), point(0.11, 0.20, 0.10), point(0.12, 0.21, 0.11)
+    assert float(np.mean([0.04, 0.24, 0.10])) < float(np.mean([0.11, 0.20, 0.10]))   # the mean alone would take it
+    assert guarded_choice([lopsided, balanced, weak], judged) is balanced
+    assert guarded_choice([lopsided, weak], judged) is weak
+    greedy, frugal = point(0.102, 0.20, 0.114, replaced=0.0072), point(0.104, 0.20, 0.114, replaced=0.0062)
+    assert guarded_choice([greedy, frugal], judged) is frugal
+    assert guarded_choice([point(0.09, 0.20, 0.10, replaced=0.0072), frugal], judged) is not frugal
