@@ -183,31 +183,15 @@ def _split(items: list[bench.Labelled]) -> tuple[list[bench.Labelled], list[benc
     return [t for t in items if not _eighth(t.text)], [t for t in items if _eighth(t.text)]
 
 
-def as_scrubbed(items: list[bench.Labelled]) -> list[bench.Labelled]:
-    """Each text as the scrubber reads it (NFKC: "，" is ","), its spans moved onto it: the models must learn
-    the text they will see."""
-    from bisect import bisect_left
-
-    from curation.text import normalise_with_offsets
-
-    out = []
-    for item in items:
-        norm = normalise_with_offsets(item.text)
-        out.append(bench.Labelled(norm.text, [(bisect_left(norm.origin, s), bisect_left(norm.origin, e), entity)
-                                              for s, e, entity in item.spans]))
-    return out
-
-
 def chinese_sets(data: Path) -> dict[str, tuple[list[bench.Labelled], list[bench.Labelled]]]:
     """name -> (fit texts, tune texts): names, street-level addresses, ordinary text (all dev-side splits)."""
-    weibo = [as_scrubbed(bench._ner_sentences([data / "weibo_ner" / f"{n}.jsonl"], {"PER.NAM": "PERSON"}))
-             for n in ("train", "dev")]
-    ordinary = as_scrubbed(bench._sample(bench.zh_ordinary(data, "dev"), 24_000, "zh-tagger"))
-    cluener, news = as_scrubbed(bench.cluener(data, "dev")), as_scrubbed(bench.news_persons(data, "dev"))
+    weibo = [bench._ner_sentences([data / "weibo_ner" / f"{n}.jsonl"], {"PER.NAM": "PERSON"}) for n in ("train", "dev")]
+    ordinary = bench._sample(bench.zh_ordinary(data, "dev"), 24_000, "zh-tagger")
+    cluener, news = bench.cluener(data, "dev"), bench.news_persons(data, "dev")
     chat = names_in_chat(data, cluener + weibo[0] + news)
     return {"cluener": _split(cluener), "weibo": (weibo[0], weibo[1]), "news": _split(news),
-            "crosswoz": _split(as_scrubbed(bench.crosswoz(data, "dev", labelled_only=False))),
-            "ordinary": _split(ordinary), "chat": _split(chat)}
+            "crosswoz": _split(bench.crosswoz(data, "dev", labelled_only=False)), "ordinary": _split(ordinary),
+            "chat": _split(chat)}
 
 
 def names_in_chat(data: Path, labelled: list[bench.Labelled], n: int = 6000) -> list[bench.Labelled]:
@@ -219,13 +203,14 @@ def names_in_chat(data: Path, labelled: list[bench.Labelled], n: int = 6000) -> 
 
     names = sorted({it.text[s:e] for it in labelled if not _eighth(it.text) for s, e, ent in it.spans
                     if ent == "PERSON" and e - s >= 2 and regex.fullmatch(r"[\p{Han}·]+", it.text[s:e])})
-    sentences = [it.text for it in as_scrubbed([bench.Labelled(t) for t in bench._names_sentences(data, "dev")])]
+    sentences = bench._names_sentences(data, "dev")
     rng = random.Random("names-in-chat")
     out = []
     for _ in range(n):
         text, name = rng.choice(sentences), rng.choice(names)
-        at, before, after, _joiner = bench._clause_boundary(text, rng)
-        out.append(bench.Labelled(before + name + rng.choice([",", "", "说"]) + after, [(at, at + len(name), "PERSON")]))
+        at = rng.choice([0, *(m.end() for m in regex.finditer(r"[，。！？；,!?]", text))])
+        before, after = text[:at], name + rng.choice(["，", "", "说"]) + text[at:]
+        out.append(bench.Labelled(before + after, [(at, at + len(name), "PERSON")]))
     return out
 
 
@@ -246,12 +231,11 @@ def name_sentences(data: Path) -> list[tuple[str, set[tuple[int, int]]]]:
     """The name-candidate model's data: CLUENER2020 train (name), Weibo NER train (PER.NAM), MSRA val and People's
     Daily dev (PER), their names in chat (``names_in_chat``), and ordinary chat and questions (LCCC train, BQ /
     LCQMC dev, JDDC train) as negatives."""
-    labelled = as_scrubbed(bench.cluener(data, "dev") + bench._ner_sentences(
-        [data / "weibo_ner" / "train.jsonl"], {"PER.NAM": "PERSON"}) + bench.news_persons(data, "dev"))
+    labelled = (bench.cluener(data, "dev") + bench._ner_sentences([data / "weibo_ner" / "train.jsonl"],
+                                                                  {"PER.NAM": "PERSON"}) + bench.news_persons(data, "dev"))
     sentences = [(it.text, {(s, e) for s, e, ent in it.spans if ent == "PERSON"})
                  for it in labelled + names_in_chat(data, labelled)]
-    ordinary = as_scrubbed(bench._sample(bench.zh_ordinary(data, "dev"), 40_000, "zh-names"))
-    return sentences + [(it.text, set()) for it in ordinary]
+    return sentences + [(it.text, set()) for it in bench._sample(bench.zh_ordinary(data, "dev"), 40_000, "zh-names")]
 
 
 def fit_name_candidates(sentences: list[tuple[str, set[tuple[int, int]]]]) -> LinearModel:
@@ -291,10 +275,10 @@ def _fold(text: str) -> int:
 
 
 def train_chinese(data: Path, out: Path, c: float = 0.5) -> LinearModel:
-    """Fit on 7/8 (Weibo: train), choose each class's (threshold, join) on the rest (Weibo: dev) from what the
-    scrubber would replace (``tagged_entities``) — with at most ``ZH_ORDINARY_REPLACED_MAX`` of ordinary text
-    replaced, ``guarded_choice`` over the sets (names: CLUENER, Weibo, news; addresses: CrossWOZ, CLUENER), for
-    names together with the candidate model's threshold — then refit on all of it and save. The name candidate model (``zh_names.npz``) is fit first on
+    """Fit on 7/8 (Weibo: train), choose each class's (threshold, join) on the rest (Weibo: dev) — the lowest
+    mean share leaked (names: CLUENER, Weibo, news; addresses: CrossWOZ, CLUENER) with at most
+    ``ZH_ORDINARY_REPLACED_MAX`` of ordinary text replaced, for names together with the candidate model's
+    threshold — then refit on all of it and save. The name candidate model (``zh_names.npz``) is fit first on
     ``name_sentences``: the tagger reads its scores."""
     from curation import pii_zh
 
@@ -352,8 +336,7 @@ def train_chinese(data: Path, out: Path, c: float = 0.5) -> LinearModel:
     best = {}
     for entity, judged in (("PERSON", ("cluener", "weibo", "news")), ("STREET_ADDRESS", ("crosswoz", "cluener"))):
         # Names: the candidate model's threshold is chosen with the tagger's (both add names).
-        candidate_thresholds = (0.15, 0.2, 0.25, 0.3) if entity == "PERSON" else (1.1,)
-        points = []
+        candidate_thresholds = (0.15, 0.2, 0.25, 0.3) if entity == "PERSON" else (None,)
         for candidate_threshold in candidate_thresholds:
             for threshold, join in TAGGER_GRID:
                 thresholds = {e: (1.1, 1.1) for e in pii_zh.TAGGER_CLASSES[1:]} | {entity: (threshold, join)}
@@ -361,24 +344,23 @@ def train_chinese(data: Path, out: Path, c: float = 0.5) -> LinearModel:
                 for name, rows in scored.items():
                     score = bench.Score()
                     for item, positions, probs, cands in rows:
-                        score.add(item, [(s, e) for _entity, s, e, _p in pii_zh.tagged_entities(
-                            item.text, positions, probs, cands, thresholds, candidate_threshold)])
+                        spans = [(s, e) for s, e, _p, _e in pii_zh.decode(item.text, positions, probs, thresholds)]
+                        if candidate_threshold is not None:
+                            spans += [(s, e) for _p, s, e in pii_zh.best_candidates(cands, candidate_threshold)]
+                        score.add(item, spans)
                     report[name] = (score.leaked[entity] / max(1, score.total[entity]), 1 - score.kept)
+                leaked = float(np.mean([report[n][0] for n in judged]))
                 ok = report["ordinary"][1] <= ZH_ORDINARY_REPLACED_MAX
                 print(f"{entity} candidates {candidate_threshold} threshold {threshold:.2f} join {join:.2f}: " + " | ".join(
                     f"{n} leaked {r[0]:5.1%} replaced {r[1]:5.2%}" for n, r in report.items()) + ("" if ok else " (too much)"),
                     flush=True)
-                if ok:
-                    points.append((report, threshold, join, candidate_threshold))
-        if not points:
-            raise SystemExit(f"no {entity} threshold keeps ordinary text intact enough")
-        best[entity] = guarded_choice(points, judged)[1:]
-        print(f"{entity}: chose threshold {best[entity][0]} join {best[entity][1]} candidates {best[entity][2]}",
-              flush=True)
-    shipped.meta["threshold"] = best["PERSON"][2]
+                # Ties go to what replaces less ordinary text.
+                if ok and (entity not in best or (leaked, report["ordinary"][1]) < best[entity][0]):
+                    best[entity] = ((leaked, report["ordinary"][1]), threshold, join, candidate_threshold)
+    shipped.meta["threshold"] = best["PERSON"][3]
     shipped.save(pii_zh.NAME_MODEL)
     model = fit_on((0, 1))
-    for entity, (threshold, join, _candidates) in best.items():
+    for entity, (_leaked, threshold, join, _candidates) in best.items():
         model.meta.update({f"threshold_{entity}": threshold, f"join_{entity}": join})
     model.meta.update(c=c, trained_on=(
         "CLUENER2020 train (name; street-level address), Weibo NER train + dev (PER.NAM), MSRA val + People's "
@@ -389,31 +371,6 @@ def train_chinese(data: Path, out: Path, c: float = 0.5) -> LinearModel:
     return model
 
 
-def guarded_choice(points: list[tuple[dict[str, tuple[float, float]], float, float, float]],
-                   judged: Sequence[str]) -> tuple[dict[str, tuple[float, float]], float, float, float]:
-    """Of (report, threshold, join, candidate threshold) points, each report naming a set's (share leaked,
-    share of other text replaced): among the points whose worst set leaks at most ``ZH_SET_SLACK`` more than
-    the least any point's worst set leaks, and whose mean share leaked over the ``judged`` sets is within
-    ``ZH_MEAN_SLACK`` of the lowest of them, the one that replaces the least ordinary text. A plain mean let
-    CLUENER's gain hide Weibo's loss (the fourth round), and bought a single held-back name with more
-    ordinary text replaced."""
-    def worst(report: dict[str, tuple[float, float]]) -> float:
-        return max(report[n][0] for n in judged)
-
-    def mean(report: dict[str, tuple[float, float]]) -> float:
-        return float(np.mean([report[n][0] for n in judged]))
-
-    bound = min(worst(report) for report, *_ in points) + ZH_SET_SLACK
-    guarded = [p for p in points if worst(p[0]) <= bound + 1e-9]
-    lowest = min(mean(report) for report, *_ in guarded)
-    return min((p for p in guarded if mean(p[0]) <= lowest + ZH_MEAN_SLACK + 1e-9),
-               key=lambda p: (p[0]["ordinary"][1], mean(p[0])))
-
-
-# How much more (share of names leaked) the chosen point's worst set may leak than the least possible, and
-# its mean over the sets more than the lowest mean (about one name of a held-back set: noise, not a gain).
-ZH_SET_SLACK = 0.01
-ZH_MEAN_SLACK = 0.0025
 # Of ordinary text's characters the tagger and the name candidates may replace (tune eighth): the target is
 # 98% of other text kept, and the rules (numbers, addresses, cues) need their share too.
 ZH_ORDINARY_REPLACED_MAX = 0.008
