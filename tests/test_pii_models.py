@@ -170,3 +170,34 @@ def test_a_latin_name_opening_a_chinese_text_is_kept_as_a_name():
 
     assert plausible_name("Grubby说他明天上线打dota", 0, 6) == (0, 6)
     assert plausible_name("我订了一本PCGamer杂志", 8, 12) is None          # "amer" of PCGamer stays refused
+
+
+@pytest.mark.parametrize("text", [
+    "东西已经收到了",                       # an everyday word at a clause's start (东 is a surname)
+    "好的，东西什么时候能到",                 # ... and with the next character read into it
+    "沈阳有没有仓库",                       # a city
+    "保安不让进小区",
+    "我查了，余额里一分钱都没有",              # a word and the character after it
+    "好的，明明说好今天到",
+    "多谢，辛苦了",                         # a word jieba's dictionary tags as a name, but common
+    "还有个问题在哪里查订单",                 # the tail of 哪里 and the next character
+    "我们班的外国同学很热情",                 # 国 of 外国 before a title is no surname
+    "她是我们学校的语文老师",
+    "那个浙江老板人挺好的",
+    "我要和小姐姐聊天",                      # 小姐姐 is no title after the surname 和
+])
+def test_everyday_chinese_words_are_not_names(detector, text):
+    """Chat words that are names only by their characters (a surname first) were replaced as persons."""
+    assert scrub_texts(detector, [text]) == [text]
+
+
+@pytest.mark.parametrize(("text", "name"), [
+    ("我叫江山，有事找我", "江山"),              # an everyday word, but a cue names it
+    ("收件人：高明，电话打不通", "高明"),
+    ("老张师傅明天来修", "张"),                 # 老张 names the person: the surname before the title goes
+    ("市长安莉在会上讲话", "安莉"),              # 长安 is a word, but 安 opens a name here
+    ("昨天张伟说他不来了", "张伟"),
+])
+def test_chinese_names_next_to_words_are_still_replaced(detector, text, name):
+    [out] = scrub_texts(detector, [text])
+    assert name not in out and out != text, out
