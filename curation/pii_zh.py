@@ -530,11 +530,17 @@ def reads_as_words(text: str, start: int, end: int) -> bool:
     ("余额里没有", "沈阳有货吗"), or, when it does not open with a surname, the tail of a word that began
     before it ("在哪里查": 哪里; "市长安莉" keeps 安莉)."""
     value = text[start:end]
-    if len(value) > 3 or _TITLE_AFTER.match(text, end) or any(m.end() == start for m in _NAME_CUE.finditer(text)):
+    if len(value) > 3 or _TITLE_AFTER.match(text, end) or _cue_ends_at(text, start):
         return False
     if value[:2] in everyday_words():
         return True
     return len(value) == 2 and value[0] not in known_surnames() and word_ends_inside(text, start, end)
+
+
+def _cue_ends_at(text: str, start: int) -> bool:
+    """Whether a name cue (我叫, 收件人：) ends right at ``start``; looked for in the 40 characters before it, so that
+    a long text with many names is not searched whole once per name."""
+    return any(m.end() == start for m in _NAME_CUE.finditer(text, max(0, start - 40), start))
 
 
 def word_ends_inside(text: str, start: int, end: int) -> bool:
