@@ -115,8 +115,8 @@ class Tier:
             self._encoder = ENCODERS[self.stack.encoder](self.threads)
         return self._encoder
 
-    def scores(self, sents: list[str], semantic: bool = True) -> np.ndarray:
-        texts = [model_text(s) for s in sents]
+    def scores(self, texts: list[str], semantic: bool = True) -> np.ndarray:
+        """Scores of sentences already prepared by ``hap_models.model_text``."""
         ngram = self.ngram.logits(texts, prepared=True)
         scores = sigmoid(ngram)
         if semantic and self.head is not None and self.stack is not None:
@@ -153,14 +153,17 @@ class OfflineScorer(HapScorer):
             else:
                 english.append((i, sentence))
         scores = np.zeros(len(sents))
+        floored: list[int] = []
         for tier, items in ((self.chinese, chinese), (self.english, english)):
             if items:
                 idx = [i for i, _ in items]
-                scores[idx] = np.maximum(scores[idx], tier.scores([text for _, text in items], semantic))
-        # Lexicon floors: English words on a sentence's English part; Chinese abuse on the whole sentence, since a
-        # mixed sentence's Chinese part keeps only its Han characters and "sb" is written in Latin letters.
-        floored = [i for i, text in english if explicit_abuse(model_text(text))]
-        floored += [i for i, _ in chinese if chinese_abuse(model_text(sents[i]))]
+                texts = [model_text(text) for _, text in items]
+                scores[idx] = np.maximum(scores[idx], tier.scores(texts, semantic))
+                if tier is self.english:
+                    floored += [i for i, text in zip(idx, texts, strict=True) if explicit_abuse(text)]
+        # Chinese abuse is looked for in the whole sentence, case kept: a mixed sentence's Chinese part keeps only
+        # its Han characters, and "sb" is written in Latin letters.
+        floored += [i for i, _ in chinese if chinese_abuse(normalise(sents[i]))]
         scores[floored] = np.maximum(scores[floored], LEXICON_FLOOR)
         return scores
 

@@ -138,15 +138,19 @@ def test_deobfuscation_leaves_ordinary_words_alone():
     ordinary = ("mp3 4th 1st v1.2 gpt4 ipv4 h264 x*y a*b p@ssword **bold** a $5 fee, wow!!! soooo good, "
                 "pray4peace first100days, u r a star, points x y z")
     assert deobfuscate(ordinary) == ordinary
+    assert deobfuscate("echo $hit > log.txt; x = a*s + b") == "echo $hit > log.txt; x = a*s + b"
     assert deobfuscate("you b!tch, f**k off, sh1t, bl4ck, k i l l, fuuuuck") == \
         "you bitch, fuck off, shit, black, kill, fuck"
     for text in ("scunthorpe united won again", "the dam burst", "assess the class", "dickens wrote it",
                  "shiitake mushrooms", "a cocktail", "niggling doubts", "you are right", "your stupidly fast car",
                  "please take out your trash before 8", "your ugly sweater party is on friday",
-                 "you trash talk too much"):
+                 "you trash talk too much", "can you dumb it down a bit for a beginner?", "do you clown around at work?",
+                 "is it true that you are useless without internet access?", "i like ur ugly christmas sweater",
+                 "use a bastard file to smooth the edge", "pussy riot performed in moscow", "the spic and span cleaner",
+                 "retard the ignition timing by two degrees", "we visited shitterton in dorset", "i mishit the ball"):
         assert explicit_abuse(text) is None, text
-    assert explicit_abuse('calling someone a "retard" is cruel') is None   # quoted to condemn it, not used
-    assert explicit_abuse("calling someone a retard is cruel") == "retard"
+    assert explicit_abuse('calling someone a "cunt" is cruel') is None   # quoted to condemn it, not used
+    assert explicit_abuse("calling someone a cunt is cruel") == "cunt"
 
 
 def test_refusals_are_kept_and_judged_on_explicit_abuse_only(scorer):
@@ -178,7 +182,8 @@ def test_chinese_abuse_in_latin_initials_is_caught(scorer):
     abuse = ["我去，sb客服", "你是不是sb啊，听不懂人话？", "这客服是傻b吧", "cnm，退款到底什么时候到"]
     assert flagged(scorer, abuse) == abuse
     assert flagged(scorer, ["Tell sb about the outage before noon.", "我们比较一下，傻比较好还是聪明好？",
-                            "快递单号SB2024001在哪里查？"]) == []
+                            "快递单号SB2024001在哪里查？", "请问型号SB-200的说明书在哪下载？", "我用的是SB Audigy声卡。",
+                            "请问CNM公司的地址在哪里？", "我喜欢煞笔画的风格。"]) == []
 
 
 def test_chinese_offensive_language_is_caught_and_ordinary_chinese_is_not(scorer):
