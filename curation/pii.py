@@ -356,7 +356,9 @@ def _join_nicknames(text: str, found: list[Found], lexicon: NameLexicon) -> list
         out.append(f)
     joined: list[Found] = []
     for f in out:  # a listed given name right before "nickname" + name
-        given = _GIVEN_BEFORE.search(text, 0, f.start) if f.entity == "PERSON" else None
+        # Only the few characters a given name and a nickname can fill: from the text's start it was quadratic.
+        given = _GIVEN_BEFORE.search(text, max(0, f.start - _GIVEN_BEFORE_REACH), f.start) \
+            if f.entity == "PERSON" else None
         if given and given.end() == f.start and given.group("g") in lexicon.given \
                 and _NICKNAME_WORDS.fullmatch(given.group("q")) and not (joined and joined[-1].end > given.start()):
             f = Found("PERSON", given.start(), f.end, f.score)
@@ -365,6 +367,7 @@ def _join_nicknames(text: str, found: list[Found], lexicon: NameLexicon) -> list
 
 
 _NAME_WORD = regex.compile(r"\p{Lu}\p{Ll}+(?:-\p{Lu}\p{Ll}+)?(?![\p{L}\d])")
+_GIVEN_BEFORE_REACH = 80  # a given name, the longest nickname (30 characters), its quotes and spaces
 _GIVEN_BEFORE = regex.compile(rf"(?<![\p{{L}}\d])(?P<g>\p{{Lu}}\p{{Ll}}+)[ \t]*{_QUOTED_NICKNAME}[ \t]*$")
 
 

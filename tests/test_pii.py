@@ -345,3 +345,15 @@ def test_names_in_the_possessive(detector):
     assert masked(detector, texts) == [
         "I borrowed <PERSON>'s car yesterday.", "We stayed at <PERSON>'s place.", "We ate at Wendy's.",
         "Austin's parks are great.", "Layoffs were the hardest change in Meta's history."]
+
+
+def test_a_long_text_of_repeated_nicknamed_names_gives_the_spans_of_its_pieces(detector):
+    """The nickname join looked back from the text's start for every name (quadratic on long texts): a long text
+    of repeated sentences must come back with exactly the spans of each sentence on its own."""
+    piece = 'I met Bianca "Bee" Rossi, thanks Arthur! '
+    [alone] = detector.detect([piece])
+    [long] = detector.detect([piece * 200])
+    assert {(f.entity, f.start, f.end) for f in alone} == {("PERSON", 6, 24), ("PERSON", 33, 39)}
+    assert [(f.entity, f.start, f.end) for f in long] == [
+        (f.entity, f.start + k * len(piece), f.end + k * len(piece)) for k in range(200) for f in alone]
+
