@@ -129,6 +129,7 @@ _SEGMENT = regex.compile(r"(?:[^\n.!?。！？]|(?<![\p{L}\d]\p{L}{2}|[\p{L}\d]{
 
 _NOT_PERSONS = frozenset(("ORG", "GPE", "LOC", "NORP", "FAC", "PRODUCT", "EVENT", "WORK_OF_ART", "LANGUAGE"))
 _PLACES = frozenset(("GPE", "LOC", "NORP", "FAC"))
+_FIRMS = frozenset(("ORG", "PRODUCT"))
 
 
 class PiiDetector:
@@ -195,14 +196,22 @@ class PiiDetector:
             cues += [(r.start, r.end, r.score) for r in self.cue_names.subjects(text)
                      if not any(s < r.end and r.start < e for s, e in things)]
             for r, kind in self.cue_names.lone_names(text):
-                # A possessive family name spaCy calls an organisation is a firm's ("Kowalski's" may be a shop).
-                vetoes = () if kind == "addressed" else _PLACES | {"ORG"} if kind == "possessive" \
-                    and text[r.start:r.end] not in self.lexicon.given else _PLACES
+                vetoes = self._lone_name_vetoes(text[r.start:r.end], kind)
                 if not any(s < r.end and r.start < e for s, e, label in entities if label in vetoes):
                     cues.append((r.start, r.end, r.score))
             listed = [(r.start, r.end, r.score) for r in self.gazetteer_names.analyze(text, ["PERSON"])]
             out.append(Evidence(entities, ran, kept, cues, listed))
         return out
+
+    def _lone_name_vetoes(self, word: str, kind: str) -> frozenset[str]:
+        """spaCy's labels that overrule a lone name found by ``lone_names``, by how it was found."""
+        if kind == "addressed":
+            # "Seriously, Comcast?": a firm or a product is addressed too; a group label only overrules a word no
+            # name list holds ("Come on, Verizon!"; "Thanks, Christian!" stays a name).
+            return _FIRMS if self.lexicon.is_name(word) else _FIRMS | {"NORP"}
+        if kind == "possessive" and word not in self.lexicon.given:
+            return _PLACES | {"ORG"}  # a family name spaCy calls an organisation is a firm's ("Kowalski's")
+        return _PLACES
 
     def _spacy(self, texts: list[str]) -> list[tuple[list[tuple[int, int, str]], list[tuple[int, int]],
                                                      list[tuple[int, int]]]]:

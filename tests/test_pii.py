@@ -366,3 +366,10 @@ def test_zip_as_a_verb_is_no_postcode_cue(detector):
         "My zip is <STREET_ADDRESS>.", "ZIP: <STREET_ADDRESS>", "zip-code <STREET_ADDRESS> please",
         "ZIP+4 <STREET_ADDRESS> is on the label."]
 
+
+def test_brands_addressed_at_a_clauses_end_are_no_names(detector):
+    """A company addressed in a complaint ("Seriously, Comcast?") was replaced as a person; a person addressed the
+    same way still is."""
+    texts = ["Seriously, Comcast?", "Come on, Verizon!", "Really, Spotify?", "Great job, Bianca!"]
+    assert masked(detector, texts) == ["Seriously, Comcast?", "Come on, Verizon!", "Really, Spotify?",
+                                       "Great job, <PERSON>!"]
