@@ -180,8 +180,9 @@ class PiiDetector:
                     results += recognizer.analyze(text, list(recognizer.supported_entities))
             found += [Found(r.entity_type, r.start, r.end, r.score) for r in results
                       if r.score >= self.thresholds.get(r.entity_type, 0.5)]
-            found = merge(_join_nicknames(text, merge(_with_name_suffix(text, _strip(text, self._allowed(text, found)))),
-                                          self.lexicon))
+            found = [f for f in _strip(text, self._allowed(text, found)) if not _names_a_result(text, f)]
+            found = merge(_with_name_suffix(text, found))
+            found = merge(_join_nicknames(text, found, self.lexicon))
             out.append([Found(f.entity, *norm.span(f.start, f.end), f.score) for f in found])
         return out
 
@@ -329,6 +330,20 @@ def _with_name_suffix(text: str, found: list[Found]) -> list[Found]:
         suffix = NAME_SUFFIX.match(text, gap.end()) if gap else None
         out.append(Found(f.entity, f.start, suffix.end(), f.score) if suffix else f)
     return out
+
+
+# A result named after a person: "Newton's second law", "Dijkstra's algorithm", "Fermat's last theorem".
+_EPONYM_AFTER = regex.compile(
+    r"['’]s?[ \t]+(?:(?i:first|second|third|fourth|fifth|zeroth|last|little|great|famous)[ \t]+)?"
+    r"(?i:laws?|theorems?|algorithms?|principles?|constants?|equations?|formulas?|formulae|triangles?|numbers?|"
+    r"methods?|rules?|razor|paradox(?:es)?|conjectures?|lemmas?|disease|syndrome|comet|tests?|distributions?|"
+    r"effects?|inequalit(?:y|ies)|identit(?:y|ies)|series|transforms?)(?![\p{L}\d])")
+
+
+def _names_a_result(text: str, found: Found) -> bool:
+    """A one-word name in the possessive before "law", "algorithm", "triangle" names a result, not a person."""
+    return found.entity == "PERSON" and " " not in text[found.start:found.end] \
+        and _EPONYM_AFTER.match(text, found.end) is not None
 
 
 # A nickname in quotes or brackets between two parts of a name: Willie Mae "Big Mama" Thornton, James (Leo) Nichols.

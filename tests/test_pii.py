@@ -373,3 +373,14 @@ def test_brands_addressed_at_a_clauses_end_are_no_names(detector):
     texts = ["Seriously, Comcast?", "Come on, Verizon!", "Really, Spotify?", "Great job, Bianca!"]
     assert masked(detector, texts) == ["Seriously, Comcast?", "Come on, Verizon!", "Really, Spotify?",
                                        "Great job, <PERSON>!"]
+
+
+def test_laws_and_algorithms_named_after_people_are_kept(detector):
+    """A family name in the possessive before "law", "algorithm", "triangle" names a result, not a person."""
+    texts = ["Explain Newton's second law in simple words.", "Use Dijkstra's algorithm on this graph.",
+             "Please draw Pascal's triangle up to row 6.", "How does Fermat's last theorem work?",
+             "I borrowed Bianca's laptop yesterday."]
+    assert masked(detector, texts) == [
+        "Explain Newton's second law in simple words.", "Use Dijkstra's algorithm on this graph.",
+        "Please draw Pascal's triangle up to row 6.", "How does Fermat's last theorem work?",
+        "I borrowed <PERSON>'s laptop yesterday."]
