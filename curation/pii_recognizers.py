@@ -300,12 +300,16 @@ class ContextNameRecognizer(EntityRecognizer):
         def given_name(word: str) -> bool:  # "rolf-peter" too
             return all(part.capitalize() in lex.given for part in word.split("-") if part)
 
+        def unlisted_name(word: str, min_len: int) -> bool:  # "krithika", "rooij"; not "sysadmin", "lgtm"
+            return len(word) >= min_len and not lex.is_word(word) and word not in ROLE_AND_CHAT_WORDS \
+                and _HAS_VOWEL.search(word) is not None
+
         def name_part(word: str) -> bool:
             low = word.casefold()
-            if low in STOP_WORDS or low in NEVER_A_NAME or low in PRODUCT_WORDS:
+            if low in STOP_WORDS or low in NEVER_A_NAME or low in PRODUCT_WORDS or low in ROLE_AND_CHAT_WORDS:
                 return False
             cap = word.capitalize()
-            return cap in lex.family or cap in lex.given or len(word) >= 4 and not lex.is_word(word)
+            return cap in lex.family or cap in lex.given or unlisted_name(word, 4)
 
         results = []
         for m in LOWER_CASE_NAME.finditer(text, overlapped=True):
@@ -316,7 +320,7 @@ class ContextNameRecognizer(EntityRecognizer):
             unknown_ok = m.group("intro") is not None or m.group("signoff") is not None and family is None \
                 and "\n" in text[m.end("signoff"):m.start("n")] and len(given) >= 4 \
                 and _LINE_END.match(text, m.end("n")) is not None
-            if not (given_name(given) or unknown_ok and len(given) >= 3 and not lex.is_word(given)) \
+            if not (given_name(given) or unknown_ok and unlisted_name(given, 3)) \
                     or not word_ok(given, strong, given):
                 continue
             end = m.end("n")
@@ -325,7 +329,7 @@ class ContextNameRecognizer(EntityRecognizer):
                 end = rest.end()
             # A family name is judged capitalised: "brown" is an adjective, "Brown" also a given name.
             elif family is not None and word_ok(family, strong, family.capitalize()) and (
-                    family.capitalize() in lex.family or unknown_ok and len(family) >= 4 and not lex.is_word(family)):
+                    family.capitalize() in lex.family or unknown_ok and unlisted_name(family, 4)):
                 end = m.end("f")
             results.append(RecognizerResult("PERSON", m.start("n"), end, 0.7))
         return results
@@ -336,6 +340,14 @@ class ContextNameRecognizer(EntityRecognizer):
 _LOWER_NAME_REST = regex.compile(rf"(?:[ \t]+(?:{_PARTICLE}[ \t]+)*\p{{Ll}}[\p{{Ll}}'’\-]+){{1,3}}"
                                  r"(?=[ \t]*(?:[,.!?;:)\n]|$|(?:and|here|speaking|again|from|at)\b))")
 _LINE_END = regex.compile(r"[ \t]*[.!]?[ \t]*(?:\n|$)")
+# A name has a vowel ("lgtm", "thx", "ptal" have none; "brynn", "krzysztof" have "y"); a non-Latin-ASCII letter may be one.
+_HAS_VOWEL = regex.compile(r"[aeiouy]|[^\x00-\x7f]", regex.IGNORECASE)
+# Roles, shared accounts and chat shorthand typed under a sign-off or after a name: no English word, no name either.
+ROLE_AND_CHAT_WORDS = frozenset(
+    "admin admins sysadmin sysadmins webmaster postmaster hostmaster noreply no-reply donotreply do-not-reply "
+    "devops sre ops support helpdesk servicedesk team staff crew everyone everybody folks guys mods moderators "
+    "bot lgtm ptal tia thx tnx ty np afaik imo imho fyi btw brb lol lmao omg asap tbh idk nvm wfh ooo eod eow "
+    "ack nack wip".split())
 
 
 # --- street addresses -----------------------------------------------------------------------------

@@ -384,3 +384,13 @@ def test_laws_and_algorithms_named_after_people_are_kept(detector):
         "Explain Newton's second law in simple words.", "Use Dijkstra's algorithm on this graph.",
         "Please draw Pascal's triangle up to row 6.", "How does Fermat's last theorem work?",
         "I borrowed <PERSON>'s laptop yesterday."]
+
+
+def test_role_account_and_chat_words_under_a_sign_off_are_no_names(detector):
+    """A word no dictionary holds, alone under a sign-off, was read as a name even when it is a role, an account
+    or a chat acronym; and a chat acronym after a lower-case name joined the name."""
+    texts = ["Best,\nsysadmin", "Cheers,\nnoreply", "Thanks,\nlgtm", "Regards,\nwebmaster", "Regards,\nkaran",
+             "thanks sam lgtm!", "thanks sam ptal", "regards alan cook"]
+    assert masked(detector, texts) == [
+        "Best,\nsysadmin", "Cheers,\nnoreply", "Thanks,\nlgtm", "Regards,\nwebmaster", "Regards,\n<PERSON>",
+        "thanks <PERSON> lgtm!", "thanks <PERSON> ptal", "regards <PERSON>"]
