@@ -406,6 +406,12 @@ QUANTITY_UNITS = (
     "steps?|clicks?|screens?|tabs?|versions?|releases?|updates?|backups?|snapshots?|copies|"
     "km|cm|mm|miles?|ft|feet|inch(?:es)?|kg|lbs?|oz|ml|kw|kwh|mah|cores?|threads?"
 )
+# A capitalised word that a year or a count names ("2023 Edition", "1999 Series", "14 Pro"): the number before it is
+# no house number or postcode.
+_COUNTED_WORD = (r"(?:Edition|Editions|Series|Model|Models|Version|Versions|Update|Updates|Release|Releases|Season|"
+                 r"Seasons|Volume|Issue|Chapter|Part|Catalog|Catalogue|Collection|Report|Review|Budget|Census|Election|"
+                 r"Olympics|World|Cup|Tour|Annual|Conference|Awards?|Games|Festival|Anniversary|Roadmap|Plan|"
+                 r"Pro|Plus|Max|Mini|Ultra|Deluxe|Limited|Special|Spring|Summer|Autumn|Fall|Winter)(?![\p{L}\d])")
 # Single letters (N, S, E, W: "200 W 34th St") stay possible after a house number.
 _QUANTITY = rf"(?:(?i:{QUANTITY_UNITS})(?![\p{{L}}\d])|%)"
 _UNIT_WORD = r"apt\.?|apartment|suite|ste\.?|unit|flat|studio|level|floor|fl\.?|room|#|puerta|piso|appartamento|piano|interno|bus|app\.?"
@@ -435,7 +441,7 @@ STREET_LINE_PATTERNS: tuple[tuple[str, float], ...] = (
     # Hauptstraße 12 / Jentesingel 391 / Baker Street 5: a capitalised compound or a name then the street word
     # (a sentence's first word is not part of it: "Is Nygränd 4 in your zone?")
     (rf"(?<![\w])(?!{_OPENER})(?P<a>(?:(?:{_CAPWORD}[ \t]+){{1,3}}(?i:{STREET_WORDS})\.?|(?:{_CAPWORD}[ \t]+){{0,2}}"
-     rf"\p{{Lu}}[\p{{L}}\-]+(?i:{COMPOUND_STREET_WORDS})\.?),?[ \t]+{_HOUSE}"
+     rf"\p{{Lu}}[\p{{L}}\-]+(?i:{COMPOUND_STREET_WORDS})\.?),?[ \t]+{_HOUSE}(?![ \t]+{_COUNTED_WORD})"
      rf"(?:,?[ \t]+{_UNIT})?)(?!\w)", 0.8),
     # Via Roma, 5 / Rambla Jose Luis Cifuentes 22
     (rf"(?<![\w])(?P<a>(?i:{STREET_WORDS})\.?[ \t]+(?:(?:{_CAPWORD}|{_PARTICLE}|d'|de la)[ \t]+){{0,4}}"
@@ -508,9 +514,11 @@ _NOT_TOWN = r"(?!(?:Thanks|Thank|Please|Regards|Best|Cheers|And|But|So|Then|Also
 _TOWN = (r"\p{Lu}[\p{Ll}'’.\-]+(?:[ \t]+(?:(?:im|am|an|der|de|da|do|dos|das|di|del|la|le|sur|upon|on)[ \t]+)?"
          r"\p{Lu}[\p{Ll}'’.\-]+){0,2}(?![\p{L}\d])")
 _STATE = r"(?:,?[ \t]+[A-Z]{2,3}\b)"
+# "4405 Sankt Johann im Pongau"; "2023 Edition" is a year, not a postcode and a town.
+_POSTCODE_TOWN = rf"{_POSTCODE_VALUE}[ \t]+(?!{_COUNTED_WORD}){_TOWN}"
 _TOWN_TAIL = regex.compile(
-    rf",[ \t]*{_NOT_TOWN}(?:{_POSTCODE_VALUE}[ \t]+{_TOWN}|{_TOWN}{_STATE}?(?:,?[ \t]+{_POSTCODE_VALUE})?)"
-    rf"|[ \t]*\n[ \t]*{_NOT_TOWN}(?:{_POSTCODE_VALUE}[ \t]+{_TOWN}|{_TOWN}{_STATE}?,?[ \t]+{_POSTCODE_VALUE})"
+    rf",[ \t]*{_NOT_TOWN}(?:{_POSTCODE_TOWN}|{_TOWN}{_STATE}?(?:,?[ \t]+{_POSTCODE_VALUE})?)"
+    rf"|[ \t]*\n[ \t]*{_NOT_TOWN}(?:{_POSTCODE_TOWN}|{_TOWN}{_STATE}?,?[ \t]+{_POSTCODE_VALUE})"
     r"(?=[ \t]*(?:[\n,.;]|$))")
 
 

@@ -394,3 +394,15 @@ def test_role_account_and_chat_words_under_a_sign_off_are_no_names(detector):
     assert masked(detector, texts) == [
         "Best,\nsysadmin", "Cheers,\nnoreply", "Thanks,\nlgtm", "Regards,\nwebmaster", "Regards,\n<PERSON>",
         "thanks <PERSON> lgtm!", "thanks <PERSON> ptal", "regards <PERSON>"]
+
+
+def test_a_year_and_a_word_after_a_street_are_no_town(detector):
+    """"2023 Edition" after a street line was taken as a postcode and a town, so the address swallowed it; a real
+    postcode and town there still go."""
+    texts = ["Ship to 12 Baker Street, 2023 Edition of the catalogue.",
+             "Ship to 12 Baker Street, 1999 Series catalogue attached.",
+             "Please send it to Hauptstraße 5, 8010 Graz\nThanks!"]
+    assert masked(detector, texts) == [
+        "Ship to <STREET_ADDRESS>, 2023 Edition of the catalogue.",
+        "Ship to <STREET_ADDRESS>, 1999 Series catalogue attached.",
+        "Please send it to <STREET_ADDRESS>\nThanks!"]
