@@ -240,12 +240,13 @@ class ContextNameRecognizer(EntityRecognizer):
         return results
 
     def lone_names(self, text: str) -> list[tuple[RecognizerResult, str]]:
-        """``LONE_NAME``, each with how it was found ("relation", "possessive", "addressed": the caller drops a
-        relation's or a possessive's name where spaCy reads a place, "moved to Florence", "Austin's parks"): a given
-        name that is no adjective, verb or adverb ("belongs to Bianca", "approved by Arthur", "Bianca's car"), a
-        family name that is no English word, both parts of a double-barrelled name listed; addressed, also a word no
-        dictionary holds before "!" or "?" ("fantastic, Suhade!"). Never a product, a support word, a country or a
-        state."""
+        """``LONE_NAME``'s names, each with how it was found ("relation", "possessive" or "addressed": the caller
+        drops those spaCy labels a place, a firm or a product, see ``PiiDetector._lone_name_vetoes``). A name is a
+        listed given name, a listed family name that is no English word, or a double-barrelled name with every part
+        listed; addressed, also a word of four letters or more that no dictionary holds, before "!" or "?"
+        ("fantastic, Suhade!"). Never a role or opener, a support or product word, an adjective, verb or adverb that
+        no locale gives as a name, a country or a state; never a possessive that opens a sentence ("Austin's parks
+        are") or names a shop ("at Macy's")."""
         lex = self.lexicon
         results: list[tuple[RecognizerResult, str]] = []
         if lex is None:
@@ -362,7 +363,7 @@ STREET_WORDS = (
     "via|viale|piazza|piazzale|corso|vicolo|largo|strada|contrada|borgo|lungomare|rotonda|"
     "rua|travessa|esplanada|rodovia|praça|estrada|ladeira|viela|"
     "ul|ulica|aleja|"
-    "rua|straße|strasse|str|weg|gasse|platz|allee|damm|ring|"
+    "straße|strasse|str|weg|gasse|platz|allee|damm|ring|"
     "ufer|chaussee|straat|laan|singel|gracht|plein|kade|dijk|steeg|hof|pad"
 )
 # The other US Postal Service street suffixes ("Johnson Glens", "Figueroa Pine", "Strickland Mission"): most are
@@ -451,7 +452,7 @@ STREET_LINE_PATTERNS: tuple[tuple[str, float], ...] = (
      0.8),
     # A clause that is nothing but a street line: "Send it to Ann Lee, 91 Rhonda Walkway." / "Studio 6\nGill Walk"
     # (a bare number needs two capitalised words after it: ", 3 Bedrooms," is a list item)
-    (rf"(?:(?<=[,:;][ \t]*)|(?<=\n)|^)[ \t]*(?P<a>(?:{_UNIT}[ \t,]*\n?[ \t]*(?:{_HOUSE_THEN})?"
+    (rf"(?:(?<=[,:;])|(?<=\n)|^)[ \t]*(?P<a>(?:{_UNIT}[ \t,]*\n?[ \t]*(?:{_HOUSE_THEN})?"
      rf"(?:{_CAPWORD}[ \t]+){{0,2}}|{_HOUSE_THEN}(?:{_CAPWORD}[ \t]+){{1,2}}){_CAPWORD}"
      rf"(?:,?[ \t]+{_UNIT})?)(?=[ \t]*(?:[.,;!?\n]|$))", 0.65),
     # After an address cue: 150 Anthony Plains (any capitalised street name)
