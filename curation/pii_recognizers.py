@@ -457,11 +457,11 @@ STREET_LINE_PATTERNS: tuple[tuple[str, float], ...] = (
      rf"(?:,?[ \t]+{_UNIT})?)(?=[ \t]*(?:[.,;!?\n]|$))", 0.65),
     # After an address cue: 150 Anthony Plains (any capitalised street name)
     (rf"\b{_ADDRESS_CONTEXT}:?[ \t]+(?P<a>{_STREET_LEAD}(?:{_CAPWORD}[ \t]+){{0,3}}{_CAPWORD})(?!\w)", 0.7),
-    # A postcode named by its cue: "ZIP: S74 9NW", "postcode: SW1A 1AA", "zip code 90210", "CEP 01310-100"; a bare
-    # "zip" is also a verb ("zip 1000 files"), so it counts only before ":", "#" or "is"
+    # A postcode named by its cue: "ZIP S74 9NW", "postcode: SW1A 1AA", "zip code 90210", "CEP 01310-100"; a bare
+    # "zip" is also a verb ("zip 1000 files"), so before a plain number it counts only with ":", "#" or "is"
     (rf"\b(?:(?i:zip(?:[ \t-]?code|\+4)|post(?:al)?[ \t-]?code|postcode|plz|cep|code postal|código postal|"
-     rf"codice postale)[ \t]*(?:(?i:is)[ \t]+|[:#][ \t]*)?|(?i:zip)[ \t]*(?:(?i:is)[ \t]+|[:#][ \t]*))"
-     rf"(?P<a>{_POSTCODE_VALUE})", 0.7),
+     rf"codice postale)[ \t]*(?:(?i:is)[ \t]+|[:#][ \t]*)?|(?i:zip)[ \t]*(?:(?i:is)[ \t]+|[:#][ \t]*)"
+     rf"|(?i:zip)[ \t]+(?!\d+(?![\p{{L}}\d\-])))(?P<a>{_POSTCODE_VALUE})", 0.7),
     # After a bare "at" / "to": two capitalised words, or one that ends the clause ("to 3 Team members" is not)
     (rf"\b(?i:at|to)[ \t]+(?P<a>{_STREET_LEAD}(?:(?:{_CAPWORD}[ \t]+){{1,3}}{_CAPWORD}(?!\w)|{_CAPWORD}"
      rf"(?=[ \t]*(?:[.,;!?\n]|$))))", 0.7),

@@ -360,11 +360,12 @@ def test_a_long_text_of_repeated_nicknamed_names_gives_the_spans_of_its_pieces(d
 def test_zip_as_a_verb_is_no_postcode_cue(detector):
     """"zip" before a number read as a postcode cue, so the number of files went out as an address."""
     texts = ["I need to zip 1000 files into one archive.", "Can I zip 20000 photos at once?",
-             "My zip is 94107.", "ZIP: 10115", "zip-code 60614 please", "ZIP+4 12345-6789 is on the label."]
+             "My zip is 94107.", "ZIP: 10115", "zip-code 60614 please", "ZIP+4 12345-6789 is on the label.",
+             "We sent it to ZIP S74 9NW."]
     assert masked(detector, texts) == [
         "I need to zip 1000 files into one archive.", "Can I zip 20000 photos at once?",
         "My zip is <STREET_ADDRESS>.", "ZIP: <STREET_ADDRESS>", "zip-code <STREET_ADDRESS> please",
-        "ZIP+4 <STREET_ADDRESS> is on the label."]
+        "ZIP+4 <STREET_ADDRESS> is on the label.", "We sent it to ZIP <STREET_ADDRESS>."]
 
 
 def test_brands_addressed_at_a_clauses_end_are_no_names(detector):
