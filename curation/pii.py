@@ -180,7 +180,7 @@ class PiiDetector:
                     results += recognizer.analyze(text, list(recognizer.supported_entities))
             found += [Found(r.entity_type, r.start, r.end, r.score) for r in results
                       if r.score >= self.thresholds.get(r.entity_type, 0.5)]
-            found = [f for f in _strip(text, self._allowed(text, found)) if not _names_a_result(text, f)]
+            found = [f for f in _strip(text, self._allowed(text, found)) if not _names_a_result(text, f, self.lexicon)]
             found = merge(_with_name_suffix(text, found))
             found = merge(_join_nicknames(text, found, self.lexicon))
             out.append([Found(f.entity, *norm.span(f.start, f.end), f.score) for f in found])
@@ -332,18 +332,21 @@ def _with_name_suffix(text: str, found: list[Found]) -> list[Found]:
     return out
 
 
-# A result named after a person: "Newton's second law", "Dijkstra's algorithm", "Fermat's last theorem".
+# A result named after a person: "Newton's second law", "Dijkstra's algorithm", "Fermat's last theorem". A person has a
+# number, a test or a method too ("What's Sarah's number?"): after those words a listed given name stays a person.
 _EPONYM_AFTER = regex.compile(
     r"['’]s?[ \t]+(?:(?i:first|second|third|fourth|fifth|zeroth|last|little|great|famous)[ \t]+)?"
-    r"(?i:laws?|theorems?|algorithms?|principles?|constants?|equations?|formulas?|formulae|triangles?|numbers?|"
-    r"methods?|rules?|razor|paradox(?:es)?|conjectures?|lemmas?|disease|syndrome|comet|tests?|distributions?|"
-    r"effects?|inequalit(?:y|ies)|identit(?:y|ies)|series|transforms?)(?![\p{L}\d])")
+    r"(?i:laws?|theorems?|algorithms?|principles?|constants?|equations?|triangles?|razor|paradox(?:es)?|"
+    r"conjectures?|lemmas?|comet|inequalit(?:y|ies)|transforms?"
+    r"|(?P<personal>numbers?|tests?|methods?|rules?|formulas?|formulae|disease|syndrome|distributions?|effects?|"
+    r"identit(?:y|ies)|series))(?![\p{L}\d])")
 
 
-def _names_a_result(text: str, found: Found) -> bool:
+def _names_a_result(text: str, found: Found, lexicon: NameLexicon) -> bool:
     """A one-word name in the possessive before "law", "algorithm", "triangle" names a result, not a person."""
-    return found.entity == "PERSON" and " " not in text[found.start:found.end] \
-        and _EPONYM_AFTER.match(text, found.end) is not None
+    word = text[found.start:found.end]
+    result = _EPONYM_AFTER.match(text, found.end) if found.entity == "PERSON" and " " not in word else None
+    return result is not None and (result.group("personal") is None or word not in lexicon.given)
 
 
 # A nickname in quotes or brackets between two parts of a name: Willie Mae "Big Mama" Thornton, James (Leo) Nichols.

@@ -380,11 +380,11 @@ def test_laws_and_algorithms_named_after_people_are_kept(detector):
     """A family name in the possessive before "law", "algorithm", "triangle" names a result, not a person."""
     texts = ["Explain Newton's second law in simple words.", "Use Dijkstra's algorithm on this graph.",
              "Please draw Pascal's triangle up to row 6.", "How does Fermat's last theorem work?",
-             "I borrowed Bianca's laptop yesterday."]
+             "Use Euler's method here.", "I borrowed Bianca's laptop yesterday.", "Can you send me Kevin's number?"]
     assert masked(detector, texts) == [
         "Explain Newton's second law in simple words.", "Use Dijkstra's algorithm on this graph.",
         "Please draw Pascal's triangle up to row 6.", "How does Fermat's last theorem work?",
-        "I borrowed <PERSON>'s laptop yesterday."]
+        "Use Euler's method here.", "I borrowed <PERSON>'s laptop yesterday.", "Can you send me <PERSON>'s number?"]
 
 
 def test_role_account_and_chat_words_under_a_sign_off_are_no_names(detector):
