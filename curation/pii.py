@@ -129,6 +129,7 @@ _SEGMENT = regex.compile(r"(?:[^\n.!?。！？]|(?<![\p{L}\d]\p{L}{2}|[\p{L}\d]{
 
 _NOT_PERSONS = frozenset(("ORG", "GPE", "LOC", "NORP", "FAC", "PRODUCT", "EVENT", "WORK_OF_ART", "LANGUAGE"))
 _PLACES = frozenset(("GPE", "LOC", "NORP", "FAC"))
+_FIRMS = frozenset(("ORG", "PRODUCT"))
 
 
 class PiiDetector:
@@ -179,8 +180,9 @@ class PiiDetector:
                     results += recognizer.analyze(text, list(recognizer.supported_entities))
             found += [Found(r.entity_type, r.start, r.end, r.score) for r in results
                       if r.score >= self.thresholds.get(r.entity_type, 0.5)]
-            found = merge(_join_nicknames(text, merge(_with_name_suffix(text, _strip(text, self._allowed(text, found)))),
-                                          self.lexicon))
+            found = [f for f in _strip(text, self._allowed(text, found)) if not _names_a_result(text, f, self.lexicon)]
+            found = merge(_with_name_suffix(text, found))
+            found = merge(_join_nicknames(text, found, self.lexicon))
             out.append([Found(f.entity, *norm.span(f.start, f.end), f.score) for f in found])
         return out
 
@@ -195,14 +197,22 @@ class PiiDetector:
             cues += [(r.start, r.end, r.score) for r in self.cue_names.subjects(text)
                      if not any(s < r.end and r.start < e for s, e in things)]
             for r, kind in self.cue_names.lone_names(text):
-                # A possessive family name spaCy calls an organisation is a firm's ("Kowalski's" may be a shop).
-                vetoes = () if kind == "addressed" else _PLACES | {"ORG"} if kind == "possessive" \
-                    and text[r.start:r.end] not in self.lexicon.given else _PLACES
+                vetoes = self._lone_name_vetoes(text[r.start:r.end], kind)
                 if not any(s < r.end and r.start < e for s, e, label in entities if label in vetoes):
                     cues.append((r.start, r.end, r.score))
             listed = [(r.start, r.end, r.score) for r in self.gazetteer_names.analyze(text, ["PERSON"])]
             out.append(Evidence(entities, ran, kept, cues, listed))
         return out
+
+    def _lone_name_vetoes(self, word: str, kind: str) -> frozenset[str]:
+        """spaCy's labels that overrule a lone name found by ``lone_names``, by how it was found."""
+        if kind == "addressed":
+            # "Seriously, Comcast?": a firm or a product is addressed too; a group label only overrules a word no
+            # name list holds ("Come on, Verizon!"; "Thanks, Christian!" stays a name).
+            return _FIRMS if self.lexicon.is_name(word) else _FIRMS | {"NORP"}
+        if kind == "possessive" and word not in self.lexicon.given:
+            return _PLACES | {"ORG"}  # a family name spaCy calls an organisation is a firm's ("Kowalski's")
+        return _PLACES
 
     def _spacy(self, texts: list[str]) -> list[tuple[list[tuple[int, int, str]], list[tuple[int, int]],
                                                      list[tuple[int, int]]]]:
@@ -322,6 +332,23 @@ def _with_name_suffix(text: str, found: list[Found]) -> list[Found]:
     return out
 
 
+# A result named after a person: "Newton's second law", "Dijkstra's algorithm", "Fermat's last theorem". A person has a
+# number, a test or a method too ("What's Sarah's number?"): after those words a listed given name stays a person.
+_EPONYM_AFTER = regex.compile(
+    r"['’]s?[ \t]+(?:(?i:first|second|third|fourth|fifth|zeroth|last|little|great|famous)[ \t]+)?"
+    r"(?i:laws?|theorems?|algorithms?|principles?|constants?|equations?|triangles?|razor|paradox(?:es)?|"
+    r"conjectures?|lemmas?|comet|inequalit(?:y|ies)|transforms?"
+    r"|(?P<personal>numbers?|tests?|methods?|rules?|formulas?|formulae|disease|syndrome|distributions?|effects?|"
+    r"identit(?:y|ies)|series))(?![\p{L}\d])")
+
+
+def _names_a_result(text: str, found: Found, lexicon: NameLexicon) -> bool:
+    """A one-word name in the possessive before "law", "algorithm", "triangle" names a result, not a person."""
+    word = text[found.start:found.end]
+    result = _EPONYM_AFTER.match(text, found.end) if found.entity == "PERSON" and " " not in word else None
+    return result is not None and (result.group("personal") is None or word not in lexicon.given)
+
+
 # A nickname in quotes or brackets between two parts of a name: Willie Mae "Big Mama" Thornton, James (Leo) Nichols.
 _QUOTED_NICKNAME = r"(?:\"[ \t]*(?P<q>[^\"\n]{1,30}?)[ \t]*\"|“(?P<q>[^”\n]{1,30})”|\((?P<q>[^)\n]{1,30})\))"
 _NICKNAME = regex.compile(rf"[ \t]*{_QUOTED_NICKNAME}[ \t]*")
@@ -356,7 +383,9 @@ def _join_nicknames(text: str, found: list[Found], lexicon: NameLexicon) -> list
         out.append(f)
     joined: list[Found] = []
     for f in out:  # a listed given name right before "nickname" + name
-        given = _GIVEN_BEFORE.search(text, 0, f.start) if f.entity == "PERSON" else None
+        # Only the few characters a given name and a nickname can fill: from the text's start it was quadratic.
+        given = _GIVEN_BEFORE.search(text, max(0, f.start - _GIVEN_BEFORE_REACH), f.start) \
+            if f.entity == "PERSON" else None
         if given and given.end() == f.start and given.group("g") in lexicon.given \
                 and _NICKNAME_WORDS.fullmatch(given.group("q")) and not (joined and joined[-1].end > given.start()):
             f = Found("PERSON", given.start(), f.end, f.score)
@@ -365,6 +394,7 @@ def _join_nicknames(text: str, found: list[Found], lexicon: NameLexicon) -> list
 
 
 _NAME_WORD = regex.compile(r"\p{Lu}\p{Ll}+(?:-\p{Lu}\p{Ll}+)?(?![\p{L}\d])")
+_GIVEN_BEFORE_REACH = 80  # a given name, the longest nickname (30 characters), its quotes and spaces
 _GIVEN_BEFORE = regex.compile(rf"(?<![\p{{L}}\d])(?P<g>\p{{Lu}}\p{{Ll}}+)[ \t]*{_QUOTED_NICKNAME}[ \t]*$")
 
 

@@ -240,12 +240,13 @@ class ContextNameRecognizer(EntityRecognizer):
         return results
 
     def lone_names(self, text: str) -> list[tuple[RecognizerResult, str]]:
-        """``LONE_NAME``, each with how it was found ("relation", "possessive", "addressed": the caller drops a
-        relation's or a possessive's name where spaCy reads a place, "moved to Florence", "Austin's parks"): a given
-        name that is no adjective, verb or adverb ("belongs to Bianca", "approved by Arthur", "Bianca's car"), a
-        family name that is no English word, both parts of a double-barrelled name listed; addressed, also a word no
-        dictionary holds before "!" or "?" ("fantastic, Suhade!"). Never a product, a support word, a country or a
-        state."""
+        """``LONE_NAME``'s names, each with how it was found ("relation", "possessive" or "addressed": the caller
+        drops those spaCy labels a place, a firm or a product, see ``PiiDetector._lone_name_vetoes``). A name is a
+        listed given name, a listed family name that is no English word, or a double-barrelled name with every part
+        listed; addressed, also a word of four letters or more that no dictionary holds, before "!" or "?"
+        ("fantastic, Suhade!"). Never a role or opener, a support or product word, an adjective, verb or adverb that
+        no locale gives as a name, a country or a state; never a possessive that opens a sentence ("Austin's parks
+        are") or names a shop ("at Macy's")."""
         lex = self.lexicon
         results: list[tuple[RecognizerResult, str]] = []
         if lex is None:
@@ -300,12 +301,16 @@ class ContextNameRecognizer(EntityRecognizer):
         def given_name(word: str) -> bool:  # "rolf-peter" too
             return all(part.capitalize() in lex.given for part in word.split("-") if part)
 
+        def unlisted_name(word: str, min_len: int) -> bool:  # "krithika", "rooij"; not "sysadmin", "lgtm"
+            return len(word) >= min_len and not lex.is_word(word) and word not in ROLE_AND_CHAT_WORDS \
+                and _HAS_VOWEL.search(word) is not None
+
         def name_part(word: str) -> bool:
             low = word.casefold()
-            if low in STOP_WORDS or low in NEVER_A_NAME or low in PRODUCT_WORDS:
+            if low in STOP_WORDS or low in NEVER_A_NAME or low in PRODUCT_WORDS or low in ROLE_AND_CHAT_WORDS:
                 return False
             cap = word.capitalize()
-            return cap in lex.family or cap in lex.given or len(word) >= 4 and not lex.is_word(word)
+            return cap in lex.family or cap in lex.given or unlisted_name(word, 4)
 
         results = []
         for m in LOWER_CASE_NAME.finditer(text, overlapped=True):
@@ -316,7 +321,7 @@ class ContextNameRecognizer(EntityRecognizer):
             unknown_ok = m.group("intro") is not None or m.group("signoff") is not None and family is None \
                 and "\n" in text[m.end("signoff"):m.start("n")] and len(given) >= 4 \
                 and _LINE_END.match(text, m.end("n")) is not None
-            if not (given_name(given) or unknown_ok and len(given) >= 3 and not lex.is_word(given)) \
+            if not (given_name(given) or unknown_ok and unlisted_name(given, 3)) \
                     or not word_ok(given, strong, given):
                 continue
             end = m.end("n")
@@ -325,7 +330,7 @@ class ContextNameRecognizer(EntityRecognizer):
                 end = rest.end()
             # A family name is judged capitalised: "brown" is an adjective, "Brown" also a given name.
             elif family is not None and word_ok(family, strong, family.capitalize()) and (
-                    family.capitalize() in lex.family or unknown_ok and len(family) >= 4 and not lex.is_word(family)):
+                    family.capitalize() in lex.family or unknown_ok and unlisted_name(family, 4)):
                 end = m.end("f")
             results.append(RecognizerResult("PERSON", m.start("n"), end, 0.7))
         return results
@@ -336,6 +341,14 @@ class ContextNameRecognizer(EntityRecognizer):
 _LOWER_NAME_REST = regex.compile(rf"(?:[ \t]+(?:{_PARTICLE}[ \t]+)*\p{{Ll}}[\p{{Ll}}'’\-]+){{1,3}}"
                                  r"(?=[ \t]*(?:[,.!?;:)\n]|$|(?:and|here|speaking|again|from|at)\b))")
 _LINE_END = regex.compile(r"[ \t]*[.!]?[ \t]*(?:\n|$)")
+# A name has a vowel ("lgtm", "thx", "ptal" have none; "brynn", "krzysztof" have "y"); a non-Latin-ASCII letter may be one.
+_HAS_VOWEL = regex.compile(r"[aeiouy]|[^\x00-\x7f]", regex.IGNORECASE)
+# Roles, shared accounts and chat shorthand typed under a sign-off or after a name: no English word, no name either.
+ROLE_AND_CHAT_WORDS = frozenset(
+    "admin admins sysadmin sysadmins webmaster postmaster hostmaster noreply no-reply donotreply do-not-reply "
+    "devops sre ops support helpdesk servicedesk team staff crew everyone everybody folks guys mods moderators "
+    "bot lgtm ptal tia thx tnx ty np afaik imo imho fyi btw brb lol lmao omg asap tbh idk nvm wfh ooo eod eow "
+    "ack nack wip".split())
 
 
 # --- street addresses -----------------------------------------------------------------------------
@@ -350,7 +363,7 @@ STREET_WORDS = (
     "via|viale|piazza|piazzale|corso|vicolo|largo|strada|contrada|borgo|lungomare|rotonda|"
     "rua|travessa|esplanada|rodovia|praça|estrada|ladeira|viela|"
     "ul|ulica|aleja|"
-    "rua|straße|strasse|str|weg|gasse|platz|allee|damm|ring|"
+    "straße|strasse|str|weg|gasse|platz|allee|damm|ring|"
     "ufer|chaussee|straat|laan|singel|gracht|plein|kade|dijk|steeg|hof|pad"
 )
 # The other US Postal Service street suffixes ("Johnson Glens", "Figueroa Pine", "Strickland Mission"): most are
@@ -394,6 +407,12 @@ QUANTITY_UNITS = (
     "steps?|clicks?|screens?|tabs?|versions?|releases?|updates?|backups?|snapshots?|copies|"
     "km|cm|mm|miles?|ft|feet|inch(?:es)?|kg|lbs?|oz|ml|kw|kwh|mah|cores?|threads?"
 )
+# A capitalised word that a year or a count names ("2023 Edition", "1999 Series", "14 Pro"): the number before it is
+# no house number or postcode.
+_COUNTED_WORD = (r"(?:Edition|Editions|Series|Model|Models|Version|Versions|Update|Updates|Release|Releases|Season|"
+                 r"Seasons|Volume|Issue|Chapter|Part|Catalog|Catalogue|Collection|Report|Review|Budget|Census|Election|"
+                 r"Olympics|World|Cup|Tour|Annual|Conference|Awards?|Games|Festival|Anniversary|Roadmap|Plan|"
+                 r"Pro|Plus|Max|Mini|Ultra|Deluxe|Limited|Special|Spring|Summer|Autumn|Fall|Winter)(?![\p{L}\d])")
 # Single letters (N, S, E, W: "200 W 34th St") stay possible after a house number.
 _QUANTITY = rf"(?:(?i:{QUANTITY_UNITS})(?![\p{{L}}\d])|%)"
 _UNIT_WORD = r"apt\.?|apartment|suite|ste\.?|unit|flat|studio|level|floor|fl\.?|room|#|puerta|piso|appartamento|piano|interno|bus|app\.?"
@@ -423,7 +442,7 @@ STREET_LINE_PATTERNS: tuple[tuple[str, float], ...] = (
     # Hauptstraße 12 / Jentesingel 391 / Baker Street 5: a capitalised compound or a name then the street word
     # (a sentence's first word is not part of it: "Is Nygränd 4 in your zone?")
     (rf"(?<![\w])(?!{_OPENER})(?P<a>(?:(?:{_CAPWORD}[ \t]+){{1,3}}(?i:{STREET_WORDS})\.?|(?:{_CAPWORD}[ \t]+){{0,2}}"
-     rf"\p{{Lu}}[\p{{L}}\-]+(?i:{COMPOUND_STREET_WORDS})\.?),?[ \t]+{_HOUSE}"
+     rf"\p{{Lu}}[\p{{L}}\-]+(?i:{COMPOUND_STREET_WORDS})\.?),?[ \t]+{_HOUSE}(?![ \t]+{_COUNTED_WORD})"
      rf"(?:,?[ \t]+{_UNIT})?)(?!\w)", 0.8),
     # Via Roma, 5 / Rambla Jose Luis Cifuentes 22
     (rf"(?<![\w])(?P<a>(?i:{STREET_WORDS})\.?[ \t]+(?:(?:{_CAPWORD}|{_PARTICLE}|d'|de la)[ \t]+){{0,4}}"
@@ -433,14 +452,16 @@ STREET_LINE_PATTERNS: tuple[tuple[str, float], ...] = (
      0.8),
     # A clause that is nothing but a street line: "Send it to Ann Lee, 91 Rhonda Walkway." / "Studio 6\nGill Walk"
     # (a bare number needs two capitalised words after it: ", 3 Bedrooms," is a list item)
-    (rf"(?:(?<=[,:;][ \t]*)|(?<=\n)|^)[ \t]*(?P<a>(?:{_UNIT}[ \t,]*\n?[ \t]*(?:{_HOUSE_THEN})?"
+    (rf"(?:(?<=[,:;])|(?<=\n)|^)[ \t]*(?P<a>(?:{_UNIT}[ \t,]*\n?[ \t]*(?:{_HOUSE_THEN})?"
      rf"(?:{_CAPWORD}[ \t]+){{0,2}}|{_HOUSE_THEN}(?:{_CAPWORD}[ \t]+){{1,2}}){_CAPWORD}"
      rf"(?:,?[ \t]+{_UNIT})?)(?=[ \t]*(?:[.,;!?\n]|$))", 0.65),
     # After an address cue: 150 Anthony Plains (any capitalised street name)
     (rf"\b{_ADDRESS_CONTEXT}:?[ \t]+(?P<a>{_STREET_LEAD}(?:{_CAPWORD}[ \t]+){{0,3}}{_CAPWORD})(?!\w)", 0.7),
-    # A postcode named by its cue: "ZIP S74 9NW", "postcode: SW1A 1AA", "zip code 90210", "CEP 01310-100"
-    (rf"\b(?i:zip(?:[ \t-]?code)?|post(?:al)?[ \t-]?code|postcode|plz|cep|code postal|código postal|codice postale)"
-     rf"[ \t]*(?:(?i:is)[ \t]+|[:#][ \t]*)?(?P<a>{_POSTCODE_VALUE})", 0.7),
+    # A postcode named by its cue: "ZIP S74 9NW", "postcode: SW1A 1AA", "zip code 90210", "CEP 01310-100"; a bare
+    # "zip" is also a verb ("zip 1000 files"), so before a plain number it counts only with ":", "#" or "is"
+    (rf"\b(?:(?i:zip(?:[ \t-]?code|\+4)|post(?:al)?[ \t-]?code|postcode|plz|cep|code postal|código postal|"
+     rf"codice postale)[ \t]*(?:(?i:is)[ \t]+|[:#][ \t]*)?|(?i:zip)[ \t]*(?:(?i:is)[ \t]+|[:#][ \t]*)"
+     rf"|(?i:zip)[ \t]+(?!\d+(?![\p{{L}}\d\-])))(?P<a>{_POSTCODE_VALUE})", 0.7),
     # After a bare "at" / "to": two capitalised words, or one that ends the clause ("to 3 Team members" is not)
     (rf"\b(?i:at|to)[ \t]+(?P<a>{_STREET_LEAD}(?:(?:{_CAPWORD}[ \t]+){{1,3}}{_CAPWORD}(?!\w)|{_CAPWORD}"
      rf"(?=[ \t]*(?:[.,;!?\n]|$))))", 0.7),
@@ -494,9 +515,11 @@ _NOT_TOWN = r"(?!(?:Thanks|Thank|Please|Regards|Best|Cheers|And|But|So|Then|Also
 _TOWN = (r"\p{Lu}[\p{Ll}'’.\-]+(?:[ \t]+(?:(?:im|am|an|der|de|da|do|dos|das|di|del|la|le|sur|upon|on)[ \t]+)?"
          r"\p{Lu}[\p{Ll}'’.\-]+){0,2}(?![\p{L}\d])")
 _STATE = r"(?:,?[ \t]+[A-Z]{2,3}\b)"
+# "4405 Sankt Johann im Pongau"; "2023 Edition" is a year, not a postcode and a town.
+_POSTCODE_TOWN = rf"{_POSTCODE_VALUE}[ \t]+(?!{_COUNTED_WORD}){_TOWN}"
 _TOWN_TAIL = regex.compile(
-    rf",[ \t]*{_NOT_TOWN}(?:{_POSTCODE_VALUE}[ \t]+{_TOWN}|{_TOWN}{_STATE}?(?:,?[ \t]+{_POSTCODE_VALUE})?)"
-    rf"|[ \t]*\n[ \t]*{_NOT_TOWN}(?:{_POSTCODE_VALUE}[ \t]+{_TOWN}|{_TOWN}{_STATE}?,?[ \t]+{_POSTCODE_VALUE})"
+    rf",[ \t]*{_NOT_TOWN}(?:{_POSTCODE_TOWN}|{_TOWN}{_STATE}?(?:,?[ \t]+{_POSTCODE_VALUE})?)"
+    rf"|[ \t]*\n[ \t]*{_NOT_TOWN}(?:{_POSTCODE_TOWN}|{_TOWN}{_STATE}?,?[ \t]+{_POSTCODE_VALUE})"
     r"(?=[ \t]*(?:[\n,.;]|$))")
 
 
