@@ -168,8 +168,7 @@ class PiiDetector:
         norms = [normalise_with_offsets(t) for t in texts]
         evidence = self.evidence([n.text for n in norms])
         chinese = [i for i, n in enumerate(norms) if has_cjk(n.text)]
-        wide = [norms[i].with_wide_punctuation(texts[i]) for i in chinese]
-        tagged = dict(zip(chinese, self.chinese_tagger.analyze_batch(wide), strict=True))
+        tagged = dict(zip(chinese, self.chinese_tagger.analyze_batch([norms[i].text for i in chinese]), strict=True))
         out = []
         for i, (norm, ev) in enumerate(zip(norms, evidence, strict=True)):
             text = norm.text

@@ -72,20 +72,6 @@ class Normalised:
             return self.origin[start], self.origin[start]
         return self.origin[start], self.origin[end - 1] + 1
 
-    def with_wide_punctuation(self, original: str) -> str:
-        """``text`` with each full-width punctuation mark that NFKC made ASCII put back, one for one (the offsets
-        stay those of ``text``): the Chinese models learnt from text as people write it ("，", "：", "？"), and
-        read "张伟," at a clause's start otherwise than "张伟，"."""
-        if isinstance(self.origin, _Identity):
-            return self.text
-        chars = list(self.text)
-        for i, ch in enumerate(chars):
-            source = original[self.origin[i]]
-            one_for_one = self.origin[i + 1] != self.origin[i] and (i == 0 or self.origin[i - 1] != self.origin[i])
-            if source != ch and ch.isascii() and one_for_one and unicodedata.category(source).startswith("P"):
-                chars[i] = source
-        return "".join(chars)
-
 
 class _Identity(Sequence[int]):
     """The offset map of a text NFKC leaves as it is, without a list per character."""

@@ -201,25 +201,3 @@ def test_everyday_chinese_words_are_not_names(detector, text):
 def test_chinese_names_next_to_words_are_still_replaced(detector, text, name):
     [out] = scrub_texts(detector, [text])
     assert name not in out and out != text, out
-
-
-@pytest.mark.parametrize(("text", "name", "kept"), [
-    ("我是黄倩，我懂你的意思了", "黄倩", "我是"),
-    ("这个问题我也说不清楚，找王桂兰", "王桂兰", "，找"),       # the verb before the name stays
-    ("明天的会议取消了，本人杨志强", "杨志强", "，本人"),
-])
-def test_chinese_names_are_read_with_the_punctuation_people_typed(detector, text, name, kept):
-    """The Chinese tagger learnt from "，" and "：" as written; it read NFKC's "," and took "找" / "本人" into the
-    name, or missed it."""
-    [out] = scrub_texts(detector, [text])
-    assert name not in out and kept in out, out
-
-
-def test_the_tagger_view_keeps_wide_punctuation_on_the_normalised_offsets():
-    from curation.text import normalise_with_offsets
-
-    text = "张伟，请问ＡＢＣ１２３怎么弄？（急）…"
-    norm = normalise_with_offsets(text)
-    view = norm.with_wide_punctuation(text)
-    assert view == "张伟，请问ABC123怎么弄？（急）..."   # letters and digits as NFKC makes them; "…" expands
-    assert len(view) == len(norm.text)
