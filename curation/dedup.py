@@ -14,7 +14,7 @@ Why it looks like this:
   near-duplicate of a candidate only by its character edits (optimal string alignment: Levenshtein with a
   swap of neighbours as one edit; at most ``length x edit_ratio`` rounded, at least one, and never when
   their numbers differ: "v2" is not "v3"); a longer one by Jaccard.
-* A Chinese question of 8 to 11 characters may be two edits from its near-duplicate (a dropped particle
+* A Chinese question of 8 to 12 characters may be two edits from its near-duplicate (a dropped particle
   and a mistyped character), though its ratio grants one: but not when the two edits replace one word
   (adjacent characters, at least one replaced): 怎么开通自动续费 and 怎么关闭自动续费 ask opposite things.
 * Signatures are datasketch's own ``affine32`` MinHash (same permutations, same pre-mix), computed for all
