@@ -83,9 +83,12 @@ PROVINCES = ("北京|天津|上海|重庆|河北|山西|辽宁|吉林|黑龙江|
 # so "我住在北京市…" starts at 北京.
 _PLACE_CHAR = r"[^\s\p{P}\p{S}\d的在住是到址寄送我你他她们从往去于请把给发收搬由向及或与和找了吗呢吧啊位]"
 _NUMBER = r"(?:[甲乙丙丁]?\d{1,5}(?:[\-之]\d{1,4})?|[A-Za-z]|[一二三四五六七八九十]{1,3})"
+# A province, city or village with a road word after it is the road's name (北京路, 惠州路, 光华村街), not a part
+# of its own: read as the place, the chain would stop there and leave the road, number and postcode behind.
 _COMPONENT = (
-    rf"(?:(?:{PROVINCES})(?:省|市|壮族自治区|回族自治区|维吾尔自治区|自治区|特别行政区)?"
-    rf"|{_PLACE_CHAR}{{1,7}}?(?:省|自治区|市|州|盟|地区|新区|开发区|区|县|旗|镇|乡|街道|社区|村)"
+    rf"(?:(?:{PROVINCES})(?:省|市|壮族自治区|回族自治区|维吾尔自治区|自治区|特别行政区|(?![路街]))"
+    rf"|{_PLACE_CHAR}{{1,7}}?(?:省|自治区|市|州(?![路街])|盟(?![路街])|地区|新区|开发区|区|县|旗|镇|乡|街道|社区"
+    rf"|村(?![路街]))"
     rf"|{_PLACE_CHAR}{{1,7}}?(?:大街|大道|路|街|巷|胡同|弄|道)(?:[东西南北中]段)?"
     rf"|{_NUMBER}(?:号院|号楼|号|座|栋|幢|单元|室|层|楼|户)"
     rf"|{_PLACE_CHAR}{{1,8}}?(?:小区|花园|公寓|大厦|家园|新村|新城|苑|园|中心|广场|大楼|饭店|酒店|宾馆|市场)"

@@ -165,6 +165,21 @@ def test_an_address_is_replaced_whole(detector):
     assert out[3].startswith("我的地址是") and out[3].endswith("，麻烦尽快。")
 
 
+@pytest.mark.parametrize(("text", "address"), [
+    ("寄到湖北省武汉市江汉区惠州路C座 430000就行", "湖北省武汉市江汉区惠州路C座 430000"),   # a road named after a 州 city
+    ("请送到广东省深圳市南山区兴安盟路8栋 518000。", "广东省深圳市南山区兴安盟路8栋 518000"),
+    ("帮我改成江苏省南京市鼓楼区天津街K座 210000", "江苏省南京市鼓楼区天津街K座 210000"),        # after a province
+    ("我住在辽宁省大连市沙河口区光华村街2号 116000，谢谢", "辽宁省大连市沙河口区光华村街2号 116000"),  # a village
+])
+def test_roads_named_after_places_keep_the_address_whole(detector, text, address):
+    """A road called after a city, province or village (惠州路, 天津街, 光华村街) is one part of the address: the
+    chain read it as the place and stopped there, so the postcode after it (or the province before) was left."""
+    [found] = detector.detect([text])
+    start = text.index(address)
+    assert any(f.entity == "STREET_ADDRESS" and f.start <= start and f.end == start + len(address) for f in found), \
+        [(f.entity, text[f.start:f.end]) for f in found]
+
+
 def test_ordinary_chinese_text_is_kept(detector):
     texts = ["请问这个月的账单什么时候出？", "北京市海淀区今天下雨了，出门记得带伞。", "我想改一下收货时间，明天下午可以吗？",
              "这条路很长，我们走了两个小时。", "王者荣耀的新版本什么时候更新？"]
