@@ -162,7 +162,7 @@ _PERSON_CARRIERS = ("my name is {v}", "I'm {v}", "this is {v}", "regards, {v}", 
 EN_CARRIERS = {
     "name": _PERSON_CARRIERS,
     "first name": _PERSON_CARRIERS,
-    "titled surname": ("dear {t} {v}", "ask {t} {v}", "{t} {v} said"),
+    "titled surname": ("dear {v}", "ask {v}", "{v} said"),  # the title goes before every surname
     "address": ("I live at {v}", "send it to {v}", "my address is {v}"),
     "phone": ("call me at {v}", "my number is {v}", "contact {v}"),
     "email": ("email me at {v}", "contact {v}", "send it to {v}"),
@@ -202,9 +202,9 @@ def en_planted(data: Path, split: str, n: int = 1200) -> list[Labelled]:
     for i in range(n):
         kind = EN_PLANT_KINDS[i % len(EN_PLANT_KINDS)]
         value = _plant_en_value(kind, fake["en_US" if kind == "ssn" else rng.choice(EN_PLANT_LOCALES)], rng)
-        carrier = "{t} {v}" if kind == "titled surname" and rng.random() < 0.33 else \
-            "{v}" if rng.random() < 0.33 else rng.choice(EN_CARRIERS[kind])
-        carrier = carrier.replace("{t}", rng.choice(("Mr", "Mr.", "Ms", "Mrs.", "Dr", "Dr.")))
+        carrier = "{v}" if rng.random() < 0.33 else rng.choice(EN_CARRIERS[kind])
+        if kind == "titled surname":
+            carrier = carrier.replace("{v}", rng.choice(("Mr", "Mr.", "Ms", "Mrs.", "Dr", "Dr.")) + " {v}")
         at, before, after, joiner = _clause_boundary(rng.choice(sentences), rng, _EN_STOPS, ", ")
         if at == 0:
             carrier = carrier[0].upper() + carrier[1:]
