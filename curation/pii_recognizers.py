@@ -529,8 +529,8 @@ _PROVINCE = r"(?:[ \t]+\([A-Z]{2}\)|[ \t]*/[ \t]*[A-Z]{2}(?![\p{L}\d]))"
 # "4405 Sankt Johann im Pongau", "56011, Gabella (PI)"; "2023 Edition" is a year, not a postcode and a town.
 _POSTCODE_TOWN = rf"{_POSTCODE_VALUE},?[ \t]+(?!{_COUNTED_WORD}){_TOWN}"
 _TOWN_TAIL = regex.compile(
-    rf"(?:,[ \t]*{_NOT_TOWN}(?:{_POSTCODE_TOWN}|{_TOWN}{_STATE}?(?:,?[ \t]+{_POSTCODE_VALUE})?)"
-    rf"|[ \t]*\n[ \t]*{_NOT_TOWN}(?:{_POSTCODE_TOWN}|{_TOWN}{_STATE}?,?[ \t]+{_POSTCODE_VALUE})){_PROVINCE}?"
+    rf",[ \t]*{_NOT_TOWN}(?:{_POSTCODE_TOWN}|{_TOWN}{_STATE}?(?:,?[ \t]+{_POSTCODE_VALUE})?){_PROVINCE}?"
+    rf"|[ \t]*\n[ \t]*{_NOT_TOWN}(?:{_POSTCODE_TOWN}|{_TOWN}{_STATE}?,?[ \t]+{_POSTCODE_VALUE}){_PROVINCE}?"
     r"(?=[ \t]*(?:[\n,.;]|$))")
 
 
