@@ -15,6 +15,7 @@ en: PII benchmark      ambientmeta, half by sha1(id) (even)    the other half (o
 en: CoNLL-2003 PER     train + dev (testa)                     test (testb)
 en: WNUT-17 person     train + dev                             test
 en: ordinary text      ShareGPT human turns, even sha1         odd sha1 + the en_instructions prompt sets
+en: planted values     the en ordinary sentences of dev        those of test (Faker values seeded apart)
 zh: CLUENER2020        train: name, street-level address       dev
 zh: Weibo NER          train + dev: PER.NAM                    test
 zh: MSRA / People's    MSRA val, People's Daily dev: PER       MSRA test, People's Daily test
@@ -28,7 +29,9 @@ Planted values: Chinese mobiles, 身份证 numbers (valid check digit), bank car
 never labelled in public sets, so generated values (Faker ``zh_CN`` and our own formats: separators, ``+86``,
 full-width digits) are planted into real public Chinese sentences at a clause boundary, half of them with a cue
 word before them and half with none, with no space next to the Chinese characters. The sentences are real; the
-values and the planting are ours.
+values and the planting are ours. ``en-planted`` does the same in English: Faker's names, addresses, phones,
+e-mails, IBANs, IPs, cards and SSNs of 12 locales after our carriers ("my name is", "send it to", or bare): a
+check of value formats written by others, not of held-out text.
 
 A labelled value *leaks* when any of its parts is left uncovered by the replaced spans: a Latin word or digit
 group of 2+ characters, or a single Han character. *Kept* is the share of the other characters (not inside any
