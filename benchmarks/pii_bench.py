@@ -15,6 +15,7 @@ en: PII benchmark      ambientmeta, half by sha1(id) (even)    the other half (o
 en: CoNLL-2003 PER     train + dev (testa)                     test (testb)
 en: WNUT-17 person     train + dev                             test
 en: ordinary text      ShareGPT human turns, even sha1         odd sha1 + the en_instructions prompt sets
+en: planted values     the en ordinary sentences of dev        those of test (Faker values seeded apart)
 zh: CLUENER2020        train: name, street-level address       dev
 zh: Weibo NER          train + dev: PER.NAM                    test
 zh: MSRA / People's    MSRA val, People's Daily dev: PER       MSRA test, People's Daily test
@@ -28,7 +29,9 @@ Planted values: Chinese mobiles, 身份证 numbers (valid check digit), bank car
 never labelled in public sets, so generated values (Faker ``zh_CN`` and our own formats: separators, ``+86``,
 full-width digits) are planted into real public Chinese sentences at a clause boundary, half of them with a cue
 word before them and half with none, with no space next to the Chinese characters. The sentences are real; the
-values and the planting are ours.
+values and the planting are ours. ``en-planted`` does the same in English: Faker's names, addresses, phones,
+e-mails, IBANs, IPs, cards and SSNs of 12 locales after our carriers ("my name is", "send it to", or bare): a
+check of value formats written by others, not of held-out text.
 
 A labelled value *leaks* when any of its parts is left uncovered by the replaced spans: a Latin word or digit
 group of 2+ characters, or a single Han character. *Kept* is the share of the other characters (not inside any
@@ -130,8 +133,8 @@ def wnut_persons(data: Path, split: str) -> list[Labelled]:
     return _ner_sentences([data / "wnut17" / n for n in names], {"person": "PERSON"})
 
 
-def en_ordinary(data: Path, split: str) -> list[Labelled]:
-    """Real prompts and user turns without labels: everything in them counts as other text."""
+def _en_texts(data: Path, split: str) -> list[str]:
+    """Real English prompts and user turns: ShareGPT human turns by sha1 half, plus on test the prompt sets."""
     texts = [t["value"] for row in _jsonl(data / "en_conversations" / "sharegpt_sample" / "sharegpt_sample.jsonl")
              for i, t in enumerate(row["conversations"])
              if t["from"] == "human" and _odd(f"{row['id']}:{i}") == (split == "test") and len(t["value"]) < 4000]
@@ -143,7 +146,80 @@ def en_ordinary(data: Path, split: str) -> list[Labelled]:
                   for r in _jsonl(base / "oasst_prompts" / n)]
         texts += [r["instruction"] for r in _jsonl(base / "self_instruct_user_oriented" /
                                                     "user_oriented_instructions.jsonl")]
-    return [Labelled(t) for t in texts if t.strip()]
+    return [t for t in texts if t.strip()]
+
+
+def en_ordinary(data: Path, split: str) -> list[Labelled]:
+    """Real prompts and user turns without labels: everything in them counts as other text."""
+    return [Labelled(t) for t in _en_texts(data, split)]
+
+
+# Generated values planted into real English sentences (``en_planted``): Faker's formats in many locales, each
+# after a short carrier a user would write, or bare after a comma or at a sentence start. ``{v}`` is the value.
+EN_PLANT_LOCALES = ("en_US", "en_GB", "en_CA", "en_AU", "en_IN", "de_DE", "fr_FR", "es_ES", "it_IT", "nl_NL",
+                    "pl_PL", "pt_BR")
+EN_PLANT_KINDS = ("name", "first name", "titled surname", "address", "address", "phone", "phone", "email",
+                  "iban", "ip", "card", "ssn")
+_PERSON_CARRIERS = ("my name is {v}", "I'm {v}", "this is {v}", "regards, {v}", "please forward this to {v}",
+                    "{v} asked me to write", "contact {v}")
+EN_CARRIERS = {
+    "name": _PERSON_CARRIERS,
+    "first name": _PERSON_CARRIERS,
+    "titled surname": ("dear {v}", "ask {v}", "{v} said"),  # the title goes before every surname
+    "address": ("I live at {v}", "send it to {v}", "my address is {v}"),
+    "phone": ("call me at {v}", "my number is {v}", "contact {v}"),
+    "email": ("email me at {v}", "contact {v}", "send it to {v}"),
+    "iban": ("my IBAN is {v}", "send it to {v}"),
+    "ip": ("my IP is {v}", "the server is at {v}"),
+    "card": ("my card number is {v}", "charge {v}"),
+    "ssn": ("my SSN is {v}",),
+}
+EN_PLANT_ENTITIES = {"name": "PERSON", "first name": "PERSON", "titled surname": "PERSON",
+                     "address": "STREET_ADDRESS", "phone": "PHONE_NUMBER", "email": "EMAIL_ADDRESS",
+                     "iban": "IBAN_CODE", "ip": "IP_ADDRESS", "card": "CREDIT_CARD", "ssn": "US_SSN"}
+_EN_STOPS = r"[,;:!?]|\.(?=\s)"
+
+
+def _plant_en_value(kind: str, fake, rng: random.Random) -> str:
+    """One value of ``kind`` in the format of ``fake``'s locale (a locale-bound Faker)."""
+    if kind == "name":
+        return f"{fake.first_name()} {fake.last_name()}"
+    if kind == "first name":
+        return fake.first_name()
+    if kind == "titled surname":
+        return fake.last_name()
+    if kind == "address":
+        address = fake.address()
+        return address.replace("\n", ", ") if rng.random() < 0.5 else address
+    return {"phone": fake.phone_number, "email": fake.email, "iban": fake.iban, "ip": fake.ipv4_public,
+            "card": fake.credit_card_number, "ssn": fake.ssn}[kind]()
+
+
+def en_planted(data: Path, split: str, n: int = 1200) -> list[Labelled]:
+    """Faker values of many locales planted at a clause boundary of real English prompts and user turns, after
+    a carrier (``EN_CARRIERS``) or bare (a third of them). The sentences are real, the values Faker's formats
+    (US SSNs from ``en_US``), the carriers ours."""
+    fake, rng = _seeded_faker(f"en-planted:{split}", EN_PLANT_LOCALES)
+    sentences = [t for t in _en_texts(data, split) if len(t) <= 1500]
+    out = []
+    for i in range(n):
+        kind = EN_PLANT_KINDS[i % len(EN_PLANT_KINDS)]
+        value = _plant_en_value(kind, fake["en_US" if kind == "ssn" else rng.choice(EN_PLANT_LOCALES)], rng)
+        carrier = "{v}" if rng.random() < 0.33 else rng.choice(EN_CARRIERS[kind])
+        if kind == "titled surname":
+            carrier = carrier.replace("{v}", rng.choice(("Mr", "Mr.", "Ms", "Mrs.", "Dr", "Dr.")) + " {v}")
+        at, before, after, joiner = _clause_boundary(rng.choice(sentences), rng, _EN_STOPS, ", ")
+        if at == 0:
+            carrier = carrier[0].upper() + carrier[1:]
+            tail = rng.choice((". ", ", ", "\n")) if after else ""
+        else:
+            joiner += "" if joiner else " "
+            tail = ("," if before.endswith(",") else ".") + ("" if after[:1].isspace() or not after else " ")
+        head = carrier[:carrier.index("{v}")]
+        start = len(before) + len(joiner) + len(head)
+        text = before + joiner + carrier.replace("{v}", value) + tail + after
+        out.append(Labelled(text, [(start, start + len(value), EN_PLANT_ENTITIES[kind])]))
+    return out
 
 
 # --- Chinese -------------------------------------------------------------------------------------------
@@ -251,23 +327,25 @@ def _unionpay(rng: random.Random) -> str:
     return body + luhn_digit(body)
 
 
-def _seeded_faker(seed: str):
-    """A zh_CN Faker and a random generator, both fixed by ``seed``: a planted set is the same on every run."""
+def _seeded_faker(seed: str, locales: tuple[str, ...] = ("zh_CN",)):
+    """A Faker of ``locales`` and a random generator, both fixed by ``seed``: a planted set is the same on every
+    run."""
     from faker import Faker
 
-    fake = Faker("zh_CN")
+    fake = Faker(list(locales))
     rng = random.Random(seed)
     fake.seed_instance(rng.getrandbits(32))
     return fake, rng
 
 
-def _clause_boundary(text: str, rng: random.Random) -> tuple[int, str, str, str]:
-    """A random clause boundary of ``text`` (its start, or just after a clause's punctuation): where it is, the
-    text before and after it, and the comma a planted clause needs after ``before``."""
-    clauses = [m.end() for m in regex.finditer(r"[，。！？；,!?]", text)] or [len(text)]
+def _clause_boundary(text: str, rng: random.Random, stops: str = r"[，。！？；,!?]",
+                     comma: str = "，") -> tuple[int, str, str, str]:
+    """A random clause boundary of ``text`` (its start, or just after a match of ``stops``): where it is, the
+    text before and after it, and the ``comma`` a planted clause needs after ``before``."""
+    clauses = [m.end() for m in regex.finditer(stops, text)] or [len(text)]
     at = rng.choice([0, *clauses])
     before = text[:at]
-    return at, before, text[at:], "" if at == 0 or regex.search(r"\p{P}$", before) else "，"
+    return at, before, text[at:], "" if at == 0 or regex.search(r"\p{P}$", before) else comma
 
 
 def planted(data: Path, split: str, n: int = 1200) -> list[Labelled]:
@@ -350,6 +428,7 @@ SETS: dict[str, tuple[str, Callable[[Path, str], list[Labelled]]]] = {
     "en-conll-persons": ("en", conll_persons),
     "en-wnut-persons": ("en", wnut_persons),
     "en-ordinary": ("en", en_ordinary),
+    "en-planted": ("en", en_planted),
     "zh-cluener": ("zh", cluener),
     "zh-weibo": ("zh", weibo),
     "zh-news-persons": ("zh", news_persons),

@@ -156,7 +156,7 @@ class PiiDetector:
             (_DIGIT, rec.StreetAddressRecognizer()), (_DIGITS, rec.PhoneNumberRecognizer()),
             (_DIGITS, rec.CardNumberRecognizer()), (_SSN_SHAPE, rec.SsnRecognizer()),
             (regex.compile("@"), rec.LatinEmailRecognizer()), (_SPELLED_EMAIL, rec.ObfuscatedEmailRecognizer()),
-            (_IBAN_SHAPE, IbanRecognizer()),
+            (_IBAN_SHAPE, IbanRecognizer()), (_IBAN_SHAPE, rec.IbanChecksumRecognizer()),
             (_IP_SHAPE, IpRecognizer()),
         ]
         self.chinese_tagger = zh.ChineseTagger()  # names and addresses, all Chinese texts of a batch at once

@@ -17,7 +17,7 @@ import regex
 from presidio_analyzer import EntityRecognizer, Pattern, RecognizerResult
 from presidio_analyzer.predefined_recognizers import EmailRecognizer
 
-from curation.checksums import is_resident_id, luhn_ok
+from curation.checksums import iban_ok, is_resident_id, luhn_ok
 
 # --- names ----------------------------------------------------------------------------------------
 _WORD = r"\p{Lu}[\p{L}'’\-]*\p{L}"
@@ -362,7 +362,7 @@ STREET_WORDS = (
     "carretera|urbanización|plaza|"
     "via|viale|piazza|piazzale|corso|vicolo|largo|strada|contrada|borgo|lungomare|rotonda|"
     "rua|travessa|esplanada|rodovia|praça|estrada|ladeira|viela|"
-    "ul|ulica|aleja|"
+    "ul|ulica|aleja|aleje|plac|(?<!\\bet[ \t])al|"
     "straße|strasse|str|weg|gasse|platz|allee|damm|ring|"
     "ufer|chaussee|straat|laan|singel|gracht|plein|kade|dijk|steeg|hof|pad"
 )
@@ -389,11 +389,18 @@ COMPOUND_STREET_WORDS = (
     "street|road|lane|avenue|gate|gata|gatan|vej|veien|vegen|vägen|gade|stræde|straede|gränd|torget|torv|stien"
 )
 _STREET_SUFFIX = rf"(?i:{STREET_WORDS})\.?"
-_CAPWORD = r"[\p{Lu}][\p{L}'’.\-]*"
+# A word's full stop that ends a sentence ("Poznań. Thanks", "(TO). Call me"), not an abbreviation ("St.", "H.No."):
+# no capitalised word of an address ends with one.
+_SENTENCE_END = r"(?:\p{Ll}{3}|\))\."
+_ENDS_SENTENCE = regex.compile(rf"{_SENTENCE_END}$")
+_CAPWORD = rf"[\p{{Lu}}][\p{{L}}'’.\-]*(?<!{_SENTENCE_END})"
 _HOUSE = r"\d{1,5}[A-Za-z]?(?:[/-]\d{1,5}[A-Za-z]?)?"
 # One postcode in the formats a street line's town may carry: US ZIP (+4), BR 01310-100, PL 00-950, the 4-6 digits of
-# most of Europe, India and Australia, Canada's A1A 1A1, the UK's SW1A 1AA.
-_POSTCODE_VALUE = (r"(?:\d{5}(?:-\d{4}|-\d{3})?|\d{2}-\d{3}|\d{4,6}|[A-Z]\d[A-Z][ \t]?\d[A-Z]\d"
+# most of Europe, India and Australia, Canada's A1A 1A1, the UK's SW1A 1AA; a Brazilian CEP without its hyphen only
+# before the "Town / UF" it heads (a state's code: "Release / QA" is none).
+_BR_STATES = "AC|AL|AP|AM|BA|CE|DF|ES|GO|MA|MT|MS|MG|PA|PB|PR|PE|PI|RJ|RN|RS|RO|RR|SC|SP|SE|TO"
+_BR_CEP_DIGITS = rf"\d{{8}}(?=[ \t]+[^\n,/]{{1,40}}/[ \t]*(?:{_BR_STATES})(?![\p{{L}}\d]))"
+_POSTCODE_VALUE = (rf"(?:\d{{5}}(?:-\d{{4}}|-\d{{3}})?|\d{{2}}-\d{{3}}|\d{{4,6}}|{_BR_CEP_DIGITS}|[A-Z]\d[A-Z][ \t]?\d[A-Z]\d"
                    r"|[A-Z]{1,2}\d[A-Z\d]?[ \t]?\d[A-Z]{2})(?![\p{L}\d])")
 # A number followed by a unit is a quantity ("200 MB", "3 seats", "30 days", "8 dollars"), never a house
 # number: street patterns refuse these right after the number.
@@ -473,11 +480,12 @@ _POSTCODE = (
     r"|\b\d{4}[ \t]?[A-Z]{2}\b"                            # NL
     r"|\b\d{5}(?:-\d{4})?\b"                               # US, DE, FR, ES, IT
     r"|\b[A-Z]{2,3},?[ \t]+\d{4}\b"                        # AU: ACT, 2008
-    r"|-\d{6}\b"                                           # IN: Indore-636083
+    r"|-\d{6}\b|(?<=\p{Lu}\p{Ll}+[ \t]+)\d{6}\b"              # IN: Indore-636083, Dehri 409854
+    rf"|\b{_BR_CEP_DIGITS}"                                # BR: 01310100 São Paulo / SP
     r"|\b[A-Z]\d{2}[ \t]?[A-Z\d]{4}\b)"                    # IE Eircode
 )
 _SEGMENT = regex.compile(r"[^,\n]+")
-_SEGMENT_OK_WORD = regex.compile(rf"^(?:[\p{{Lu}}\d(#][\p{{L}}\d'’.\-/()#]*|{_PARTICLE}|d'\S*|(?i:{STREET_WORDS})\.?|(?i:{_UNIT}))$")
+_SEGMENT_OK_WORD = regex.compile(rf"^(?:/|[\p{{Lu}}\d(#][\p{{L}}\d'’.\-/()#]*|{_PARTICLE}|do|d'\S*|(?i:{STREET_WORDS})\.?|(?i:{_UNIT}))$")
 
 
 Word = tuple[int, int, str]
@@ -512,15 +520,27 @@ def _ok_suffix(words: list[Word]) -> int:
 # A town on the street line's next line must carry a postcode (before or after it: "4405 Sankt Johann im Pongau",
 # "Michaelport, NB H7C 6H3"), else the next line is anything ("Phone: …").
 _NOT_TOWN = r"(?!(?:Thanks|Thank|Please|Regards|Best|Cheers|And|But|So|Then|Also|Sincerely|I|We|You)\b)"
-_TOWN = (r"\p{Lu}[\p{Ll}'’.\-]+(?:[ \t]+(?:(?:im|am|an|der|de|da|do|dos|das|di|del|la|le|sur|upon|on)[ \t]+)?"
-         r"\p{Lu}[\p{Ll}'’.\-]+){0,2}(?![\p{L}\d])")
+_TOWN_WORD = r"\p{Lu}[\p{Ll}'’.\-]+(?:\p{Lu}[\p{Ll}'’.\-]+)?"  # "Kędzierzyn-Koźle" too
+_TOWN = (rf"{_TOWN_WORD}(?:(?<!{_SENTENCE_END})[ \t]+(?:(?:im|am|an|der|de|da|do|dos|das|di|del|la|le|sur|upon|on)[ \t]+)?"
+         rf"{_TOWN_WORD}){{0,2}}(?![\p{{L}}\d])")
 _STATE = r"(?:,?[ \t]+[A-Z]{2,3}\b)"
-# "4405 Sankt Johann im Pongau"; "2023 Edition" is a year, not a postcode and a town.
-_POSTCODE_TOWN = rf"{_POSTCODE_VALUE}[ \t]+(?!{_COUNTED_WORD}){_TOWN}"
+# The province or state after an Italian or Brazilian town: "Gabella (PI)", "Porto da Praia / MA".
+_PROVINCE = r"(?:[ \t]+\([A-Z]{2}\)|[ \t]*/[ \t]*[A-Z]{2}(?![\p{L}\d]))"
+# "4405 Sankt Johann im Pongau", "56011, Gabella (PI)"; "2023 Edition" is a year, not a postcode and a town.
+_POSTCODE_TOWN = rf"{_POSTCODE_VALUE},?[ \t]+(?!{_COUNTED_WORD}){_TOWN}"
 _TOWN_TAIL = regex.compile(
-    rf",[ \t]*{_NOT_TOWN}(?:{_POSTCODE_TOWN}|{_TOWN}{_STATE}?(?:,?[ \t]+{_POSTCODE_VALUE})?)"
-    rf"|[ \t]*\n[ \t]*{_NOT_TOWN}(?:{_POSTCODE_TOWN}|{_TOWN}{_STATE}?,?[ \t]+{_POSTCODE_VALUE})"
+    rf",[ \t]*{_NOT_TOWN}(?:{_POSTCODE_TOWN}|{_TOWN}{_STATE}?(?:,?[ \t]+{_POSTCODE_VALUE})?){_PROVINCE}?"
+    rf"|[ \t]*\n[ \t]*{_NOT_TOWN}(?:{_POSTCODE_TOWN}|{_TOWN}{_STATE}?,?[ \t]+{_POSTCODE_VALUE}){_PROVINCE}?"
     r"(?=[ \t]*(?:[\n,.;]|$))")
+
+
+_SENTENCE_NEXT = regex.compile(r"\s*(?:$|\n|[\p{Lu}\d\"'“(])")
+
+
+def _full_stop(text: str, end: int) -> bool:
+    """The "." that ends ``text[:end]`` closes the sentence ("… 55-226 Kraśnik. Can you"), so it is no part of
+    the address; "Main St. now" keeps its abbreviation."""
+    return text[end - 1] == "." and _SENTENCE_NEXT.match(text, end) is not None
 
 
 class StreetAddressRecognizer(EntityRecognizer):
@@ -545,6 +565,7 @@ class StreetAddressRecognizer(EntityRecognizer):
                 for _ in range(2):  # the town after the street (and its postcode line): never half an address
                     if town := _TOWN_TAIL.match(text, end):
                         end = town.end()
+                end -= _full_stop(text, end)
                 results.append(RecognizerResult("STREET_ADDRESS", m.start("a"), end, score))
         results.extend(self._postal_blocks(text))
         return results
@@ -563,6 +584,7 @@ class StreetAddressRecognizer(EntityRecognizer):
                 before = _words(text, start, code.start())
                 after = _words(text, code.end(), end)
                 n_before, n_after = _ok_suffix(before), _ok_prefix(after)
+                n_after = next((k + 1 for k, w in enumerate(after[:n_after]) if _ENDS_SENTENCE.search(w[2])), n_after)
                 block_start = before[len(before) - n_before][0] if n_before else code.start()
                 block_end = after[n_after - 1][1] if n_after else code.end()
                 first = i
@@ -576,8 +598,15 @@ class StreetAddressRecognizer(EntityRecognizer):
                 if n_after == len(after) and i + 1 < len(segments):
                     nxt = _words(text, *segments[i + 1])
                     n_next = _ok_prefix(nxt)
-                    if 0 < n_next <= 4 and not self.postcode.search(text, nxt[0][0], nxt[n_next - 1][1]):
+                    # ", United Kingdom" goes with the block; a next line only when its first sentence is
+                    # address-like ("\nLuttelgeest. /64", not "\nCode seems to...")
+                    sentence = next((k + 1 for k, w in enumerate(nxt) if _ENDS_SENTENCE.search(w[2])), len(nxt))
+                    whole_line = n_next >= sentence or text[segments[i][1]] == ","
+                    n_next = min(n_next, sentence)
+                    if 0 < n_next <= 4 and whole_line and \
+                            not self.postcode.search(text, nxt[0][0], nxt[n_next - 1][1]):
                         block_end = nxt[n_next - 1][1]
+                block_end -= _full_stop(text, block_end)
                 block = text[block_start:block_end]
                 if first == i and not regex.search(
                         r"[A-Z]{2}[ \t]+\d{5}|\d.*\p{L}{3}.*\d|\p{L}{3}.*\d.*\p{L}{3}", block):
@@ -691,6 +720,27 @@ class CardNumberRecognizer(EntityRecognizer):
                 continue
             results.append(RecognizerResult("CREDIT_CARD", m.start("c"), m.end("c"), score))
         return results
+
+
+# An IBAN written whole or in groups of four: two letters, two check digits, 11-30 letters and digits.
+_IBAN = regex.compile(r"(?<![\p{L}\d])(?P<i>[A-Z]{2}\d{2}(?:[A-Z0-9]{11,30}|(?: [A-Z0-9]{4}){2,7}(?: [A-Z0-9]{1,3})?))"
+                      r"(?![\p{L}\d])")
+
+
+class IbanChecksumRecognizer(EntityRecognizer):
+    """IBAN_CODE whose MOD 97-10 check digits hold, whatever length its country code's table expects: Presidio's
+    recognizer refuses an account of a country it lists with another length (a bank's own test value, a
+    mistyped code); one random uppercase string in 97 passes the check, so none comes without it."""
+
+    def __init__(self) -> None:
+        super().__init__(supported_entities=["IBAN_CODE"], name="IbanChecksumRecognizer")
+
+    def load(self) -> None:
+        """Nothing to load."""
+
+    def analyze(self, text: str, entities: list[str], nlp_artifacts=None) -> list[RecognizerResult]:
+        return [RecognizerResult("IBAN_CODE", m.start("i"), m.end("i"), 0.6) for m in _IBAN.finditer(text)
+                if iban_ok(m.group("i").replace(" ", ""))]
 
 
 _SSN = regex.compile(r"(?<![\d\-])(?!000|666|9\d\d)\d{3}[- ](?!00)\d{2}[- ](?!0000)\d{4}(?![\d\-])")

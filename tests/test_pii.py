@@ -337,6 +337,38 @@ def test_addresses_keep_their_town_line_and_postcode(detector):
         "ZIP file 12345 is attached.", "I have 2 kids, 3 dogs, 4 cats."]
 
 
+def test_foreign_addresses_are_replaced_whole_with_their_town_and_state(detector):
+    """Half an address went out and its tail stayed: a Polish "plac" / "al." street, a Brazilian CEP written
+    without its hyphen and the "/ SP" state after the town, an Italian province "(TO)" after "10122, Torino", an
+    Indian "H.No." before the house number and a six-digit PIN after the town, a Dutch town on the line under
+    its postcode. A full stop or the next line's sentence after the address is no part of it."""
+    texts = ["Please post it to plac Wolności 12, 61-738 Poznań. Thanks",
+             "I live at al. Jerozolimskie 44/2\n00-024 Warszawa",
+             "Ship to Rua das Flores, 120, Centro, 01310100 São Paulo / SP.",
+             "Ship to Travessa do Sol, 9\nJardim Europa\n04567-890 Campinas / SP\nWhen can it arrive?",
+             "My address is Via Garibaldi, 8, 10122, Torino (TO). Call me",
+             "I live at H.No. 45, Gandhi Road, Nagpur 440001.",
+             "Mail it to Keizersgracht 12\n1015 CS\nAmsterdam. Thanks!",
+             "Build 20230115 Release / QA passed.", "See Table 4 (et al. Nature 12, 2020)."]
+    assert masked(detector, texts) == [
+        "Please post it to <STREET_ADDRESS>. Thanks", "I live at <STREET_ADDRESS>",
+        "Ship to <STREET_ADDRESS>.", "Ship to <STREET_ADDRESS>\nWhen can it arrive?",
+        "My address is <STREET_ADDRESS>. Call me", "I live at <STREET_ADDRESS>.",
+        "Mail it to <STREET_ADDRESS>. Thanks!", "Build 20230115 Release / QA passed.",
+        "See Table 4 (et al. Nature 12, 2020)."]
+
+
+def test_ibans_with_valid_check_digits_of_any_length(detector):
+    """An IBAN whose check digits hold but whose length differs from its country's table (GB91WEST...0123 has
+    21 characters, not 22) went out whole; a wrong check digit is no IBAN."""
+    assert masked(detector, ["my IBAN is GB91WEST1234567890123, thanks", "pay NL91 ABNA 0417 1643 00 today",
+                             "ticket GB92WEST1234567890123 is closed"]) == [
+        "my IBAN is <IBAN_CODE>, thanks", "pay <IBAN_CODE> today", "ticket GB92WEST1234567890123 is closed"]
+    from curation.checksums import iban_ok
+
+    assert iban_ok("GB91WEST1234567890123") and not iban_ok("GB92WEST1234567890123")
+
+
 def test_names_in_the_possessive(detector):
     """A listed name with "'s" inside a sentence is a person's ("Bianca's car"); a shop, a company or a place
     opening the sentence is not."""
