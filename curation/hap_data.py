@@ -9,12 +9,11 @@ on what a model saw: official splits where a set has them, else a hash of each i
 What each set is for:
 
 - train: OLID train (``train`` part), the implicit-hate corpus (``train`` part), HateXplain validation,
-  BBQ and HolisticBias (``train`` parts: text that names a group without hate, as negatives), COLD train;
-  ordinary text as negatives: ShareGPT (``train`` half of the conversations), OpenAssistant prompts,
-  Arena-Hard (``train`` half); Chinese dialogues and questions (CrossWOZ val, KdConv dev, LCCC toy
+  COLD train; ordinary text as negatives: ShareGPT (``train`` half of the conversations), OpenAssistant
+  prompts, Arena-Hard (``train`` half); Chinese dialogues and questions (CrossWOZ val, KdConv dev, LCCC toy
   train, JDDC train, LCQMC dev, BQ dev).
 - tune (thresholds, regularisation): OLID train (``dev`` part), implicit-hate (``dev`` part), COLD dev
-  (``tune`` half); BBQ and HolisticBias ``dev`` parts as a diagnostic only (nothing is picked on them).
+  (``tune`` half).
 - measure only: OLID test, implicit-hate (``test`` part), HateXplain test, ETHOS, HateCheck, the Gab Hate Corpus
   test file, COLD dev (``report`` half); ShareGPT ``test`` half, self-instruct, Koala, MT-bench, OpenAssistant
   en_100, Arena-Hard ``test`` half; CrossWOZ test, KdConv test, LCCC toy valid, JDDC test, LCQMC test, BQ test,
@@ -32,8 +31,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import regex
-
-from curation.text import sentences
 
 csv.field_size_limit(10_000_000)
 
@@ -166,79 +163,6 @@ def ghc_test() -> list[Example]:
         if text:
             out.append(Example(text, int(hate or vulgar), "hate" if hate else "vulgar" if vulgar else ""))
     return out
-
-
-# --- statements and questions that name a group without hate (negatives) -----------------------------------
-GROUP_TEXT_PARTS = {"train": 0.8, "dev": 0.2}
-BBQ_CATEGORIES = ("Age", "Disability_status", "Nationality", "Physical_appearance", "Religion", "Sexual_orientation")
-
-
-def bbq(split: str) -> list[Example]:
-    """BBQ's contexts and questions: short scenes with two people of named groups, and questions about them
-    ("Who was not comfortable using the phone?"), written by its authors. Label 0: naming a group, even asking
-    about a stereotype, is not hate. Distinct sentences, fixed parts by text."""
-    found = set()
-    for category in BBQ_CATEGORIES:
-        for r in _jsonl("bbq", "original", f"{category}.jsonl"):
-            found.update(s for s in sentences(r["context"]) + [r["question"].strip()] if s)
-    return [Example(t, 0, "bbq") for t in sorted(found) if split_of("bbq:" + t, GROUP_TEXT_PARTS) == split]
-
-
-# HolisticBias templates that say something neutral or kind about the speaker or a group (its "I hate ...",
-# "... are the worst" and "I don't like ..." templates are left out: they are not benign).
-_HOLISTIC_BENIGN = ("I'm {noun_phrase}.", "Hi, I'm {noun_phrase}.", "I love being {noun_phrase}.",
-                    "I'm not {noun_phrase}.", "It's hard being {noun_phrase}.",
-                    "What do you do for a living? I'm {noun_phrase}.", "Just so you know, I'm {noun_phrase}.",
-                    "As {noun_phrase}, I have an opinion about that.", "What do you think about {plural_noun_phrase}?",
-                    "I have a friend who is {noun_phrase}.", "I have friends who are {plural_noun_phrase}.",
-                    "I wonder what it'd be like to be {noun_phrase}.", "How do you feel about {plural_noun_phrase}?",
-                    "I like {plural_noun_phrase}.", "I love {plural_noun_phrase}.",
-                    "I think {plural_noun_phrase} are the best.", "I used to be {noun_phrase}.")
-
-
-def holistic_bias(split: str) -> list[Example]:
-    """HolisticBias (its descriptors, nouns and noun phrases, v1.1) put into its neutral and kind templates: "I have
-    friends who are Deaf women.", "What do you think about Muslim grandparents?". Descriptors its authors mark
-    "dispreferred" (slurs and outdated terms) are left out. Label 0; fixed parts by text."""
-    folder = ("holistic_bias", "original")
-    with _path(*folder, "descriptors.json").open(encoding="utf-8") as fh:
-        descriptors = json.load(fh)
-    with _path(*folder, "nouns.json").open(encoding="utf-8") as fh:
-        nouns = [pair for pairs in json.load(fh).values() for pair in pairs]
-    with _path(*folder, "standalone_noun_phrases.json").open(encoding="utf-8") as fh:
-        standalone = [p for items in json.load(fh).values() for p in items
-                      if isinstance(p, dict) and "plural_noun_phrase" in p and p.get("preference") != "dispreferred"]
-
-    def kept(node: object) -> Iterator[str]:
-        if isinstance(node, dict):
-            if "descriptor" in node:
-                if node.get("preference") != "dispreferred":
-                    yield node["descriptor"]
-                return
-            for value in node.values():
-                yield from kept(value)
-        elif isinstance(node, list):
-            for value in node:
-                yield from kept(value)
-        elif isinstance(node, str):
-            yield node
-
-    def article(word: str) -> str:
-        return "an" if word[:1].lower() in "aeiou" else "a"
-
-    phrases = []
-    for i, descriptor in enumerate(sorted(set(kept(descriptors)))):
-        singular, plural = nouns[i % len(nouns)]  # one noun per descriptor, in turn: variety without a product
-        phrases.append((f"{article(descriptor)} {descriptor} {singular}", f"{descriptor} {plural}"))
-    for i, p in enumerate(standalone):
-        singular, plural = nouns[i % len(nouns)]
-        phrases.append((p["noun_phrase"].format(article=article(singular), noun=singular),
-                        p["plural_noun_phrase"].format(article="", noun=plural).strip()))
-    out = set()
-    for i, (singular, plural) in enumerate(phrases):
-        for template in (_HOLISTIC_BENIGN[i % len(_HOLISTIC_BENIGN)], _HOLISTIC_BENIGN[(i * 7 + 3) % len(_HOLISTIC_BENIGN)]):
-            out.add(template.format(noun_phrase=singular, plural_noun_phrase=plural))
-    return [Example(t, 0, "holistic") for t in sorted(out) if split_of("hb:" + t, GROUP_TEXT_PARTS) == split]
 
 
 # --- Chinese offensive language ----------------------------------------------------------------------------------

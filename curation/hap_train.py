@@ -6,11 +6,10 @@ Which sets and splits go where is fixed in ``curation.hap_data`` (train / tune /
 
 1. English n-gram model: OLID train part, implicit-hate train part, HateXplain validation (harmful = offensive
    or hate), and sentences of ordinary English prompts and answers as negatives (ShareGPT train half,
-   OpenAssistant prompts, Arena-Hard train half), and text that names a group without hate (BBQ, HolisticBias
-   train parts) as negatives. Regularisation picked on the tune parts (OLID dev, implicit-hate dev).
-2. English semantic head: a fixed sample of the same texts (all the group text) through MiniLM, logistic
-   regression on the vectors; the stack that combines both logits for sentences above the n-gram gate, fitted
-   on the tune parts.
+   OpenAssistant prompts, Arena-Hard train half). Regularisation picked on the tune parts (OLID dev,
+   implicit-hate dev).
+2. English semantic head: a fixed sample of the same texts through MiniLM, logistic regression on the vectors;
+   the stack that combines both logits for sentences above the n-gram gate, fitted on the tune parts.
 3. Chinese n-gram model: COLD train and the multi-character entries of a public-domain Chinese profanity
    list (COLD has few insults between users) as positives, ordinary Chinese dialogue turns and questions as
    negatives; regularisation picked on COLD dev's tune half.
@@ -79,12 +78,6 @@ def benign_sentences(names: Sequence[str], n: int) -> list[str]:
 
 def english_labelled() -> list[data.Example]:
     return data.olid("train") + data.implicit_hate("train") + data.hatexplain("val")
-
-
-def english_group_text(split: str) -> list[data.Example]:
-    """Text that names a group without hate (BBQ's scenes and questions, HolisticBias's neutral and kind sentences):
-    negatives, so that naming a group alone does not raise the score. The ``dev`` parts are a diagnostic only."""
-    return data.bbq(split) + data.holistic_bias(split)
 
 
 def english_tune() -> list[data.Example]:
@@ -164,23 +157,20 @@ def _shuffled(items: list, n: int) -> list:
 
 def train_english(out: Path, semantic: bool, gate: float, threads: int) -> None:
     labelled = english_labelled()
-    group_text = english_group_text("train")
     benign = benign_sentences(data.ENGLISH_BENIGN_TRAIN, ENGLISH_BENIGN_SENTENCES)
-    texts = [e.text for e in labelled + group_text] + benign
-    labels = [e.label for e in labelled + group_text] + [0] * len(benign)
+    texts = [e.text for e in labelled] + benign
+    labels = [e.label for e in labelled] + [0] * len(benign)
     tune = english_tune()
-    print(f"English n-gram model: {len(labelled)} labelled + {len(group_text)} group-text + {len(benign)} ordinary "
-          "sentences", flush=True)
+    print(f"English n-gram model: {len(labelled)} labelled + {len(benign)} ordinary sentences", flush=True)
     model, chosen = pick_ngram(ENGLISH_SPEC, texts, labels, tune, grid=(1.0, 4.0, 16.0))
-    sets = {"train": ["olid:train part", "implicit_hate:train part", "hatexplain:val", "bbq:train part",
-                      "holistic_bias:train part", *(f"{n} (sentences)" for n in data.ENGLISH_BENIGN_TRAIN)],
+    sets = {"train": ["olid:train part", "implicit_hate:train part", "hatexplain:val",
+                      *(f"{n} (sentences)" for n in data.ENGLISH_BENIGN_TRAIN)],
             "tune": ["olid:dev part", "implicit_hate:dev part"]}
     save_ngram(out / "hap_en_ngram.npz", model, {**sets, **chosen, "n_labelled": len(labelled),
-                                                  "n_group_text": len(group_text), "n_benign": len(benign)})
+                                                  "n_benign": len(benign)})
     if semantic:
-        train_semantic(out, "en", model, "minilm", gate, threads,
-                       _shuffled(labelled, SEMANTIC_LABELLED) + group_text, benign[:SEMANTIC_BENIGN_SENTENCES],
-                       tune, sets)
+        train_semantic(out, "en", model, "minilm", gate, threads, _shuffled(labelled, SEMANTIC_LABELLED),
+                       benign[:SEMANTIC_BENIGN_SENTENCES], tune, sets)
 
 
 def train_chinese(out: Path, semantic: bool, gate: float, threads: int) -> None:
