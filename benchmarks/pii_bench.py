@@ -16,6 +16,7 @@ en: CoNLL-2003 PER     train + dev (testa)                     test (testb)
 en: WNUT-17 person     train + dev                             test
 en: ordinary text      ShareGPT human turns, even sha1         odd sha1 + the en_instructions prompt sets
 en: planted values     the en ordinary sentences of dev        those of test (Faker values seeded apart)
+mixed: planted values  the en and zh planting sentences of dev  those of test (seeded apart)
 zh: CLUENER2020        train: name, street-level address       dev
 zh: Weibo NER          train + dev: PER.NAM                    test
 zh: MSRA / People's    MSRA val, People's Daily dev: PER       MSRA test, People's Daily test
@@ -31,7 +32,9 @@ full-width digits) are planted into real public Chinese sentences at a clause bo
 word before them and half with none, with no space next to the Chinese characters. The sentences are real; the
 values and the planting are ours. ``en-planted`` does the same in English: Faker's names, addresses, phones,
 e-mails, IBANs, IPs, cards and SSNs of 12 locales after our carriers ("my name is", "send it to", or bare): a
-check of value formats written by others, not of held-out text.
+check of value formats written by others, not of held-out text. ``mixed-planted`` puts Faker en_US names,
+phones and addresses into the Chinese sentences and zh_CN names, addresses, mobiles and 身份证 numbers into the
+English ones: support logs mix the two languages.
 
 A labelled value *leaks* when any of its parts is left uncovered by the replaced spans: a Latin word or digit
 group of 2+ characters, or a single Han character. *Kept* is the share of the other characters (not inside any
@@ -208,18 +211,24 @@ def en_planted(data: Path, split: str, n: int = 1200) -> list[Labelled]:
         carrier = "{v}" if rng.random() < 0.33 else rng.choice(EN_CARRIERS[kind])
         if kind == "titled surname":
             carrier = carrier.replace("{v}", rng.choice(("Mr", "Mr.", "Ms", "Mrs.", "Dr", "Dr.")) + " {v}")
-        at, before, after, joiner = _clause_boundary(rng.choice(sentences), rng, _EN_STOPS, ", ")
-        if at == 0:
-            carrier = carrier[0].upper() + carrier[1:]
-            tail = rng.choice((". ", ", ", "\n")) if after else ""
-        else:
-            joiner += "" if joiner else " "
-            tail = ("," if before.endswith(",") else ".") + ("" if after[:1].isspace() or not after else " ")
-        head = carrier[:carrier.index("{v}")]
-        start = len(before) + len(joiner) + len(head)
-        text = before + joiner + carrier.replace("{v}", value) + tail + after
-        out.append(Labelled(text, [(start, start + len(value), EN_PLANT_ENTITIES[kind])]))
+        out.append(_plant_in_english(rng.choice(sentences), carrier, value, EN_PLANT_ENTITIES[kind], rng))
     return out
+
+
+def _plant_in_english(sentence: str, carrier: str, value: str, entity: str, rng: random.Random) -> Labelled:
+    """``carrier`` with ``value`` for its ``{v}``, as a clause at a random clause boundary of an English
+    ``sentence``; the value labelled ``entity``."""
+    at, before, after, joiner = _clause_boundary(sentence, rng, _EN_STOPS, ", ")
+    if at == 0:
+        carrier = carrier[0].upper() + carrier[1:]
+        tail = rng.choice((". ", ", ", "\n")) if after else ""
+    else:
+        joiner += "" if joiner else " "
+        tail = ("," if before.endswith(",") else ".") + ("" if after[:1].isspace() or not after else " ")
+    head = carrier[:carrier.index("{v}")]
+    start = len(before) + len(joiner) + len(head)
+    text = before + joiner + carrier.replace("{v}", value) + tail + after
+    return Labelled(text, [(start, start + len(value), entity)])
 
 
 # --- Chinese -------------------------------------------------------------------------------------------
@@ -358,12 +367,57 @@ def planted(data: Path, split: str, n: int = 1200) -> list[Labelled]:
         text = rng.choice(sentences)
         value = _plant_value(entity, fake, rng)
         cue = rng.choice(PLANT_CUES[entity]) + rng.choice(["", "：", "是"]) if rng.random() < 0.5 else ""
-        at, before, after, joiner = _clause_boundary(text, rng)
-        insert = f"{joiner}{cue}{value}"
-        start = len(before) + len(joiner) + len(cue)
-        if at == 0 and after:
-            insert += rng.choice(["，", "", " "])
-        out.append(Labelled(before + insert + after, [(start, start + len(value), entity)]))
+        out.append(_plant_in_chinese(text, cue + "{v}", value, entity, rng))
+    return out
+
+
+def _plant_in_chinese(sentence: str, carrier: str, value: str, entity: str, rng: random.Random) -> Labelled:
+    """``carrier`` with ``value`` for its ``{v}`` at a random clause boundary of a Chinese ``sentence``, with no
+    space around it; the value labelled ``entity``."""
+    at, before, after, joiner = _clause_boundary(sentence, rng)
+    head, tail = carrier.split("{v}")
+    insert = f"{joiner}{head}{value}{tail}"
+    start = len(before) + len(joiner) + len(head)
+    if at == 0 and after:
+        insert += rng.choice(["，", "", " "])
+    return Labelled(before + insert + after, [(start, start + len(value), entity)])
+
+
+# Mixed text (``mixed_planted``): English values in Chinese sentences and Chinese values in English ones, as
+# support logs of either language carry them. Carriers are ours; ``{v}`` is the value.
+MIXED_KINDS = (("zh", "PERSON"), ("zh", "PHONE_NUMBER"), ("zh", "STREET_ADDRESS"), ("en", "PERSON"),
+               ("en", "PHONE_NUMBER"), ("en", "CN_ID_CARD"), ("en", "STREET_ADDRESS"))
+MIXED_CARRIERS = {
+    ("zh", "PERSON"): ("联系人：{v}", "我的英文名是{v}", "请转给{v}处理", "{v}说明天到", "客户{v}", "{v}"),
+    ("zh", "PHONE_NUMBER"): ("电话：{v}", "请拨{v}联系我", "我的美国号码是{v}", "{v}"),
+    ("zh", "STREET_ADDRESS"): ("请寄到{v}", "地址：{v}", "{v}"),
+    ("en", "PERSON"): ("my name is {v}", "please contact {v}", "{v} will call you", "forward this to {v}", "{v}"),
+    ("en", "PHONE_NUMBER"): ("call me at {v}", "my phone is {v}", "{v}"),
+    ("en", "CN_ID_CARD"): ("my ID number is {v}", "ID: {v}", "{v}"),
+    ("en", "STREET_ADDRESS"): ("ship it to {v}", "my address is {v}", "{v}"),
+}
+
+
+def mixed_planted(data: Path, split: str, n: int = 1400) -> list[Labelled]:
+    """Faker en_US names, phones and addresses in real Chinese sentences (half of them with a space on each
+    side), and Faker zh_CN names and addresses, Chinese mobiles and 身份证 numbers in real English ones."""
+    fake, rng = _seeded_faker(f"mixed:{split}", ("en_US", "zh_CN"))
+    zh_sentences, en_sentences = _zh_sentences(data, split), [t for t in _en_texts(data, split) if len(t) <= 1500]
+    out = []
+    for i in range(n):
+        host, entity = MIXED_KINDS[i % len(MIXED_KINDS)]
+        carrier = rng.choice(MIXED_CARRIERS[host, entity])
+        if host == "zh":
+            local = fake["en_US"]
+            value = local.name() if entity == "PERSON" else local.phone_number() if entity == "PHONE_NUMBER" else \
+                local.address().replace("\n", ", ")
+            carrier = carrier.replace("{v}", " {v} ") if rng.random() < 0.5 else carrier
+            out.append(_plant_in_chinese(rng.choice(zh_sentences), carrier, value, entity, rng))
+        else:
+            local = fake["zh_CN"]
+            value = local.name() if entity == "PERSON" else local.address() if entity == "STREET_ADDRESS" else \
+                _plant_value(entity, local, rng)
+            out.append(_plant_in_english(rng.choice(en_sentences), carrier, value, entity, rng))
     return out
 
 
@@ -429,6 +483,7 @@ SETS: dict[str, tuple[str, Callable[[Path, str], list[Labelled]]]] = {
     "en-wnut-persons": ("en", wnut_persons),
     "en-ordinary": ("en", en_ordinary),
     "en-planted": ("en", en_planted),
+    "mixed-planted": ("mixed", mixed_planted),
     "zh-cluener": ("zh", cluener),
     "zh-weibo": ("zh", weibo),
     "zh-news-persons": ("zh", news_persons),
