@@ -132,6 +132,9 @@ _PLACES = frozenset(("GPE", "LOC", "NORP", "FAC"))
 _FIRMS = frozenset(("ORG", "PRODUCT"))
 
 
+_NOT_HAN_LETTER = regex.compile(r"[^\P{L}\p{Han}]")
+
+
 class PiiDetector:
     """Batched detection over many texts, with per-type thresholds and an allow-list."""
 
@@ -166,14 +169,17 @@ class PiiDetector:
     def detect(self, texts: list[str]) -> list[list[Found]]:
         """Entities found in each text (overlaps merged), in text order, on the original offsets."""
         norms = [normalise_with_offsets(t) for t in texts]
-        evidence = self.evidence([n.text for n in norms])
+        # The English readers only where a letter is not Han: in Chinese alone they have no word to read.
+        english = [i for i, n in enumerate(norms) if _NOT_HAN_LETTER.search(n.text)]
+        evidence = dict(zip(english, self.evidence([norms[i].text for i in english]), strict=True))
         chinese = [i for i, n in enumerate(norms) if has_cjk(n.text)]
         tagged = dict(zip(chinese, self.chinese_tagger.analyze_batch([norms[i].text for i in chinese]), strict=True))
         out = []
-        for i, (norm, ev) in enumerate(zip(norms, evidence, strict=True)):
-            text = norm.text
+        for i, norm in enumerate(norms):
+            text, ev = norm.text, evidence.get(i)
             # The tagger's names, and every name a cue points at (greeting, title, "my name is", sign-off).
-            found = [Found("PERSON", s, e, p) for s, e, p in self.name_tagger.spans(text, ev) + ev.cue_names]
+            found = [Found("PERSON", s, e, p) for s, e, p in self.name_tagger.spans(text, ev) + ev.cue_names] \
+                if ev else []
             results = list(tagged.get(i, []))
             for trigger, recognizer in self.recognizers + (self.chinese if i in tagged else []):
                 if trigger is None or trigger.search(text) is not None:
