@@ -188,17 +188,11 @@ def test_ordinary_chinese_text_is_kept(detector):
 
 
 # --- mixed Chinese and English text: numbers and addresses of one language inside the other's sentences ------
-# Gaps: the fix (branch mixnum, 3d97b38) was measured once on test and reverted by its ship rule, see
-# benchmarks/RESULTS.md; each test passes with it.
-MIXED_TEXT_GAP = pytest.mark.xfail(strict=True, reason="mixed-text numbers and addresses: fix reverted")
-
-
 def _spans(detector, text: str) -> list[tuple[str, str]]:
     [found] = detector.detect([text])
     return [(f.entity, text[f.start:f.end]) for f in found]
 
 
-@MIXED_TEXT_GAP
 def test_resident_id_and_mobile_in_an_english_sentence(detector):
     """A 身份证 number or a Chinese mobile in a sentence without Chinese characters: the Chinese number rules ran
     only on texts with CJK, so the ID was left (or its first 17 digits called a card) and the mobile was kept."""
@@ -207,7 +201,6 @@ def test_resident_id_and_mobile_in_an_english_sentence(detector):
     assert ("PHONE_NUMBER", "13912345678") in _spans(detector, "You can reach me on 13912345678 after six.")
 
 
-@MIXED_TEXT_GAP
 @pytest.mark.parametrize(("text", "value", "entity"), [
     ("请拨415.555.0132联系我", "415.555.0132", "PHONE_NUMBER"),
     ("电话：(415)555-0132x204下午都在", "(415)555-0132x204", "PHONE_NUMBER"),
@@ -227,7 +220,6 @@ def test_english_phone_and_address_glued_to_chinese(detector, text, value, entit
     assert all(not HAN.search(text[f.start:f.end]) for f in found), _spans(detector, text)
 
 
-@MIXED_TEXT_GAP
 def test_chinese_address_in_an_english_sentence_is_replaced_whole(detector):
     """"呼和浩特" holds 和, which the address rules refused as a place's character (it joins clauses: "我和他"),
     so the address lost its start: inside an address, after its first part, it is a name's character."""
@@ -239,7 +231,6 @@ def test_chinese_address_in_an_english_sentence_is_replaced_whole(detector):
         _spans(detector, text)
 
 
-@MIXED_TEXT_GAP
 def test_numbers_in_ordinary_mixed_text_stay(detector):
     """Order numbers, prices, counts, timestamps and hashes next to Chinese or English words are no phone, ID or
     card: a timestamp's date and hour read as a phone number ("2023-11-29 12"), in either language."""
