@@ -10,7 +10,8 @@ mapped back onto the original offsets, so the text around a replacement is untou
   and the name cues of ``curation.pii_recognizers`` (greetings, titles, sign-offs, whose names are always
   taken); the other English recognizers there are patterns and context (addresses, phones, cards, SSNs).
 - Chinese: ``curation.pii_zh`` (names, mobiles, landlines, 身份证, bank cards, addresses) on every text with
-  Chinese characters; e-mail addresses stop at the first CJK character.
+  Chinese characters, its number rules on every text (a 身份证 turns up in English sentences too); e-mail
+  addresses stop at the first CJK character, and the English patterns read a CJK character as a space.
 - Mixed text: the English readers get a Latin view of a text with Chinese characters (``latin_view``: Han
   characters read as spaces, same offsets), so "客户Lori Jones投诉" holds the name "Lori Jones"; Chinese cues
   point at Latin names too (我的英文名是…, 联系人：…), and a surname-shaped Han run among English words is a
@@ -165,10 +166,11 @@ class PiiDetector:
             (regex.compile("@"), rec.LatinEmailRecognizer()), (_SPELLED_EMAIL, rec.ObfuscatedEmailRecognizer()),
             (_IBAN_SHAPE, IbanRecognizer()), (_IBAN_SHAPE, rec.IbanChecksumRecognizer()),
             (_IP_SHAPE, IpRecognizer()),
+            # in every text: a 身份证 number or a Chinese mobile turns up in English sentences too
+            (_DIGITS, zh.ChineseNumberRecognizer()),
         ]
         self.chinese_tagger = zh.ChineseTagger()  # names and addresses, all Chinese texts of a batch at once
-        self.chinese = [(None, zh.ChineseNameRecognizer()), (None, zh.ChineseAddressRecognizer()),
-                        (_DIGITS, zh.ChineseNumberRecognizer())]
+        self.chinese = [(None, zh.ChineseNameRecognizer()), (None, zh.ChineseAddressRecognizer())]
 
     def detect(self, texts: list[str]) -> list[list[Found]]:
         """Entities found in each text (overlaps merged), in text order, on the original offsets."""

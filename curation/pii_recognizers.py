@@ -556,6 +556,7 @@ class StreetAddressRecognizer(EntityRecognizer):
         """Patterns are compiled in ``__init__``."""
 
     def analyze(self, text: str, entities: list[str], nlp_artifacts=None) -> list[RecognizerResult]:
+        text = ideographs_as_spaces(text)
         results = []
         for pattern, score in self.street_patterns:
             for m in pattern.finditer(text):
@@ -620,13 +621,27 @@ class StreetAddressRecognizer(EntityRecognizer):
             and regex.fullmatch(r"\s*[A-Z]{2,3}\s*", text[segments[i - 1][0]:segments[i - 1][1]]) is not None
 
 
+# --- text in a spaced script next to ideographs ---------------------------------------------------------
+_IDEOGRAPH = regex.compile(r"[\p{Han}\p{Hiragana}\p{Katakana}\p{Hangul}]")
+
+
+def ideographs_as_spaces(text: str) -> str:
+    r"""``text`` with every Chinese, Japanese or Korean character read as an ideographic space (U+3000), offsets
+    unchanged: the patterns here then find an English phone, address or IBAN glued to Chinese
+    ("请拨918.812.3420联系我", "请寄到298 Vang Center, Brianfurt, MS 28186，谢谢"), where to ``\w`` and ``\p{L}``
+    a Han character was a letter and no word boundary stood. U+3000 is whitespace to ``\s`` (word splits, ends)
+    but no ``[ \t]`` separator, so it never joins two numbers into one ("3件5元6角") nor words into a street.
+    Text without such characters is returned as is."""
+    return _IDEOGRAPH.sub("\u3000", text) if _IDEOGRAPH.search(text) else text
+
+
 # --- phones, cards, SSNs --------------------------------------------------------------------------
 _PHONE = regex.compile(
-    r"(?<![\w+.\-/])(?P<p>(?:\+|00)?\(?\d[\d \t\-.()/]{5,}\d(?:[ \t]*(?:x|ext\.?|extension)[ \t]*\d{1,6})?)(?![\w\-])"
+    r"(?<![\w+.\-/])(?P<p>(?:\+|00)?\(?\d[\d \t\-.()/]{5,}\d(?:[ \t]*(?:x|ext\.?|extension)[ \t]*\d{1,6})?)(?![\w\-]|:\d)"
 )
 _PHONE_CONTEXT = regex.compile(
     r"(?i:phone|call|tel|telephone|mobile|cell|reach|text me|whatsapp|fax|number|ring|contact|handy|téléphone|teléfono|"
-    r"telefono|hotline|helpline|dial|landline|sms)"
+    r"telefono|hotline|helpline|dial|landline|sms)|电话|手机|致电|拨打|请拨|热线|座机"
 )
 # What may stand between a value and the cue word that names it after it: "2025550143 is my number", "890082186
 # (my SSN)".
@@ -665,7 +680,7 @@ class PhoneNumberRecognizer(EntityRecognizer):
 
     def analyze(self, text: str, entities: list[str], nlp_artifacts=None) -> list[RecognizerResult]:
         results = []
-        for m in _PHONE.finditer(text):
+        for m in _PHONE.finditer(ideographs_as_spaces(text)):
             value = m.group("p").rstrip(" \t-.(/")
             main = regex.split(r"(?i)x|ext", value)[0]
             digits = regex.sub(r"\D", "", main)
@@ -739,8 +754,8 @@ class IbanChecksumRecognizer(EntityRecognizer):
         """Nothing to load."""
 
     def analyze(self, text: str, entities: list[str], nlp_artifacts=None) -> list[RecognizerResult]:
-        return [RecognizerResult("IBAN_CODE", m.start("i"), m.end("i"), 0.6) for m in _IBAN.finditer(text)
-                if iban_ok(m.group("i").replace(" ", ""))]
+        return [RecognizerResult("IBAN_CODE", m.start("i"), m.end("i"), 0.6)
+                for m in _IBAN.finditer(ideographs_as_spaces(text)) if iban_ok(m.group("i").replace(" ", ""))]
 
 
 _SSN = regex.compile(r"(?<![\d\-])(?!000|666|9\d\d)\d{3}[- ](?!00)\d{2}[- ](?!0000)\d{4}(?![\d\-])")

@@ -1,7 +1,7 @@
 """Presidio recognizers for Chinese personal data, run on NFKC-normalised text (full-width digits are ASCII).
 
 - Mobiles (``1[3-9]`` + 9 digits, with or without separators or ``+86``), landlines (area code ``0xx``/``0xxx``,
-  400/800 numbers): no word boundary is needed next to Chinese characters, only no digit.
+  400/800 numbers): no word boundary is needed next to Chinese characters, only no digit or Latin letter.
 - 身份证 numbers: 18 characters, a real date of birth and a valid ISO 7064 check digit (an ID number that also
   passes Luhn is an ID, never a card).
 - Bank cards (UnionPay and others): 16-19 digits that pass Luhn, or any such number after a card cue (卡号).
@@ -28,12 +28,15 @@ from curation.pii_tagger import LinearModel, to_probabilities
 from curation.text import language_of
 
 # --- phones, ID numbers, bank cards --------------------------------------------------------------------
-_MOBILE = regex.compile(r"(?<![\d+])(?:(?:\+|00)?86[ \-]?)?1[3-9]\d(?:[ \-]?\d{4}){2}(?!\d)")
+# A Latin letter glued to the digits makes them a code (a hash, "SF1234567890123"), never a phone or a card.
+_MOBILE = regex.compile(r"(?<![\d+A-Za-z])(?:(?:\+|00)?86[ \-]?)?1[3-9]\d(?:[ \-]?\d{4}){2}(?![\dA-Za-z])")
 _LANDLINE = regex.compile(
-    r"(?<![\d\-])(?:(?:\+|00)?86[ \-]?)?(?:\(0\d{2,3}\)[ \-]?|0\d{2,3}[ \-])?[2-9]\d{6,7}(?:[ \-]?(?:转|ext\.?)?\d{1,5})?"
-    r"(?![\d\-])|(?<!\d)[48]00[ \-]?\d{3}[ \-]?\d{4}(?!\d)|(?<!\d)0(?:10|2\d|[3-9]\d\d)[2-9]\d{6,7}(?!\d)")
+    r"(?<![\d\-A-Za-z])(?:(?:\+|00)?86[ \-]?)?(?:\(0\d{2,3}\)[ \-]?|0\d{2,3}[ \-])?[2-9]\d{6,7}"
+    r"(?:[ \-]?(?:转|ext\.?)?\d{1,5})?(?![\d\-A-Za-z])|(?<![\dA-Za-z])[48]00[ \-]?\d{3}[ \-]?\d{4}(?![\dA-Za-z])"
+    r"|(?<![\dA-Za-z])0(?:10|2\d|[3-9]\d\d)[2-9]\d{6,7}(?![\dA-Za-z])")
 _PHONE_CUE = regex.compile(r"电话|手机|致电|拨打|联系|热线|座机|号码|tel|phone", regex.IGNORECASE)
-_BANK_CARD = regex.compile(r"(?<![\d\-])\d{4}(?:[ \-]?\d{4}){2,3}(?:[ \-]?\d{1,3})?(?![\d\-])|(?<!\d)\d{16,19}(?!\d)")
+_BANK_CARD = regex.compile(r"(?<![\d\-A-Za-z])\d{4}(?:[ \-]?\d{4}){2,3}(?:[ \-]?\d{1,3})?(?![\d\-A-Za-z])"
+                        r"|(?<![\dA-Za-z])\d{16,19}(?![\dA-Za-z])")
 _CARD_CUE = regex.compile(r"卡号|银行卡|信用卡|储蓄卡|借记卡|卡的?号|账号|帐号|转账|汇款|银联|card", regex.IGNORECASE)
 
 
@@ -83,19 +86,29 @@ PROVINCES = ("北京|天津|上海|重庆|河北|山西|辽宁|吉林|黑龙江|
 # A place name's characters: no punctuation, and none of the verbs and pronouns of the sentence around it,
 # so "我住在北京市…" starts at 北京.
 _PLACE_CHAR = r"[^\s\p{P}\p{S}\d的在住是到址寄送我你他她们从往去于请把给发收搬由向及或与和找了吗呢吧啊位]"
+# After a first part, the conjunctions and prepositions that also name places (呼和浩特, 和平路, 向阳路, 从化区,
+# 于都县, 发展大道) are a name's characters: "广西壮族自治区呼和浩特县…" is one address, not two halves.
+_INNER_PLACE_CHAR = r"[^\s\p{P}\p{S}\d的在住是到址寄送我你他她们往去请把给收搬找了吗呢吧啊位]"
 _NUMBER = r"(?:[甲乙丙丁]?\d{1,5}(?:[\-之]\d{1,4})?|[A-Za-z]|[一二三四五六七八九十]{1,3})"
-# A province, city or village with a road word after it is the road's name (北京路, 惠州路, 光华村街), not a part
-# of its own: read as the place, the chain would stop there and leave the road, number and postcode behind.
-_COMPONENT = (
-    rf"(?:(?:{PROVINCES})(?:省|市|壮族自治区|回族自治区|维吾尔自治区|自治区|特别行政区|(?![路街]))"
-    rf"|{_PLACE_CHAR}{{1,7}}?(?:省|自治区|市|州(?![路街])|盟(?![路街])|地区|新区|开发区|区|县|旗|镇|乡|街道|社区"
-    rf"|村(?![路街]))"
-    rf"|{_PLACE_CHAR}{{1,7}}?(?:大街|大道|路|街|巷|胡同|弄|道)(?:[东西南北中]段)?"
-    rf"|{_NUMBER}(?:号院|号楼|号|座|栋|幢|单元|室|层|楼|户)"
-    rf"|{_PLACE_CHAR}{{1,8}}?(?:小区|花园|公寓|大厦|家园|新村|新城|苑|园|中心|广场|大楼|饭店|酒店|宾馆|市场)"
-    rf"|(?<=[号座栋楼层])\d{{2,5}}(?!\d))")
+
+
+def _component(place_char: str) -> str:
+    """One part of an address. A province, city, town or village with a road word after it is the road's name
+    (北京路, 惠州路, 北镇路, 光华村街), not a part of its own: read as the place, the chain would stop there and
+    leave the road, number and postcode behind."""
+    return (
+        rf"(?:(?:{PROVINCES})(?:省|市|壮族自治区|回族自治区|维吾尔自治区|自治区|特别行政区|(?![路街]))"
+        rf"|{place_char}{{1,7}}?(?:省|自治区|市|州(?![路街])|盟(?![路街])|地区|新区|开发区|区|县|旗|镇(?![路街])"
+        rf"|乡(?![路街])|街道|社区|村(?![路街]))"
+        rf"|{place_char}{{1,7}}?(?:大街|大道|路|街|巷|胡同|弄|道)(?:[东西南北中]段)?"
+        rf"|{_NUMBER}(?:号院|号楼|号|座|栋|幢|单元|室|层|楼|户)"
+        rf"|{place_char}{{1,8}}?(?:小区|花园|公寓|大厦|家园|新村|新城|苑|园|中心|广场|大楼|饭店|酒店|宾馆|市场)"
+        rf"|(?<=[号座栋楼层])\d{{2,5}}(?!\d))")
+
+
+_COMPONENT = _component(_PLACE_CHAR)
 _ADDRESS = regex.compile(
-    rf"(?<!{_PLACE_CHAR})(?P<a>(?:{_COMPONENT})(?:[ \t]?(?:{_COMPONENT}))*)"
+    rf"(?<!{_PLACE_CHAR})(?P<a>(?:{_COMPONENT})(?:[ \t]?(?:{_component(_INNER_PLACE_CHAR)}))*)"
     r"(?P<tail>(?:[东西南北]侧|对面|附近|旁|内)?(?:[（(][^（()）\n]{1,24}[）)])?(?:[ \t]?\d{6}(?!\d))?)")
 _PARTS = regex.compile(_COMPONENT)
 _HAS_NUMBER = regex.compile(rf"{_NUMBER}(?:号院|号楼|号|座|栋|幢|单元|室|层|楼|户)")

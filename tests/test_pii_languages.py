@@ -187,6 +187,59 @@ def test_ordinary_chinese_text_is_kept(detector):
     assert out == texts and not step.stats.counts
 
 
+# --- mixed Chinese and English text: numbers and addresses of one language inside the other's sentences ------
+def _spans(detector, text: str) -> list[tuple[str, str]]:
+    [found] = detector.detect([text])
+    return [(f.entity, text[f.start:f.end]) for f in found]
+
+
+def test_resident_id_and_mobile_in_an_english_sentence(detector):
+    """A 身份证 number or a Chinese mobile in a sentence without Chinese characters: the Chinese number rules ran
+    only on texts with CJK, so the ID was left (or its first 17 digits called a card) and the mobile was kept."""
+    id_text = "Sure, my ID number is 150123198807152312, please verify it today."
+    assert ("CN_ID_CARD", "150123198807152312") in _spans(detector, id_text)
+    assert ("PHONE_NUMBER", "13912345678") in _spans(detector, "You can reach me on 13912345678 after six.")
+
+
+@pytest.mark.parametrize(("text", "value", "entity"), [
+    ("请拨415.555.0132联系我", "415.555.0132", "PHONE_NUMBER"),
+    ("电话：(415)555-0132x204下午都在", "(415)555-0132x204", "PHONE_NUMBER"),
+    ("请拨4155550132联系我", "4155550132", "PHONE_NUMBER"),   # unseparated: a Chinese cue names it
+    ("请寄到742 Maple Grove Apt. 12, Springfield, IL 62704，谢谢", "742 Maple Grove Apt. 12, Springfield, IL 62704",
+     "STREET_ADDRESS"),
+    ("地址：9 Harbour Road, Wan Chai, HK 999077我周一在家", "9 Harbour Road, Wan Chai, HK 999077", "STREET_ADDRESS"),
+])
+def test_english_phone_and_address_glued_to_chinese(detector, text, value, entity):
+    """An English phone or address with Chinese characters touching it, as Chinese writes it (no spaces): to the
+    patterns' ``\\w`` a Han character was a letter, so no word boundary stood there and the value was kept, or an
+    address lost its house number or postcode."""
+    start = text.index(value)
+    [found] = detector.detect([text])
+    assert any(f.entity == entity and f.start <= start and f.end >= start + len(value) for f in found), \
+        _spans(detector, text)
+    assert all(not HAN.search(text[f.start:f.end]) for f in found), _spans(detector, text)
+
+
+def test_chinese_address_in_an_english_sentence_is_replaced_whole(detector):
+    """"呼和浩特" holds 和, which the address rules refused as a place's character (it joins clauses: "我和他"),
+    so the address lost its start: inside an address, after its first part, it is a name's character."""
+    address = "广西壮族自治区呼和浩特市和平路88号3单元402室"
+    text = f"Please ship it to {address} before Friday."
+    start = text.index(address)
+    [found] = detector.detect([text])
+    assert [(f.entity, f.start, f.end) for f in found] == [("STREET_ADDRESS", start, start + len(address))], \
+        _spans(detector, text)
+
+
+def test_numbers_in_ordinary_mixed_text_stay(detector):
+    """Order numbers, prices, counts, timestamps and hashes next to Chinese or English words are no phone, ID or
+    card: a timestamp's date and hour read as a phone number ("2023-11-29 12"), in either language."""
+    texts = ["您的订单2023112912345678已发货", "共3件，合计128.00元", "3件5元6角7分8秒9个", "2023-11-29 12:34:56下单成功",
+             "Build finished at 2023-11-29 12:34:56 UTC.", "commit a3f13912345678e9 fixed it", "快递单号SF1234567890123请查收"]
+    out, step = scrub_texts(detector, texts)
+    assert out == texts and not step.stats.counts, [o for o, t in zip(out, texts, strict=True) if o != t]
+
+
 def _person_values(detector, text):
     return [text[f.start:f.end] for f in detector.detect([text])[0] if f.entity == "PERSON"]
 
