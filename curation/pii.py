@@ -12,6 +12,10 @@ mapped back onto the original offsets, so the text around a replacement is untou
 - Chinese: ``curation.pii_zh`` (names, mobiles, landlines, 身份证, bank cards, addresses) on every text with
   Chinese characters, its number rules on every text (a 身份证 turns up in English sentences too); e-mail
   addresses stop at the first CJK character, and the English patterns read a CJK character as a space.
+- Mixed text: the English readers get a Latin view of a text with Chinese characters (``latin_view``: Han
+  characters read as spaces, same offsets), so "客户Lori Jones投诉" holds the name "Lori Jones"; Chinese cues
+  point at Latin names too (我的英文名是…, 联系人：…), and a surname-shaped Han run among English words is a
+  name ("Forward this to 袁鑫."). Which reader decides a Latin word is judged per sentence (``language_of``).
 - Each recognizer runs only on texts where its trigger occurs (no digit: no phone, card or address patterns;
   no "@": no e-mail), called directly rather than through Presidio's ``AnalyzerEngine``, whose per-call
   overhead cost more than the recognizers themselves on short texts.
@@ -49,7 +53,7 @@ from curation.step import (
     StepStats,
     not_a_record,
 )
-from curation.text import has_cjk, normalise_with_offsets
+from curation.text import has_cjk, language_of, normalise_with_offsets
 from flywheel.records import EXAMPLE_BODY
 from flywheel.settings import ScrubSettings, Settings
 from flywheel.warehouse import connect, quarantine
@@ -133,6 +137,9 @@ _PLACES = frozenset(("GPE", "LOC", "NORP", "FAC"))
 _FIRMS = frozenset(("ORG", "PRODUCT"))
 
 
+_NOT_HAN_LETTER = regex.compile(r"[^\P{L}\p{Han}]")
+
+
 class PiiDetector:
     """Batched detection over many texts, with per-type thresholds and an allow-list."""
 
@@ -168,15 +175,23 @@ class PiiDetector:
     def detect(self, texts: list[str]) -> list[list[Found]]:
         """Entities found in each text (overlaps merged), in text order, on the original offsets."""
         norms = [normalise_with_offsets(t) for t in texts]
-        evidence = self.evidence([n.text for n in norms])
+        # The English readers only where a letter is not Han: in Chinese alone they have no word to read. In text
+        # with Chinese characters they read the Latin view, where a Latin name glued to Han characters is a word.
+        english = [i for i, n in enumerate(norms) if _NOT_HAN_LETTER.search(n.text)]
         chinese = [i for i, n in enumerate(norms) if has_cjk(n.text)]
+        with_cjk = set(chinese)
+        views = {i: latin_view(norms[i].text) if i in with_cjk else norms[i].text for i in english}
+        evidence = dict(zip(english, self.evidence([views[i] for i in english]), strict=True))
         tagged = dict(zip(chinese, self.chinese_tagger.analyze_batch([norms[i].text for i in chinese]), strict=True))
         out = []
-        for i, (norm, ev) in enumerate(zip(norms, evidence, strict=True)):
-            text = norm.text
+        for i, norm in enumerate(norms):
+            text, ev = norm.text, evidence.get(i)
             # The tagger's names, and every name a cue points at (greeting, title, "my name is", sign-off).
-            found = [Found("PERSON", s, e, p) for s, e, p in self.name_tagger.spans(text, ev) + ev.cue_names]
-            results = list(tagged.get(i, []))
+            names = self.name_tagger.spans(views[i], ev) if ev else []
+            if i in tagged:
+                names = [(s, e, p) for s, e, p in names if not _acronym_or_title_in_chinese(text, s, e)]
+            found = [Found("PERSON", s, e, p) for s, e, p in names + (ev.cue_names if ev else [])]
+            results = [r for r in tagged.get(i, []) if not _latin_name_in_english(text, r, self.lexicon)]
             for trigger, recognizer in self.recognizers + (self.chinese if i in tagged else []):
                 if trigger is None or trigger.search(text) is not None:
                     results += recognizer.analyze(text, list(recognizer.supported_entities))
@@ -250,6 +265,50 @@ class PiiDetector:
             return found
         allowed = [(m.start(), m.end()) for pattern in self.allow for m in pattern.finditer(text)]
         return [f for f in found if not any(s <= f.start and f.end <= e for s, e in allowed)]
+
+
+_HAN_RUN = regex.compile(r"\p{Han}+")
+_CJK_STOPS = str.maketrans("。、「」『』【】《》", ".,\"\"\"\"[]<>")
+
+
+def latin_view(text: str) -> str:
+    """The text as its English readers (spaCy, the name cues and gazetteers, the English tagger) should see it:
+    every Han character a space and CJK punctuation its Western twin, same length, so offsets hold. "客户Lori
+    Jones投诉" reads as "  Lori Jones  ", not as the words "客户Lori" and "Jones投诉"."""
+    return _HAN_RUN.sub(lambda m: " " * len(m.group()), text).translate(_CJK_STOPS)
+
+
+_ACRONYMS = regex.compile(r"[\p{Lu}\d\s.\-]+")
+# Brand shapes: capitals then lower case ("PCGamer", "MIUIer"), an inner capital after a long lower-case run
+# ("HighMoon", "EagleEye"; "McDonald", "MacArthur" stay names), or lower case first ("iPhone").
+_BRAND_SHAPE = regex.compile(r"\p{Lu}{2,}\p{Ll}|\p{Ll}{3,}\p{Lu}|(?<!\p{L})\p{Ll}+\p{Lu}")
+
+
+def _acronym_or_title_in_chinese(text: str, start: int, end: int) -> bool:
+    """A Latin run the English tagger took for a name that Chinese writing marks as no name: a work's title in
+    《》 ("《Rayman》") anywhere, or, in a Chinese sentence, capitals alone ("前VIC女队", "暴雪MMORPG游戏") or a
+    brand's shape ("一本PCGamer杂志")."""
+    if text[start - 1:start] == "《" and text[end:end + 1] == "》":
+        return True
+    from curation.pii_zh import sentence_around
+
+    shaped = _ACRONYMS.fullmatch(text, start, end) is not None or _BRAND_SHAPE.search(text, start, end) is not None
+    return shaped and language_of(sentence_around(text, start, end)) == "zh"
+
+
+def _latin_name_in_english(text: str, result, lexicon: NameLexicon) -> bool:
+    """Whether the Chinese tagger took English for a Latin name: in an English sentence, or English words that no
+    name list holds in a sentence that is not Chinese ("Happy 春节 to all"). Trained on Chinese context, it reads
+    a Latin word as a foreign name; the English readers, on the Latin view, decide there. In Chinese sentences
+    it keeps its Latin names, English words included: handles and nicknames ("Fly，Infi一起会师", "coco小姐")."""
+    if result.entity_type != "PERSON" or _HAN_RUN.search(text, result.start, result.end):
+        return False
+    from curation.pii_zh import sentence_around
+
+    language = language_of(sentence_around(text, result.start, result.end))
+    words = regex.findall(r"\p{Latin}+", text[result.start:result.end])
+    return language == "en" or language == "mixed" and all(lexicon.is_word(w) and not lexicon.is_name(w)
+                                                           for w in words)
 
 
 def _chunks(text: str) -> list[tuple[int, str]]:

@@ -25,6 +25,7 @@ from presidio_analyzer import EntityRecognizer, RecognizerResult
 
 from curation.checksums import RESIDENT_ID, id_check_ok, is_resident_id, luhn_ok
 from curation.pii_tagger import LinearModel, to_probabilities
+from curation.text import language_of
 
 # --- phones, ID numbers, bank cards --------------------------------------------------------------------
 # A Latin letter glued to the digits makes them a code (a hash, "SF1234567890123"), never a phone or a card.
@@ -295,7 +296,63 @@ class ChineseNameRecognizer(EntityRecognizer):
             if m and text[cue.end() - 1] in ":：":
                 results.append(RecognizerResult("PERSON", cue.end(), cue.end() + m.end(), 0.75))
         results += [RecognizerResult("PERSON", m.start("h"), m.end("h"), 0.8) for m in _HANDLE.finditer(text)]
+        results += [RecognizerResult("PERSON", m.start("n"), m.end("n"), 0.8) for m in _LATIN_AFTER_CUE.finditer(text)]
+        results += [RecognizerResult("PERSON", s, e, 0.75) for s, e in han_names_among_latin(text)]
         return results
+
+
+# A Latin name after a Chinese name cue: "我的英文名是Joshua Wood", "联系人： Bill Lynch" (title and capitalised words).
+_LATIN_AFTER_CUE = regex.compile(
+    r"(?:我叫|名字[是叫]|英文名[是叫]?|姓名|联系人|收件人|收货人|寄件人|签收人)[:：]?[ \t]*"
+    r"(?P<n>(?:(?:Mr|Mrs|Ms|Miss|Dr)\.?[ \t]*)?\p{Lu}\p{Ll}+(?:[ \t\-]\p{Lu}[\p{Ll}'’]+){0,3})(?![\p{Latin}\d])")
+
+
+def han_names_among_latin(text: str) -> list[tuple[int, int]]:
+    """Han names standing among Latin words ("Forward this to 袁鑫.", "罗想 will call you"), where the
+    tagger, trained on Chinese context, has none to read: a run of Han characters, with no other Han
+    letter next to it, that is a known surname and a one or two character given name (or a compound surname
+    and one or two), and no common word ("Happy 春节", "order 火锅", "a trip to 成都")."""
+    lexicon, surnames = word_lexicon(), known_surnames()
+    out = []
+    for m in _HAN_WORD.finditer(text):
+        run, start, end = m.group(), m.start(), m.end()
+        surname_len = 2 if run[:2] in COMPOUND_SURNAMES else 1 if run[0] in surnames else 0
+        if not surname_len or not 1 <= len(run) - surname_len <= 2:
+            continue
+        if lexicon.get(run) == "w" or run[surname_len:] in everyday_words() \
+                or surname_len == 1 and (run[:2] in everyday_words() or lexicon.get(run[:2]) == "w"):
+            continue
+        before, after = _letter_near(text, start - 1, -1), _letter_near(text, end, 1)
+        if not _HAN.match(before or "a") and not _HAN.match(after or "a") \
+                and (_LATIN.match(before or "") or _LATIN.match(after or "")) \
+                and _not_chinese(sentence_around(text, start, end), run):
+            out.append((start, end))
+    return out
+
+
+def _not_chinese(sentence: str, run: str) -> bool:
+    """Whether a Han run's sentence is English or mixed, or is the run alone ("...? 钱桂兰."), a signature or
+    an address between English sentences."""
+    return language_of(sentence) != "zh" or _EDGE.sub("", sentence) == run
+
+
+_SENTENCE_STOP = regex.compile(r"[.!?。！？\n]")
+
+
+def sentence_around(text: str, start: int, end: int) -> str:
+    """The sentence (or line) that holds ``text[start:end]``: what a mixed text's language is judged on."""
+    stops = [m.end() for m in _SENTENCE_STOP.finditer(text, max(0, start - 300), start)]
+    stop = _SENTENCE_STOP.search(text, end, end + 300)
+    return text[stops[-1] if stops else max(0, start - 300):stop.start() if stop else min(len(text), end + 300)]
+
+
+def _letter_near(text: str, at: int, step: int) -> str:
+    """The nearest letter from ``at`` on, going ``step`` (1 forward, -1 back), on the same line; "" if none."""
+    while 0 <= at < len(text) and not text[at].isalpha():
+        if text[at] == "\n":
+            return ""
+        at += step
+    return text[at] if 0 <= at < len(text) else ""
 
 
 def name_features(text: str, start: int, end: int, surname_len: int) -> list[str]:

@@ -238,3 +238,38 @@ def test_numbers_in_ordinary_mixed_text_stay(detector):
              "Build finished at 2023-11-29 12:34:56 UTC.", "commit a3f13912345678e9 fixed it", "快递单号SF1234567890123请查收"]
     out, step = scrub_texts(detector, texts)
     assert out == texts and not step.stats.counts, [o for o, t in zip(out, texts, strict=True) if o != t]
+
+
+def _person_values(detector, text):
+    return [text[f.start:f.end] for f in detector.detect([text])[0] if f.entity == "PERSON"]
+
+
+@pytest.mark.parametrize(("text", "name"), [
+    ("客户Lori Jones投诉物流太慢", "Lori Jones"),
+    ("麻烦转告Megan Fischer明天来取件", "Megan Fischer"),
+    ("我的英文名是Joshua Wood，请多关照", "Joshua Wood"),
+    ("联系人： Bill Lynch 下午在家", "Bill Lynch"),
+    ("昨天Peter Hansen说快递丢了", "Peter Hansen"),
+])
+def test_latin_name_next_to_chinese_characters_is_found_whole(detector, text, name):
+    assert name in _person_values(detector, text)
+
+
+@pytest.mark.parametrize(("text", "name"), [
+    ("Forward this to 袁鑫 in finance.", "袁鑫"),
+    ("罗想 will call you tomorrow.", "罗想"),
+    ("My name is 钱桂兰, and I ordered twice.", "钱桂兰"),
+    ("Please ask 欧阳娜娜 about the refund.", "欧阳娜娜"),
+    ("Thanks for sorting out the invoice. 冉杨.", "冉杨"),
+])
+def test_chinese_name_in_an_english_sentence_is_found(detector, text, name):
+    assert name in _person_values(detector, text)
+
+
+@pytest.mark.parametrize("text", [
+    "我用iPhone 12拍的，画质还行", "在Apple Store买的耳机", "王者荣耀的Bug又出现了", "打开WiFi就断线",
+    "Happy 春节 to all of you!", "Can we order 火锅 tonight?", "We took the train to 成都 last week.",
+    "昨天下载了Microsoft Teams开会", "他最近在玩《Rayman》，很好玩", "她是前VIC女队的队长",
+])
+def test_brands_in_chinese_text_and_chinese_words_in_english_text_are_kept(detector, text):
+    assert _person_values(detector, text) == []
