@@ -91,7 +91,11 @@ PROVINCES = ("北京|天津|上海|重庆|河北|山西|辽宁|吉林|黑龙江|
 _PLACE_CHAR = r"[^\s\p{P}\p{S}\d的在住是到址寄送我你他她们从往去于请把给发收搬由向及或与和找了吗呢吧啊位]"
 # After a first part, the conjunctions and prepositions that also name places (呼和浩特, 和平路, 向阳路, 从化区,
 # 于都县, 发展大道) are a name's characters: "广西壮族自治区呼和浩特县…" is one address, not two halves.
-_INNER_PLACE_CHAR = r"[^\s\p{P}\p{S}\d的在住是到址寄送我你他她们往去请把给收搬找了吗呢吧啊位]"
+# Right after a road, village, compound or building, though, 和/与/及/或 join two places ("金融街和中关村",
+# "平安北街与华阳路", "一栋商业楼和一栋幼儿园"): a list of places, not one address.
+_AFTER_PLACE = r"(?<!街|路|道|村|片区|园|楼|厦|场|心|苑|馆|店|巷|弄)"
+_INNER_PLACE_CHAR = (rf"(?:{_AFTER_PLACE}[和与及或]"
+                     r"|[^\s\p{P}\p{S}\d的在住是到址寄送我你他她们往去请把给收搬找了吗呢吧啊位和与及或])")
 _NUMBER = r"(?:[甲乙丙丁]?\d{1,5}(?:[\-之]\d{1,4})?|[A-Za-z]|[一二三四五六七八九十]{1,3})"
 
 

@@ -312,3 +312,13 @@ def test_latin_words_in_chinese_sentences_and_links_are_no_names(detector, text)
 def test_a_mobile_after_a_messenger_prefix_is_found(detector):
     """"加v158…" (add me on WeChat): a Latin letter glued to a mobile made it a code, and the number was kept."""
     assert ("PHONE_NUMBER", "15832628550") in _spans(detector, "有事可以加v15832628550，晚上回复")
+
+
+@pytest.mark.parametrize("text", [
+    "我们在金融街和中关村都有办公室，欢迎来访", "东风街道和西湖街道明天停水",
+    "沿着人民路与解放路一直走就到了",
+])
+def test_places_joined_by_a_conjunction_are_no_address(detector, text):
+    """和/与 inside an address name (呼和浩特, 和平路) made them a place's characters after a first part, so two
+    places named one after the other ("金融街和中关村") read as one address chain."""
+    assert [e for e, _ in _spans(detector, text) if e == "STREET_ADDRESS"] == [], _spans(detector, text)
