@@ -362,7 +362,7 @@ STREET_WORDS = (
     "carretera|urbanización|plaza|"
     "via|viale|piazza|piazzale|corso|vicolo|largo|strada|contrada|borgo|lungomare|rotonda|"
     "rua|travessa|esplanada|rodovia|praça|estrada|ladeira|viela|"
-    "ul|ulica|aleja|aleje|plac|(?<!\\bet[ \t])al|"
+    "ul|ulica|aleja|aleje|plac|(?<!\\bet[ \t])al(?=\\.)|"
     "straße|strasse|str|weg|gasse|platz|allee|damm|ring|"
     "ufer|chaussee|straat|laan|singel|gracht|plein|kade|dijk|steeg|hof|pad"
 )
@@ -473,8 +473,8 @@ STREET_LINE_PATTERNS: tuple[tuple[str, float], ...] = (
     (rf"\b(?i:at|to)[ \t]+(?P<a>{_STREET_LEAD}(?:(?:{_CAPWORD}[ \t]+){{1,3}}{_CAPWORD}(?!\w)|{_CAPWORD}"
      rf"(?=[ \t]*(?:[.,;!?\n]|$))))", 0.7),
 )
-_POSTCODE = (
-    r"(?:\b[A-Z]{1,2}\d[A-Z\d]?[ \t]*\d[A-Z]{2}\b"        # UK
+_POSTCODE = (  # never the digits after a decimal point ("0.03567")
+    r"(?<!\d[.,])(?:\b[A-Z]{1,2}\d[A-Z\d]?[ \t]*\d[A-Z]{2}\b"  # UK
     r"|\b[A-Z]\d[A-Z][ \t]?\d[A-Z]\d\b"                    # CA
     r"|\b\d{5}-\d{3}\b"                                    # BR
     r"|\b\d{4}[ \t]?[A-Z]{2}\b"                            # NL

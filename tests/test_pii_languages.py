@@ -322,3 +322,11 @@ def test_places_joined_by_a_conjunction_are_no_address(detector, text):
     """和/与 inside an address name (呼和浩特, 和平路) made them a place's characters after a first part, so two
     places named one after the other ("金融街和中关村") read as one address chain."""
     assert [e for e, _ in _spans(detector, text) if e == "STREET_ADDRESS"] == [], _spans(detector, text)
+
+
+@pytest.mark.parametrize("text", ["The force is 2,350.5 N / 0.04512 m² here.", "There are 48 al dente recipes here.",
+                                  "Try all 12 3000 al combinations"])
+def test_decimals_and_a_bare_al_are_no_address(detector, text):
+    """The Polish "al." (aleja) is written with its dot: "48 al dente" is no street; and the digits after a
+    decimal point ("0.04512") are no postcode closing a postal block."""
+    assert [e for e, _ in _spans(detector, text) if e == "STREET_ADDRESS"] == [], _spans(detector, text)
