@@ -18,6 +18,7 @@ from presidio_analyzer import EntityRecognizer, Pattern, RecognizerResult
 from presidio_analyzer.predefined_recognizers import EmailRecognizer
 
 from curation.checksums import iban_ok, is_resident_id, luhn_ok
+from curation.text import ideographs_as_spaces
 
 # --- names ----------------------------------------------------------------------------------------
 _WORD = r"\p{Lu}[\p{L}'’\-]*\p{L}"
@@ -619,20 +620,6 @@ class StreetAddressRecognizer(EntityRecognizer):
         """A segment starting with 4 digits right after a 2-3 letter state (AU: "Willisport, WA, 2630")."""
         return i > 0 and regex.match(r"\s*\d{4}\b", text[segments[i][0]:segments[i][1]]) is not None \
             and regex.fullmatch(r"\s*[A-Z]{2,3}\s*", text[segments[i - 1][0]:segments[i - 1][1]]) is not None
-
-
-# --- text in a spaced script next to ideographs ---------------------------------------------------------
-_IDEOGRAPH = regex.compile(r"[\p{Han}\p{Hiragana}\p{Katakana}\p{Hangul}]")
-
-
-def ideographs_as_spaces(text: str) -> str:
-    r"""``text`` with every Chinese, Japanese or Korean character read as an ideographic space (U+3000), offsets
-    unchanged: the patterns here then find an English phone, address or IBAN glued to Chinese
-    ("请拨918.812.3420联系我", "请寄到298 Vang Center, Brianfurt, MS 28186，谢谢"), where to ``\w`` and ``\p{L}``
-    a Han character was a letter and no word boundary stood. U+3000 is whitespace to ``\s`` (word splits, ends)
-    but no ``[ \t]`` separator, so it never joins two numbers into one ("3件5元6角") nor words into a street.
-    Text without such characters is returned as is."""
-    return _IDEOGRAPH.sub("\u3000", text) if _IDEOGRAPH.search(text) else text
 
 
 # --- phones, cards, SSNs --------------------------------------------------------------------------

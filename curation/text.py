@@ -52,6 +52,15 @@ def has_cjk(text: str) -> bool:
     return _HAN.search(text) is not None
 
 
+def ideographs_as_spaces(text: str) -> str:
+    r"""``text`` with every Chinese, Japanese or Korean character read as an ideographic space (U+3000), offsets
+    unchanged, so that patterns written for spaced scripts find an English phone, address or IBAN glued to
+    Chinese ("请拨918.812.3420联系我"): to ``\w`` and ``\p{L}`` a Han character is a letter, and no word boundary
+    stood there. U+3000 is whitespace to ``\s`` but no ``[ \t]`` separator, so it never joins two numbers into
+    one ("3件5元6角") nor words into a street. Text without such characters is returned as is."""
+    return _HAN.sub("\u3000", text) if has_cjk(text) else text
+
+
 def sentences(text: str) -> list[str]:
     """Sentences and lines of a text in either script, stripped; a text with none gives itself."""
     found = [s.strip() for s in _SENTENCE_END.split(text or "") if s.strip()]
