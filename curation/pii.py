@@ -53,7 +53,7 @@ from curation.step import (
     StepStats,
     not_a_record,
 )
-from curation.text import has_cjk, language_of, normalise_with_offsets
+from curation.text import has_cjk, language_of, normalise_with_offsets, sentence_around
 from flywheel.records import EXAMPLE_BODY
 from flywheel.settings import ScrubSettings, Settings
 from flywheel.warehouse import connect, quarantine
@@ -290,8 +290,6 @@ def _acronym_or_title_in_chinese(text: str, start: int, end: int) -> bool:
     brand's shape ("一本PCGamer杂志")."""
     if text[start - 1:start] == "《" and text[end:end + 1] == "》":
         return True
-    from curation.pii_zh import sentence_around
-
     shaped = _ACRONYMS.fullmatch(text, start, end) is not None or _BRAND_SHAPE.search(text, start, end) is not None
     return shaped and language_of(sentence_around(text, start, end)) == "zh"
 
@@ -303,8 +301,6 @@ def _latin_name_in_english(text: str, result, lexicon: NameLexicon) -> bool:
     it keeps its Latin names, English words included: handles and nicknames ("Fly，Infi一起会师", "coco小姐")."""
     if result.entity_type != "PERSON" or _HAN_RUN.search(text, result.start, result.end):
         return False
-    from curation.pii_zh import sentence_around
-
     language = language_of(sentence_around(text, result.start, result.end))
     words = regex.findall(r"\p{Latin}+", text[result.start:result.end])
     return language == "en" or language == "mixed" and all(lexicon.is_word(w) and not lexicon.is_name(w)

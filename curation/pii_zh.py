@@ -25,7 +25,7 @@ from presidio_analyzer import EntityRecognizer, RecognizerResult
 
 from curation.checksums import RESIDENT_ID, id_check_ok, is_resident_id, luhn_ok
 from curation.pii_tagger import LinearModel, to_probabilities
-from curation.text import language_of
+from curation.text import language_of, sentence_around
 
 # --- phones, ID numbers, bank cards --------------------------------------------------------------------
 # A Latin letter glued to the digits makes them a code (a hash, "SF1234567890123"), never a phone or a card.
@@ -334,16 +334,6 @@ def _not_chinese(sentence: str, run: str) -> bool:
     """Whether a Han run's sentence is English or mixed, or is the run alone ("...? 钱桂兰."), a signature or
     an address between English sentences."""
     return language_of(sentence) != "zh" or _EDGE.sub("", sentence) == run
-
-
-_SENTENCE_STOP = regex.compile(r"[.!?。！？\n]")
-
-
-def sentence_around(text: str, start: int, end: int) -> str:
-    """The sentence (or line) that holds ``text[start:end]``: what a mixed text's language is judged on."""
-    stops = [m.end() for m in _SENTENCE_STOP.finditer(text, max(0, start - 300), start)]
-    stop = _SENTENCE_STOP.search(text, end, end + 300)
-    return text[stops[-1] if stops else max(0, start - 300):stop.start() if stop else min(len(text), end + 300)]
 
 
 def _letter_near(text: str, at: int, step: int) -> str:

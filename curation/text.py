@@ -61,6 +61,16 @@ def ideographs_as_spaces(text: str) -> str:
     return _HAN.sub("\u3000", text) if has_cjk(text) else text
 
 
+_SENTENCE_STOP = regex.compile(r"[.!?。！？\n]")
+
+
+def sentence_around(text: str, start: int, end: int) -> str:
+    """The sentence (or line) that holds ``text[start:end]``: what a mixed text's language is judged on."""
+    stops = [m.end() for m in _SENTENCE_STOP.finditer(text, max(0, start - 300), start)]
+    stop = _SENTENCE_STOP.search(text, end, end + 300)
+    return text[stops[-1] if stops else max(0, start - 300):stop.start() if stop else min(len(text), end + 300)]
+
+
 def sentences(text: str) -> list[str]:
     """Sentences and lines of a text in either script, stripped; a text with none gives itself."""
     found = [s.strip() for s in _SENTENCE_END.split(text or "") if s.strip()]
