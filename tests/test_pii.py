@@ -317,6 +317,17 @@ def test_a_nickname_between_the_parts_of_a_name_goes_with_it(detector):
         "<PERSON> called.", "We met <PERSON> at the gym.", "<PERSON> (CEO) met <PERSON>."]
 
 
+def test_a_name_is_replaced_through_its_particles(detector):
+    """The name stopped at "al-", "de la", "van": "Hassan al-Turabi" left "al-Turabi", "Max van Heeswijk" left "Max".
+    A name must still be found first: "Can Jane do Monday?" keeps "do Monday"."""
+    texts = ["Hassan al-Turabi leads the party.", "My lawyer, Maria de la Cruz, will call you.",
+             "Forward it to Max van Heeswijk today.", "The catch went to de Silva at slip.",
+             "Can Jane do Monday?", "We rented a van in Ohio."]
+    assert masked(detector, texts) == [
+        "<PERSON> leads the party.", "My lawyer, <PERSON>, will call you.", "Forward it to <PERSON> today.",
+        "The catch went to <PERSON> at slip.", "Can <PERSON> do Monday?", "We rented a van in Ohio."]
+
+
 def test_addresses_keep_their_town_line_and_postcode(detector):
     """The town and postcode after a street line went out: Canadian and Indian postcodes, a postcode line under a
     German or Polish street, Nordic and Dutch one-word streets, a postcode named by its cue."""
