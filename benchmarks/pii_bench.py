@@ -235,7 +235,7 @@ def _plant_in_english(sentence: str, carrier: str, value: str, entity: str, rng:
 
 
 def cluener(data: Path, split: str) -> list[Labelled]:
-    from curation.pii_zh import STREET_LEVEL as street_level
+    from curation.pii_zh import street_level
 
     path = data / "cluener2020" / ("dev.json" if split == "test" else "train.json")
     out = []
@@ -243,7 +243,7 @@ def cluener(data: Path, split: str) -> list[Labelled]:
         spans = []
         for label, entity in (("name", "PERSON"), ("address", "STREET_ADDRESS")):
             for surface, places in row["label"].get(label, {}).items():
-                if entity == "STREET_ADDRESS" and not street_level.search(surface):
+                if entity == "STREET_ADDRESS" and not street_level(surface):
                     continue
                 spans += [(s, e + 1, entity) for s, e in places]
         out.append(Labelled(row["text"], spans))
@@ -264,7 +264,7 @@ def news_persons(data: Path, split: str) -> list[Labelled]:
 def crosswoz(data: Path, split: str, labelled_only: bool = True) -> list[Labelled]:
     """System turns of CrossWOZ with the phone numbers and addresses its dialogue acts inform (public venues'
     numbers and addresses: real formats, labelled by the data set); with ``labelled_only=False`` every turn."""
-    from curation.pii_zh import STREET_LEVEL as street_level
+    from curation.pii_zh import street_level
 
     path = data / "zh_dialogue" / "crosswoz" / ("test.turns.jsonl" if split == "test" else "val.turns.jsonl")
     out = []
@@ -275,7 +275,7 @@ def crosswoz(data: Path, split: str, labelled_only: bool = True) -> list[Labelle
                 continue
             entity = "PHONE_NUMBER" if act[2] == "电话" else "STREET_ADDRESS"
             for value in act[3].split() if entity == "PHONE_NUMBER" else [act[3]]:
-                if entity == "STREET_ADDRESS" and not street_level.search(value):
+                if entity == "STREET_ADDRESS" and not street_level(value):
                     continue
                 start = row["text"].find(value)
                 if start >= 0:

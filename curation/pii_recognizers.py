@@ -21,7 +21,7 @@ from curation.checksums import iban_ok, is_resident_id, luhn_ok
 from curation.text import ideographs_as_spaces
 
 # --- names ----------------------------------------------------------------------------------------
-_WORD = r"\p{Lu}[\p{L}'’\-]*\p{L}"
+_WORD = r"\p{Lu}[\p{L}'’\-]{0,40}\p{L}"
 _PARTICLE = r"(?:van|von|de|der|den|da|di|du|del|della|la|le|ten|ter|bin|al|dos|das)"
 _NAME = rf"{_WORD}(?:[ \t]+(?:{_PARTICLE}[ \t]+)*{_WORD}){{0,3}}"
 _NAME2 = rf"{_WORD}(?:[ \t]+(?:{_PARTICLE}[ \t]+)*{_WORD}){{1,3}}"

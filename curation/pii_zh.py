@@ -115,9 +115,30 @@ _HAS_NUMBER = regex.compile(rf"{_NUMBER}(?:号院|号楼|号|座|栋|幢|单元|
 _ROAD = regex.compile(r"(?:大街|大道|路|街|巷|胡同|弄|道)")
 
 
-# A street-level address has a house number, building or room, or names a road or village below an
-# administrative unit; a city, district, road or village named alone ("北京市海淀区", "福虹路") points at no one.
-STREET_LEVEL = regex.compile(r"\d|[号栋幢室座层楼]|[省市区县镇乡].*[路街道巷弄村]|[路街].+[路街]")
+_NUMBER_OR_BUILDING = regex.compile(r"[\d号栋幢室座层楼]")
+_UNIT = regex.compile(r"[省市区县镇乡]")
+_ROAD_OR_VILLAGE = regex.compile(r"[路街道巷弄村]")
+_ROAD_CHAR = regex.compile(r"[路街]")
+
+
+def street_level(text: str, start: int = 0, end: int | None = None) -> bool:
+    """A street-level address has a house number, building or room, or, on one line, names a road or village
+    after an administrative unit, or two roads; a city, district, road or village named alone ("北京市海淀区",
+    "福虹路") points at no one. Read in one pass: as one regex ("[省市区县镇乡].*[路街道巷弄村]") it was quadratic
+    in a long run of place names."""
+    piece = text[start:end]
+    if _NUMBER_OR_BUILDING.search(piece):
+        return True
+    for line in piece.split("\n"):
+        unit = _UNIT.search(line)
+        if unit and _ROAD_OR_VILLAGE.search(line, unit.end()):
+            return True
+        roads = [m.start() for m in _ROAD_CHAR.finditer(line)]
+        if len(roads) >= 2 and roads[-1] - roads[0] >= 2:
+            return True
+    return False
+
+
 # "地址是 / 地址在 / 住址： / 位于" then the rest of the clause, when it names a road, number, village, building…
 _ADDRESS_CLAUSE = regex.compile(r"(?:地址|住址)(?:是在|是|在|为|：|:)[ \t]*(?P<a>[^，。；！？,;!?\n]{3,60})"
                                 r"|(?:位于|坐落于|坐落在)(?P<a>[^，。；！？,;!?\n]{3,60})")
@@ -519,7 +540,7 @@ class ChineseTagger(EntityRecognizer):
     logistic model trained by ``benchmarks/pii_train.py`` on the public Chinese NER and dialogue splits named
     in benchmarks/RESULTS.md). A run of characters whose probability of one class reaches that class's
     ``join`` threshold, holding one that reaches its ``threshold``, is one entity (an address only when it is
-    street-level: ``STREET_LEVEL``). Names are also the name candidates (a surname and a given name, or a
+    street-level: ``street_level``). Names are also the name candidates (a surname and a given name, or a
     transliteration) that the candidate model (``zh_names.npz``) scores at or above its threshold; the tagger
     reads those scores too. A name's score is ``name_score``, its span checked by ``plausible_name``.
     ``analyze_batch`` scores many texts in one pass (what the scrubber calls)."""
@@ -550,7 +571,7 @@ class ChineseTagger(EntityRecognizer):
             for s, e, p, entity in decode(text, where, probs[at:at + len(where)], self.thresholds):
                 if entity == "PERSON":
                     names.append((s, e, name_score(p, self.thresholds[entity][0])))
-                elif STREET_LEVEL.search(text, s, e):
+                elif street_level(text, s, e):
                     found.append(RecognizerResult(entity, s, e, p))
             for s, e, score in names:
                 span = plausible_name(text, name_start(text, s, e), e)

@@ -101,6 +101,21 @@ def test_empty_missing_and_huge_fields(detector):
     assert out[3]["text"].startswith(filler)
 
 
+def test_pasted_blobs_and_runs_of_place_names_do_not_stall_the_scrub(detector):
+    """Two patterns were quadratic in a long run of letters: a name word (``[\\p{L}'-]*`` tried from every capital
+    of a pasted base64 blob, 20 KB took about 90 s) and the street-level check of Chinese addresses (a run of
+    place names with no road). A hang guard, not a speed target: the bound is 20x what the fixed code needs."""
+    import time
+
+    blob = "QUFB" * 5_000 + "=="                            # base64 of zeros, as pasted into a chat
+    places = "北京市" * 20_000
+    started = time.perf_counter()
+    out, _ = scrub([{"text": f"Here is the file: {blob} Contact Jane Roe."}, {"text": places + "，谢谢"}],
+                   detector, fields=["text"])
+    assert time.perf_counter() - started < 20
+    assert blob in out[0]["text"] and "Jane Roe" not in out[0]["text"]
+
+
 def test_operators_mask_hash_and_drop(detector):
     record = {"id": "r1", "text": "Mail me at olga.berg@example.com or call +1 (415) 555-0100."}
     [masked], _ = scrub([dict(record)], detector, fields=["text"], default_operator="mask")
