@@ -189,8 +189,10 @@ class PiiDetector:
             # The tagger's names, and every name a cue points at (greeting, title, "my name is", sign-off).
             names = self.name_tagger.spans(views[i], ev) if ev else []
             if i in tagged:
-                names = [(s, e, p) for s, e, p in names if not _acronym_or_title_in_chinese(text, s, e)]
-            found = [Found("PERSON", s, e, p) for s, e, p in names + (ev.cue_names if ev else [])]
+                names = [(s, e, p) for s, e, p in _split_at_han(text, names)
+                         if not _no_name_in_chinese(text, s, e, self.lexicon)]
+            cue_names = _split_at_han(text, ev.cue_names) if ev else []
+            found = [Found("PERSON", s, e, p) for s, e, p in names + cue_names]
             results = [r for r in tagged.get(i, []) if not _latin_name_in_english(text, r, self.lexicon)]
             for trigger, recognizer in self.recognizers + (self.chinese if i in tagged else []):
                 if trigger is None or trigger.search(text) is not None:
@@ -284,13 +286,30 @@ _ACRONYMS = regex.compile(r"[\p{Lu}\d\s.\-]+")
 _BRAND_SHAPE = regex.compile(r"\p{Lu}{2,}\p{Ll}|\p{Ll}{3,}\p{Lu}|(?<!\p{L})\p{Ll}+\p{Lu}")
 
 
-def _acronym_or_title_in_chinese(text: str, start: int, end: int) -> bool:
+def _split_at_han(text: str, spans: list[tuple[int, int, float]]) -> list[tuple[int, int, float]]:
+    """Names read on the Latin view, cut where the original text has Han characters: there the view has spaces,
+    and "Camry和Avalon" or "Valve软件项目负责人Erik" would read as one two-word name."""
+    out = []
+    for start, end, score in spans:
+        cuts = [start] + [x for m in _HAN_RUN.finditer(text, start, end) for x in m.span()] + [end]
+        for s, e in zip(cuts[::2], cuts[1::2], strict=True):
+            piece = text[s:e]
+            s, e = s + len(piece) - len(piece.lstrip()), e - len(piece) + len(piece.rstrip())
+            if regex.search(r"\p{L}", text[s:e]):
+                out.append((s, e, score))
+    return out
+
+
+def _no_name_in_chinese(text: str, start: int, end: int, lexicon: NameLexicon) -> bool:
     """A Latin run the English tagger took for a name that Chinese writing marks as no name: a work's title in
-    《》 ("《Rayman》") anywhere, or, in a Chinese sentence, capitals alone ("前VIC女队", "暴雪MMORPG游戏") or a
-    brand's shape ("一本PCGamer杂志")."""
+    《》 ("《Rayman》") anywhere, or, in a Chinese sentence, capitals alone ("前VIC女队", "暴雪MMORPG游戏"), a
+    brand's shape ("一本PCGamer杂志"), lower case ("我秒的lamy是假货"; Chinese writing capitalises a Latin
+    name) or one word that no name list holds ("送给孩子的礼物是Wii", "Atari公司")."""
     if text[start - 1:start] == "《" and text[end:end + 1] == "》":
         return True
-    shaped = _ACRONYMS.fullmatch(text, start, end) is not None or _BRAND_SHAPE.search(text, start, end) is not None
+    run = text[start:end]
+    shaped = _ACRONYMS.fullmatch(text, start, end) is not None or _BRAND_SHAPE.search(text, start, end) is not None \
+        or not regex.search(r"\p{Lu}", run) or " " not in run.strip() and not lexicon.is_name(run.strip())
     return shaped and language_of(sentence_around(text, start, end)) == "zh"
 
 
