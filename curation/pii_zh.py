@@ -92,8 +92,8 @@ _PLACE_CHAR = r"[^\s\p{P}\p{S}\d的在住是到址寄送我你他她们从往去
 # After a first part, the conjunctions and prepositions that also name places (呼和浩特, 和平路, 向阳路, 从化区,
 # 于都县, 发展大道) are a name's characters: "广西壮族自治区呼和浩特县…" is one address, not two halves.
 # Right after a road, village, compound or building, though, 和/与/及/或 join two places ("金融街和中关村",
-# "平安北街与华阳路", "一栋商业楼和一栋幼儿园"): a list of places, not one address; unless the two roads cross
-# ("翁洲大道与盐河路交叉路口", "人民路和解放路交汇处"), which is one place.
+# "沿着人民路与解放路一直走", "一栋商业楼和一栋幼儿园"): a list of places, not one address; unless the two roads
+# cross ("平安北街与华阳路交叉处", "淮海路与洪武路十字路口"), which is one place.
 _AFTER_PLACE = r"(?<!街|路|道|村|片区|园|楼|厦|场|心|苑|馆|店|巷|弄)"
 _CROSSING = r"(?=[^\s\p{P}\p{S}\d]{1,8}?(?:路|街|道)(?:交叉|交汇|交界|十字|路口|口))"
 _INNER_PLACE_CHAR = (rf"(?:{_AFTER_PLACE}[和与及或]|[和与及或]{_CROSSING}"
