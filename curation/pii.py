@@ -189,8 +189,10 @@ class PiiDetector:
             # The tagger's names, and every name a cue points at (greeting, title, "my name is", sign-off).
             names = self.name_tagger.spans(views[i], ev) if ev else []
             if i in tagged:
-                names = [(s, e, p) for s, e, p in names if not _acronym_or_title_in_chinese(text, s, e)]
-            found = [Found("PERSON", s, e, p) for s, e, p in names + (ev.cue_names if ev else [])]
+                names = [(s, e, p) for s, e, p in _split_at_han(text, names)
+                         if not _no_name_in_chinese(text, s, e, self.lexicon)]
+            cue_names = _split_at_han(text, ev.cue_names) if ev else []
+            found = [Found("PERSON", s, e, p) for s, e, p in names + cue_names]
             results = [r for r in tagged.get(i, []) if not _latin_name_in_english(text, r, self.lexicon)]
             for trigger, recognizer in self.recognizers + (self.chinese if i in tagged else []):
                 if trigger is None or trigger.search(text) is not None:
@@ -284,13 +286,43 @@ _ACRONYMS = regex.compile(r"[\p{Lu}\d\s.\-]+")
 _BRAND_SHAPE = regex.compile(r"\p{Lu}{2,}\p{Ll}|\p{Ll}{3,}\p{Lu}|(?<!\p{L})\p{Ll}+\p{Lu}")
 
 
-def _acronym_or_title_in_chinese(text: str, start: int, end: int) -> bool:
+def _split_at_han(text: str, spans: list[tuple[int, int, float]]) -> list[tuple[int, int, float]]:
+    """Names read on the Latin view, cut where the original text has Han characters: there the view has spaces,
+    and "Camry和Avalon" or "Valve软件项目负责人Erik" would read as one two-word name."""
+    out = []
+    for start, end, score in spans:
+        cuts = [start] + [x for m in _HAN_RUN.finditer(text, start, end) for x in m.span()] + [end]
+        for s, e in zip(cuts[::2], cuts[1::2], strict=True):
+            piece = text[s:e]
+            s, e = s + len(piece) - len(piece.lstrip()), e - len(piece) + len(piece.rstrip())
+            if regex.search(r"\p{L}", text[s:e]):
+                out.append((s, e, score))
+    return out
+
+
+# Chinese words that call the Latin word beside them a firm, a product, a game or a place ("Atari公司", "Dota项目",
+# "Tamriel王国", "发行商Take-Two", "游戏机是Wii"). Without one, a Latin word no name list holds may be a player's or
+# a commentator's handle ("这也是Harreke个人的第一次解说", "除开ReMinD，包括了Grubby、Moon").
+_THING_AFTER = regex.compile(r"\s*(?:公司|集团|工作室|游戏|项目|官方|杂志|品牌|王国|系列|平台|主机|战队|界|牌)")
+_THING_BEFORE = regex.compile(r"(?:公司|发行商|开发商|厂商|品牌|游戏机|主机|游戏)[是为叫]?\s*$")
+
+
+def _no_name_in_chinese(text: str, start: int, end: int, lexicon: NameLexicon) -> bool:
     """A Latin run the English tagger took for a name that Chinese writing marks as no name: a work's title in
-    《》 ("《Rayman》") anywhere, or, in a Chinese sentence, capitals alone ("前VIC女队", "暴雪MMORPG游戏") or a
-    brand's shape ("一本PCGamer杂志")."""
-    if text[start - 1:start] == "《" and text[end:end + 1] == "》":
+    《》 ("《Rayman》") or its original title in brackets right after one ("《德军总部》（Wolfenstein）") anywhere,
+    or, in a Chinese sentence, capitals alone ("前VIC女队", "暴雪MMORPG游戏"), a brand's shape ("一本PCGamer杂志"),
+    lower case with no given name in it ("我秒的lamy是假货"; "filip是时尚界的宠儿" is a name in lower-cased
+    news), or one word that no name list holds, named a firm, product or place by the Chinese beside it
+    ("送给孩子的游戏机是Wii", "Atari公司")."""
+    if text[start - 1:start] == "《" and text[end:end + 1] == "》" \
+            or text[start - 2:start] in ("》（", "》(") and text[end:end + 1] in ("）", ")"):
         return True
-    shaped = _ACRONYMS.fullmatch(text, start, end) is not None or _BRAND_SHAPE.search(text, start, end) is not None
+    run = text[start:end].strip()
+    lower_case = regex.search(r"\p{Lu}", run) is None
+    shaped = _ACRONYMS.fullmatch(text, start, end) is not None or _BRAND_SHAPE.search(text, start, end) is not None \
+        or lower_case and not any(word.capitalize() in lexicon.given for word in run.split()) \
+        or " " not in run and not lexicon.is_name(run) \
+        and (_THING_AFTER.match(text, end) is not None or _THING_BEFORE.search(text[max(0, start - 8):start]) is not None)
     return shaped and language_of(sentence_around(text, start, end)) == "zh"
 
 

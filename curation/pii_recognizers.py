@@ -363,7 +363,7 @@ STREET_WORDS = (
     "carretera|urbanización|plaza|"
     "via|viale|piazza|piazzale|corso|vicolo|largo|strada|contrada|borgo|lungomare|rotonda|"
     "rua|travessa|esplanada|rodovia|praça|estrada|ladeira|viela|"
-    "ul|ulica|aleja|aleje|plac|(?<!\\bet[ \t])al|"
+    "ul|ulica|aleja|aleje|plac|(?<!\\bet[ \t])al(?=\\.)|"
     "straße|strasse|str|weg|gasse|platz|allee|damm|ring|"
     "ufer|chaussee|straat|laan|singel|gracht|plein|kade|dijk|steeg|hof|pad"
 )
@@ -474,8 +474,8 @@ STREET_LINE_PATTERNS: tuple[tuple[str, float], ...] = (
     (rf"\b(?i:at|to)[ \t]+(?P<a>{_STREET_LEAD}(?:(?:{_CAPWORD}[ \t]+){{1,3}}{_CAPWORD}(?!\w)|{_CAPWORD}"
      rf"(?=[ \t]*(?:[.,;!?\n]|$))))", 0.7),
 )
-_POSTCODE = (
-    r"(?:\b[A-Z]{1,2}\d[A-Z\d]?[ \t]*\d[A-Z]{2}\b"        # UK
+_POSTCODE = (  # never the digits after a decimal point ("0.03567")
+    r"(?<!\d[.,])(?:\b[A-Z]{1,2}\d[A-Z\d]?[ \t]*\d[A-Z]{2}\b"  # UK
     r"|\b[A-Z]\d[A-Z][ \t]?\d[A-Z]\d\b"                    # CA
     r"|\b\d{5}-\d{3}\b"                                    # BR
     r"|\b\d{4}[ \t]?[A-Z]{2}\b"                            # NL
@@ -642,6 +642,11 @@ def cued(cue: regex.Pattern, text: str, start: int, end: int) -> bool:
         cue.match(text, _BEFORE_CUE.match(text, end).end()) is not None
 _DATE_LIKE = regex.compile(r"^\d{4}[-/.]\d{1,2}[-/.]\d{1,2}$|^\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4}$")
 _IP_LIKE = regex.compile(r"^\d{1,3}(?:\.\d{1,3}){3}$")
+# Numbers that are no phone whatever their length: a span of years ("2005-2007"), a decimal ("0.0145926",
+# "41007.08"), and decimals written one after another, as odds are ("2.752.902" for 2.75 2.90 2): a single digit
+# and a dot starts a decimal, and of phones only North America's trunk 1 is written so ("1.800.555.0199").
+_YEAR_SPAN = regex.compile(r"^(?:19|20)\d\d[ \t]?[-–][ \t]?(?:19|20)\d\d$")
+_DECIMALS = regex.compile(r"^\d+\.\d{1,2}$|^0\.\d+$|^(?!1\.\d{3}\.\d{3}\.\d{4}$)\d\.\d+(?:\.\d+)+$")
 
 
 def _number_list(value: str, cued: bool) -> bool:
@@ -673,7 +678,7 @@ class PhoneNumberRecognizer(EntityRecognizer):
             digits = regex.sub(r"\D", "", main)
             context = cued(_PHONE_CONTEXT, text, m.start(), m.end())
             if not 7 <= len(digits) <= 15 or _DATE_LIKE.match(value) or _IP_LIKE.match(value) \
-                    or _number_list(main, context):
+                    or _YEAR_SPAN.match(value) or _DECIMALS.match(value) or _number_list(main, context):
                 continue
             if value.count("(") != value.count(")") and not value.startswith("+"):
                 value = value.lstrip("(")

@@ -28,8 +28,11 @@ from curation.pii_tagger import LinearModel, to_probabilities
 from curation.text import language_of, sentence_around
 
 # --- phones, ID numbers, bank cards --------------------------------------------------------------------
-# A Latin letter glued to the digits makes them a code (a hash, "SF1234567890123"), never a phone or a card.
-_MOBILE = regex.compile(r"(?<![\d+A-Za-z])(?:(?:\+|00)?86[ \-]?)?1[3-9]\d(?:[ \-]?\d{4}){2}(?![\dA-Za-z])")
+# A Latin letter glued to the digits makes them a code (a hash, "SF1234567890123"), never a phone or a card; but
+# a messenger's or phone's short name glued to a mobile names it ("加v158…", "vx:", "QQ", "tel").
+_MESSENGER = r"(?<![A-Za-z\d])(?i:v|vx|wx|weixin|wechat|qq|tel|mob)[:：]?"
+_MOBILE = regex.compile(rf"(?<![\d+])(?:(?<![A-Za-z])|(?<={_MESSENGER}))"
+                         r"(?:(?:\+|00)?86[ \-]?)?1[3-9]\d(?:[ \-]?\d{4}){2}(?![\dA-Za-z])")
 _LANDLINE = regex.compile(
     r"(?<![\d\-A-Za-z])(?:(?:\+|00)?86[ \-]?)?(?:\(0\d{2,3}\)[ \-]?|0\d{2,3}[ \-])?[2-9]\d{6,7}"
     r"(?:[ \-]?(?:转|ext\.?)?\d{1,5})?(?![\d\-A-Za-z])|(?<![\dA-Za-z])[48]00[ \-]?\d{3}[ \-]?\d{4}(?![\dA-Za-z])"
@@ -88,7 +91,13 @@ PROVINCES = ("北京|天津|上海|重庆|河北|山西|辽宁|吉林|黑龙江|
 _PLACE_CHAR = r"[^\s\p{P}\p{S}\d的在住是到址寄送我你他她们从往去于请把给发收搬由向及或与和找了吗呢吧啊位]"
 # After a first part, the conjunctions and prepositions that also name places (呼和浩特, 和平路, 向阳路, 从化区,
 # 于都县, 发展大道) are a name's characters: "广西壮族自治区呼和浩特县…" is one address, not two halves.
-_INNER_PLACE_CHAR = r"[^\s\p{P}\p{S}\d的在住是到址寄送我你他她们往去请把给收搬找了吗呢吧啊位]"
+# Right after a road, village, compound or building, though, 和/与/及/或 join two places ("金融街和中关村",
+# "沿着人民路与解放路一直走", "一栋商业楼和一栋幼儿园"): a list of places, not one address; unless the two roads
+# cross ("平安北街与华阳路交叉处", "淮海路与洪武路十字路口"), which is one place.
+_AFTER_PLACE = r"(?<!街|路|道|村|片区|园|楼|厦|场|心|苑|馆|店|巷|弄)"
+_CROSSING = r"(?=[^\s\p{P}\p{S}\d]{1,8}?(?:路|街|道)(?:交叉|交汇|交界|十字|路口|口))"
+_INNER_PLACE_CHAR = (rf"(?:{_AFTER_PLACE}[和与及或]|[和与及或]{_CROSSING}"
+                     r"|[^\s\p{P}\p{S}\d的在住是到址寄送我你他她们往去请把给收搬找了吗呢吧啊位和与及或])")
 _NUMBER = r"(?:[甲乙丙丁]?\d{1,5}(?:[\-之]\d{1,4})?|[A-Za-z]|[一二三四五六七八九十]{1,3})"
 
 
@@ -328,12 +337,16 @@ _LATIN_AFTER_CUE = regex.compile(
     r"(?P<n>(?:(?:Mr|Mrs|Ms|Miss|Dr)\.?[ \t]*)?\p{Lu}\p{Ll}+(?:[ \t\-]\p{Lu}[\p{Ll}'’]+){0,3})(?![\p{Latin}\d])")
 
 
+_URL = regex.compile(r"(?i:https?://|www\.)[!-~]+")
+
+
 def han_names_among_latin(text: str) -> list[tuple[int, int]]:
     """Han names standing among Latin words ("Forward this to 袁鑫.", "罗想 will call you"), where the
     tagger, trained on Chinese context, has none to read: a run of Han characters, with no other Han
     letter next to it, that is a known surname and a one or two character given name (or a compound surname
     and one or two), and no common word ("Happy 春节", "order 火锅", "a trip to 成都")."""
     lexicon, surnames = word_lexicon(), known_surnames()
+    text = _URL.sub(lambda u: " " * len(u.group()), text)  # a link's letters are no English words around a name
     out = []
     for m in _HAN_WORD.finditer(text):
         run, start, end = m.group(), m.start(), m.end()
