@@ -31,7 +31,6 @@ and a re-run is identical), ``mask`` (``<PERSON>``), ``hash`` (keyed HMAC) or ``
 
 from __future__ import annotations
 
-import gc
 import hashlib
 import hmac
 from collections import Counter
@@ -120,17 +119,6 @@ def load_spacy(model: str = SPACY_MODEL):
     return spacy.load(model, exclude=["tok2vec", "tagger", "parser", "attribute_ruler"], disable=["lemmatizer"])
 
 
-@cache
-def keep_loaded_models_out_of_gc() -> None:
-    """Once per process, after the first detector has loaded its models: everything alive then (spaCy, presidio,
-    the name lists, the taggers: ~500k objects with their imports) is moved out of the cyclic garbage collector's
-    reach. They live as long as the process, yet each full collection walked them all: 0.28-0.33 s, about one per
-    1,100 English texts in a process that only scrubs, as ``flywheel scrub`` is. Garbage is collected first, so
-    none is kept."""
-    gc.collect()
-    gc.freeze()
-
-
 # Where a recognizer can match at all: it runs only on texts where its trigger does.
 _DIGIT = regex.compile(r"\d")
 _DIGITS = regex.compile(r"\d(?:[ \-.()/]*\d){6}")
@@ -184,7 +172,6 @@ class PiiDetector:
         ]
         self.chinese_tagger = zh.ChineseTagger()  # names and addresses, all Chinese texts of a batch at once
         self.chinese = [(None, zh.ChineseNameRecognizer()), (None, zh.ChineseAddressRecognizer())]
-        keep_loaded_models_out_of_gc()
 
     def detect(self, texts: list[str]) -> list[list[Found]]:
         """Entities found in each text (overlaps merged), in text order, on the original offsets."""
