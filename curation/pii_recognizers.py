@@ -51,33 +51,38 @@ _RELATION = r"(?i:ask|asked|tell|told|contact|from|with|by|to|for)"
 _SPEECH = r"(?:said|says|told|asked|wrote|replied|mentioned|explained|promised|confirmed|suggested)"
 _SPEECH_WORDS = frozenset(_SPEECH[3:-1].split("|"))
 
-# (pattern, score, min_words): every pattern captures the name in group ``n``; where the cue is weak
-# (min_words > 0) its words must also pass ``name_words``.
-NAME_PATTERNS: tuple[tuple[str, float, int], ...] = (
-    (rf"(?:^|(?<=[\n.!?:;]))[ \t]*{_GREETING}[ \t,]+(?:{_TITLE}[ \t]+)?(?P<n>{_NAME})", 0.8, 0),
+# (pattern, score, min_words, cue words): every pattern captures the name in group ``n``; where the cue is weak
+# (min_words > 0) its words must also pass ``name_words``. A pattern with cue words runs only on a text holding one of
+# them (case-folded, see ``folded``): every match of the pattern holds one.
+_SIGN_OFF_WORDS = ("thank", "regards", "best", "cheers", "sincerely", "yours", "take care", "talk soon", "grü",
+                   "cordialement", "bien à vous", "saludo", "atentamente", "saluti", "groet")
+NAME_PATTERNS: tuple[tuple[str, float, int, tuple[str, ...]], ...] = (
+    (rf"(?:^|(?<=[\n.!?:;]))[ \t]*{_GREETING}[ \t,]+(?:{_TITLE}[ \t]+)?(?P<n>{_NAME})", 0.8, 0, ()),
     (rf"\b(?i:my name is|my name's|name is|call me|ich heiße|mein name ist|je m'appelle|me llamo|mi chiamo|"
-     rf"mijn naam is)[ \t]+(?P<n>{_NAME})", 0.7, 0),
-    (rf"\b{_INTRO}[ \t]+(?P<n>{_NAME})", 0.7, 1),
-    (rf"\b{_TITLE}[ \t]+(?P<n>(?:{_PARTICLE}[ \t]+)*{_NAME})", 0.85, 0),
-    (rf"\b{_FIELD}[ \t]*:[ \t]*(?P<n>{_NAME})", 0.7, 0),
-    (rf"\b{_SIGN_OFF}[ \t]*[,!.:;]*[ \t]*\n?[ \t]*[-–—]*[ \t]*(?P<n>{_NAME})[ \t]*[.!]?[ \t]*(?=\n|$)", 0.85, 0),
-    (rf"(?:^|(?<=\n))[ \t]*[-–—]+[ \t]*(?P<n>{_NAME})[ \t]*(?=\n|$)", 0.7, 0),
-    (rf"(?:^|(?<=\n))(?P<n>{_NAME})[ \t]*[\n]?[ \t]*(?=(?:here|speaking)\b)", 0.75, 1),
-    (rf"(?P<n>{_NAME}),?[ \t]+(?=here\b|speaking\b)", 0.75, 1),
-    (rf"\b{_PERSON_CUE}[ \t]+(?P<n>{_NAME})", 0.7, 0),
+     rf"mijn naam is)[ \t]+(?P<n>{_NAME})", 0.7, 0,
+     ("name is", "name's", "call me", "ich hei", "name ist", "m'appelle", "llamo", "chiamo", "naam is")),
+    (rf"\b{_INTRO}[ \t]+(?P<n>{_NAME})", 0.7, 1, ()),
+    (rf"\b{_TITLE}[ \t]+(?P<n>(?:{_PARTICLE}[ \t]+)*{_NAME})", 0.85, 0, ()),
+    (rf"\b{_FIELD}[ \t]*:[ \t]*(?P<n>{_NAME})", 0.7, 0, ()),
+    (rf"\b{_SIGN_OFF}[ \t]*[,!.:;]*[ \t]*\n?[ \t]*[-–—]*[ \t]*(?P<n>{_NAME})[ \t]*[.!]?[ \t]*(?=\n|$)", 0.85, 0,
+     _SIGN_OFF_WORDS),
+    (rf"(?:^|(?<=\n))[ \t]*[-–—]+[ \t]*(?P<n>{_NAME})[ \t]*(?=\n|$)", 0.7, 0, ()),
+    (rf"(?:^|(?<=\n))(?P<n>{_NAME})[ \t]*[\n]?[ \t]*(?=(?:here|speaking)\b)", 0.75, 1, ("here", "speaking")),
+    (rf"(?P<n>{_NAME}),?[ \t]+(?=here\b|speaking\b)", 0.75, 1, ("here", "speaking")),
+    (rf"\b{_PERSON_CUE}[ \t]+(?P<n>{_NAME})", 0.7, 0, ()),
     (rf"\b(?i:someone|somebody|person|guy|man|woman|lady|girl|boy|user|customer|client|agent|rep|"
      rf"representative|technician|employee|member|colleague|friend|manager|child|kid|son|daughter|husband|wife|"
-     rf"partner)[ \t]+(?i:named|called)[ \t]+(?P<n>{_NAME})", 0.7, 0),
-    (rf"(?P<n>{_NAME})[ \t]+(?={_SPEECH}\b)", 0.7, 1),
-    (rf"\b(?i:thanks|thank you)[ \t,]+(?P<n>{_NAME})(?=[ \t]*[,!.]|[ \t]+for\b)", 0.7, 1),
-    (rf"\b{_RELATION}[ \t]+(?P<n>{_NAME2})", 0.6, 2),
-    (rf"(?P<n>{_NAME2})[ \t]*(?=[,(<:][ \t]*(?:\+|\(|\d|[\w.+-]+@))", 0.6, 2),
+     rf"partner)[ \t]+(?i:named|called)[ \t]+(?P<n>{_NAME})", 0.7, 0, ("named", "called")),
+    (rf"(?P<n>{_NAME})[ \t]+(?={_SPEECH}\b)", 0.7, 1, tuple(sorted(_SPEECH_WORDS))),
+    (rf"\b(?i:thanks|thank you)[ \t,]+(?P<n>{_NAME})(?=[ \t]*[,!.]|[ \t]+for\b)", 0.7, 1, ("thank",)),
+    (rf"\b{_RELATION}[ \t]+(?P<n>{_NAME2})", 0.6, 2, ()),
+    (rf"(?P<n>{_NAME2})[ \t]*(?=[,(<:][ \t]*(?:\+|\(|\d|[\w.+-]+@))", 0.6, 2, ()),
     # One name word right before an e-mail address: "Send updates to Urkom at nvf13@aol.com", "Ana <ana@x.org>"
     (rf"\b(?!(?:To|From|Cc|Bcc|Email|Mail|Contact|Sender|Reply)\b)(?P<n>{_NAME})"
-     rf"(?=[ \t]*(?:[,(<]|[ \t](?:at|via))[ \t]*[\w.+-]+@)", 0.6, 1),
+     rf"(?=[ \t]*(?:[,(<]|[ \t](?:at|via))[ \t]*[\w.+-]+@)", 0.6, 1, ("@",)),
     # A record of a person: "Varsan, 20, Male"
-    (rf"\b(?P<n>{_NAME}),[ \t]*\d{{1,3}},[ \t]*(?i:male|female|man|woman|non-binary|nonbinary|m|f)\b", 0.6, 1),
-    (rf"(?P<n>{_NAME})(?='s[ \t]+(?:phone|number|email|e-mail|address|account|card|birthday)\b)", 0.7, 0),
+    (rf"\b(?P<n>{_NAME}),[ \t]*\d{{1,3}},[ \t]*(?i:male|female|man|woman|non-binary|nonbinary|m|f)\b", 0.6, 1, ()),
+    (rf"(?P<n>{_NAME})(?='s[ \t]+(?:phone|number|email|e-mail|address|account|card|birthday)\b)", 0.7, 0, ("'s",)),
 )
 
 # A name in lower case, as chat is typed, after a cue: "my name is jane doe", "this is john", "thanks, mike". After
@@ -115,6 +120,8 @@ LONE_NAME = regex.compile(
     rf"|(?<![\p{{L}}\d'’.\-])(?P<n>{_LONE})(?=(?P<poss>['’]s)(?![\p{{L}}\d]))"
     rf"|(?<=[\p{{L}}\d)][ \t]*,[ \t]*)(?P<n>{_LONE})(?=[ \t]*(?:[!?]|\.?[ \t]*$|\.[ \t]*\n))",
     regex.MULTILINE)
+
+_EXCLAIMED = regex.compile(r"[ \t]*[!?]")
 
 # A form's field for a person, then a colon: "Reported by: Field", "Patient: Nguyen, Thi Lan".
 ROLE_FIELD = regex.compile(
@@ -167,22 +174,30 @@ PRODUCT_WORDS = frozenset(
 # Shops and brands named in the possessive after a person: "at Macy's" is a place to shop, not a person's.
 SHOPS = frozenset("mcdonald wendy macy denny kohl lowe dillard arby hardee applebee chili domino kellogg sotheby "
                   "christie claire friendly zale".split())
+_NON_SPACE = regex.compile(r"\S+")
+_PARTICLE_OR_NT = regex.compile(rf"{_PARTICLE}|['’]t")
 _NAME_TOKEN = regex.compile(r"(?:(?:Mc|Mac|O'|O’|D'|D’|De|Di|Da|La|Le|Van|Von|Fitz)(?=\p{Lu}))?\p{Lu}\p{Ll}+"
                             r"(?:[-'’]\p{Lu}?\p{Ll}+)*\.?")
+
+
+def folded(text: str) -> str:
+    """``text`` case-folded for a quick test whether a cue word of a ``(?i:…)`` pattern occurs in it: what the
+    pattern matches folds to the cue word ("İ", which matches "i", folds to "i" and a combining dot, dropped)."""
+    return text.casefold().replace("\u0307", "")
 
 
 def name_words(words: list[str], min_words: int = 1) -> bool:
     """Words that can make up a person's name without a strong cue: each one capitalised with lower-case
     letters after (not "JSON", "OneNote", "iCloud"; "McKay", "O'Neil" are fine), none a common word of
     support text, particles allowed between them; at least ``min_words`` of them."""
-    core = [w for w in words if not regex.fullmatch(rf"{_PARTICLE}|['’]t", w)]
+    core = [w for w in words if not _PARTICLE_OR_NT.fullmatch(w)]
     return len(core) >= min_words and all(
         _NAME_TOKEN.fullmatch(w) and w.rstrip(".").casefold() not in COMMON_WORDS for w in core)
 
 
 def trim_name(text: str, start: int, end: int) -> tuple[int, int] | None:
     """Drop leading/trailing words that are known non-names; None when nothing is left."""
-    words = list(regex.finditer(r"\S+", text[start:end]))
+    words = list(_NON_SPACE.finditer(text[start:end]))
     while words and words[0].group() in NOT_NAMES:
         words.pop(0)
     while words and words[-1].group() in NOT_NAMES:
@@ -197,7 +212,8 @@ class ContextNameRecognizer(EntityRecognizer):
     ``lexicon`` also lower-case names after those cues (``LOWER_CASE_NAME``)."""
 
     def __init__(self, lexicon: NameLexicon | None = None) -> None:
-        self.patterns = [(regex.compile(p, regex.MULTILINE), s, n) for p, s, n in NAME_PATTERNS]
+        self.patterns = [(regex.compile(p, regex.MULTILINE), s, n, tuple(folded(w) for w in cues))
+                         for p, s, n, cues in NAME_PATTERNS]
         self.lexicon = lexicon
         super().__init__(supported_entities=["PERSON"], name="ContextNameRecognizer")
 
@@ -206,7 +222,10 @@ class ContextNameRecognizer(EntityRecognizer):
 
     def analyze(self, text: str, entities: list[str], nlp_artifacts=None) -> list[RecognizerResult]:
         results = []
-        for pattern, score, min_words in self.patterns:
+        text_folded = folded(text)
+        for pattern, score, min_words, cues in self.patterns:
+            if cues and not any(cue in text_folded for cue in cues):
+                continue
             for m in pattern.finditer(text):
                 span = trim_name(text, m.start("n"), m.end("n"))
                 if not span or all(w.casefold() in NEVER_A_NAME for w in text[span[0]:span[1]].split()):
@@ -266,7 +285,7 @@ class ContextNameRecognizer(EntityRecognizer):
                 continue  # "at Macy's"; "Austin's parks are", "Ford's new model" open a sentence as a thing
             # Addressed, a word no dictionary holds needs "!" or "?" after it (", Mich." is a state, ", Ibiza" a list).
             if listed or kind == "addressed" and len(word) >= 4 and not lex.is_word(word) \
-                    and regex.match(r"[ \t]*[!?]", text[m.end("n"):]) is not None:
+                    and _EXCLAIMED.match(text, m.end("n")) is not None:
                 results.append((RecognizerResult("PERSON", m.start("n"), m.end("n"), 0.6), kind))
         return results
 
@@ -277,7 +296,7 @@ class ContextNameRecognizer(EntityRecognizer):
         results = []
         for m in ROLE_FIELD.finditer(text):
             end = m.start("n")
-            for word in regex.finditer(r"\S+", text[:m.end("n")], pos=m.start("n")):
+            for word in _NON_SPACE.finditer(text[:m.end("n")], pos=m.start("n")):
                 w = word.group()
                 if not (end == m.start("n") and lex.is_name(w) or not lex.is_word(w) and not lex.never(w)) \
                         or w.casefold() in NEVER_A_NAME | COMMON_WORDS | PRODUCT_WORDS:
@@ -327,7 +346,7 @@ class ContextNameRecognizer(EntityRecognizer):
                 continue
             end = m.end("n")
             rest = _LOWER_NAME_REST.match(text, end)
-            if rest and all(name_part(w) for w in rest.group().split() if not regex.fullmatch(_PARTICLE, w)):
+            if rest and all(name_part(w) for w in rest.group().split() if not _PARTICLE_WORD.fullmatch(w)):
                 end = rest.end()
             # A family name is judged capitalised: "brown" is an adjective, "Brown" also a given name.
             elif family is not None and word_ok(family, strong, family.capitalize()) and (
@@ -341,6 +360,7 @@ class ContextNameRecognizer(EntityRecognizer):
 # that end a clause: punctuation, the line's end, or a word that follows a name ("i'm jo lee and", "… here").
 _LOWER_NAME_REST = regex.compile(rf"(?:[ \t]+(?:{_PARTICLE}[ \t]+)*\p{{Ll}}[\p{{Ll}}'’\-]+){{1,3}}"
                                  r"(?=[ \t]*(?:[,.!?;:)\n]|$|(?:and|here|speaking|again|from|at)\b))")
+_PARTICLE_WORD = regex.compile(_PARTICLE)
 _LINE_END = regex.compile(r"[ \t]*[.!]?[ \t]*(?:\n|$)")
 # A name has a vowel ("lgtm", "thx", "ptal" have none; "brynn", "krzysztof" have "y"); a non-Latin-ASCII letter may be one.
 _HAS_VOWEL = regex.compile(r"[aeiouy]|[^\x00-\x7f]", regex.IGNORECASE)
@@ -486,6 +506,12 @@ _POSTCODE = (  # never the digits after a decimal point ("0.03567")
     r"|\b[A-Z]\d{2}[ \t]?[A-Z\d]{4}\b)"                    # IE Eircode
 )
 _SEGMENT = regex.compile(r"[^,\n]+")
+# A segment that opens with a 4-digit postcode after one that is a state code alone (AU: "Willisport, WA, 2630").
+_FOUR_DIGITS = regex.compile(r"\s*\d{4}\b")
+_STATE_CODE = regex.compile(r"\s*[A-Z]{2,3}\s*")
+_AU_POSTCODE = regex.compile(r"\d{4}\b")
+# A postal block of one segment only is an address with a state and ZIP code, or letters and digits mixed.
+_ONE_SEGMENT_BLOCK = regex.compile(r"[A-Z]{2}[ \t]+\d{5}|\d.*\p{L}{3}.*\d|\p{L}{3}.*\d.*\p{L}{3}")
 _SEGMENT_OK_WORD = regex.compile(rf"^(?:/|[\p{{Lu}}\d(#][\p{{L}}\d'’.\-/()#]*|{_PARTICLE}|do|d'\S*|(?i:{STREET_WORDS})\.?|(?i:{_UNIT}))$")
 
 
@@ -493,7 +519,7 @@ Word = tuple[int, int, str]
 
 
 def _words(text: str, start: int, end: int) -> list[Word]:
-    return [(start + m.start(), start + m.end(), m.group()) for m in regex.finditer(r"\S+", text[start:end])]
+    return [(start + m.start(), start + m.end(), m.group()) for m in _NON_SPACE.finditer(text[start:end])]
 
 
 def _address_word(word: str) -> bool:
@@ -581,7 +607,7 @@ class StreetAddressRecognizer(EntityRecognizer):
         for i, (start, end) in enumerate(segments):
             codes = list(self.postcode.finditer(text, start, end))
             if not codes and self._after_state(text, segments, i):
-                codes = [regex.compile(r"\d{4}\b").search(text, start, end)]
+                codes = [_AU_POSTCODE.search(text, start, end)]
             for code in codes:
                 before = _words(text, start, code.start())
                 after = _words(text, code.end(), end)
@@ -610,16 +636,15 @@ class StreetAddressRecognizer(EntityRecognizer):
                         block_end = nxt[n_next - 1][1]
                 block_end -= _full_stop(text, block_end)
                 block = text[block_start:block_end]
-                if first == i and not regex.search(
-                        r"[A-Z]{2}[ \t]+\d{5}|\d.*\p{L}{3}.*\d|\p{L}{3}.*\d.*\p{L}{3}", block):
+                if first == i and not _ONE_SEGMENT_BLOCK.search(block):
                     continue
                 yield RecognizerResult("STREET_ADDRESS", block_start, block_end, 0.8)
 
     @staticmethod
     def _after_state(text: str, segments: list[tuple[int, int]], i: int) -> bool:
         """A segment starting with 4 digits right after a 2-3 letter state (AU: "Willisport, WA, 2630")."""
-        return i > 0 and regex.match(r"\s*\d{4}\b", text[segments[i][0]:segments[i][1]]) is not None \
-            and regex.fullmatch(r"\s*[A-Z]{2,3}\s*", text[segments[i - 1][0]:segments[i - 1][1]]) is not None
+        return i > 0 and _FOUR_DIGITS.match(text[segments[i][0]:segments[i][1]]) is not None \
+            and _STATE_CODE.fullmatch(text[segments[i - 1][0]:segments[i - 1][1]]) is not None
 
 
 # --- phones, cards, SSNs --------------------------------------------------------------------------
@@ -640,6 +665,10 @@ def cued(cue: regex.Pattern, text: str, start: int, end: int) -> bool:
     """A cue word in the 40 characters before the value at ``start:end``, or naming it right after it."""
     return cue.search(text, max(0, start - 40), start) is not None or \
         cue.match(text, _BEFORE_CUE.match(text, end).end()) is not None
+_DIGIT_RUN = regex.compile(r"\d+")
+_NON_DIGIT = regex.compile(r"\D")
+_PHONE_SEPARATOR = regex.compile(r"[\-.()/]")
+_EXTENSION = regex.compile(r"(?i)x|ext")
 _DATE_LIKE = regex.compile(r"^\d{4}[-/.]\d{1,2}[-/.]\d{1,2}$|^\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4}$")
 _IP_LIKE = regex.compile(r"^\d{1,3}(?:\.\d{1,3}){3}$")
 # Numbers that are no phone whatever their length: a span of years ("2005-2007"), a decimal ("0.0145926",
@@ -653,10 +682,10 @@ def _number_list(value: str, cued: bool) -> bool:
     """A list of numbers, not one phone number: "123456 12345678 111111" (a password list) has several groups of
     five or more digits separated by blanks; "123456789" or "1111111" alone only counts up or repeats. After a
     phone cue ("call 1234567890", "TELEPHONENUM: 09315 293923") one or two groups are a number all the same."""
-    groups = regex.findall(r"\d+", value)
+    groups = _DIGIT_RUN.findall(value)
     if cued and len(groups) <= 2:
         return False
-    if sum(len(g) >= 5 for g in groups) >= 2 and not regex.search(r"[\-.()/]", value):
+    if sum(len(g) >= 5 for g in groups) >= 2 and not _PHONE_SEPARATOR.search(value):
         return True
     return len(groups) == 1 and (value in "01234567890" or value in "98765432109" or len(set(value)) == 1)
 
@@ -674,15 +703,15 @@ class PhoneNumberRecognizer(EntityRecognizer):
         results = []
         for m in _PHONE.finditer(ideographs_as_spaces(text)):
             value = m.group("p").rstrip(" \t-.(/")
-            main = regex.split(r"(?i)x|ext", value)[0]
-            digits = regex.sub(r"\D", "", main)
+            main = _EXTENSION.split(value)[0]
+            digits = _NON_DIGIT.sub("", main)
             context = cued(_PHONE_CONTEXT, text, m.start(), m.end())
             if not 7 <= len(digits) <= 15 or _DATE_LIKE.match(value) or _IP_LIKE.match(value) \
                     or _YEAR_SPAN.match(value) or _DECIMALS.match(value) or _number_list(main, context):
                 continue
             if value.count("(") != value.count(")") and not value.startswith("+"):
                 value = value.lstrip("(")
-            separated = len(regex.findall(r"\d+", main)) >= 2
+            separated = len(_DIGIT_RUN.findall(main)) >= 2
             if value.startswith(("+", "00")):
                 score = 0.75
             elif separated:
@@ -715,7 +744,7 @@ class CardNumberRecognizer(EntityRecognizer):
     def analyze(self, text: str, entities: list[str], nlp_artifacts=None) -> list[RecognizerResult]:
         results = []
         for m in _CARD.finditer(text):
-            digits = regex.sub(r"\D", "", m.group("c"))
+            digits = _NON_DIGIT.sub("", m.group("c"))
             if is_resident_id(digits):  # a 身份证 number may pass Luhn too: it is an ID, not a card
                 continue
             context = _CARD_CONTEXT.search(text, max(0, m.start() - 40), m.start()) is not None
@@ -870,14 +899,18 @@ class NameLexicon:
         if len(word) < 4 or not word.endswith("s") or self.is_name(word):
             return False
         singular = word[:-1]
-        return self.is_word(singular) or regex.search(r"(?:an|ian|ean|ite|er|ist)$", singular) is not None
+        return self.is_word(singular) or _DEMONYM_END.search(singular) is not None
+
+
+_DEMONYM_END = regex.compile(r"(?:an|ian|ean|ite|er|ist)$")
+_APOSTROPHE = regex.compile(r"['’]")
 
 
 @lru_cache(maxsize=100_000)
 def _is_word(lexicon: NameLexicon, word: str) -> bool:
     from spacy.lang.en.stop_words import STOP_WORDS
 
-    low = regex.split(r"['’]", word.casefold())[0]  # "You're", "Night's"
+    low = _APOSTROPHE.split(word.casefold())[0]  # "You're", "Night's"
     if low in STOP_WORDS:
         return True
     return any(form in lexicon.not_nouns or form in lexicon.nouns for form in _lemmas(low))

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from functools import cache
 from itertools import repeat
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import regex
@@ -88,7 +89,7 @@ def to_probabilities(z: np.ndarray) -> np.ndarray:
 # --- English names ----------------------------------------------------------------------------------------
 # Word tokens (with inner hyphens and apostrophes: "O'Meara", "Inzamam-ul-Haq"), numbers, single symbols.
 _TOKEN = regex.compile(r"\p{L}[\p{L}\p{M}]*(?:[-'’]\p{L}[\p{L}\p{M}]*)*|\d+|[^\s\p{L}\d]")
-_POSSESSIVE = regex.compile(r"['’]s$")
+_POSSESSIVE = ("'s", "’s")
 _SENTENCE_BREAK = frozenset(".!?:;\n\"“”|•*>#()[]")
 # Words after a command at a sentence start ("Mark all as read", "Turn off sync"), rarely after a name.
 _FUNCTION_WORDS = frozenset("all the a an this that these those your my our their its it as per each every any some "
@@ -96,8 +97,9 @@ _FUNCTION_WORDS = frozenset("all the a an this that these those your my our thei
 _TITLES = frozenset("mr mrs ms miss mx dr prof sir madam dame lord lady herr frau mme mlle sr sra sig".split())
 
 
-@dataclass(frozen=True)
-class Token:
+class Token(NamedTuple):
+    """A token and where it is; a named tuple: tens of thousands are made per batch of texts."""
+
     start: int
     end: int
     text: str
@@ -108,7 +110,7 @@ def tokens(text: str) -> list[Token]:
     out = []
     for m in _TOKEN.finditer(text):
         word = m.group()
-        if len(word) > 3 and _POSSESSIVE.search(word):
+        if len(word) > 3 and word.endswith(_POSSESSIVE):
             out += [Token(m.start(), m.end() - 2, word[:-2]), Token(m.end() - 2, m.end(), word[-2:])]
         else:
             out.append(Token(m.start(), m.end(), word))
@@ -164,6 +166,7 @@ class EnglishNameTagger:
         self.threshold = float(self.model.meta.get("threshold", 0.5))
         self.join_threshold = float(self.model.meta.get("join_threshold", self.threshold))
         self._facts: dict[str, tuple[str, str, str, bool]] = {}
+        self._own_features: dict[str, tuple[str, ...]] = {}
 
     def candidate(self, word: str) -> bool:
         """A word that may be a name: capitalised, or a known given/family name in lower case ("alex")."""
@@ -183,10 +186,27 @@ class EnglishNameTagger:
             shape = _shape(word)
             found = (shape, f"g{given}f{family}w{known}n{int(lex.never(word))}", f"{given}{family}{known}|{shape[:2]}",
                      word.islower() and lex.is_verb(word))
-            if len(self._facts) >= self.CACHE_WORDS:
-                self._facts.clear()
-            self._facts[word] = found
+            self._remember(self._facts, word, found)
         return found
+
+    def own_features(self, word: str) -> tuple[str, ...]:
+        """The features of a candidate that depend on the word alone, in the order ``rows`` puts them first."""
+        found = self._own_features.get(word)
+        if found is None:
+            shape, flags, _, _ = self.facts(word)
+            low = word.casefold()
+            # The word itself only in lower case: capitalised, its identity is the news' names of one year
+            # (CoNLL's "Morgan" the bank) and hides the shape and context that carry over to other text.
+            found = ("bias", f"w={low if word.islower() else '<Cap>'}", f"sh={shape}", f"fl={flags}",
+                     f"shfl={shape}|{flags}", f"suf2={low[-2:]}", f"suf3={low[-3:]}", f"suf4={low[-4:]}",
+                     f"pre3={low[:3]}", f"len={min(len(word), 12)}")
+            self._remember(self._own_features, word, found)
+        return found
+
+    def _remember(self, store: dict, word: str, value) -> None:
+        if len(store) >= self.CACHE_WORDS:
+            store.clear()
+        store[word] = value
 
     def rows(self, text: str, evidence: Evidence) -> tuple[list[Token], list[int], list[list[str]]]:
         """The tokens, the indices of the candidates among them, and each candidate's features."""
@@ -209,16 +229,12 @@ class EnglishNameTagger:
         labels = [ent_label[j] or ("O" if ran[j] else "-") for j in range(n)]
         rows = []
         for i in cand:
-            w, low = words[i], lows[i]
+            w = words[i]
             shape, flags, _, _ = self.facts(w)
             initial = i == 0 or words[i - 1] in _SENTENCE_BREAK or toks[i - 1].end < toks[i].start and \
                 "\n" in text[toks[i - 1].end:toks[i].start]
             label = labels[i]
-            # The word itself only in lower case: capitalised, its identity is the news' names of one year
-            # (CoNLL's "Morgan" the bank) and hides the shape and context that carry over to other text.
-            row = ["bias", f"w={low if w.islower() else '<Cap>'}", f"sh={shape}", f"fl={flags}", f"shfl={shape}|{flags}",
-                   f"suf2={low[-2:]}", f"suf3={low[-3:]}", f"suf4={low[-4:]}", f"pre3={low[:3]}",
-                   f"len={min(len(w), 12)}", f"init={initial}|{shape}", f"ent={label}",
+            row = [*self.own_features(w), f"init={initial}|{shape}", f"ent={label}",
                    f"entb={toks[i].start in ent_starts}|{label}", f"ent_fl={label}|{flags}",
                    f"kept={kept[i] is not None}", f"cue={cue[i] or 0:.1f}", f"gaz={gaz[i] or 0:.1f}",
                    f"caps={caps_share > 0.6}|{shape}", f"title={title_share}|{shape}",

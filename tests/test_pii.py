@@ -472,3 +472,15 @@ def test_a_street_line_after_a_long_run_of_spaces_is_still_found(detector):
     20,000 spaces); the street line after the run is found as before."""
     [out] = masked(detector, ["Ship it to:" + " " * 3000 + "91 Rhonda Walkway"])
     assert out == "Ship it to:" + " " * 3000 + "<STREET_ADDRESS>"
+
+
+def test_cue_patterns_run_wherever_their_cue_is_in_any_case():
+    """A name pattern with a cue runs only on texts holding the cue word, compared case-folded: a cue in capitals,
+    with a dotted capital İ or a capital ẞ (which the pattern matches) still finds the name."""
+    from curation.pii_recognizers import ContextNameRecognizer
+
+    recognizer = ContextNameRecognizer()
+    for text, name in [("THANK YOU,\nMaria Lopez", "Maria Lopez"), ("İCH HEİẞE Jana Novak", "Jana Novak"),
+                       ("MY NAME IS Omar Haddad", "Omar Haddad"), ("Write to Lee Chan <lee@chan.org>", "Lee Chan")]:
+        found = {text[r.start:r.end] for r in recognizer.analyze(text, ["PERSON"])}
+        assert name in found, (text, found)
