@@ -53,7 +53,14 @@ from curation.step import (
     StepStats,
     not_a_record,
 )
-from curation.text import has_cjk, language_of, normalise_with_offsets, sentence_around
+from curation.text import (
+    has_cjk,
+    is_traditional,
+    language_of,
+    normalise_with_offsets,
+    sentence_around,
+    traditional,
+)
 from flywheel.records import EXAMPLE_BODY
 from flywheel.settings import ScrubSettings, Settings
 from flywheel.warehouse import connect, quarantine
@@ -851,9 +858,11 @@ class Scrub(Step):
             if not spans:
                 continue
             pieces, last = [], 0
+            written_traditional = is_traditional(text)  # then so is every Chinese surrogate in it
             for f in spans:
                 chinese = has_cjk(text[max(0, f.start - 8):f.end + 8])
-                pieces += [text[last:f.start], self.surrogates.replace(f.entity, text[f.start:f.end], names, chinese)]
+                surrogate = self.surrogates.replace(f.entity, text[f.start:f.end], names, chinese)
+                pieces += [text[last:f.start], traditional(surrogate) if written_traditional else surrogate]
                 last = f.end
             pieces.append(text[last:])
             set_slot(out, slot, "".join(pieces))

@@ -10,6 +10,11 @@ Why NFKC with offsets: full-width letters and digits (``ｆｕｃｋ``, ``１３
 compatibility forms must be matched as their plain forms, but a replacement has to land on the original
 text, untouched around it. :func:`normalise_with_offsets` gives the normalised text and, for every
 normalised character, the original position it came from.
+
+Why Traditional characters are read as Simplified: the Chinese detectors learnt Simplified text (the public
+sets are mainland ones), and Traditional text from Taiwan or Hong Kong is the same language in other
+characters: a name in 陳志偉 or a cue in 電話 went unseen. The map is OpenCC's, one character for one, so the
+offsets do not move.
 """
 
 from __future__ import annotations
@@ -17,6 +22,8 @@ from __future__ import annotations
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cache
+from importlib import resources
 from typing import Literal
 
 import regex
@@ -111,11 +118,44 @@ class _Identity(Sequence[int]):
         return i
 
 
+@cache
+def _character_map(name: str) -> dict[int, int]:
+    """One of OpenCC's character tables (``TSCharacters``: Traditional to Simplified, ``STCharacters``: back) as a
+    ``str.translate`` table: the first reading of each character, one character for one. A character that is
+    also its own reading (乾, 於, 覆: Simplified text writes them too) is left as it is."""
+    table: dict[int, int] = {}
+    with resources.files("opencc").joinpath("dictionary", f"{name}.txt").open(encoding="utf-8") as fh:
+        for line in fh:
+            key, _, readings = line.rstrip("\n").partition("\t")
+            first, *rest = readings.split(" ")
+            if len(key) == 1 and len(first) == 1 and key != first and key not in rest:
+                table[ord(key)] = ord(first)
+    return table
+
+
+def simplified(text: str) -> str:
+    """Traditional Chinese characters as their Simplified forms (陳志偉 -> 陈志伟), offsets unchanged."""
+    return text.translate(_character_map("TSCharacters")) if has_cjk(text) else text
+
+
+def traditional(text: str) -> str:
+    """Simplified Chinese characters as their Traditional forms: a surrogate written like the text it stands in."""
+    return text.translate(_character_map("STCharacters")) if has_cjk(text) else text
+
+
+def is_traditional(text: str) -> bool:
+    """Whether ``text`` holds a character that only Traditional Chinese writes."""
+    return simplified(text) != text
+
+
 def normalise_with_offsets(text: str) -> Normalised:
-    """NFKC per character (full-width forms become ASCII, compatibility ideographs their plain form),
-    with the map back to original offsets. ASCII and already-normal text cost nothing."""
-    if text.isascii() or unicodedata.is_normalized("NFKC", text):
+    """NFKC per character (full-width forms become ASCII, compatibility ideographs their plain form) and
+    Traditional characters as Simplified, with the map back to original offsets. ASCII and already-normal text
+    cost nothing."""
+    if text.isascii():
         return Normalised(text, _Identity(len(text)))
+    if unicodedata.is_normalized("NFKC", text):
+        return Normalised(simplified(text), _Identity(len(text)))
     pieces: list[str] = []
     origin: list[int] = []
     for i, ch in enumerate(text):
@@ -123,9 +163,9 @@ def normalise_with_offsets(text: str) -> Normalised:
         pieces.append(norm)
         origin.extend([i] * len(norm))
     origin.append(len(text))
-    return Normalised("".join(pieces), origin)
+    return Normalised(simplified("".join(pieces)), origin)
 
 
 def normalise(text: str) -> str:
-    """NFKC of a whole text (no offsets): what every detector compares."""
-    return text if text.isascii() else unicodedata.normalize("NFKC", text)
+    """NFKC of a whole text, Traditional characters as Simplified (no offsets): what every detector compares."""
+    return text if text.isascii() else simplified(unicodedata.normalize("NFKC", text))

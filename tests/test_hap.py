@@ -193,6 +193,15 @@ def test_chinese_offensive_language_is_caught_and_ordinary_chinese_is_not(scorer
     assert flagged(scorer, CHINESE_ORDINARY) == []
 
 
+def test_traditional_chinese_scores_like_simplified(scorer):
+    """The Chinese models learnt Simplified text: the same statements in Traditional characters (Taiwan, Hong
+    Kong) scored lower (COLD's report half in Traditional: recall 0.63 instead of 0.89)."""
+    written_traditional = ["河南人都是騙子，千萬別跟他們做生意。", "黑人就是懶，活該一輩子窮。",
+                           "女人就該待在家裡做飯，出來工作純屬添亂。"]
+    assert scorer.score(written_traditional) == pytest.approx(scorer.score(CHINESE_OFFENSIVE), abs=1e-6)
+    assert flagged(scorer, ["請問這個軟體怎麼設定？謝謝！", "我是河南人，現在在台北做軟體開發。"]) == []
+
+
 def test_mixed_text_is_scored_per_sentence_in_its_own_language(scorer):
     mixed_offensive = "Thanks for the quick reply. 河南人都是骗子，千万别跟他们做生意。"
     mixed_ordinary = "你好，how do I export my notes to PDF? 谢谢！"

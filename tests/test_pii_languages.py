@@ -135,6 +135,22 @@ def test_chinese_names_mobiles_and_addresses_in_support_chat(detector):
     assert "欧阳娜娜" not in out[3] and "62345678" not in out[3] and "座机010-" in out[3]
 
 
+def test_traditional_chinese_is_read_like_simplified_and_gets_traditional_surrogates(detector):
+    """Taiwan and Hong Kong write Traditional characters: names, the 電話 cue and 號/樓/區 addresses went unseen
+    (陳志偉 and 林淑芬 stayed), though the models know them in Simplified."""
+    texts = ["聯絡人：陳志偉，電話02-2345-6789，地址：台北市大安區復興南路一段390號3樓",
+             "您好，我是林淑芬，想問一下退貨的進度。", "請問這個軟體怎麼設定？謝謝！"]
+    out, _ = scrub_texts(detector, texts)
+    for secret in ("陳志偉", "2345-6789", "復興南路", "390號"):
+        assert secret not in out[0], (secret, out[0])
+    assert out[0].startswith("聯絡人：") and "，電話" in out[0] and "，地址：" in out[0]
+    assert "林淑芬" not in out[1] and out[1].startswith("您好，我是") and out[1].endswith("，想問一下退貨的進度。")
+    from curation.text import traditional
+
+    assert all(traditional(text) == text for text in out[:2])           # surrogates written in Traditional too
+    assert out[2] == texts[2]
+
+
 def test_chinese_conversation_keeps_one_surrogate_per_person(detector):
     from curation.pii import Scrub
 
