@@ -21,6 +21,7 @@ from typing import Any
 from training.common import (
     StageResult,
     example_columns,
+    leave_process_group,
     read_split,
     recipe_arguments,
     recipe_inputs,
@@ -73,6 +74,7 @@ def main(argv: list[str] | None = None) -> None:
     settings, config, base = recipe_inputs(args)
     result = train_dpo(config, base, args.dataset, args.output, args.sft_adapter, settings.train.device)
     print(f"adapter: {result.adapter_dir} (world size {os.environ.get('WORLD_SIZE', '1')})")
+    leave_process_group()
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ from typing import Any
 from training.chat import tokenize_chat
 from training.common import (
     StageResult,
+    leave_process_group,
     read_split,
     recipe_arguments,
     recipe_inputs,
@@ -80,6 +81,7 @@ def main(argv: list[str] | None = None) -> None:
     settings, config, base = recipe_inputs(args)
     result = train_sft(config, base, args.dataset, args.output, args.init_adapter, args.replay, settings.train.device)
     print(f"adapter: {result.adapter_dir} (world size {os.environ.get('WORLD_SIZE', '1')})")
+    leave_process_group()
 
 
 if __name__ == "__main__":
