@@ -182,6 +182,8 @@ class PiiDetector:
 
     def detect(self, texts: list[str]) -> list[list[Found]]:
         """Entities found in each text (overlaps merged), in text order, on the original offsets."""
+        from curation.pii_recognizers import with_name_particles
+
         norms = [normalise_with_offsets(t) for t in texts]
         # The English readers only where a letter is not Han: in Chinese alone they have no word to read. In text
         # with Chinese characters they read the Latin view, where a Latin name glued to Han characters is a word.
@@ -208,7 +210,7 @@ class PiiDetector:
             found += [Found(r.entity_type, r.start, r.end, r.score) for r in results
                       if r.score >= self.thresholds.get(r.entity_type, 0.5)]
             found = [f for f in _strip(text, self._allowed(text, found)) if not _names_a_result(text, f, self.lexicon)]
-            found = merge(_with_name_particles(text, _with_name_suffix(text, found), self.lexicon))
+            found = merge(with_name_particles(text, _with_name_suffix(text, found), self.lexicon))
             found = merge(_join_nicknames(text, found, self.lexicon))
             out.append([Found(f.entity, *norm.span(f.start, f.end), f.score) for f in found])
         return out
@@ -428,40 +430,6 @@ def _with_name_suffix(text: str, found: list[Found]) -> list[Found]:
         gap = _BEFORE_SUFFIX.match(text, f.end) if f.entity == "PERSON" else None
         suffix = NAME_SUFFIX.match(text, gap.end()) if gap else None
         out.append(Found(f.entity, f.start, suffix.end(), f.score) if suffix else f)
-    return out
-
-
-# The lower-case particles inside a family name ("Ludwig van Beethoven", "Maria de la Cruz", "Omar ibn Saud") and the
-# Arabic article glued to the name after it ("Hassan al-Turabi", "Salah ad-Din"). Left out: "ten" and "do", English
-# words that a name can follow ("Can Jane do Monday?"), and "ben", a given name too.
-_PARTICLE = r"(?:van|von|der|den|de|del|della|degli|di|da|dos|das|du|la|le|bin|ibn|bint|abu)"
-_ARTICLE = r"(?:al|el|ad|ar|as|at|az|an|ash|ul|ud)-"
-_PARTICLES_AFTER = regex.compile(
-    rf"(?P<p>(?:[ \t]+{_PARTICLE}(?![\p{{L}}\d\-]))+[ \t]+(?:{_ARTICLE})?|[ \t]+{_ARTICLE})"
-    r"\p{Lu}\p{Ll}[\p{L}'’]*(?:-\p{Lu}\p{Ll}[\p{L}'’]*)?(?![\p{L}\d])")
-_LEADING_PARTICLES = regex.compile(rf"(?:{_PARTICLE}[ \t]+)+")
-_PARTICLES_BEFORE = regex.compile(rf"(?<![\p{{L}}\d\-])(?:{_PARTICLE}[ \t]+)+$")
-_GIVEN_BEFORE_PARTICLES = regex.compile(rf"(?<![\p{{L}}\d])(?P<g>\p{{Lu}}\p{{Ll}}+)[ \t]+(?:{_PARTICLE}[ \t]+)+$")
-
-
-def _with_name_particles(text: str, found: list[Found], lexicon: NameLexicon) -> list[Found]:
-    """A name goes on through its particles: the taggers often stop before them ("Hassan" of "Hassan al-Turabi",
-    "Maria" and "Cruz" of "Maria de la Cruz") or start after them ("Silva" of "de Silva", "van Heeswijk" of "Max
-    van Heeswijk", where a listed given name comes first). Only names already found grow: a particle makes none."""
-    out = []
-    for f in found:
-        start, end = f.start, f.end
-        if f.entity == "PERSON":
-            if after := _PARTICLES_AFTER.match(text, end):
-                end = after.end()
-            lead = _LEADING_PARTICLES.match(text, start, end)
-            head = lead.end() if lead else start
-            given = _GIVEN_BEFORE_PARTICLES.search(text, max(0, head - 40), head)
-            if given and given.group("g") in lexicon.given:
-                start = given.start()
-            elif not lead and (before := _PARTICLES_BEFORE.search(text, max(0, start - 20), start)):
-                start = before.start()
-        out.append(Found(f.entity, start, end, f.score))
     return out
 
 

@@ -10,8 +10,9 @@ scrubber applies a threshold per entity type.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache, lru_cache
+from typing import TYPE_CHECKING
 
 import regex
 from presidio_analyzer import EntityRecognizer, Pattern, RecognizerResult
@@ -20,9 +21,13 @@ from presidio_analyzer.predefined_recognizers import EmailRecognizer
 from curation.checksums import iban_ok, is_resident_id, luhn_ok
 from curation.text import ideographs_as_spaces
 
+if TYPE_CHECKING:
+    from curation.pii import Found
+
 # --- names ----------------------------------------------------------------------------------------
 _WORD = r"\p{Lu}[\p{L}'’\-]{0,40}\p{L}"
-_PARTICLE = r"(?:van|von|de|der|den|da|di|du|del|della|la|le|ten|ter|bin|al|dos|das)"
+# The lower-case particles inside a family name ("Ludwig van Beethoven", "Maria de la Cruz", "Omar ibn Saud").
+_PARTICLE = r"(?:van|von|de|der|den|da|di|du|del|della|degli|la|le|ten|ter|bin|ibn|bint|abu|al|dos|das)"
 _NAME = rf"{_WORD}(?:[ \t]+(?:{_PARTICLE}[ \t]+)*{_WORD}){{0,3}}"
 _NAME2 = rf"{_WORD}(?:[ \t]+(?:{_PARTICLE}[ \t]+)*{_WORD}){{1,3}}"
 _TITLE = r"(?:Mr|Mrs|Ms|Miss|Mx|Dr|Prof|Herr|Frau|Mme|Mlle|Sr|Sra|Sig|Signora|Señor|Señora)\.?"
@@ -205,6 +210,37 @@ def trim_name(text: str, start: int, end: int) -> tuple[int, int] | None:
     if not words:
         return None
     return start + words[0].start(), start + words[-1].end()
+
+
+# The Arabic article glued to the name after it ("Hassan al-Turabi", "Salah ad-Din").
+_ARTICLE = r"(?:al|el|ad|ar|as|at|az|an|ash|ul|ud)-"
+_PARTICLES_AFTER = regex.compile(
+    rf"(?:(?:[ \t]+{_PARTICLE}(?![\p{{L}}\d\-]))+[ \t]+(?:{_ARTICLE})?|[ \t]+{_ARTICLE})"
+    r"\p{Lu}\p{Ll}[\p{L}'’]*(?:-\p{Lu}\p{Ll}[\p{L}'’]*)?(?![\p{L}\d])")
+_LEADING_PARTICLES = regex.compile(rf"(?:{_PARTICLE}[ \t]+)+")
+_PARTICLES_BEFORE = regex.compile(rf"(?<![\p{{L}}\d\-])(?:{_PARTICLE}[ \t]+)+$")
+_GIVEN_BEFORE_PARTICLES = regex.compile(rf"(?<![\p{{L}}\d])(?P<g>\p{{Lu}}\p{{Ll}}+)[ \t]+(?:{_PARTICLE}[ \t]+)+$")
+
+
+def with_name_particles(text: str, found: list[Found], lexicon: NameLexicon) -> list[Found]:
+    """A name goes on through its particles: the taggers often stop before them ("Hassan" of "Hassan al-Turabi",
+    "Maria" and "Cruz" of "Maria de la Cruz") or start after them ("Silva" of "de Silva", "van Heeswijk" of "Max
+    van Heeswijk", where a listed given name comes first). Only names already found grow: a particle makes none."""
+    out = []
+    for f in found:
+        start, end = f.start, f.end
+        if f.entity == "PERSON":
+            if after := _PARTICLES_AFTER.match(text, end):
+                end = after.end()
+            lead = _LEADING_PARTICLES.match(text, start, end)
+            head = lead.end() if lead else start
+            given = _GIVEN_BEFORE_PARTICLES.search(text, max(0, head - 40), head)
+            if given and given.group("g") in lexicon.given:
+                start = given.start()
+            elif not lead and (before := _PARTICLES_BEFORE.search(text, max(0, start - 20), start)):
+                start = before.start()
+        out.append(replace(f, start=start, end=end))
+    return out
 
 
 class ContextNameRecognizer(EntityRecognizer):
