@@ -46,7 +46,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from curation.step import Drop, ExclusionWriter, Record, RunContext, Step, StepStats
-from curation.text import has_cjk
+from curation.text import has_cjk, simplified
 from flywheel.records import conversation_text
 from flywheel.settings import DedupSettings
 
@@ -84,8 +84,9 @@ class FieldError(ValueError):
 
 # --------------------------------------------------------------------------------------------- text
 def normalise(text: str, strip_pleasantries: bool = True) -> str:
-    """The text two trivially different prompts share: lower case, no punctuation, single spaces."""
-    text = _PUNCT.sub(" ", unicodedata.normalize("NFKC", text).casefold())
+    """The text two trivially different prompts share: lower case, no punctuation, single spaces, Chinese in
+    Simplified characters (the same question asked in Taipei and in Beijing)."""
+    text = _PUNCT.sub(" ", simplified(unicodedata.normalize("NFKC", text)).casefold())
     text = _SPACE.sub(" ", text).strip()
     if strip_pleasantries:
         stripped = _THANKS.sub("", _GREETING.sub("", text + " ").rstrip()).strip()
@@ -339,19 +340,23 @@ class DedupIndex:
                 continue
             lines = path.read_bytes().splitlines()
             meta, rows = orjson.loads(lines[0]), [orjson.loads(line) for line in lines[1:]]
-            norms = [r["norm"] for r in rows]
+            norms = [simplified(r["norm"]) for r in rows]
             if meta == _meta(settings):
-                blocks.append(np.load(directory / cls.SIGNATURES))
+                block = np.load(directory / cls.SIGNATURES)
                 kinds, digests = [r["scheme"] for r in rows], [r["digest"] for r in rows]
+                # Rows stored before Traditional characters were read as Simplified are hashed again.
+                stale = [p for p, r in enumerate(rows) if r["norm"] != norms[p]]
             else:
                 kinds = [scheme_of(n) for n in norms]
-                digests = [_exact_digest(r["partition"], n, n) for r, n in zip(rows, norms, strict=True)]
                 block = np.zeros((len(rows), settings.num_perm), np.uint32)
-                for name, scheme in by_name.items():
-                    pos = [p for p, kind in enumerate(kinds) if kind == name]
-                    if pos:
-                        block[pos] = signatures([norms[p] for p in pos], scheme, settings.num_perm)
-                blocks.append(block)
+                digests, stale = [""] * len(rows), list(range(len(rows)))
+            for p in stale:
+                digests[p] = _exact_digest(rows[p]["partition"], norms[p], norms[p])
+            for name, scheme in by_name.items():
+                pos = [p for p in stale if kinds[p] == name]
+                if pos:
+                    block[pos] = signatures([norms[p] for p in pos], scheme, settings.num_perm)
+            blocks.append(block)
             index.ids += [r["id"] for r in rows]
             index.partitions += [r["partition"] for r in rows]
             index.schemes += kinds
