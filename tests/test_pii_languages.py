@@ -151,6 +151,23 @@ def test_traditional_chinese_is_read_like_simplified_and_gets_traditional_surrog
     assert out[2] == texts[2]
 
 
+def test_taiwan_and_hong_kong_id_numbers_after_an_id_cue_get_valid_surrogates(detector):
+    """Taiwan's ID (A123456789) and Hong Kong's identity card (A123456(3)) stayed in the text. Only after a word
+    naming an identity document and with a valid check character: order and product codes share the shapes."""
+    from curation.checksums import hong_kong_id_check, taiwan_id_ok
+
+    texts = ["我叫張家豪，身分證字號A123456789，請幫我查一下。", "香港身份證號碼：A123456(3)，謝謝",
+             "My HKID is G123456(A).", "訂單編號A123456789已出貨", "身分證字號A123456788"]
+    out, _ = scrub_texts(detector, texts)
+    taiwan = regex.search(r"字號([A-Z]\d{9})", out[0]).group(1)
+    assert taiwan != "A123456789" and taiwan_id_ok(taiwan) and taiwan[1] == "1"    # the same sex digit
+    hong_kong = regex.search(r"碼：([A-Z])(\d{6})\(([\dA])\)，謝謝$", out[1])
+    assert hong_kong and hong_kong.group(0) != "碼：A123456(3)，謝謝"
+    assert hong_kong_id_check(hong_kong.group(1), hong_kong.group(2)) == hong_kong.group(3)
+    assert "G123456(A)" not in out[2] and out[2].startswith("My HKID is ")
+    assert out[3:] == texts[3:]                                          # no cue; a wrong check digit
+
+
 def test_chinese_conversation_keeps_one_surrogate_per_person(detector):
     from curation.pii import Scrub
 
