@@ -539,7 +539,8 @@ _POSTCODE = (  # never the digits after a decimal point ("0.03567")
     r"|\b[A-Z]{2,3},?[ \t]+\d{4}\b"                        # AU: ACT, 2008
     r"|-\d{6}\b|(?<=\p{Lu}\p{Ll}+[ \t]+)\d{6}\b"              # IN: Indore-636083, Dehri 409854
     rf"|\b{_BR_CEP_DIGITS}"                                # BR: 01310100 São Paulo / SP
-    r"|\b[A-Z]\d{2}[ \t]?[A-Z\d]{4}\b)"                    # IE Eircode
+    r"|\b[A-Z]\d[\dW](?:[ \t][A-Z\d]{4}|(?=[A-Z\d]{0,3}[A-Z])[A-Z\d]{4})\b)"  # IE Eircode; glued, with a letter
+    # among its last four: a letter and six digits is a code ("货号A123456", a Hong Kong ID), no Eircode
 )
 _SEGMENT = regex.compile(r"[^,\n]+")
 # A segment that opens with a 4-digit postcode after one that is a state code alone (AU: "Willisport, WA, 2630").

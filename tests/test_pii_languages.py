@@ -168,6 +168,14 @@ def test_taiwan_and_hong_kong_id_numbers_after_an_id_cue_get_valid_surrogates(de
     assert out[3:] == texts[3:]                                          # no cue; a wrong check digit
 
 
+def test_a_letter_and_six_digits_is_a_code_not_an_irish_postcode(detector):
+    """"货号A123456" read as an Eircode (A12 3456) and made the product codes before it a postal block; a glued
+    Eircode has a letter among its last four, and Irish addresses are still found whole."""
+    texts = ["产品型号B223456780，货号A123456(3)", "Please ship to 12 Main Street, Dublin, D02X285"]
+    out, _ = scrub_texts(detector, texts, default_operator="mask")
+    assert out == [texts[0], "Please ship to <STREET_ADDRESS>"]
+
+
 def test_chinese_conversation_keeps_one_surrogate_per_person(detector):
     from curation.pii import Scrub
 
