@@ -769,6 +769,18 @@ _CARD_CONTEXT = regex.compile(r"(?i:card|visa|mastercard|amex|credit|debit|charg
                               r"|卡号|银行卡|信用卡|储蓄卡|借记卡")
 
 
+# The name of an order, parcel or ticket number right before a number: that number is the reference, whatever
+# check it passes (a Taobao order number has 18 digits, one in ten passes Luhn). Read on the Simplified view.
+_REFERENCE_BEFORE = regex.compile(
+    r"(?:(?i:order|tracking|invoice|reference|ref|ticket|case|booking|confirmation|transaction|shipment|waybill|"
+    r"parcel)(?:[ \t]*(?:#|(?i:number|no\.?|id|code)))?|单号|编号|流水号|交易号)[ \t]*(?:[:是为]|(?i:is))?[ \t]*$")
+
+
+def names_a_reference(text: str, start: int) -> bool:
+    """Whether the number at ``start`` is named an order, tracking, invoice or ticket number (订单号, 运单号…)."""
+    return _REFERENCE_BEFORE.search(text, max(0, start - 24), start) is not None
+
+
 class CardNumberRecognizer(EntityRecognizer):
     """CREDIT_CARD of 12-19 digits (19-digit Visa and Maestro included), Luhn-checked; never a 身份证 number."""
 
@@ -782,7 +794,7 @@ class CardNumberRecognizer(EntityRecognizer):
         results = []
         for m in _CARD.finditer(text):
             digits = _NON_DIGIT.sub("", m.group("c"))
-            if is_resident_id(digits):  # a 身份证 number may pass Luhn too: it is an ID, not a card
+            if is_resident_id(digits) or names_a_reference(text, m.start("c")):  # a 身份证 number may pass Luhn too
                 continue
             context = _CARD_CONTEXT.search(text, max(0, m.start() - 40), m.start()) is not None
             if luhn_ok(digits):

@@ -31,6 +31,7 @@ from curation.checksums import (
     luhn_ok,
     taiwan_id_ok,
 )
+from curation.pii_recognizers import names_a_reference
 from curation.pii_tagger import LinearModel, to_probabilities
 from curation.text import language_of, sentence_around
 
@@ -95,9 +96,16 @@ class ChineseNumberRecognizer(EntityRecognizer):
             if not 16 <= len(digits) <= 19 or _inside(m.start(), m.end(), ids) or is_resident_id(digits):
                 continue
             cue = _CARD_CUE.search(text, max(0, m.start() - 12), m.start()) is not None
-            if luhn_ok(digits) or cue:
+            if (luhn_ok(digits) or cue) and not names_a_reference(text, m.start()):
                 results.append(RecognizerResult("CREDIT_CARD", m.start(), m.end(), 0.9 if cue else 0.8))
         return results
+
+
+def _cuts_a_number(text: str, start: int, end: int) -> bool:
+    """A span that starts or ends inside a run of digits ("622" of an order number): a piece of a number is no
+    address, whatever the tagger read."""
+    return text[start - 1:start].isdigit() and text[start:start + 1].isdigit() or \
+        text[end - 1:end].isdigit() and text[end:end + 1].isdigit()
 
 
 def _inside(start: int, end: int, spans: list[tuple[int, int]]) -> bool:
@@ -605,7 +613,7 @@ class ChineseTagger(EntityRecognizer):
             for s, e, p, entity in decode(text, where, probs[at:at + len(where)], self.thresholds):
                 if entity == "PERSON":
                     names.append((s, e, name_score(p, self.thresholds[entity][0])))
-                elif street_level(text, s, e):
+                elif street_level(text, s, e) and not _cuts_a_number(text, s, e):
                     found.append(RecognizerResult(entity, s, e, p))
             for s, e, score in names:
                 span = plausible_name(text, name_start(text, s, e), e)

@@ -176,6 +176,15 @@ def test_a_letter_and_six_digits_is_a_code_not_an_irish_postcode(detector):
     assert out == [texts[0], "Please ship to <STREET_ADDRESS>"]
 
 
+def test_order_and_tracking_numbers_are_no_cards_and_no_piece_of_them_an_address(detector):
+    """One long order number in ten passes Luhn: "订单号：202311050933112238" was replaced as a card, and with the card
+    gone the tagger's "622" of "订单号6222021234567890123" as an address. A card named as one still goes."""
+    texts = ["订单号：202311050933112238，已发货", "訂單編號是20231105093311", "你好，订单号6222021234567890123怎么还没到",
+             "Tracking #: 4539578763621486", "My order number is 4111111111111111, and the card was 4111 1111 1111 1111."]
+    out, _ = scrub_texts(detector, texts, default_operator="mask")
+    assert out == texts[:4] + ["My order number is 4111111111111111, and the card was <CREDIT_CARD>."]
+
+
 def test_chinese_conversation_keeps_one_surrogate_per_person(detector):
     from curation.pii import Scrub
 
