@@ -860,7 +860,6 @@ class Scrub(Step):
         return out
 
 
-
 def _copy(record: Record, fields: list[str]) -> Record:
     """A copy deep enough that rewriting message contents leaves the caller's record untouched."""
     out = dict(record)
