@@ -144,8 +144,13 @@ def traditional(text: str) -> str:
 
 
 def is_traditional(text: str) -> bool:
-    """Whether ``text`` holds a character that only Traditional Chinese writes."""
-    return simplified(text) != text
+    """Whether ``text`` is written in Traditional Chinese: more of its characters are Traditional-only than
+    Simplified-only (a stray 後 in Simplified text does not make it Traditional)."""
+    if not has_cjk(text):
+        return False
+    to_simplified, to_traditional = simplified(text), traditional(text)
+    return sum(a != b for a, b in zip(text, to_simplified, strict=True)) > \
+        sum(a != b for a, b in zip(text, to_traditional, strict=True))
 
 
 def normalise_with_offsets(text: str) -> Normalised:

@@ -139,7 +139,8 @@ def test_traditional_chinese_is_read_like_simplified_and_gets_traditional_surrog
     """Taiwan and Hong Kong write Traditional characters: names, the 電話 cue and 號/樓/區 addresses went unseen
     (陳志偉 and 林淑芬 stayed), though the models know them in Simplified."""
     texts = ["聯絡人：陳志偉，電話02-2345-6789，地址：台北市大安區復興南路一段390號3樓",
-             "您好，我是林淑芬，想問一下退貨的進度。", "請問這個軟體怎麼設定？謝謝！"]
+             "您好，我是林淑芬，想問一下退貨的進度。", "請問這個軟體怎麼設定？謝謝！",
+             "收货地址：上海市浦东新区世纪大道100号，後来改了"]                  # Simplified, one stray Traditional 後
     out, _ = scrub_texts(detector, texts)
     for secret in ("陳志偉", "2345-6789", "復興南路", "390號"):
         assert secret not in out[0], (secret, out[0])
@@ -149,6 +150,9 @@ def test_traditional_chinese_is_read_like_simplified_and_gets_traditional_surrog
 
     assert all(traditional(text) == text for text in out[:2])           # surrogates written in Traditional too
     assert out[2] == texts[2]
+    from curation.text import simplified
+
+    assert "世纪大道" not in out[3] and simplified(out[3]) == out[3].replace("後", "后")  # surrogates stay Simplified
 
 
 def test_taiwan_and_hong_kong_id_numbers_after_an_id_cue_get_valid_surrogates(detector):
