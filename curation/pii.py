@@ -582,6 +582,7 @@ def _occurrences(text: str, value: str) -> Iterator[int]:
 
 
 _FULL_WIDTH_DIGITS = str.maketrans("0123456789", "０１２３４５６７８９")
+_FULL_WIDTH = {c: c + 0xFEE0 for c in range(0x21, 0x7F)}  # ASCII letters, digits and brackets in full width
 
 
 class Surrogates:
@@ -717,17 +718,21 @@ _ID_SEPARATORS = regex.compile(r"[\s()]")
 
 
 def _regional_id(entity: str, value: str, fake) -> str:
-    """Another valid Taiwan (A123456789) or Hong Kong (A123456(3)) ID number, written as the original was."""
+    """Another valid Taiwan (A123456789) or Hong Kong (A123456(3)) ID number, written as the original was (its
+    brackets, full-width or not)."""
     from curation.checksums import hong_kong_id_check, taiwan_id_check_digit
 
+    plain = normalise_with_offsets(value).text
     letter = chr(fake.random_int(ord("A"), ord("Z")))
     if entity == "TW_ID_CARD":
-        body = letter + value[1] + "".join(str(fake.random_int(0, 9)) for _ in range(7))
-        return body + taiwan_id_check_digit(body)
-    letters = letter if value[1].isdigit() else letter + chr(fake.random_int(ord("A"), ord("Z")))
-    digits = "".join(str(fake.random_int(0, 9)) for _ in range(6))
-    check = hong_kong_id_check(letters, digits)
-    return f"{letters}{digits}({check})" if "(" in value else f"{letters}{digits}{check}"
+        body = letter + plain[1] + "".join(str(fake.random_int(0, 9)) for _ in range(7))
+        new = body + taiwan_id_check_digit(body)
+    else:
+        letters = letter if plain[1].isdigit() else letter + chr(fake.random_int(ord("A"), ord("Z")))
+        digits = "".join(str(fake.random_int(0, 9)) for _ in range(6))
+        check = hong_kong_id_check(letters, digits)
+        new = f"{letters}{digits}({check})" if "(" in plain else f"{letters}{digits}{check}"
+    return new if plain == value else new.translate(_FULL_WIDTH)
 
 
 def _normal(entity: str, value: str) -> str:
