@@ -340,12 +340,13 @@ class DedupIndex:
                 continue
             lines = path.read_bytes().splitlines()
             meta, rows = orjson.loads(lines[0]), [orjson.loads(line) for line in lines[1:]]
-            norms = [simplified(r["norm"]) for r in rows]
+            # Rows stored before Traditional characters were read as Simplified: their Chinese is normalised again
+            # (a 請問 or 謝謝 now strips as 请问 / 谢谢 does).
+            norms = [normalise(r["norm"], settings.strip_pleasantries) if has_cjk(r["norm"]) else r["norm"] for r in rows]
             if meta == _meta(settings):
                 block = np.load(directory / cls.SIGNATURES)
                 kinds, digests = [r["scheme"] for r in rows], [r["digest"] for r in rows]
-                # Rows stored before Traditional characters were read as Simplified are hashed again.
-                stale = [p for p, r in enumerate(rows) if r["norm"] != norms[p]]
+                stale = [p for p, r in enumerate(rows) if r["norm"] != norms[p]]  # hashed again
             else:
                 kinds = [scheme_of(n) for n in norms]
                 block = np.zeros((len(rows), settings.num_perm), np.uint32)

@@ -77,7 +77,7 @@ DEFAULT_THRESHOLDS = {"PERSON": 0.5, "PHONE_NUMBER": 0.5, "STREET_ADDRESS": 0.6,
                       "TW_ID_CARD": 0.5, "HK_ID_CARD": 0.5}
 OPERATORS = ("surrogate", "mask", "hash", "drop")
 CHUNK_CHARS = 50_000  # spaCy refuses texts over 1M chars and slows on long ones: analyse in chunks
-SPACY_BATCH_WORDS = 256  # words per NER batch (spaCy's parser batches by words): 64 ran ~5% slower
+SPACY_BATCH_SEGMENTS = 256  # sentence-sized pieces per spaCy pipe batch (it counts texts): 64 ran ~5% slower
 BATCH_RECORDS = 64  # records per spaCy pipe call (x32 with processes > 1: each call starts a process pool)
 
 
@@ -252,7 +252,7 @@ class PiiDetector:
         English word are read: the rest cannot hold a name spaCy would find."""
         pieces = [(i, offset, piece) for i, text in enumerate(texts) for offset, piece in self._segments(text)]
         results: list[tuple[list, list, list]] = [([], [], []) for _ in texts]
-        docs = self.nlp.pipe([p for _, _, p in pieces], batch_size=SPACY_BATCH_WORDS, n_process=self.processes)
+        docs = self.nlp.pipe([p for _, _, p in pieces], batch_size=SPACY_BATCH_SEGMENTS, n_process=self.processes)
         for (i, offset, piece), doc in zip(pieces, docs, strict=True):
             entities, ran, kept = results[i]
             ran.append((offset, offset + len(piece)))
@@ -582,6 +582,7 @@ def _occurrences(text: str, value: str) -> Iterator[int]:
 
 
 _FULL_WIDTH_DIGITS = str.maketrans("0123456789", "０１２３４５６７８９")
+_FULL_WIDTH = {c: c + 0xFEE0 for c in range(0x21, 0x7F)}  # ASCII letters, digits and brackets in full width
 
 
 class Surrogates:
@@ -717,17 +718,21 @@ _ID_SEPARATORS = regex.compile(r"[\s()]")
 
 
 def _regional_id(entity: str, value: str, fake) -> str:
-    """Another valid Taiwan (A123456789) or Hong Kong (A123456(3)) ID number, written as the original was."""
+    """Another valid Taiwan (A123456789) or Hong Kong (A123456(3)) ID number, written as the original was (its
+    brackets, full-width or not)."""
     from curation.checksums import hong_kong_id_check, taiwan_id_check_digit
 
+    plain = normalise_with_offsets(value).text
     letter = chr(fake.random_int(ord("A"), ord("Z")))
     if entity == "TW_ID_CARD":
-        body = letter + value[1] + "".join(str(fake.random_int(0, 9)) for _ in range(7))
-        return body + taiwan_id_check_digit(body)
-    letters = letter if value[1].isdigit() else letter + chr(fake.random_int(ord("A"), ord("Z")))
-    digits = "".join(str(fake.random_int(0, 9)) for _ in range(6))
-    check = hong_kong_id_check(letters, digits)
-    return f"{letters}{digits}({check})" if "(" in value else f"{letters}{digits}{check}"
+        body = letter + plain[1] + "".join(str(fake.random_int(0, 9)) for _ in range(7))
+        new = body + taiwan_id_check_digit(body)
+    else:
+        letters = letter if plain[1].isdigit() else letter + chr(fake.random_int(ord("A"), ord("Z")))
+        digits = "".join(str(fake.random_int(0, 9)) for _ in range(6))
+        check = hong_kong_id_check(letters, digits)
+        new = f"{letters}{digits}({check})" if "(" in plain else f"{letters}{digits}{check}"
+    return new if plain == value else new.translate(_FULL_WIDTH)
 
 
 def _normal(entity: str, value: str) -> str:

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from curation.pii import Found
 
 # --- names ----------------------------------------------------------------------------------------
-_WORD = r"\p{Lu}[\p{L}'’\-]{0,40}\p{L}"
+_WORD = r"\p{Lu}[\p{L}'’\-]{0,60}\p{L}(?!\p{L})"  # bounded: unbounded, a run of capitals made every pattern quadratic
 # The lower-case particles inside a family name ("Ludwig van Beethoven", "Maria de la Cruz", "Omar ibn Saud").
 _PARTICLE = r"(?:van|von|de|der|den|da|di|du|del|della|degli|la|le|ten|ter|bin|ibn|bint|abu|al|dos|das)"
 _NAME = rf"{_WORD}(?:[ \t]+(?:{_PARTICLE}[ \t]+)*{_WORD}){{0,3}}"
@@ -777,7 +777,8 @@ _REFERENCE_BEFORE = regex.compile(
 
 
 def names_a_reference(text: str, start: int) -> bool:
-    """Whether the number at ``start`` is named an order, tracking, invoice or ticket number (订单号, 运单号…)."""
+    """Whether the number at ``start`` is named an order, tracking, invoice or ticket number (订单号, 运单号…); the
+    card rules still take it when a card is named before it ("use this card for the booking: 4111…")."""
     return _REFERENCE_BEFORE.search(text, max(0, start - 24), start) is not None
 
 
@@ -794,9 +795,10 @@ class CardNumberRecognizer(EntityRecognizer):
         results = []
         for m in _CARD.finditer(text):
             digits = _NON_DIGIT.sub("", m.group("c"))
-            if is_resident_id(digits) or names_a_reference(text, m.start("c")):  # a 身份证 number may pass Luhn too
-                continue
             context = _CARD_CONTEXT.search(text, max(0, m.start() - 40), m.start()) is not None
+            # A 身份证 number may pass Luhn too; an order number named as one is no card unless a card is named too.
+            if is_resident_id(digits) or names_a_reference(text, m.start("c")) and not context:
+                continue
             if luhn_ok(digits):
                 score = 0.95 if context else 0.85
             elif context:

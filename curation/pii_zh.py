@@ -54,7 +54,8 @@ _CARD_CUE = regex.compile(r"卡号|银行卡|信用卡|储蓄卡|借记卡|卡�
 # product and order codes take these shapes too.
 _TAIWAN_ID = regex.compile(r"(?<![A-Za-z\d])[A-Z][1289]\d{8}(?![A-Za-z\d])")
 _HONG_KONG_ID = regex.compile(r"(?<![A-Za-z\d])(?P<l>[A-Z]{1,2})(?P<d>\d{6})(?:\((?P<c>[\dA])\)|(?P<c>[\dA]))(?![A-Za-z\d])")
-_ID_CUE = regex.compile(r"身份证|身分证|证件|字号|居留证|(?i:hkid|\bid\b|i\.d\.|identity)")
+_ID_CUE = regex.compile(r"身份证|身分证|证件|字号|居留证|(?i:hkid|\bid[ \t]+(?:card|number|no)|identity|"
+                     r"(?:taiwan(?:ese)?|hong[ \t]+kong|hk|national|resident)[ \t]+id\b)")
 
 
 class ChineseNumberRecognizer(EntityRecognizer):
@@ -96,7 +97,7 @@ class ChineseNumberRecognizer(EntityRecognizer):
             if not 16 <= len(digits) <= 19 or _inside(m.start(), m.end(), ids) or is_resident_id(digits):
                 continue
             cue = _CARD_CUE.search(text, max(0, m.start() - 12), m.start()) is not None
-            if (luhn_ok(digits) or cue) and not names_a_reference(text, m.start()):
+            if (luhn_ok(digits) or cue) and (cue or not names_a_reference(text, m.start())):
                 results.append(RecognizerResult("CREDIT_CARD", m.start(), m.end(), 0.9 if cue else 0.8))
         return results
 

@@ -337,10 +337,12 @@ def test_a_name_is_replaced_through_its_particles(detector):
     A name must still be found first: "Can Jane do Monday?" keeps "do Monday"."""
     texts = ["Hassan al-Turabi leads the party.", "My lawyer, Maria de la Cruz, will call you.",
              "Forward it to Max van Heeswijk today.", "The catch went to de Silva at slip.",
-             "Can Jane do Monday?", "We rented a van in Ohio."]
+             "Can Jane do Monday?", "We rented a van in Ohio.",
+             "Regards,\nXochiquetzalcoatlicueyaotlanahuatlpilliquetzalmaninalli"]
     assert masked(detector, texts) == [
         "<PERSON> leads the party.", "My lawyer, <PERSON>, will call you.", "Forward it to <PERSON> today.",
-        "The catch went to <PERSON> at slip.", "Can <PERSON> do Monday?", "We rented a van in Ohio."]
+        "The catch went to <PERSON> at slip.", "Can <PERSON> do Monday?", "We rented a van in Ohio.",
+        "Regards,\n<PERSON>"]                    # a 55-letter name word is a name: bounded, the pattern stopped at 42
 
 
 def test_addresses_keep_their_town_line_and_postcode(detector):

@@ -161,7 +161,8 @@ def test_taiwan_and_hong_kong_id_numbers_after_an_id_cue_get_valid_surrogates(de
     from curation.checksums import hong_kong_id_check, taiwan_id_ok
 
     texts = ["我叫張家豪，身分證字號A123456789，請幫我查一下。", "香港身份證號碼：A123456(3)，謝謝",
-             "My HKID is G123456(A).", "訂單編號A123456789已出貨", "身分證字號A123456788"]
+             "My HKID is G123456(A).", "訂單編號A123456789已出貨", "身分證字號A123456788", "Order ID: A123456789, please check.",
+             "My order ID is B123456780.", "Video id A1234563 on youtube"]
     out, _ = scrub_texts(detector, texts)
     taiwan = regex.search(r"字號([A-Z]\d{9})", out[0]).group(1)
     assert taiwan != "A123456789" and taiwan_id_ok(taiwan) and taiwan[1] == "1"    # the same sex digit
@@ -169,7 +170,9 @@ def test_taiwan_and_hong_kong_id_numbers_after_an_id_cue_get_valid_surrogates(de
     assert hong_kong and hong_kong.group(0) != "碼：A123456(3)，謝謝"
     assert hong_kong_id_check(hong_kong.group(1), hong_kong.group(2)) == hong_kong.group(3)
     assert "G123456(A)" not in out[2] and out[2].startswith("My HKID is ")
-    assert out[3:] == texts[3:]                                          # no cue; a wrong check digit
+    assert out[3:] == texts[3:]                             # no cue; a wrong check digit; an order's or a video's id
+    wide = scrub_texts(detector, ["身分證字號Ａ１２３４５６７８９"])[0][0]
+    assert regex.fullmatch(r"身分證字號[Ａ-Ｚ][０-９]{9}", wide) and wide != "身分證字號Ａ１２３４５６７８９"
 
 
 def test_a_letter_and_six_digits_is_a_code_not_an_irish_postcode(detector):
@@ -184,9 +187,11 @@ def test_order_and_tracking_numbers_are_no_cards_and_no_piece_of_them_an_address
     """One long order number in ten passes Luhn: "订单号：202311050933112238" was replaced as a card, and with the card
     gone the tagger's "622" of "订单号6222021234567890123" as an address. A card named as one still goes."""
     texts = ["订单号：202311050933112238，已发货", "訂單編號是20231105093311", "你好，订单号6222021234567890123怎么还没到",
-             "Tracking #: 4539578763621486", "My order number is 4111111111111111, and the card was 4111 1111 1111 1111."]
+             "Tracking #: 4539578763621486", "My order number is 4111111111111111, and the card was 4111 1111 1111 1111.",
+             "Please use this card for the booking: 4111 1111 1111 1111.", "我的信用卡，卡编号是4111 1111 1111 1111"]
     out, _ = scrub_texts(detector, texts, default_operator="mask")
-    assert out == texts[:4] + ["My order number is 4111111111111111, and the card was <CREDIT_CARD>."]
+    assert out == texts[:4] + ["My order number is 4111111111111111, and the card was <CREDIT_CARD>.",
+                               "Please use this card for the booking: <CREDIT_CARD>.", "我的信用卡，卡编号是<CREDIT_CARD>"]
 
 
 def test_chinese_conversation_keeps_one_surrogate_per_person(detector):
