@@ -71,4 +71,3 @@ def hong_kong_id_check(letters: str, digits: str) -> str:
     values = [36] * (2 - len(letters)) + [ord(c) - 55 for c in letters] + [int(d) for d in digits]
     check = -sum(v * w for v, w in zip(values, range(9, 1, -1), strict=True)) % 11
     return "A" if check == 10 else str(check)
-

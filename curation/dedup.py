@@ -35,7 +35,6 @@ from __future__ import annotations
 import hashlib
 import math
 import re
-import unicodedata
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import cache
@@ -46,7 +45,8 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from curation.step import Drop, ExclusionWriter, Record, RunContext, Step, StepStats
-from curation.text import has_cjk, simplified
+from curation.text import has_cjk
+from curation.text import normalise as plain_text
 from flywheel.records import conversation_text
 from flywheel.settings import DedupSettings
 
@@ -86,7 +86,7 @@ class FieldError(ValueError):
 def normalise(text: str, strip_pleasantries: bool = True) -> str:
     """The text two trivially different prompts share: lower case, no punctuation, single spaces, Chinese in
     Simplified characters (the same question asked in Taipei and in Beijing)."""
-    text = _PUNCT.sub(" ", simplified(unicodedata.normalize("NFKC", text)).casefold())
+    text = _PUNCT.sub(" ", plain_text(text).casefold())
     text = _SPACE.sub(" ", text).strip()
     if strip_pleasantries:
         stripped = _THANKS.sub("", _GREETING.sub("", text + " ").rstrip()).strip()

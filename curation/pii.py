@@ -9,9 +9,11 @@ mapped back onto the original offsets, so the text around a replacement is untou
   a capitalised word that may be a name), gazetteers of given and family names, word shape, the words around
   and the name cues of ``curation.pii_recognizers`` (greetings, titles, sign-offs, whose names are always
   taken); the other English recognizers there are patterns and context (addresses, phones, cards, SSNs).
-- Chinese: ``curation.pii_zh`` (names, mobiles, landlines, 身份证, bank cards, addresses) on every text with
-  Chinese characters, its number rules on every text (a 身份证 turns up in English sentences too); e-mail
-  addresses stop at the first CJK character, and the English patterns read a CJK character as a space.
+- Chinese: ``curation.pii_zh`` (names, mobiles, landlines, 身份证, Taiwan and Hong Kong IDs, bank cards,
+  addresses) on every text with Chinese characters, its number rules on every text (a 身份证 turns up in English
+  sentences too); e-mail addresses stop at the first CJK character, and the English patterns read a CJK character
+  as a space. Traditional characters are read as Simplified (``curation.text.normalise_with_offsets``), and a text
+  written in Traditional gets its surrogates in Traditional.
 - Mixed text: the English readers get a Latin view of a text with Chinese characters (``latin_view``: Han
   characters read as spaces, same offsets), so "客户Lori Jones投诉" holds the name "Lori Jones"; Chinese cues
   point at Latin names too (我的英文名是…, 联系人：…), and a surname-shaped Han run among English words is a
@@ -283,6 +285,8 @@ class PiiDetector:
 
 _HAN_RUN = regex.compile(r"\p{Han}+")
 _LATIN_RUN = regex.compile(r"\p{Latin}+")
+_LETTER = regex.compile(r"\p{L}")
+_CAPITAL = regex.compile(r"\p{Lu}")
 _CJK_STOPS = str.maketrans("。、「」『』【】《》", ".,\"\"\"\"[]<>")
 
 
@@ -308,7 +312,7 @@ def _split_at_han(text: str, spans: list[tuple[int, int, float]]) -> list[tuple[
         for s, e in zip(cuts[::2], cuts[1::2], strict=True):
             piece = text[s:e]
             s, e = s + len(piece) - len(piece.lstrip()), e - len(piece) + len(piece.rstrip())
-            if regex.search(r"\p{L}", text[s:e]):
+            if _LETTER.search(text, s, e):
                 out.append((s, e, score))
     return out
 
@@ -331,7 +335,7 @@ def _no_name_in_chinese(text: str, start: int, end: int, lexicon: NameLexicon) -
             or text[start - 2:start] in ("》（", "》(") and text[end:end + 1] in ("）", ")"):
         return True
     run = text[start:end].strip()
-    lower_case = regex.search(r"\p{Lu}", run) is None
+    lower_case = _CAPITAL.search(run) is None
     shaped = _ACRONYMS.fullmatch(text, start, end) is not None or _BRAND_SHAPE.search(text, start, end) is not None \
         or lower_case and not any(word.capitalize() in lexicon.given for word in run.split()) \
         or " " not in run and not lexicon.is_name(run) \
@@ -581,8 +585,7 @@ def _occurrences(text: str, value: str) -> Iterator[int]:
         start = text.find(value, start + 1)
 
 
-_FULL_WIDTH_DIGITS = str.maketrans("0123456789", "０１２３４５６７８９")
-_FULL_WIDTH = {c: c + 0xFEE0 for c in range(0x21, 0x7F)}  # ASCII letters, digits and brackets in full width
+_FULL_WIDTH = {c: c + 0xFEE0 for c in range(0x21, 0x7F)}  # printable ASCII (letters, digits, brackets) in full width
 
 
 class Surrogates:
@@ -662,7 +665,7 @@ class Surrogates:
         for ch in value:
             out.append(next(it, "") if ch.isdigit() or ch in "０１２３４５６７８９" else ch)
             if ch in "０１２３４５６７８９" and out[-1]:
-                out[-1] = out[-1].translate(_FULL_WIDTH_DIGITS)
+                out[-1] = out[-1].translate(_FULL_WIDTH)
         return "".join(out) + "".join(it)
 
     def _person(self, value: str, names: dict[str, str]) -> str:

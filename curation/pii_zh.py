@@ -4,7 +4,10 @@
   400/800 numbers): no word boundary is needed next to Chinese characters, only no digit or Latin letter.
 - 身份证 numbers: 18 characters, a real date of birth and a valid ISO 7064 check digit (an ID number that also
   passes Luhn is an ID, never a card).
-- Bank cards (UnionPay and others): 16-19 digits that pass Luhn, or any such number after a card cue (卡号).
+- Taiwan (A123456789) and Hong Kong (A123456(3)) ID numbers: a valid check character, after a word naming an
+  identity document (身分證字號, HKID).
+- Bank cards (UnionPay and others): 16-19 digits that pass Luhn, or any such number after a card cue (卡号); never
+  a number named an order or waybill number (订单号, 运单号).
 - Addresses: a road, street or compound with a number, plus the province / city / district / town before it
   and the building, unit and room after it, read as a whole (never half).
 - Names and addresses: a character tagger (:class:`ChineseTagger`, ``zh_tagger.npz``, trained by
