@@ -243,6 +243,10 @@ class PiiDetector:
             # "Seriously, Comcast?": a firm or a product is addressed too; a group label only overrules a word no
             # name list holds ("Come on, Verizon!"; "Thanks, Christian!" stays a name).
             return _FIRMS if self.lexicon.is_name(word) else _FIRMS | {"NORP"}
+        if kind == "payee":
+            # spaCy calls an unfamiliar name after a sum a firm or a town ("to Xiaoxue" is ORG, then GPE); the
+            # rule already keeps out countries, states and product words.
+            return frozenset()
         if kind == "possessive" and word not in self.lexicon.given:
             return _PLACES | {"ORG"}  # a family name spaCy calls an organisation is a firm's ("Kowalski's")
         return _PLACES

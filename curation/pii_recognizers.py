@@ -88,6 +88,11 @@ NAME_PATTERNS: tuple[tuple[str, float, int, tuple[str, ...]], ...] = (
     # A record of a person: "Varsan, 20, Male"
     (rf"\b(?P<n>{_NAME}),[ \t]*\d{{1,3}},[ \t]*(?i:male|female|man|woman|non-binary|nonbinary|m|f)\b", 0.6, 1, ()),
     (rf"(?P<n>{_NAME})(?='s[ \t]+(?:phone|number|email|e-mail|address|account|card|birthday)\b)", 0.7, 0, ("'s",)),
+    # A degree after the name: "Abazari Mina MD", "Anne Han, M.D.", "Britz Marie B MD", "Bert Epstein PhD". A bare
+    # "MD" after a comma or before a number is Maryland ("Baltimore, MD 21201").
+    (rf"(?P<n>{_NAME})(?:[ \t]+\p{{Lu}}\.?)*(?:[ \t]*,[ \t]*|[ \t]+)"
+     r"(?=(?:M\.D\.|Ph\.?D\b|DDS\b|D\.D\.S\.|DMD\b|PsyD\b|D\.O\.)|(?<![ \t]*,[ \t]*)MD\b(?![ \t,]*\d))", 0.85, 1,
+     ("md", "m.d.", "phd", "ph.d", "dds", "d.d.s", "dmd", "psyd", "d.o.")),
 )
 
 # A name in lower case, as chat is typed, after a cue: "my name is jane doe", "this is john", "thanks, mike". After
@@ -125,6 +130,20 @@ LONE_NAME = regex.compile(
     rf"|(?<![\p{{L}}\d'’.\-])(?P<n>{_LONE})(?=(?P<poss>['’]s)(?![\p{{L}}\d]))"
     rf"|(?<=[\p{{L}}\d)][ \t]*,[ \t]*)(?P<n>{_LONE})(?=[ \t]*(?:[!?]|\.?[ \t]*$|\.[ \t]*\n))",
     regex.MULTILINE)
+
+# A payee: the person a sum of money goes to ("send 350 bucks to Srinivas", "transfer $400 to Xiaoxue's checking
+# account", "$1,600 from your savings to the savings account of xiaoxue", "give Xiaoxue 1580 bucks", "the checking
+# account belonging to Srinivas"). Only next to a sum or an account: "send the logs to Splunk" or "transfer the
+# domain to Namecheap" name no one. Lower-case, only a listed given name ("to peter").
+_MONEY = r"(?:[$€£¥₹]|\b(?i:usd|eur|gbp|inr|rmb|dollars?|bucks|euros?|pounds|money|funds|cash|rupees|yuan|payment)\b)"
+_GIVE = (r"\b(?i:send|sent|sending|transfer|transferring|transferred|pay|paying|paid|wire|wiring|wired|give|gave|"
+         r"giving|lend|lent|owe|owes|refund|refunded)\b")
+_PAYEE = rf"(?P<n>{_LONE}|\p{{Ll}}{{3,}})(?=['’]s[ \t]|[ \t]*(?:[.,;:!?)\n]|$)|[ \t]+\p{{Ll}})"
+PAYEE = regex.compile(
+    rf"{_GIVE}(?=(?:[^.!?\n]|\.\d){{0,40}}?{_MONEY})(?:[^.!?\n]|\.\d){{0,60}}?[ \t]to[ \t]+(?:(?i:the|my|his|her|their)"
+    rf"[ \t]+(?:(?i:checking|savings|bank)[ \t]+)?(?i:account)[ \t]+of[ \t]+)?{_PAYEE}"
+    rf"|{_GIVE}[ \t]+(?P<n>{_LONE}|\p{{Ll}}{{3,}})(?=[ \t]+(?:[$€£¥₹]|\d[\d,.]*[ \t]*{_MONEY}))"
+    rf"|\b(?i:account|card)[ \t]+(?i:of|belonging to|held by|in the name of)[ \t]+{_PAYEE}")
 
 _EXCLAIMED = regex.compile(r"[ \t]*[!?]")
 
@@ -296,13 +315,13 @@ class ContextNameRecognizer(EntityRecognizer):
         return results
 
     def lone_names(self, text: str) -> list[tuple[RecognizerResult, str]]:
-        """``LONE_NAME``'s names, each with how it was found ("relation", "possessive" or "addressed": the caller
-        drops those spaCy labels a place, a firm or a product, see ``PiiDetector._lone_name_vetoes``). A name is a
-        listed given name, a listed family name that is no English word, or a double-barrelled name with every part
+        """``LONE_NAME``'s and ``PAYEE``'s names, each with how it was found ("relation", "possessive", "addressed" or
+        "payee": the caller drops those spaCy labels a place, a firm or a product, see
+        ``PiiDetector._lone_name_vetoes``). A name is a listed given name, a listed family name that is no English word, or a double-barrelled name with every part
         listed; addressed, also a word of four letters or more that no dictionary holds, before "!" or "?"
         ("fantastic, Suhade!"). Never a role or opener, a support or product word, an adjective, verb or adverb that
         no locale gives as a name, a country or a state; never a possessive that opens a sentence ("Austin's parks
-        are") or names a shop ("at Macy's")."""
+        are") or names a shop ("at Macy's"). A payee is also a capitalised word no dictionary holds ("to Xiaoxue")."""
         lex = self.lexicon
         results: list[tuple[RecognizerResult, str]] = []
         if lex is None:
@@ -323,6 +342,15 @@ class ContextNameRecognizer(EntityRecognizer):
             if listed or kind == "addressed" and len(word) >= 4 and not lex.is_word(word) \
                     and _EXCLAIMED.match(text, m.end("n")) is not None:
                 results.append((RecognizerResult("PERSON", m.start("n"), m.end("n"), 0.6), kind))
+        for m in PAYEE.finditer(text):
+            word = m.group("n")
+            name = word.capitalize()
+            if word.casefold() in NEVER_A_NAME | COMMON_WORDS | PRODUCT_WORDS or name in NOT_NAMES \
+                    or name in places() or lex.never(name):
+                continue
+            # After a sum of money a capitalised word no dictionary holds is a name too ("to Xiaoxue").
+            if name in lex.given or word[0].isupper() and (name in lex.family or not lex.is_word(word)):
+                results.append((RecognizerResult("PERSON", m.start("n"), m.end("n"), 0.6), "payee"))
         return results
 
     @staticmethod
