@@ -16,6 +16,7 @@ en: CoNLL-2003 PER     train + dev (testa)                     test (testb)
 en: WNUT-17 person     train + dev                             test
 en: ordinary text      ShareGPT human turns, even sha1         odd sha1 + the en_instructions prompt sets
 en: planted values     the en ordinary sentences of dev        those of test (Faker values seeded apart)
+en: SGD dialogue turns train + dev: payees, contacts, doctors   test
 mixed: planted values  the en and zh planting sentences of dev  those of test (seeded apart)
 zh: CLUENER2020        train: name, street-level address       dev
 zh: Weibo NER          train + dev: PER.NAM                    test
@@ -229,6 +230,41 @@ def _plant_in_english(sentence: str, carrier: str, value: str, entity: str, rng:
     start = len(before) + len(joiner) + len(head)
     text = before + joiner + carrier.replace("{v}", value) + tail + after
     return Labelled(text, [(start, start + len(value), entity)])
+
+
+# Slots of the schema-guided dialogue corpus that hold a person's name. The doctor slots also hold practices
+# ("Access Dental - Santa Rosa"): a turn whose value has a firm's word is left out, its label is no person.
+SGD_PERSON_SLOTS = {"recipient_account_name", "recipient_name", "contact_name", "receiver", "dentist_name",
+                    "doctor_name", "therapist_name"}
+_SGD_FIRM = regex.compile(
+    r"\b(?i:dental|dentist\w*|care|cent(?:er|re)s?|medical|group|health\w*|clinic|associates|spa|institute|inc|"
+    r"office|lab|practice|specialized|physicians|family|smile|arts|orthodontics|kids|pediatric\w*|hospital|services|"
+    r"foundation|counseling|therapy|wellness|partners|llc|dermatology|eye\w*|retina|skin|surgery|radiology|"
+    r"sinus|ent|miracles|cleaning|smiles?|relationships)\b|[:&@]|\p{Ll}\p{Lu}")
+_DEGREE = regex.compile(r"(?:,?[ \t]*(?:M\.?D\.?|Ph\.?D\.?|Psyd|PsyD|DDS|DMD|MPH|MMS|FACOG|NCMP|DO|dr)\.?)+$", regex.I)
+
+
+def en_sgd(data: Path, split: str) -> list[Labelled]:
+    """Turns of the schema-guided dialogue corpus (SGD) with a payee, a contact or a doctor named in them, and as
+    many turns naming no one; a degree after a name ("Abazari Mina MD") is not part of the value."""
+    folders = ["test"] if split == "test" else ["train", "dev"]
+    named, other = {}, {}
+    for folder in folders:
+        for path in sorted((data / "sgd" / folder).glob("dialogues_*.json")):
+            for dialogue in json.loads(path.read_text(encoding="utf-8")):
+                for turn in dialogue["turns"]:
+                    text = turn["utterance"]
+                    slots = [s for frame in turn["frames"] for s in frame["slots"] if s["slot"] in SGD_PERSON_SLOTS]
+                    if any(_SGD_FIRM.search(text[s["start"]:s["exclusive_end"]]) for s in slots):
+                        continue
+                    spans = []
+                    for s in slots:
+                        start, end = s["start"], s["exclusive_end"]
+                        degree = _DEGREE.search(text, start, end)
+                        spans.append((start, degree.start() if degree and degree.start() > start else end, "PERSON"))
+                    (named if spans else other).setdefault(text, sorted(set(spans)))
+    people = [Labelled(t, spans) for t, spans in named.items()]
+    return people + _sample([Labelled(t) for t in other], len(people), "sgd-other")
 
 
 # --- Chinese -------------------------------------------------------------------------------------------
@@ -483,6 +519,7 @@ SETS: dict[str, tuple[str, Callable[[Path, str], list[Labelled]]]] = {
     "en-wnut-persons": ("en", wnut_persons),
     "en-ordinary": ("en", en_ordinary),
     "en-planted": ("en", en_planted),
+    "en-sgd": ("en", en_sgd),
     "mixed-planted": ("mixed", mixed_planted),
     "zh-cluener": ("zh", cluener),
     "zh-weibo": ("zh", weibo),

@@ -316,6 +316,25 @@ def test_lone_names_after_a_word_that_points_at_a_person(detector):
         "Send a link to Grant the permissions."]
 
 
+def test_payees_and_names_before_a_degree(detector):
+    """The person a sum of money goes to, a name no list holds included ("to Xiaoxue"), and a doctor's name in
+    directory form before a degree; without a sum ("send the logs to Splunk") or with Maryland's "MD" after a
+    town, nothing is a name."""
+    texts = ["I want to send 350 bucks to Srinivas please.", "Give Xiaoxue 1580 bucks please.",
+             "Transfer $400 from my checking account to Xiaoxue's checking account.",
+             "send 870 dollars to peter", "Send money to the checking account belonging to Srinivas.",
+             "I'd like an appointment with Abazari Mina MD on Friday.", "How about Anne Han, M.D. in Oakland?",
+             "Send the logs to Splunk.", "transfer $50 to savings", "Our office is at 12 Oak St, Baltimore, MD 21201.",
+             "Silver Spring, MD is where we met."]
+    assert masked(detector, texts) == [
+        "I want to send 350 bucks to <PERSON> please.", "Give <PERSON> 1580 bucks please.",
+        "Transfer $400 from my checking account to <PERSON>'s checking account.",
+        "send 870 dollars to <PERSON>", "Send money to the checking account belonging to <PERSON>.",
+        "I'd like an appointment with <PERSON> on Friday.", "How about <PERSON> in Oakland?",
+        "Send the logs to Splunk.", "transfer $50 to savings", "Our office is at <STREET_ADDRESS>.",
+        "Silver Spring, MD is where we met."]
+
+
 def test_whole_lower_case_names_after_cues(detector):
     """After a cue the family name went out when it is also a word ("cook", "price") or no listed one ("rooij"), and
     a double given name ("rolf-peter") was not taken; chat words after "thanks" stay."""
