@@ -430,16 +430,20 @@ def _drop_question_opener(text: str, start: int, end: int) -> tuple[int, int]:
 
 
 # A generational or professional suffix after a name belongs to it ("Jane Doe DDS", "Robert Brown Jr.").
-NAME_SUFFIX = regex.compile(r"(?:Jr|Sr|II|III|IV|MD|M\.D|DDS|D\.D\.S|DMD|DVM|PhD|Ph\.D|Esq|RN|CPA)\.?(?![\p{L}\d])")
+NAME_SUFFIX = regex.compile(r"(?:Jr|Sr|II|III|IV|MD|M\.D|DDS|D\.D\.S|DMD|DVM|PhD|Ph\.D|PsyD|MPH|MBA|FACOG|FACS|FACP|"
+                            r"Esq|RN|NP|LCSW|LMFT|CPA)\.?(?![\p{L}\d])")
 _BEFORE_SUFFIX = regex.compile(r",?[ \t]+")
 
 
 def _with_name_suffix(text: str, found: list[Found]) -> list[Found]:
+    """A person's name takes the suffixes and degrees after it, however many ("David Quincy, M.D., MPH")."""
     out = []
     for f in found:
-        gap = _BEFORE_SUFFIX.match(text, f.end) if f.entity == "PERSON" else None
-        suffix = NAME_SUFFIX.match(text, gap.end()) if gap else None
-        out.append(Found(f.entity, f.start, suffix.end(), f.score) if suffix else f)
+        end = f.end
+        while f.entity == "PERSON" and (gap := _BEFORE_SUFFIX.match(text, end)) \
+                and (suffix := NAME_SUFFIX.match(text, gap.end())):
+            end = suffix.end()
+        out.append(Found(f.entity, f.start, end, f.score) if end > f.end else f)
     return out
 
 

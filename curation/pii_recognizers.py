@@ -140,9 +140,9 @@ _GIVE = (r"\b(?i:send|sent|sending|transfer|transferring|transferred|pay|paying|
          r"giving|lend|lent|owe|owes|refund|refunded)\b")
 _PAYEE = rf"(?P<n>{_LONE}|\p{{Ll}}{{3,}})(?=['’]s[ \t]|[ \t]*(?:[.,;:!?)\n]|$)|[ \t]+\p{{Ll}})"
 PAYEE = regex.compile(
-    rf"{_GIVE}(?=(?:[^.!?\n]|\.\d){{0,40}}?{_MONEY})(?:[^.!?\n]|\.\d){{0,60}}?[ \t]to[ \t]+(?:(?i:the|my|his|her|their)"
+    rf"{_GIVE}[ \t]+(?P<n>{_LONE}|\p{{Ll}}{{3,}})(?=[ \t]+(?:[$€£¥₹]|\d[\d,.]*[ \t]*{_MONEY}))"
+    rf"|{_GIVE}(?=(?:[^.!?\n]|\.\d){{0,40}}?{_MONEY})(?:[^.!?\n]|\.\d){{0,60}}?[ \t]to[ \t]+(?:(?i:the|my|his|her|their)"
     rf"[ \t]+(?:(?i:checking|savings|bank)[ \t]+)?(?i:account)[ \t]+of[ \t]+)?{_PAYEE}"
-    rf"|{_GIVE}[ \t]+(?P<n>{_LONE}|\p{{Ll}}{{3,}})(?=[ \t]+(?:[$€£¥₹]|\d[\d,.]*[ \t]*{_MONEY}))"
     rf"|\b(?i:account|card)[ \t]+(?i:of|belonging to|held by|in the name of)[ \t]+{_PAYEE}")
 
 _EXCLAIMED = regex.compile(r"[ \t]*[!?]")

@@ -265,8 +265,9 @@ def test_ssns_with_the_cue_after_them(detector):
 
 
 def test_name_suffixes_go_with_the_name(detector):
-    assert masked(detector, ["Please contact Jane Doe DDS about the bill.", "Ask Kevin Lee DVM for the records."]) == [
-        "Please contact <PERSON> about the bill.", "Ask <PERSON> for the records."]
+    assert masked(detector, ["Please contact Jane Doe DDS about the bill.", "Ask Kevin Lee DVM for the records.",
+                             "Dr. David Quincy, M.D., MPH is in Santa Clara."]) == [
+        "Please contact <PERSON> about the bill.", "Ask <PERSON> for the records.", "Dr. <PERSON> is in Santa Clara."]
 
 
 def test_lower_case_names_after_cues(detector):
@@ -323,6 +324,7 @@ def test_payees_and_names_before_a_degree(detector):
     texts = ["I want to send 350 bucks to Srinivas please.", "Give Xiaoxue 1580 bucks please.",
              "Transfer $400 from my checking account to Xiaoxue's checking account.",
              "send 870 dollars to peter", "Send money to the checking account belonging to Srinivas.",
+             "Send Maria $1,790 from my checking account to her savings account.",
              "I'd like an appointment with Abazari Mina MD on Friday.", "How about Anne Han, M.D. in Oakland?",
              "Send the logs to Splunk.", "transfer $50 to savings", "Our office is at 12 Oak St, Baltimore, MD 21201.",
              "Silver Spring, MD is where we met."]
@@ -330,6 +332,7 @@ def test_payees_and_names_before_a_degree(detector):
         "I want to send 350 bucks to <PERSON> please.", "Give <PERSON> 1580 bucks please.",
         "Transfer $400 from my checking account to <PERSON>'s checking account.",
         "send 870 dollars to <PERSON>", "Send money to the checking account belonging to <PERSON>.",
+        "Send <PERSON> $1,790 from my checking account to her savings account.",
         "I'd like an appointment with <PERSON> on Friday.", "How about <PERSON> in Oakland?",
         "Send the logs to Splunk.", "transfer $50 to savings", "Our office is at <STREET_ADDRESS>.",
         "Silver Spring, MD is where we met."]
