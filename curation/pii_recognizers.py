@@ -138,9 +138,10 @@ LONE_NAME = regex.compile(
 _MONEY = r"(?:[$€£¥₹]|\b(?i:usd|eur|gbp|inr|rmb|dollars?|bucks|euros?|pounds|money|funds|cash|rupees|yuan|payment)\b)"
 _GIVE = (r"\b(?i:send|sent|sending|transfer|transferring|transferred|pay|paying|paid|wire|wiring|wired|give|gave|"
          r"giving|lend|lent|owe|owes|refund|refunded)\b")
-_PAYEE = rf"(?P<n>{_LONE}|\p{{Ll}}{{3,}})(?=['’]s[ \t]|[ \t]*(?:[.,;:!?)\n]|$)|[ \t]+\p{{Ll}})"
+_PAYEE_WORD = rf"(?P<n>{_LONE}|\p{{Ll}}{{3,}})"
+_PAYEE = rf"{_PAYEE_WORD}(?=['’]s[ \t]|[ \t]*(?:[.,;:!?)\n]|$)|[ \t]+\p{{Ll}})"
 PAYEE = regex.compile(
-    rf"{_GIVE}[ \t]+(?P<n>{_LONE}|\p{{Ll}}{{3,}})(?=[ \t]+(?:[$€£¥₹]|\d[\d,.]*[ \t]*{_MONEY}))"
+    rf"{_GIVE}[ \t]+{_PAYEE_WORD}(?=[ \t]+(?:[$€£¥₹]|\d[\d,.]*[ \t]*{_MONEY}))"
     rf"|{_GIVE}(?=(?:[^.!?\n]|\.\d){{0,40}}?{_MONEY})(?:[^.!?\n]|\.\d){{0,60}}?[ \t]to[ \t]+(?:(?i:the|my|his|her|their)"
     rf"[ \t]+(?:(?i:checking|savings|bank)[ \t]+)?(?i:account)[ \t]+of[ \t]+)?{_PAYEE}"
     rf"|\b(?i:account|card)[ \t]+(?i:of|belonging to|held by|in the name of)[ \t]+{_PAYEE}")
@@ -317,11 +318,12 @@ class ContextNameRecognizer(EntityRecognizer):
     def lone_names(self, text: str) -> list[tuple[RecognizerResult, str]]:
         """``LONE_NAME``'s and ``PAYEE``'s names, each with how it was found ("relation", "possessive", "addressed" or
         "payee": the caller drops those spaCy labels a place, a firm or a product, see
-        ``PiiDetector._lone_name_vetoes``). A name is a listed given name, a listed family name that is no English word, or a double-barrelled name with every part
-        listed; addressed, also a word of four letters or more that no dictionary holds, before "!" or "?"
-        ("fantastic, Suhade!"). Never a role or opener, a support or product word, an adjective, verb or adverb that
-        no locale gives as a name, a country or a state; never a possessive that opens a sentence ("Austin's parks
-        are") or names a shop ("at Macy's"). A payee is also a capitalised word no dictionary holds ("to Xiaoxue")."""
+        ``PiiDetector._lone_name_vetoes``). A name is a listed given name, a listed family name that is no English
+        word, or a double-barrelled name with every part listed; addressed, also a word of four letters or more that
+        no dictionary holds, before "!" or "?" ("fantastic, Suhade!"); a payee, also a capitalised word no
+        dictionary holds ("to Xiaoxue"). Never a role or opener, a support or product word, an adjective, verb or
+        adverb that no locale gives as a name, a country or a state; never a possessive that opens a sentence
+        ("Austin's parks are") or names a shop ("at Macy's")."""
         lex = self.lexicon
         results: list[tuple[RecognizerResult, str]] = []
         if lex is None:
@@ -345,7 +347,8 @@ class ContextNameRecognizer(EntityRecognizer):
         for m in PAYEE.finditer(text):
             word = m.group("n")
             name = word.capitalize()
-            if word.casefold() in NEVER_A_NAME | COMMON_WORDS | PRODUCT_WORDS or name in NOT_NAMES \
+            low = word.casefold()
+            if low in NEVER_A_NAME or low in COMMON_WORDS or low in PRODUCT_WORDS or name in NOT_NAMES \
                     or name in places() or lex.never(name):
                 continue
             # After a sum of money a capitalised word no dictionary holds is a name too ("to Xiaoxue").
