@@ -14,7 +14,8 @@ normalised character, the original position it came from.
 Why Traditional characters are read as Simplified: the Chinese detectors learnt Simplified text (the public
 sets are mainland ones), and Traditional text from Taiwan or Hong Kong is the same language in other
 characters: a name in 陳志偉 or a cue in 電話 went unseen. The map is OpenCC's, one character for one, so the
-offsets do not move.
+offsets do not move. Why spaced-out ideographs are closed up: "王 小 明" is a name spaced to get past a filter,
+and no Chinese name model reads it as one.
 """
 
 from __future__ import annotations
@@ -153,22 +154,36 @@ def is_traditional(text: str) -> bool:
         sum(a != b for a, b in zip(text, to_traditional, strict=True))
 
 
+# A space next to a Chinese or Japanese character that stands alone between spaces: text spaced out character by
+# character ("联系人：王 小 明", "我叫 张 三", a tokenizer's "本 因 坊 秀 策"), to get past a filter or by a tool. Read
+# without it; a space between two words ("张三 李四", "北京 上海") stays.
+_IDEOGRAPH = r"[\p{Han}\p{Hiragana}\p{Katakana}]"
+_SPACED_OUT = regex.compile(rf"(?<=(?<!{_IDEOGRAPH}){_IDEOGRAPH})[ \t](?={_IDEOGRAPH})"
+                            rf"|(?<={_IDEOGRAPH})[ \t](?={_IDEOGRAPH}(?!{_IDEOGRAPH}))")
+
+
 def normalise_with_offsets(text: str) -> Normalised:
-    """NFKC per character (full-width forms become ASCII, compatibility ideographs their plain form) and
-    Traditional characters as Simplified, with the map back to original offsets. ASCII and already-normal text
-    cost nothing."""
+    """NFKC per character (full-width forms become ASCII, compatibility ideographs their plain form), Traditional
+    characters as Simplified and spaced-out ideographs closed up, with the map back to original offsets. ASCII
+    and already-normal text cost nothing."""
     if text.isascii():
         return Normalised(text, _Identity(len(text)))
     if unicodedata.is_normalized("NFKC", text):
-        return Normalised(simplified(text), _Identity(len(text)))
-    pieces: list[str] = []
-    origin: list[int] = []
-    for i, ch in enumerate(text):
-        norm = unicodedata.normalize("NFKC", ch) if not ch.isascii() else ch
-        pieces.append(norm)
-        origin.extend([i] * len(norm))
-    origin.append(len(text))
-    return Normalised(simplified("".join(pieces)), origin)
+        normal, origin = simplified(text), _Identity(len(text))
+    else:
+        pieces: list[str] = []
+        offsets: list[int] = []
+        for i, ch in enumerate(text):
+            norm = unicodedata.normalize("NFKC", ch) if not ch.isascii() else ch
+            pieces.append(norm)
+            offsets.extend([i] * len(norm))
+        offsets.append(len(text))
+        normal, origin = simplified("".join(pieces)), offsets
+    gaps = {m.start() for m in _SPACED_OUT.finditer(normal)}
+    if not gaps:
+        return Normalised(normal, origin)
+    kept = [i for i in range(len(normal)) if i not in gaps]
+    return Normalised("".join(normal[i] for i in kept), [origin[i] for i in kept] + [origin[len(normal)]])
 
 
 def normalise(text: str) -> str:

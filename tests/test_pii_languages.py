@@ -135,6 +135,27 @@ def test_chinese_names_mobiles_and_addresses_in_support_chat(detector):
     assert "欧阳娜娜" not in out[3] and "62345678" not in out[3] and "座机010-" in out[3]
 
 
+@pytest.mark.parametrize("text, name", [("联系人：王 小 明，谢谢", "王 小 明"), ("我叫 张 三，有事找我", "张 三"),
+                                        ("收件人：李\u3000娜\u3000娜", "李\u3000娜\u3000娜")])
+def test_a_name_spaced_out_character_by_character_is_found_whole(detector, text, name):
+    """Spacing a name out ("王 小 明") got it past every Chinese name reader; words spaced apart stay apart."""
+    out, _ = scrub_texts(detector, [text, "北京 上海 广州都有门店"])
+    before, after = text.split(name)
+    assert out[0].startswith(before) and out[0].endswith(after) and name not in out[0], out[0]
+    assert out[1] == "北京 上海 广州都有门店"
+
+
+def test_closing_up_spaced_out_ideographs_keeps_the_original_offsets():
+    from curation.text import normalise_with_offsets
+
+    text = "Hi 王 小 明, 张三 李四"
+    norm = normalise_with_offsets(text)
+    assert norm.text == "Hi 王小明, 张三 李四"
+    start = norm.text.index("王小明")
+    assert text[slice(*norm.span(start, start + 3))] == "王 小 明"
+    assert text[slice(*norm.span(norm.text.index("李四"), len(norm.text)))] == "李四"
+
+
 def test_traditional_chinese_is_read_like_simplified_and_gets_traditional_surrogates(detector):
     """Taiwan and Hong Kong write Traditional characters: names, the 電話 cue and 號/樓/區 addresses went unseen
     (陳志偉 and 林淑芬 stayed), though the models know them in Simplified."""
