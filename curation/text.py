@@ -154,12 +154,11 @@ def is_traditional(text: str) -> bool:
         sum(a != b for a, b in zip(text, to_traditional, strict=True))
 
 
-# A space next to a Chinese or Japanese character that stands alone between spaces: text spaced out character by
-# character ("联系人：王 小 明", "我叫 张 三", a tokenizer's "本 因 坊 秀 策"), to get past a filter or by a tool. Read
-# without it; a space between two words ("张三 李四", "北京 上海") stays.
-_IDEOGRAPH = r"[\p{Han}\p{Hiragana}\p{Katakana}]"
-_SPACED_OUT = regex.compile(rf"(?<=(?<!{_IDEOGRAPH}){_IDEOGRAPH})[ \t](?={_IDEOGRAPH})"
-                            rf"|(?<={_IDEOGRAPH})[ \t](?={_IDEOGRAPH}(?!{_IDEOGRAPH}))")
+# A space between two Chinese characters that each stand alone: a name spaced out character by character ("联系人：王
+# 小 明", "我叫 张 三"), to get past a filter. Read without it. A space next to a word stays: chat uses spaces as
+# pauses ("恩 您看") and between words ("张三 李四", "北京 上海"). Japanese (kana) is left as it is.
+_SPACED_OUT = regex.compile(r"(?<=(?<!\p{Han})\p{Han})[ \t](?=\p{Han}(?!\p{Han}))")
+_KANA = regex.compile(r"[\p{Hiragana}\p{Katakana}]")
 
 
 def normalise_with_offsets(text: str) -> Normalised:
@@ -179,7 +178,7 @@ def normalise_with_offsets(text: str) -> Normalised:
             offsets.extend([i] * len(norm))
         offsets.append(len(text))
         normal, origin = simplified("".join(pieces)), offsets
-    gaps = {m.start() for m in _SPACED_OUT.finditer(normal)}
+    gaps = {m.start() for m in _SPACED_OUT.finditer(normal)} if not _KANA.search(normal) else set()
     if not gaps:
         return Normalised(normal, origin)
     kept = [i for i in range(len(normal)) if i not in gaps]
