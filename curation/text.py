@@ -161,6 +161,10 @@ _SPACED_OUT = regex.compile(r"(?<=(?<!\p{Han})\p{Han})[ \t](?=\p{Han}(?!\p{Han})
 _KANA = regex.compile(r"[\p{Hiragana}\p{Katakana}]")
 
 
+def _spaced_out_gaps(text: str) -> set[int]:
+    return set() if _KANA.search(text) else {m.start() for m in _SPACED_OUT.finditer(text)}
+
+
 def normalise_with_offsets(text: str) -> Normalised:
     """NFKC per character (full-width forms become ASCII, compatibility ideographs their plain form), Traditional
     characters as Simplified and spaced-out ideographs closed up, with the map back to original offsets. ASCII
@@ -178,7 +182,7 @@ def normalise_with_offsets(text: str) -> Normalised:
             offsets.extend([i] * len(norm))
         offsets.append(len(text))
         normal, origin = simplified("".join(pieces)), offsets
-    gaps = {m.start() for m in _SPACED_OUT.finditer(normal)} if not _KANA.search(normal) else set()
+    gaps = _spaced_out_gaps(normal)
     if not gaps:
         return Normalised(normal, origin)
     kept = [i for i in range(len(normal)) if i not in gaps]
@@ -186,5 +190,10 @@ def normalise_with_offsets(text: str) -> Normalised:
 
 
 def normalise(text: str) -> str:
-    """NFKC of a whole text, Traditional characters as Simplified (no offsets): what every detector compares."""
-    return text if text.isascii() else simplified(unicodedata.normalize("NFKC", text))
+    """NFKC of a whole text, Traditional characters as Simplified, spaced-out ideographs closed up (no offsets):
+    what every detector compares."""
+    if text.isascii():
+        return text
+    text = simplified(unicodedata.normalize("NFKC", text))
+    gaps = _spaced_out_gaps(text)
+    return "".join(ch for i, ch in enumerate(text) if i not in gaps) if gaps else text

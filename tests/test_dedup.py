@@ -140,6 +140,12 @@ def test_the_same_question_in_traditional_characters_is_a_duplicate_here_and_acr
     assert [r["dup_of"] for r in later([{"id": "n0", "text": "请问退货要多久？谢谢"}])] == ["r0"]
 
 
+def test_the_same_question_spaced_out_character_by_character_is_a_duplicate() -> None:
+    dups = find_duplicates(["请问怎么修改收货地址", "请 问 怎 么 修 改 收 货 地 址", "请问 怎么修改 登录密码"],
+                           DedupSettings())
+    assert [d.of if d else None for d in dups] == [None, 0, None]
+
+
 def test_short_chinese_questions_that_swap_one_word_stay_distinct() -> None:
     # Two edits are allowed in an 8-11 character Chinese question, but not two that replace one word.
     texts = ["怎么开通自动续费", "怎么关闭自动续费",  # opposite requests

@@ -202,6 +202,14 @@ def test_traditional_chinese_scores_like_simplified(scorer):
     assert flagged(scorer, ["請問這個軟體怎麼設定？謝謝！", "我是河南人，現在在台北做軟體開發。"]) == []
 
 
+def test_chinese_spaced_out_character_by_character_scores_like_written(scorer):
+    """Spacing every character ("你 他 妈 的 有 病") got abuse past the Chinese models (COLD's report half spaced
+    out: recall 0.24 instead of 0.89); two words with a space between them stay two words."""
+    spaced = [" ".join(text) for text in CHINESE_OFFENSIVE]
+    assert len(flagged(scorer, spaced)) == len(flagged(scorer, CHINESE_OFFENSIVE)) >= 2
+    assert flagged(scorer, [" ".join("你他妈的有病")]) and flagged(scorer, [" ".join("今天天气不错")]) == []
+
+
 def test_mixed_text_is_scored_per_sentence_in_its_own_language(scorer):
     mixed_offensive = "Thanks for the quick reply. 河南人都是骗子，千万别跟他们做生意。"
     mixed_ordinary = "你好，how do I export my notes to PDF? 谢谢！"
