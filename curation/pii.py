@@ -659,7 +659,7 @@ class Surrogates:
         digits = regex.sub(r"\D", "", plain)
         if entity == "CN_ID_CARD":
             new = fake.ssn()
-        elif entity == "PHONE_NUMBER" and regex.search(r"1[3-9]\d(?:\D?\d){8}$", plain):
+        elif entity == "PHONE_NUMBER" and regex.fullmatch(r"(?:0{0,2}86)?1[3-9]\d{9}", digits):
             new = digits[:-11] + fake.phone_number()  # a mobile; a country code before it stays
         elif entity == "PHONE_NUMBER":
             area = regex.match(r"(?:86)?(?:0(?:10|2\d|[3-9]\d\d)|[48]00)", digits)

@@ -145,6 +145,12 @@ def test_a_name_spaced_out_character_by_character_is_found_whole(detector, text,
     assert out[1] == "北京 上海 广州都有门店"
 
 
+def test_a_spaced_out_mobile_gets_a_mobile_laid_out_the_same_way(detector):
+    """A mobile typed digit by digit got a landline-shaped surrogate ("3 2 6 3 …", no mobile prefix)."""
+    [out], _ = scrub_texts(detector, ["我叫 张 三，电话 1 3 8 0 0 1 3 8 0 0 0"])
+    assert regex.search(r"电话 1 [3-9]( \d){9}$", out) and "1 3 8 0 0 1 3 8 0 0 0" not in out, out
+
+
 def test_closing_up_spaced_out_ideographs_keeps_the_original_offsets():
     from curation.text import normalise_with_offsets
 
