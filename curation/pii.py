@@ -56,11 +56,13 @@ from curation.step import (
     not_a_record,
 )
 from curation.text import (
+    NUMERAL_DIGITS,
     has_cjk,
     is_traditional,
     language_of,
     normalise_with_offsets,
     sentence_around,
+    simplified,
     traditional,
 )
 from flywheel.records import EXAMPLE_BODY
@@ -669,11 +671,16 @@ class Surrogates:
         else:
             body = digits[:2] + "".join(str(fake.random_int(0, 9)) for _ in range(len(digits) - 3))
             new = body + luhn_digit(body)
+        # Each digit goes where the original had one, written the same way: full-width, or as a Chinese numeral.
+        numerals = "零壹贰叁肆伍陆柒捌玖" if regex.search("[壹贰貳叁肆伍陆陸柒捌玖]", value) else "零一二三四五六七八九"
         out, it = [], iter(new)
         for ch in value:
-            out.append(next(it, "") if ch.isdigit() or ch in "０１２３４５６７８９" else ch)
+            numeral = ch in NUMERAL_DIGITS or simplified(ch) in NUMERAL_DIGITS
+            out.append(next(it, "") if ch.isdigit() or numeral or ch in "０１２３４５６７８９" else ch)
             if ch in "０１２３４５６７８９" and out[-1]:
                 out[-1] = out[-1].translate(_FULL_WIDTH)
+            elif numeral and out[-1]:
+                out[-1] = numerals[int(out[-1])]
         return "".join(out) + "".join(it)
 
     def _person(self, value: str, names: dict[str, str]) -> str:
