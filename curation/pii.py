@@ -679,7 +679,7 @@ class Surrogates:
             out.append(next(it, "") if ch.isdigit() or numeral or ch in "０１２３４５６７８９" else ch)
             if ch in "０１２３４５６７８９" and out[-1]:
                 out[-1] = out[-1].translate(_FULL_WIDTH)
-            elif numeral and out[-1]:
+            elif numeral and out[-1].isdigit():  # an ID's check character X stays a letter
                 out[-1] = numerals[int(out[-1])]
         return "".join(out) + "".join(it)
 
