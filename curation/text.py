@@ -167,7 +167,7 @@ _KANA = regex.compile(r"[\p{Hiragana}\p{Katakana}]")
 NUMERAL_DIGITS = {**{ch: str(i) for i, ch in enumerate("零一二三四五六七八九")},
                   **{ch: str(i + 1) for i, ch in enumerate("壹贰叁肆伍陆柒捌玖")}, "〇": "0", "幺": "1"}
 _NUMERAL = "[" + "".join(NUMERAL_DIGITS) + "]"
-_NUMERAL_RUN = regex.compile(rf"{_NUMERAL}(?:[ \-]?{_NUMERAL}){{6,}}")
+_NUMERAL_RUN = regex.compile(rf"{_NUMERAL}(?:[ \-()]?{_NUMERAL}){{6,}}")
 _TO_DIGITS = str.maketrans(NUMERAL_DIGITS)
 
 
