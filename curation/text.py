@@ -176,14 +176,24 @@ def numerals_as_digits(text: str) -> str:
     return _NUMERAL_RUN.sub(lambda m: m.group().translate(_TO_DIGITS), text) if has_cjk(text) else text
 
 
+# A Chinese full stop typed for the dot of an e-mail domain ("zhangsan@qq。com": the input method's full stop).
+_DOMAIN_STOP = regex.compile(r"(?<=@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*)。(?=[A-Za-z0-9\-]*[A-Za-z])")
+
+
+def domain_stops_as_dots(text: str) -> str:
+    """"。" inside an e-mail's domain as ".", one character for one."""
+    return _DOMAIN_STOP.sub(".", text) if "@" in text and "。" in text else text
+
+
 def _spaced_out_gaps(text: str) -> set[int]:
     return set() if _KANA.search(text) else {m.start() for m in _SPACED_OUT.finditer(text)}
 
 
 def normalise_with_offsets(text: str) -> Normalised:
     """NFKC per character (full-width forms become ASCII, compatibility ideographs their plain form), Traditional
-    characters as Simplified, a long run of Chinese numerals as digits and spaced-out ideographs closed up, with
-    the map back to original offsets. ASCII and already-normal text cost nothing."""
+    characters as Simplified, a long run of Chinese numerals as digits, an e-mail domain's "。" as "." and
+    spaced-out ideographs closed up, with the map back to original offsets. ASCII and already-normal text cost
+    nothing."""
     if text.isascii():
         return Normalised(text, _Identity(len(text)))
     if unicodedata.is_normalized("NFKC", text):
@@ -197,7 +207,7 @@ def normalise_with_offsets(text: str) -> Normalised:
             offsets.extend([i] * len(norm))
         offsets.append(len(text))
         normal, origin = simplified("".join(pieces)), offsets
-    normal = numerals_as_digits(normal)
+    normal = domain_stops_as_dots(numerals_as_digits(normal))
     gaps = _spaced_out_gaps(normal)
     if not gaps:
         return Normalised(normal, origin)

@@ -92,6 +92,14 @@ def test_chinese_email_stops_at_the_first_chinese_character(detector):
     assert step.stats.counts["replaced:EMAIL_ADDRESS"] == 1
 
 
+def test_email_with_the_chinese_full_stop_for_its_dot_is_replaced_whole(detector):
+    """The input method types "。" for the dot: "zhangsan@qq。com" was left whole; a full stop that ends the
+    sentence after the address stays."""
+    out, _ = scrub_texts(detector, ["邮箱zhangsan@qq。com，谢谢", "发到abc@163。com。"])
+    assert "zhangsan" not in out[0] and "qq。com" not in out[0] and out[0].endswith("，谢谢"), out[0]
+    assert regex.fullmatch(r"发到[\w.+-]+@[\w-]+(?:\.[\w-]+)+。", out[1]), out[1]
+
+
 def test_email_right_after_a_full_width_question_mark(detector):
     text = "方便的话发我邮箱好吗？wang.lei88@163.com"
     [out], step = scrub_texts(detector, [text], default_operator="mask")
