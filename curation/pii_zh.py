@@ -331,8 +331,12 @@ def known_surnames() -> frozenset[str]:
 
 
 # A user handle in a post or chat ("//@大象院长：转发", "@热带以霖"): the account names a person. Not inside an
-# e-mail address (an ASCII letter, digit or dot before the "@").
-_HANDLE = regex.compile(r"(?<![A-Za-z0-9._%+\-@])@(?P<h>[^\s@:：，,。！!？?/\\（）()\[\]【】《》“”\"'#]{1,24})")
+# e-mail address (an ASCII letter, digit or dot before the "@"), and not a pronoun or everyone ("@我", "@所有人").
+_HANDLE_STOP = r"[\s@:：，,。！!？?/\\（）()\[\]【】《》“”\"'#]"
+_HANDLE = regex.compile(
+    r"(?<![A-Za-z0-9._%+\-@])@"
+    rf"(?!(?:我|你|您|他|她|它|我们|你们|咱们|他们|她们|大家|所有人|全体成员|全体)(?:{_HANDLE_STOP}|$))"
+    rf"(?P<h>(?:(?!{_HANDLE_STOP}).){{1,24}})")
 
 
 class ChineseNameRecognizer(EntityRecognizer):

@@ -438,6 +438,12 @@ def test_a_lower_case_given_name_in_chinese_news_is_a_name(detector, text, name)
     assert _person_values(detector, text) == [name]
 
 
+def test_a_handle_is_a_name_but_at_me_and_at_everyone_are_not(detector):
+    out, _ = scrub_texts(detector, ["//@大象院长：转发", "好的，然后@我。", "@所有人 明天开会", "有人@你 快看"])
+    assert "大象院长" not in out[0] and out[0].startswith("//@") and out[0].endswith("：转发"), out[0]
+    assert out[1:] == ["好的，然后@我。", "@所有人 明天开会", "有人@你 快看"]
+
+
 def test_a_handle_no_name_list_holds_is_a_name_without_a_firm_word_beside_it(detector):
     """A player's or commentator's handle is one Latin word no name list holds, like a brand; only a Chinese word
     beside it that calls it a firm, product or place ("Atari公司", "游戏机是Wii") makes it no name."""
