@@ -93,9 +93,15 @@ def _join_spaced(match: regex.Match) -> str:
     return joined if len(joined) > 3 else match.group()  # "u r a" and "x y z" are words, not one spelt out
 
 
+# Symbols typed between Chinese characters to get abuse past a filter ("傻*逼", "你他.妈.的"); spaces between lone
+# characters are closed up before (``curation.text.normalise``).
+_BETWEEN_HAN = regex.compile(r"(?<=\p{Han})[*._|~•/\-]+(?=\p{Han})")
+
+
 def deobfuscate(text: str) -> str:
     """Lower-cased text (its input must be) with spelling variants of abuse spelt plainly; ordinary words are left
-    as they are."""
+    as they are, but a symbol between two Chinese characters goes."""
+    text = _BETWEEN_HAN.sub("", text)
     text = _SPACED.sub(_join_spaced, text)
     text = _VARIANT.sub(lambda m: _undo_symbols(m.group()), text)
     return _WORD.sub(lambda m: _undo_repeats(m) if _REPEATS.search(m.group()) else m.group(), text)
@@ -135,5 +141,5 @@ CHINESE_ABUSE = regex.compile(r"(?<![A-Za-z\d])(?:(?i:sb)|nmsl|w?cnm|mdzz|nmb|rn
 
 def chinese_abuse(text: str) -> str | None:
     """The first Chinese abuse word of an NFKC-normalised sentence (case kept)."""
-    found = CHINESE_ABUSE.search(text)
+    found = CHINESE_ABUSE.search(_BETWEEN_HAN.sub("", text))
     return found.group() if found else None

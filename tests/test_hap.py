@@ -210,6 +210,13 @@ def test_chinese_spaced_out_character_by_character_scores_like_written(scorer):
     assert flagged(scorer, [" ".join("你他妈的有病")]) and flagged(scorer, [" ".join("今天天气不错")]) == []
 
 
+def test_symbols_typed_between_chinese_characters_do_not_hide_abuse(scorer):
+    """"傻*逼", "你他.妈.的有病": a symbol between characters got abuse past the Chinese models and the abuse words
+    (COLD's report half with one between every two characters: recall 0.29 instead of 0.89)."""
+    assert len(flagged(scorer, ["你是傻*逼", "你他.妈.的.有.病", "你是傻_逼"])) == 3
+    assert flagged(scorer, ["今天*天气*不错", "男/女都可以报名", "北京-上海的高铁几点开？"]) == []
+
+
 def test_mixed_text_is_scored_per_sentence_in_its_own_language(scorer):
     mixed_offensive = "Thanks for the quick reply. 河南人都是骗子，千万别跟他们做生意。"
     mixed_ordinary = "你好，how do I export my notes to PDF? 谢谢！"
