@@ -14,8 +14,11 @@ normalised character, the original position it came from.
 Why Traditional characters are read as Simplified: the Chinese detectors learnt Simplified text (the public
 sets are mainland ones), and Traditional text from Taiwan or Hong Kong is the same language in other
 characters: a name in 陳志偉 or a cue in 電話 went unseen. The map is OpenCC's, one character for one, so the
-offsets do not move. Why spaced-out ideographs are closed up: "王 小 明" is a name spaced to get past a filter,
-and no Chinese name model reads it as one.
+offsets do not move.
+
+Why spaced-out ideographs are closed up, and (for PII only) Chinese numerals read as digits and an e-mail's "。" as
+a dot: "王 小 明", "一三八零零一三八零零零" and "zhangsan@qq。com" are how a name, a number and an address get
+past a platform's filter or come out of an input method, and no reader saw them.
 """
 
 from __future__ import annotations
@@ -154,13 +157,6 @@ def is_traditional(text: str) -> bool:
         sum(a != b for a, b in zip(text, to_traditional, strict=True))
 
 
-# A space between two Chinese characters that each stand alone: a name spaced out character by character ("联系人：王
-# 小 明", "我叫 张 三"), to get past a filter. Read without it. A space next to a word stays: chat uses spaces as
-# pauses ("恩 您看") and between words ("张三 李四", "北京 上海"). Japanese (kana) is left as it is.
-_SPACED_OUT = regex.compile(r"(?<=(?<!\p{Han})\p{Han})[ \t](?=\p{Han}(?!\p{Han}))")
-_KANA = regex.compile(r"[\p{Hiragana}\p{Katakana}]")
-
-
 # Chinese numerals for digits, as a phone number is written to get past a platform's filter ("一三八零零一三八零零零",
 # "壹叁捌…", 幺 for one): seven or more in a row (separators allowed) are a number; fewer are words and years
 # ("一五一十", "一九九八年").
@@ -171,7 +167,7 @@ _NUMERAL_RUN = regex.compile(rf"{_NUMERAL}(?:[ \-()]?{_NUMERAL}){{6,}}")
 _TO_DIGITS = str.maketrans(NUMERAL_DIGITS)
 
 
-def numerals_as_digits(text: str) -> str:
+def _numerals_as_digits(text: str) -> str:
     """Runs of seven or more Chinese numerals as ASCII digits, one character for one (offsets unchanged)."""
     return _NUMERAL_RUN.sub(lambda m: m.group().translate(_TO_DIGITS), text) if has_cjk(text) else text
 
@@ -180,9 +176,16 @@ def numerals_as_digits(text: str) -> str:
 _DOMAIN_STOP = regex.compile(r"(?<=@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*)。(?=[A-Za-z0-9\-]*[A-Za-z])")
 
 
-def domain_stops_as_dots(text: str) -> str:
+def _domain_stops_as_dots(text: str) -> str:
     """"。" inside an e-mail's domain as ".", one character for one."""
     return _DOMAIN_STOP.sub(".", text) if "@" in text and "。" in text else text
+
+
+# A space between two Chinese characters that each stand alone: a name spaced out character by character ("联系人：王
+# 小 明", "我叫 张 三"), to get past a filter. Read without it. A space next to a word stays: chat uses spaces as
+# pauses ("恩 您看") and between words ("张三 李四", "北京 上海"). Japanese (kana) is left as it is.
+_SPACED_OUT = regex.compile(r"(?<=(?<!\p{Han})\p{Han})[ \t](?=\p{Han}(?!\p{Han}))")
+_KANA = regex.compile(r"[\p{Hiragana}\p{Katakana}]")
 
 
 def _spaced_out_gaps(text: str) -> set[int]:
@@ -207,7 +210,7 @@ def normalise_with_offsets(text: str) -> Normalised:
             offsets.extend([i] * len(norm))
         offsets.append(len(text))
         normal, origin = simplified("".join(pieces)), offsets
-    normal = domain_stops_as_dots(numerals_as_digits(normal))
+    normal = _domain_stops_as_dots(_numerals_as_digits(normal))
     gaps = _spaced_out_gaps(normal)
     if not gaps:
         return Normalised(normal, origin)
