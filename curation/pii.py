@@ -658,7 +658,7 @@ class Surrogates:
         """A Chinese mobile, landline, 身份证 or bank card laid out like the original (separators, ``+86``,
         full-width digits kept; a landline keeps its area code, a card its length and a valid Luhn digit)."""
         plain = normalise_with_offsets(value).text
-        digits = regex.sub(r"\D", "", plain)
+        digits = _NON_DIGIT.sub("", plain)
         if entity == "CN_ID_CARD":
             new = fake.ssn()
         elif entity == "PHONE_NUMBER" and regex.fullmatch(r"(?:0{0,2}86)?1[3-9]\d{9}", digits):
@@ -672,7 +672,7 @@ class Surrogates:
             body = digits[:2] + "".join(str(fake.random_int(0, 9)) for _ in range(len(digits) - 3))
             new = body + luhn_digit(body)
         # Each digit goes where the original had one, written the same way: full-width, or as a Chinese numeral.
-        numerals = "零壹贰叁肆伍陆柒捌玖" if regex.search("[壹贰貳叁肆伍陆陸柒捌玖]", value) else "零一二三四五六七八九"
+        numerals = "零壹贰叁肆伍陆柒捌玖" if _FORMAL_NUMERAL.search(value) else "零一二三四五六七八九"
         out, it = [], iter(new)
         for ch in value:
             numeral = ch in NUMERAL_DIGITS or simplified(ch) in NUMERAL_DIGITS
@@ -731,6 +731,7 @@ class Surrogates:
 
 
 _NON_DIGIT = regex.compile(r"\D")
+_FORMAL_NUMERAL = regex.compile("[壹贰貳叁肆伍陆陸柒捌玖]")  # the numerals of cheques and contracts (大写)
 _SPACE = regex.compile(r"\s")
 _ID_SEPARATORS = regex.compile(r"[\s()]")
 

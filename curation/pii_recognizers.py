@@ -733,6 +733,8 @@ def cued(cue: regex.Pattern, text: str, start: int, end: int) -> bool:
     """A cue word in the 40 characters before the value at ``start:end``, or naming it right after it."""
     return cue.search(text, max(0, start - 40), start) is not None or \
         cue.match(text, _BEFORE_CUE.match(text, end).end()) is not None
+
+
 _DIGIT_RUN = regex.compile(r"\d+")
 _NON_DIGIT = regex.compile(r"\D")
 _PHONE_SEPARATOR = regex.compile(r"[\-.()/]")
