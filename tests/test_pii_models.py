@@ -163,6 +163,30 @@ def test_chinese_chat_fragments_are_not_names(detector, text):
     assert scrub_texts(detector, [text]) == [text]
 
 
+@pytest.mark.parametrize(("text", "names"), [
+    ("今天和婷婷去逛街了，她说衣服太贵", ["婷婷"]),         # a given name alone; the pronoun stays
+    ("老板让诗涵明天加班", ["诗涵"]),
+    ("我喜欢汪峰那样的", ["汪峰"]),
+    ("还有人说章子怡演技不好。", ["章子怡"]),              # whole, not "章子"
+])
+def test_chinese_names_that_lac_reads_as_persons_are_found(detector, text, names):
+    """The character tagger reads Baidu LAC's word classes: given names without a surname and names the n-grams
+    alone half-read were missed."""
+    assert [text[f.start:f.end] for f in detector.detect([text])[0] if f.entity == "PERSON"] == names
+
+
+@pytest.mark.parametrize("text", ["这个物流流转的呢，一眼望去都是件", "弟弟说他最喜欢的游戏机是Wii。"])
+def test_a_lone_character_or_a_latin_word_needs_lac_to_be_a_name(detector, text):
+    assert scrub_texts(detector, [text]) == [text]
+
+
+def test_lac_codes_mark_each_character_of_a_word():
+    from curation.pii_zh import lac_codes
+
+    assert lac_codes("张三在北京市工作") == ["PB", "PI", "-B", "LB", "LI", "LI", "-B", "-I"]
+    assert lac_codes("no Han here") == ["-B"] * 11
+
+
 def test_a_latin_name_opening_a_chinese_text_is_kept_as_a_name():
     """The tagger's span check looked one character before a span at position 0, which wrapped to the text's
     last character: "Grubby" at the start of a text ending in a Latin letter was dropped as a piece of a word."""
