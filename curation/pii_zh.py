@@ -368,7 +368,7 @@ _HANDLE = regex.compile(
 
 class ChineseNameRecognizer(EntityRecognizer):
     """PERSON in Chinese text from cues alone: a surname before a title (张先生, 李女士: the surname is the
-    name), whatever name-shaped follows a form field (姓名：欧阳娜娜), and @handles. Names elsewhere are the
+    name; not where the two are one common word, 班主任), whatever name-shaped follows a form field (姓名：欧阳娜娜), and @handles. Names elsewhere are the
     tagger's."""
 
     def __init__(self) -> None:
@@ -383,7 +383,8 @@ class ChineseNameRecognizer(EntityRecognizer):
             start = m.start() - 1
             if start >= 0 and text[start] in known_surnames() and not (start and _HAN.match(text[start - 1])
                                                                        and text[start - 1] in known_surnames()) \
-                    and not word_ends_inside(text, start, m.start()):
+                    and not word_ends_inside(text, start, m.start()) \
+                    and word_lexicon().get(text[start:m.end()]) != "w":  # 班主任, 系主任: words, no surname
                 results.append(RecognizerResult("PERSON", start, m.start(), 0.8))
         for cue in _NAME_CUE.finditer(text):
             m = regex.match(r"\p{Han}{2,4}(?=[\s，,。；;、)）]|$)", text[cue.end():])
