@@ -368,8 +368,8 @@ _HANDLE = regex.compile(
 
 class ChineseNameRecognizer(EntityRecognizer):
     """PERSON in Chinese text from cues alone: a surname before a title (张先生, 李女士: the surname is the
-    name; not where the two are one common word, 班主任), whatever name-shaped follows a form field (姓名：欧阳娜娜), and @handles. Names elsewhere are the
-    tagger's."""
+    name; not where the two are one common word, 班主任), whatever name-shaped follows a form field
+    (姓名：欧阳娜娜), and @handles. Names elsewhere are the tagger's."""
 
     def __init__(self) -> None:
         super().__init__(supported_entities=["PERSON"], name="ChineseNameRecognizer", supported_language="zh")
