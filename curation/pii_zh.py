@@ -328,7 +328,7 @@ def lexicon_codes(text: str) -> list[str]:
 # offline) tags persons, places, organisations and times in text of every kind it was trained on, chat and
 # news alike: the character tagger reads its word classes as evidence next to its own.
 _LAC_CLASS = {"PER": "P", "LOC": "L", "ORG": "O", "TIME": "T", "nz": "Z", "nw": "W"}
-LAC_CODES = [c + r for c in "PLOTZW-" for r in "BI"]
+LAC_CODES = [c + r for c in [*_LAC_CLASS.values(), "-"] for r in "BI"]  # every ``lac_codes`` value
 
 
 @cache
