@@ -893,12 +893,16 @@ _BREAKS = {"PERSON": regex.compile(r"[^\p{Han}\p{Latin}·•・\-]|[和与及跟
            "STREET_ADDRESS": regex.compile(r"[^\p{Han}\p{Latin}\d\-#（）()]")}
 
 
+_INSIDE_HAN = regex.compile(r"(?<=\p{Han})[^\p{Han}\p{Latin}\d·•・\-](?=\p{Han})")
+
+
 def decode(text: str, positions: list[int], probs, thresholds: dict[str, tuple[float, float]],
            lac: list[str] | None = None) -> list[tuple[int, int, float, str]]:
     """(start, end, best probability, entity) of each run of adjacent characters at or above the entity's join
     threshold that holds one at or above its threshold; a character of ``_BREAKS`` below the threshold, or a
     title, ends a name's run, and so does one of ``_BREAKS`` that LAC (``lac``: ``lac_codes(text)``) reads
-    outside a person ("诸葛亮和司马懿" is two names, "张和平" one)."""
+    outside a person ("诸葛亮和司马懿" is two names, "张和平" one) or a space, symbol or invisible character between
+    two Chinese characters (Chinese names are written solid: "张三\u200b李四" is two)."""
     out = []
     for k, entity in enumerate(TAGGER_CLASSES[1:], start=1):
         threshold, join = thresholds[entity]
@@ -906,7 +910,8 @@ def decode(text: str, positions: list[int], probs, thresholds: dict[str, tuple[f
         if not any(p >= threshold for p in column):
             continue
         breaks = {m.start() for m in _BREAKS[entity].finditer(text)}
-        always = {i for i in breaks if lac[i][0] != "P"} if lac and entity == "PERSON" else set()
+        always = ({i for i in breaks if lac and lac[i][0] != "P" or _INSIDE_HAN.match(text, i)}
+                  if entity == "PERSON" else set())
         titles = {i for m in _TITLE_AFTER.finditer(text) for i in range(m.start(), m.end())} \
             if entity == "PERSON" else set()
         runs: list[list] = []  # [start, end, best probability]

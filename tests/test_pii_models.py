@@ -175,6 +175,13 @@ def test_chinese_names_that_lac_reads_as_persons_are_found(detector, text, names
     assert [text[f.start:f.end] for f in detector.detect([text])[0] if f.entity == "PERSON"] == names
 
 
+@pytest.mark.parametrize("gap", ["\u200b", " ", "/"])
+def test_two_chinese_names_with_a_gap_between_them_stay_two(detector, gap):
+    """Chinese names are written solid: the LAC-aware tagger joined "张三\u200b李四" into one name (one surrogate)."""
+    text = f"张三{gap}李四说"
+    assert [text[f.start:f.end] for f in detector.detect([text])[0] if f.entity == "PERSON"] == ["张三", "李四"]
+
+
 @pytest.mark.parametrize("text", ["这个物流流转的呢，一眼望去都是件", "弟弟说他最喜欢的游戏机是Wii。"])
 def test_a_lone_character_or_a_latin_word_needs_lac_to_be_a_name(detector, text):
     assert scrub_texts(detector, [text]) == [text]
