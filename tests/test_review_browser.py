@@ -61,11 +61,15 @@ def browser():
 
 def signed_in_page(browser, base_url: str, username: str):
     """A fresh browser context signed in by keyboard alone (type, Tab, type, Enter)."""
+    from playwright.sync_api import expect
+
     context = browser.new_context(viewport=LAPTOP)
     page = context.new_page()
     page.goto(base_url + "/")
     assert "/login" in page.url  # the queue sends an anonymous visitor to sign in
-    page.wait_for_function("document.activeElement && document.activeElement.id === 'username'")
+    # Playwright's own focus check: a wait_for_function string is eval'd in the page, which the page's CSP
+    # (script-src 'self') refuses whenever the first check does not already pass.
+    expect(page.locator("#username")).to_be_focused()
     page.keyboard.type(username)  # the user name field has focus on load
     page.keyboard.press("Tab")
     page.keyboard.type(PASSWORD)
