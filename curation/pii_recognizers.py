@@ -579,7 +579,9 @@ _POSTCODE = (  # never the digits after a decimal point ("0.03567")
     r"|\b[A-Z]\d[\dW](?:[ \t][A-Z\d]{4}|(?=[A-Z\d]{0,3}[A-Z])[A-Z\d]{4})\b)"  # IE Eircode; glued, with a letter
     # among its last four: a letter and six digits is a code ("货号A123456", a Hong Kong ID), no Eircode
 )
-_SEGMENT = regex.compile(r"[^,\n]+")
+# Parts of a postal block: split at commas and line breaks, and at Chinese punctuation, which ends a clause the same
+# way in mixed text ("……一厢情愿。PSC 4328, Box 8402, APO AP 39174": "PSC" is no word glued to "。").
+_SEGMENT = regex.compile(r"[^,\n，。；！？、]+")
 # A segment that opens with a 4-digit postcode after one that is a state code alone (AU: "Willisport, WA, 2630").
 _FOUR_DIGITS = regex.compile(r"\s*\d{4}\b")
 _STATE_CODE = regex.compile(rf"\s*{_AU_STATE}\s*")

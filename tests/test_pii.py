@@ -535,3 +535,12 @@ def test_a_family_name_after_a_given_name_in_a_person_field(detector):
     for text, name in [("Applicant: Cassie Jefferson Social Security: 017-27-9618", "Cassie Jefferson"),
                        ("Applicant: Rosalind Whitfield Date of birth 1990", "Rosalind Whitfield")]:
         assert {text[r.start:r.end] for r in recognizer.analyze(text, ["PERSON"])} == {name}, text
+
+
+def test_an_english_address_after_chinese_punctuation_is_replaced_whole(detector):
+    """A postal block went back only over parts split at ASCII commas, so "PSC 4328" glued to "。" was no address
+    line ("…一厢情愿。PSC 4328, Box 8402, APO AP 39174"); the bare-postcode rule hid it until "PSC 4328" stopped
+    reading as an Australian state and postcode. Chinese punctuation ends a part as a comma does."""
+    assert masked(detector, ["原来放不下就是自己的一厢情愿。PSC 4328, Box 8402, APO AP 39174",
+                             "地址：12 Main St，Springfield，IL 62701"]) == [
+        "原来放不下就是自己的一厢情愿。<STREET_ADDRESS>", "地址：<STREET_ADDRESS>"]
