@@ -39,7 +39,9 @@ English ones: support logs mix the two languages.
 
 A labelled value *leaks* when any of its parts is left uncovered by the replaced spans: a Latin word or digit
 group of 2+ characters, or a single Han character. *Kept* is the share of the other characters (not inside any
-labelled value) that come out untouched. Titles inside a labelled name ("Dr. Mark Kim") are not parts: a
+labelled value) that come out untouched. A value replaced whole but only by spans of another type ("replaced as another type": a name
+swallowed by an address, an SSN called a phone number) gets a surrogate of the wrong kind; plain Presidio's LOCATION
+counts as an address. Titles inside a labelled name ("Dr. Mark Kim") are not parts: a
 surrogate keeps them. Address labels of CLUENER and Weibo include bare cities and countries
 ("台湾", "北京"), which are not personal data: only street-level addresses (a road, street, number, building,
 village or compound below the district) are scored as addresses; bare places count as other text.
@@ -541,12 +543,15 @@ class Score:
     leaked: Counter = field(default_factory=Counter)
     other_chars: int = 0
     other_replaced: int = 0
+    mistyped: Counter = field(default_factory=Counter)
     texts: int = 0
     texts_changed_without_pii: int = 0
 
-    def add(self, item: Labelled, predicted: list[tuple[int, int]]) -> None:
+    def add(self, item: Labelled, predicted: list[tuple]) -> None:
+        """``predicted``: ``(start, end)`` or ``(start, end, entity)`` spans; with an entity, a value replaced whole
+        by spans none of which has its type (``SAME_TYPE``) counts as mistyped: its surrogate is of the wrong kind."""
         covered = bytearray(len(item.text) + 1)
-        for start, end in predicted:
+        for start, end, *_ in predicted:
             covered[start:end] = b"\x01" * (end - start)
         labelled = bytearray(len(item.text) + 1)
         for start, end, entity in item.spans:
@@ -554,6 +559,9 @@ class Score:
             self.total[entity] += 1
             if any(0 in covered[m.start():m.end()] for m in PART.finditer(item.text, start, end)):
                 self.leaked[entity] += 1
+            elif typed := [p[2] for p in predicted if len(p) > 2 and p[0] < end and start < p[1]]:
+                if not any(SAME_TYPE.get(t, t) == entity for t in typed):
+                    self.mistyped[entity] += 1
         self.texts += 1
         other = [i for i, ch in enumerate(item.text) if not labelled[i] and not ch.isspace()]
         self.other_chars += len(other)
@@ -565,6 +573,10 @@ class Score:
     @property
     def kept(self) -> float:
         return 1 - self.other_replaced / max(1, self.other_chars)
+
+
+# The types each system calls a labelled entity: plain Presidio calls an address a LOCATION.
+SAME_TYPE = {"LOCATION": "STREET_ADDRESS"}
 
 
 def rate(score: Score, entity: str | None = None) -> str:
@@ -591,12 +603,12 @@ class Plain:
         self.analyzer = BatchAnalyzerEngine(AnalyzerEngine(nlp_engine=nlp_engine, supported_languages=["en"]))
         self.anonymizer = BatchAnonymizerEngine()
 
-    def run(self, texts: list[str], lang: str = "en") -> list[list[tuple[int, int]]]:
+    def run(self, texts: list[str], lang: str = "en") -> list[list[tuple[int, int, str]]]:
         started = time.perf_counter()
         results = list(self.analyzer.analyze_iterator(texts, language="en", batch_size=64))
         self.anonymizer.anonymize_list(texts, results)
         self.seconds[lang] += time.perf_counter() - started
-        return [[(r.start, r.end) for r in found] for found in results]
+        return [[(r.start, r.end, r.entity_type) for r in found] for found in results]
 
 
 class Ours:
@@ -609,14 +621,15 @@ class Ours:
         self.seconds: Counter[str] = Counter()
         self.scrub = Scrub(ScrubSettings(), fields=["text"])
 
-    def run(self, texts: list[str], lang: str = "en") -> list[list[tuple[int, int]]]:
+    def run(self, texts: list[str], lang: str = "en") -> list[list[tuple[int, int, str]]]:
         from curation.pii import propagate
 
         started = time.perf_counter()
         list(self.scrub({"text": t} for t in texts))
         self.seconds[lang] += time.perf_counter() - started
         found = self.scrub.detector.detect(texts)
-        return [[(f.start, f.end) for f in propagate([t], [spans])[0]] for t, spans in zip(texts, found, strict=True)]
+        return [[(f.start, f.end, f.entity) for f in propagate([t], [spans])[0]]
+                for t, spans in zip(texts, found, strict=True)]
 
 
 def main() -> None:
@@ -659,6 +672,10 @@ def main() -> None:
         if len(scores["ours"].total) > 1:
             print(f"{name:18} {'all values':15} | {rate(scores['plain']) if plain else '':>18} | "
                   f"{rate(scores['ours']):>18}")
+        mistyped = {system: sum(score.mistyped.values()) for system, score in scores.items()}
+        if any(mistyped.values()):
+            print(f"{name:18} {'replaced as another type':15} | {mistyped['plain'] if plain else '':>18} | "
+                  f"{mistyped['ours']:>18}   ({', '.join(f'{e} {n}' for e, n in sorted(scores['ours'].mistyped.items()))})")
         plain_kept = f"{scores['plain'].kept:18.2%}" if plain else " " * 18
         print(f"{name:18} {'other text kept':15} | {plain_kept} | {scores['ours'].kept:18.2%}   "
               f"({len(texts)} texts; changed without PII: ours {scores['ours'].texts_changed_without_pii}"

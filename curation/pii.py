@@ -37,7 +37,7 @@ import hashlib
 import hmac
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -216,7 +216,8 @@ class PiiDetector:
             found += [Found(r.entity_type, r.start, r.end, r.score) for r in results
                       if r.score >= self.thresholds.get(r.entity_type, 0.5)]
             found = [f for f in _strip(text, self._allowed(text, found)) if not _names_a_result(text, f, self.lexicon)]
-            found = merge(with_name_particles(text, _with_name_suffix(text, found), self.lexicon))
+            found = merge(with_name_particles(text, _with_name_suffix(text, _address_after_heads(text, found, self.lexicon)),
+                                              self.lexicon))
             found = merge(_join_nicknames(text, found, self.lexicon))
             out.append([Found(f.entity, *norm.span(f.start, f.end), f.score) for f in found])
         return out
@@ -528,6 +529,38 @@ def merge(found: list[Found]) -> list[Found]:
         best = max(group, key=lambda f: (f.end - f.start, f.score))
         merged.append(Found(best.entity, group[0].start, max(g.end for g in group), best.score))
     return merged
+
+
+_LINE_OR_COMMA = regex.compile(r"[ \t]*[,;\n][\s,;]*")
+
+
+def _address_after_heads(text: str, found: list[Found], lexicon: NameLexicon) -> list[Found]:
+    """A postal block runs back over the lines before it while they look like address lines, so it swallows a
+    phone number or a name on the line or the comma-separated part before the street ("(325) 692-4559\n7184 Maple
+    Rd", "Karen T. Wade, 139 Paul Curve", "Dr Fatima Hill, Oncology\n4192 …"): merged, the whole would get one
+    address surrogate. Such a value at the address's head ends it there; the address starts after the comma or line
+    break. A name is a head only with a title or a listed given name first and no street word last: "Dot Road",
+    "Stretto Desio" or "Recanto Heloisa da Rosa" there are the street, whatever a name rule said."""
+    from curation.pii_recognizers import STREET_WORD, TITLE
+
+    def head(g: Found) -> bool:
+        if g.entity != "PERSON":
+            return True
+        words = text[g.start:g.end].split()
+        return TITLE.fullmatch(words[0]) is not None or words[0] in lexicon.given and \
+            STREET_WORD.fullmatch(words[-1]) is None
+
+    out = []
+    for f in found:
+        if f.entity == "STREET_ADDRESS":
+            heads = [g.end for g in found if g.entity != "STREET_ADDRESS" and g.start <= f.start < g.end < f.end
+                     and _LINE_OR_COMMA.match(text, g.end) and head(g)]
+            if heads:
+                f = replace(f, start=_LINE_OR_COMMA.match(text, max(heads)).end())
+                if f.start >= f.end:
+                    continue
+        out.append(f)
+    return out
 
 
 def _strip(text: str, found: list[Found]) -> list[Found]:

@@ -358,14 +358,17 @@ class ContextNameRecognizer(EntityRecognizer):
 
     @staticmethod
     def _role_fields(text: str, lex: NameLexicon) -> list[RecognizerResult]:
-        """``ROLE_FIELD``: the field's first word if it is a listed name, then words none of the dictionary's:
-        "Applicant: Rosalind Whitfield Date of birth" stops before "Date" (a given name somewhere too)."""
+        """``ROLE_FIELD``: the field's first word if it is a listed name, then words none of the dictionary's, or a
+        listed family name right after a listed given name ("Applicant: Cassie Jefferson Social Security" keeps
+        "Jefferson", an English word too); "Applicant: Rosalind Whitfield Date of birth" stops before "Date"."""
         results = []
         for m in ROLE_FIELD.finditer(text):
             end = m.start("n")
-            for word in _NON_SPACE.finditer(text[:m.end("n")], pos=m.start("n")):
+            words = list(_NON_SPACE.finditer(text[:m.end("n")], pos=m.start("n")))
+            for k, word in enumerate(words):
                 w = word.group()
-                if not (end == m.start("n") and lex.is_name(w) or not lex.is_word(w) and not lex.never(w)) \
+                surname = k == 1 and words[0].group() in lex.given and w in lex.family
+                if not (k == 0 and lex.is_name(w) or (surname or not lex.is_word(w)) and not lex.never(w)) \
                         or w.casefold() in NEVER_A_NAME | COMMON_WORDS | PRODUCT_WORDS:
                     break
                 end = word.end()
@@ -477,6 +480,8 @@ COMPOUND_STREET_WORDS = (
     "street|road|lane|avenue|gate|gata|gatan|vej|veien|vegen|vägen|gade|stræde|straede|gränd|torget|torv|stien"
 )
 _STREET_SUFFIX = rf"(?i:{STREET_WORDS})\.?"
+STREET_WORD = regex.compile(_STREET_SUFFIX)  # one word that names a street ("Road", "Rd.", "Calle", "Hill")
+TITLE = regex.compile(_TITLE)  # a person's title as one word ("Dr", "Mrs.")
 # A word's full stop that ends a sentence ("Poznań. Thanks", "(TO). Call me"), not an abbreviation ("St.", "H.No."):
 # no capitalised word of an address ends with one.
 _SENTENCE_END = r"(?:\p{Ll}{3}|\))\."
@@ -561,22 +566,25 @@ STREET_LINE_PATTERNS: tuple[tuple[str, float], ...] = (
     (rf"\b(?i:at|to)[ \t]+(?P<a>{_STREET_LEAD}(?:(?:{_CAPWORD}[ \t]+){{1,3}}{_CAPWORD}(?!\w)|{_CAPWORD}"
      rf"(?=[ \t]*(?:[.,;!?\n]|$))))", 0.7),
 )
+_AU_STATE = r"(?:NSW|VIC|QLD|SA|WA|TAS|NT|ACT)"  # the only codes that stand before a bare four-digit postcode
 _POSTCODE = (  # never the digits after a decimal point ("0.03567")
     r"(?<!\d[.,])(?:\b[A-Z]{1,2}\d[A-Z\d]?[ \t]*\d[A-Z]{2}\b"  # UK
     r"|\b[A-Z]\d[A-Z][ \t]?\d[A-Z]\d\b"                    # CA
     r"|\b\d{5}-\d{3}\b"                                    # BR
     r"|\b\d{4}[ \t]?[A-Z]{2}\b"                            # NL
     r"|\b\d{5}(?:-\d{4})?\b"                               # US, DE, FR, ES, IT
-    r"|\b[A-Z]{2,3},?[ \t]+\d{4}\b"                        # AU: ACT, 2008
+    rf"|\b{_AU_STATE},?[ \t]+\d{{4}}\b"                     # AU: ACT, 2008 (not "DOB 1990")
     r"|-\d{6}\b|(?<=\p{Lu}\p{Ll}+[ \t]+)\d{6}\b"              # IN: Indore-636083, Dehri 409854
     rf"|\b{_BR_CEP_DIGITS}"                                # BR: 01310100 São Paulo / SP
     r"|\b[A-Z]\d[\dW](?:[ \t][A-Z\d]{4}|(?=[A-Z\d]{0,3}[A-Z])[A-Z\d]{4})\b)"  # IE Eircode; glued, with a letter
     # among its last four: a letter and six digits is a code ("货号A123456", a Hong Kong ID), no Eircode
 )
-_SEGMENT = regex.compile(r"[^,\n]+")
+# Parts of a postal block: split at commas and line breaks, and at Chinese punctuation, which ends a clause the same
+# way in mixed text ("……一厢情愿。PSC 4328, Box 8402, APO AP 39174": "PSC" is no word glued to "。").
+_SEGMENT = regex.compile(r"[^,\n，。；！？、]+")
 # A segment that opens with a 4-digit postcode after one that is a state code alone (AU: "Willisport, WA, 2630").
 _FOUR_DIGITS = regex.compile(r"\s*\d{4}\b")
-_STATE_CODE = regex.compile(r"\s*[A-Z]{2,3}\s*")
+_STATE_CODE = regex.compile(rf"\s*{_AU_STATE}\s*")
 _AU_POSTCODE = regex.compile(r"\d{4}\b")
 # A postal block of one segment only is an address with a state and ZIP code, or letters and digits mixed.
 _ONE_SEGMENT_BLOCK = regex.compile(r"[A-Z]{2}[ \t]+\d{5}|\d.*\p{L}{3}.*\d|\p{L}{3}.*\d.*\p{L}{3}")
@@ -778,6 +786,10 @@ class PhoneNumberRecognizer(EntityRecognizer):
             context = cued(_PHONE_CONTEXT, text, m.start(), m.end())
             if not 7 <= len(digits) <= 15 or _DATE_LIKE.match(value) or _IP_LIKE.match(value) \
                     or _YEAR_SPAN.match(value) or _DECIMALS.match(value) or _number_list(main, context):
+                continue
+            # The 3-2-4 layout of a US social security number is no phone number's, unless a phone is named and no
+            # social security number: SsnRecognizer takes it, so its surrogate is an SSN ("123-45-6789").
+            if _SSN.fullmatch(value) and (not context or cued(_SSN_CONTEXT, text, m.start(), m.end())):
                 continue
             if value.count("(") != value.count(")") and not value.startswith("+"):
                 value = value.lstrip("(")

@@ -508,3 +508,39 @@ def test_cue_patterns_run_wherever_their_cue_is_in_any_case():
                        ("MY NAME IS Omar Haddad", "Omar Haddad"), ("Write to Lee Chan <lee@chan.org>", "Lee Chan")]:
         found = {text[r.start:r.end] for r in recognizer.analyze(text, ["PERSON"])}
         assert name in found, (text, found)
+
+
+def test_values_get_a_surrogate_of_their_own_type(detector):
+    """An SSN laid out 3-2-4 was replaced as a phone number, and a postal block ran back over the name or the phone
+    on the line before it (and "DOB 1990" read as an Australian state and postcode), so the name got an address
+    surrogate. With a phone named, a 3-2-4 number is still a phone."""
+    texts = ["Customer: Sure, it's 579-71-4540.", "call me at 579-71-4540",
+             "Karen T. Wade, 139 Paul Curve, 24528, Port Jaclyn",
+             "Contact: (325) 692-4559\n7184 Maple Rd, Springfield, IL 62701",
+             "Patient: Cassie Jefferson, DOB 1990", "I live at 12 Martin Luther King Blvd, Atlanta, GA 30301",
+             "Unit 4, 12 Smith St, Willisport, WA, 2630"]
+    assert masked(detector, texts) == [
+        "Customer: Sure, it's <US_SSN>.", "call me at <PHONE_NUMBER>", "<PERSON>, <STREET_ADDRESS>",
+        "Contact: <PHONE_NUMBER>\n<STREET_ADDRESS>", "Patient: <PERSON>, DOB 1990", "I live at <STREET_ADDRESS>",
+        "<STREET_ADDRESS>"]
+
+
+def test_a_family_name_after_a_given_name_in_a_person_field(detector):
+    """After "Applicant:" the rule kept the first listed name and then only words no dictionary holds, so the
+    family name "Jefferson" (an English word too) was left to the tagger; a field word after the name still
+    ends it."""
+    from curation.pii_recognizers import ContextNameRecognizer
+
+    recognizer = ContextNameRecognizer(detector.lexicon)
+    for text, name in [("Applicant: Cassie Jefferson Social Security: 017-27-9618", "Cassie Jefferson"),
+                       ("Applicant: Rosalind Whitfield Date of birth 1990", "Rosalind Whitfield")]:
+        assert {text[r.start:r.end] for r in recognizer.analyze(text, ["PERSON"])} == {name}, text
+
+
+def test_an_english_address_after_chinese_punctuation_is_replaced_whole(detector):
+    """A postal block went back only over parts split at ASCII commas, so "PSC 4328" glued to "。" was no address
+    line ("…一厢情愿。PSC 4328, Box 8402, APO AP 39174"); the bare-postcode rule hid it until "PSC 4328" stopped
+    reading as an Australian state and postcode. Chinese punctuation ends a part as a comma does."""
+    assert masked(detector, ["原来放不下就是自己的一厢情愿。PSC 4328, Box 8402, APO AP 39174",
+                             "地址：12 Main St，Springfield，IL 62701"]) == [
+        "原来放不下就是自己的一厢情愿。<STREET_ADDRESS>", "地址：<STREET_ADDRESS>"]
