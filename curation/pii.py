@@ -230,8 +230,8 @@ class PiiDetector:
         for text, (entities, ran, kept) in zip(texts, self._spacy(texts), strict=True):
             cues = [(r.start, r.end, r.score) for r in self.cue_names.analyze(text, ["PERSON"])]
             things = [(s, e) for s, e, label in entities if label in _NOT_PERSONS]
-            cues += [(r.start, r.end, r.score) for r in self.cue_names.subjects(text)
-                     if not any(s < r.end and r.start < e for s, e in things)]
+            cues += [(r.start, r.end, r.score) for r, human in self.cue_names.subjects(text)
+                     if human or not any(s < r.end and r.start < e for s, e in things)]
             for r, kind in self.cue_names.lone_names(text):
                 vetoes = self._lone_name_vetoes(text[r.start:r.end], kind)
                 if not any(s < r.end and r.start < e for s, e, label in entities if label in vetoes):

@@ -544,3 +544,20 @@ def test_an_english_address_after_chinese_punctuation_is_replaced_whole(detector
     assert masked(detector, ["原来放不下就是自己的一厢情愿。PSC 4328, Box 8402, APO AP 39174",
                              "地址：12 Main St，Springfield，IL 62701"]) == [
         "原来放不下就是自己的一厢情愿。<STREET_ADDRESS>", "地址：<STREET_ADDRESS>"]
+
+
+def test_a_place_name_opening_a_sentence_before_a_persons_verb_is_a_name(detector):
+    """"Dallas", "Geneva" or "Virginia" opening a sentence are people when what follows only a person does
+    (coordinated, chaired, was born): spaCy's place label and the state list had dropped them. Governments and
+    firms still say, issue and call for things, and a place stays a place elsewhere."""
+    from curation.pii_recognizers import ContextNameRecognizer
+
+    recognizer = ContextNameRecognizer(detector.lexicon)
+    for text in ["Dallas coordinated the vendor negotiations.", "Geneva chaired the ethics committee meeting.",
+                 "Virginia was born in 1978.", "Houston called to confirm the meeting time."]:
+        assert [(r.start, r.end, human) for r, human in recognizer.subjects(text)] == [
+            (0, text.index(" "), True)], text
+    for text in ["Washington called for new sanctions.", "Texas passed a law.", "Washington said it would act."]:
+        assert not any(human for _r, human in recognizer.subjects(text)), text
+    assert masked(detector, ["Dallas coordinated the vendor negotiations.", "I flew to Dallas last week."]) == [
+        "<PERSON> coordinated the vendor negotiations.", "I flew to Dallas last week."]
