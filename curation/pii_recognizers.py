@@ -109,7 +109,7 @@ LOWER_CASE_NAME = regex.compile(
 SENTENCE_SUBJECT = regex.compile(
     rf"(?:^|(?<=[\n.!?][ \t]*))(?P<n>\p{{Lu}}\p{{Ll}}{{2,}}(?:-\p{{Lu}}\p{{Ll}}+)?)"
     rf"(?:[ \t]+(?P<verb>\p{{Ll}}{{2,}}ed|{_SPEECH}|was[ \t]+born)[ \t]+\p{{L}}"
-    rf"|,[ \t]+(?P<ask>(?i:can|could|would|will|please|did|do|are|have|let's|let)\b))", regex.MULTILINE)
+    rf"|,[ \t]+(?P<ask>(?i:can|could|would|will|please|did|do|are|have|let's|let|any)\b))", regex.MULTILINE)
 
 # What a person does and a town, a state or a firm does not, in the records, support and business text we scrub:
 # after one of these a sentence's first word is a person even where it names a place ("Dallas coordinated the
@@ -303,9 +303,9 @@ class ContextNameRecognizer(EntityRecognizer):
         return results
 
     def subjects(self, text: str) -> list[tuple[RecognizerResult, bool]]:
-        """``SENTENCE_SUBJECT``, each with whether a person's verb (``HUMAN_VERBS``) follows. Not in ``analyze``: the
-        caller drops what spaCy calls a place or an organisation ("U.N. Council concerned") unless a person's verb
-        follows. Before a past-tense verb a listed given name that is no verb or adjective ("Grant funded", "Chase
+        """``SENTENCE_SUBJECT``, each with whether a person's verb (``HUMAN_VERBS``) follows or the word is asked
+        for something. Not in ``analyze``: the caller drops what spaCy calls a place or an organisation ("U.N.
+        Council concerned") unless a person's verb follows or the word is asked. Before a past-tense verb a listed given name that is no verb or adjective ("Grant funded", "Chase
         offered" stay: a product or a bank may act too) or a family name that is no English word, never a country or
         state ("India blocked") unless a person's verb follows ("Virginia was born"); asked, also a word no
         dictionary holds ("Nushin, can you")."""
@@ -318,7 +318,8 @@ class ContextNameRecognizer(EntityRecognizer):
             low = word.casefold()
             if low in NEVER_A_NAME or low in COMMON_WORDS or low in PRODUCT_WORDS or word in NOT_NAMES:
                 continue
-            human = verb is not None and " ".join(verb.split()) in HUMAN_VERBS \
+            # Asked for something ("Nushin, can you…") the word is someone, whatever spaCy calls it (an ORG, mostly).
+            human = m.group("ask") is not None or verb is not None and " ".join(verb.split()) in HUMAN_VERBS \
                 and not (verb == "called" and _CALLED_FOR.match(text, m.end("verb")))
             listed = (word in lex.given or word in lex.family and not lex.is_word(word)) and low not in lex.not_nouns \
                 and (human or word not in places())
