@@ -741,9 +741,12 @@ class StreetAddressRecognizer(EntityRecognizer):
 _PHONE = regex.compile(
     r"(?<![\w+.\-/])(?P<p>(?:\+|00)?\(?\d[\d \t\-.()/]{5,}\d(?:[ \t]*(?:x|ext\.?|extension)[ \t]*\d{1,6})?)(?![\w\-]|:\d)"
 )
+# The cue words of numbers start a word: inside one they are no cue ("ring" in "Engineering", "tel" in "hotel",
+# "call" in "recall", "charge" in "discharge", "tax" in "syntax"); a Chinese cue needs no boundary.
+_WORD_START = r"(?<!\p{L})"
 _PHONE_CONTEXT = regex.compile(
-    r"(?i:phone|call|tel|telephone|mobile|cell|reach|text me|whatsapp|fax|number|ring|contact|handy|téléphone|teléfono|"
-    r"telefono|hotline|helpline|dial|landline|sms)|电话|手机|致电|拨打|请拨|热线|座机"
+    rf"{_WORD_START}(?i:phone|call|tel|telephone|mobile|cell|reach|text me|whatsapp|fax|number|ring|contact|handy|"
+    r"téléphone|teléfono|telefono|hotline|helpline|dial|landline|sms)|电话|手机|致电|拨打|请拨|热线|座机"
 )
 # What may stand between a value and the cue word that names it after it: "2025550143 is my number", "890082186
 # (my SSN)".
@@ -824,8 +827,9 @@ class PhoneNumberRecognizer(EntityRecognizer):
 
 
 _CARD = regex.compile(r"(?<![\d\-])(?P<c>\d(?:[ \-]?\d){11,18})(?![\d\-])")
-_CARD_CONTEXT = regex.compile(r"(?i:card|visa|mastercard|amex|credit|debit|charge|cc|ending|kreditkarte|carte|tarjeta|carta)"
-                              r"|卡号|银行卡|信用卡|储蓄卡|借记卡")
+_CARD_CONTEXT = regex.compile(
+    rf"{_WORD_START}(?i:card|visa|mastercard|amex|credit|debit|charge|cc|ending|kreditkarte|carte|tarjeta|carta)"
+    r"|卡号|银行卡|信用卡|储蓄卡|借记卡")
 
 
 # The name of an order, parcel or ticket number right before a number: that number is the reference, whatever
@@ -892,7 +896,7 @@ class IbanChecksumRecognizer(EntityRecognizer):
 _SSN = regex.compile(r"(?<![\d\-])(?!000|666|9\d\d)\d{3}[- ](?!00)\d{2}[- ](?!0000)\d{4}(?![\d\-])")
 # After an SSN cue any nine digits in the SSN layout are one (dots, no separator, test and ITIN ranges too).
 _SSN_AFTER_CUE = regex.compile(r"(?<![\d\-.])\d{3}([- .]?)\d{2}\1\d{4}(?![\d\-]|\.\d)")
-_SSN_CONTEXT = regex.compile(r"(?i:ssn|social security|social-security|social\b|tax)")
+_SSN_CONTEXT = regex.compile(rf"{_WORD_START}(?i:ssn|social security|social-security|social\b|tax)")
 
 
 class SsnRecognizer(EntityRecognizer):

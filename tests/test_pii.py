@@ -563,3 +563,15 @@ def test_a_place_name_opening_a_sentence_before_a_persons_verb_is_a_name(detecto
         assert not any(human for _r, human in recognizer.subjects(text)), text
     assert masked(detector, ["Dallas coordinated the vendor negotiations.", "I flew to Dallas last week."]) == [
         "<PERSON> coordinated the vendor negotiations.", "I flew to Dallas last week."]
+
+
+def test_a_cue_word_inside_another_word_is_no_cue(detector):
+    """"ring" in "string" or "engineering" and "tel" in "hotel" were read as the cue words of phones: any long
+    number near them became a phone number, and an SSN near "Engineering" got a phone's surrogate. A cue word
+    starts a word; "call me" still cues."""
+    assert masked(detector, ["The string 9876543210 is the seed.",
+                             "The engineering team closed 4417 tickets and 1200934 events.",
+                             "Experience in Engineering, along with your ID 718-52-4385 for the check",
+                             "call me at 5551234567"]) == [
+        "The string 9876543210 is the seed.", "The engineering team closed 4417 tickets and 1200934 events.",
+        "Experience in Engineering, along with your ID <US_SSN> for the check", "call me at <PHONE_NUMBER>"]
