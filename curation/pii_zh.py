@@ -49,10 +49,12 @@ _LANDLINE = regex.compile(
     r"(?<![\d\-A-Za-z])(?:(?:\+|00)?86[ \-]?)?(?:\(0\d{2,3}\)[ \-]?|0\d{2,3}[ \-])?[2-9]\d{6,7}"
     r"(?:[ \-]?(?:转|ext\.?)?\d{1,5})?(?![\d\-A-Za-z])|(?<![\dA-Za-z])[48]00[ \-]?\d{3}[ \-]?\d{4}(?![\dA-Za-z])"
     r"|(?<![\dA-Za-z])0(?:10|2\d|[3-9]\d\d)[2-9]\d{6,7}(?![\dA-Za-z])")
-_PHONE_CUE = regex.compile(r"电话|手机|致电|拨打|联系|热线|座机|号码|tel|phone", regex.IGNORECASE)
+# A Latin cue word starts a word: "tel" in "hotel" or "card" in "discard" is none (a Han character may precede it).
+_PHONE_CUE = regex.compile(r"电话|手机|致电|拨打|联系|热线|座机|号码|(?<![A-Za-z])(?:tel|phone)", regex.IGNORECASE)
 _BANK_CARD = regex.compile(r"(?<![\d\-A-Za-z])\d{4}(?:[ \-]?\d{4}){2,3}(?:[ \-]?\d{1,3})?(?![\d\-A-Za-z])"
                         r"|(?<![\dA-Za-z])\d{16,19}(?![\dA-Za-z])")
-_CARD_CUE = regex.compile(r"卡号|银行卡|信用卡|储蓄卡|借记卡|卡的?号|账号|帐号|转账|汇款|银联|card", regex.IGNORECASE)
+_CARD_CUE = regex.compile(r"卡号|银行卡|信用卡|储蓄卡|借记卡|卡的?号|账号|帐号|转账|汇款|银联|(?<![A-Za-z])card",
+                          regex.IGNORECASE)
 # Taiwan's ID and resident certificate numbers (A123456789) and Hong Kong's identity card (A123456(3)), each with its
 # check character, and only after a word that names an identity document (on the Simplified view: 身份证, 证件…):
 # product and order codes take these shapes too.

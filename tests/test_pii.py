@@ -572,6 +572,7 @@ def test_a_cue_word_inside_another_word_is_no_cue(detector):
     assert masked(detector, ["The string 9876543210 is the seed.",
                              "The engineering team closed 4417 tickets and 1200934 events.",
                              "Experience in Engineering, along with your ID 718-52-4385 for the check",
-                             "call me at 5551234567"]) == [
+                             "call me at 5551234567", "Your hotel booking 48213975 is confirmed.", "Tel: 48213975"]) == [
         "The string 9876543210 is the seed.", "The engineering team closed 4417 tickets and 1200934 events.",
-        "Experience in Engineering, along with your ID <US_SSN> for the check", "call me at <PHONE_NUMBER>"]
+        "Experience in Engineering, along with your ID <US_SSN> for the check", "call me at <PHONE_NUMBER>",
+        "Your hotel booking 48213975 is confirmed.", "Tel: <PHONE_NUMBER>"]
