@@ -252,14 +252,32 @@ _PARTICLES_BEFORE = regex.compile(rf"(?<![\p{{L}}\d\-])(?:{_PARTICLE}[ \t]+)+$")
 _GIVEN_BEFORE_PARTICLES = regex.compile(rf"(?<![\p{{L}}\d])(?P<g>\p{{Lu}}\p{{Ll}}+)[ \t]+(?:{_PARTICLE}[ \t]+)+$")
 
 
+# A middle initial between two name words: "Helena A. Longin" (the tagger found "A. Longin"), "Mia T. Brown".
+_NAME_WORD_BEFORE_INITIAL = regex.compile(r"(?<![\p{L}\d'’.\-])(?P<w>\p{Lu}[\p{Ll}'’\-]+)[ \t]+$")
+_INITIAL_THEN_NAME_WORD = regex.compile(r"[ \t]+\p{Lu}\.?[ \t]+(?P<w>\p{Lu}[\p{Ll}'’\-]+)(?![\p{L}\d])")
+_STARTS_WITH_INITIAL = regex.compile(r"\p{Lu}\.?[ \t]")
+
+
 def with_name_particles(text: str, found: list[Found], lexicon: NameLexicon) -> list[Found]:
-    """A name goes on through its particles: the taggers often stop before them ("Hassan" of "Hassan al-Turabi",
-    "Maria" and "Cruz" of "Maria de la Cruz") or start after them ("Silva" of "de Silva", "van Heeswijk" of "Max
-    van Heeswijk", where a listed given name comes first). Only names already found grow: a particle makes none."""
+    """A name goes on through its particles and middle initials: the taggers often stop before them ("Hassan" of
+    "Hassan al-Turabi", "Maria" and "Cruz" of "Maria de la Cruz", "Mia" of "Mia T. Brown") or start after them
+    ("Silva" of "de Silva", "van Heeswijk" of "Max van Heeswijk", where a listed given name comes first; "A. Longin"
+    of "Helena A. Longin"). The word across an initial must be a listed name or no English word, and no opener or
+    role ("Dear J. Smith" stays). Only names already found grow: a particle or an initial makes none."""
+
+    def name_word(word: str) -> bool:
+        return word not in NOT_NAMES and word.casefold() not in COMMON_WORDS | NEVER_A_NAME and \
+            (lexicon.is_name(word) or not lexicon.is_word(word))
+
     out = []
     for f in found:
         start, end = f.start, f.end
         if f.entity == "PERSON":
+            if _STARTS_WITH_INITIAL.match(text, start) and \
+                    (word := _NAME_WORD_BEFORE_INITIAL.search(text, max(0, start - 40), start)) and name_word(word["w"]):
+                start = word.start()
+            if (initial := _INITIAL_THEN_NAME_WORD.match(text, end)) and name_word(initial["w"]):
+                end = initial.end()
             if after := _PARTICLES_AFTER.match(text, end):
                 end = after.end()
             lead = _LEADING_PARTICLES.match(text, start, end)

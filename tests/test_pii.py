@@ -367,6 +367,25 @@ def test_a_name_is_replaced_through_its_particles(detector):
         "Regards,\n<PERSON>"]                    # a 55-letter name word is a name: bounded, the pattern stopped at 42
 
 
+def test_a_name_is_replaced_through_its_middle_initial(detector):
+    """The tagger found "A. Longin" of "Helena A. Longin" and "Kalpana" and "Nathan" apart in "Kalpana I. Nathan":
+    "Helena" was left, and the two halves got two surrogates. A word that is no name ("Dear", "Meet") stays."""
+    from curation.pii import Found
+    from curation.pii_recognizers import with_name_particles
+
+    text = "What about dermatologist Helena A. Longin, M.D. in Santa Rosa?"
+    [grown] = with_name_particles(text, [Found("PERSON", text.index("A."), text.index(","), 0.9)], detector.lexicon)
+    assert text[grown.start:grown.end] == "Helena A. Longin"
+    text = "Thanks Mia T. Brown for the help"
+    [grown] = with_name_particles(text, [Found("PERSON", text.index("Mia"), text.index(" T."), 0.9)], detector.lexicon)
+    assert text[grown.start:grown.end] == "Mia T. Brown"
+    text = "Dear J. Smith, thanks"
+    [kept] = with_name_particles(text, [Found("PERSON", 5, 13, 0.9)], detector.lexicon)
+    assert text[kept.start:kept.end] == "J. Smith"
+    assert masked(detector, ["What about dermatologist Helena A. Longin, M.D. in Santa Rosa?"]) == [
+        "What about dermatologist <PERSON> in Santa Rosa?"]
+
+
 def test_addresses_keep_their_town_line_and_postcode(detector):
     """The town and postcode after a street line went out: Canadian and Indian postcodes, a postcode line under a
     German or Polish street, Nordic and Dutch one-word streets, a postcode named by its cue."""
