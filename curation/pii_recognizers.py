@@ -158,6 +158,17 @@ PAYEE = regex.compile(
 
 _EXCLAIMED = regex.compile(r"[ \t]*[!?]")
 
+# The person an appointment is with: "an appointment with dale pearlman MD at 2 pm", "a visit to see Wolter Charlotte
+# on March 8th", "appointment booking with the Ghina Morad on March 13th". Chat and booking text types these names in
+# lower case and surname first; the time or date after them ends the name. The words are checked in ``_appointments``.
+_APPOINTMENT_WORD = r"(?i:appointment|visit|booking|reservation|meeting|session|consultation|check-?up)"
+_DEGREE = r"(?i:md|m\.d\.|dr|np|dds|do|phd|psyd|lcsw|rn)\.?"
+_FIRM_SUFFIXES = frozenset("inc corp co ltd llc llp plc gmbh ag sa bv group".split())
+APPOINTMENT_WITH = regex.compile(
+    rf"\b{_APPOINTMENT_WORD}\b[^.?!\n]{{0,60}}?\b(?i:with|see)[ \t]+(?:(?i:the|doctor|dr\.?)[ \t]+)?"
+    rf"(?P<n>[\p{{L}}'’\-]+(?:,?[ \t]+[\p{{L}}'’\-]+){{0,3}}?)(?:,?[ \t]+{_DEGREE})?"
+    r"(?=[ \t]+(?i:at|on|for|next|this|tomorrow|today)\b|[ \t]*(?:[.?!]|$))")
+
 # A form's field for a person, then a colon: "Reported by: Field", "Patient: Nguyen, Thi Lan".
 ROLE_FIELD = regex.compile(
     r"\b(?i:patient|applicant|employee|recipient|sender|beneficiary|payee|payer|owner|technician|tenant|"
@@ -317,7 +328,8 @@ class ContextNameRecognizer(EntityRecognizer):
                 if not min_words or name_words(text[span[0]:span[1]].split(), min_words):
                     results.append(RecognizerResult("PERSON", span[0], span[1], score))
         if self.lexicon is not None:
-            results += self._lower_case(text, self.lexicon) + self._role_fields(text, self.lexicon)
+            results += self._lower_case(text, self.lexicon) + self._role_fields(text, self.lexicon) + \
+                self._appointments(text, self.lexicon)
         return results
 
     def subjects(self, text: str) -> list[tuple[RecognizerResult, bool]]:
@@ -386,6 +398,20 @@ class ContextNameRecognizer(EntityRecognizer):
             # After a sum of money a capitalised word no dictionary holds is a name too ("to Xiaoxue").
             if name in lex.given or word[0].isupper() and (name in lex.family or not lex.is_word(word)):
                 results.append((RecognizerResult("PERSON", m.start("n"), m.end("n"), 0.6), "payee"))
+        return results
+
+    @staticmethod
+    def _appointments(text: str, lex: NameLexicon) -> list[RecognizerResult]:
+        """``APPOINTMENT_WITH``'s words when each is a listed name, a word no dictionary holds or an initial, and one
+        of them at least three letters long: "the team", "our dentist", "Zoom" or "Acme Corp" are no one."""
+        results = []
+        for m in APPOINTMENT_WITH.finditer(text):
+            words = [w.rstrip(",") for w in m.group("n").split()]
+            if all(len(w) == 1 and w.isalpha() or (lex.is_name(w.capitalize()) or not lex.is_word(w))
+                   and w.casefold() not in COMMON_WORDS | PRODUCT_WORDS | NEVER_A_NAME | _FIRM_SUFFIXES
+                   for w in words) \
+                    and any(len(w) >= 3 for w in words):
+                results.append(RecognizerResult("PERSON", m.start("n"), m.end(), 0.6))
         return results
 
     @staticmethod

@@ -595,3 +595,19 @@ def test_a_cue_word_inside_another_word_is_no_cue(detector):
         "The string 9876543210 is the seed.", "The engineering team closed 4417 tickets and 1200934 events.",
         "Experience in Engineering, along with your ID <US_SSN> for the check", "call me at <PHONE_NUMBER>",
         "Your hotel booking 48213975 is confirmed.", "Tel: <PHONE_NUMBER>"]
+
+
+def test_the_person_an_appointment_is_with(detector):
+    """Booking chat names the doctor in lower case or surname first ("with dale pearlman MD at 2 pm", "to see Wolter
+    Charlotte on March 8th"): only the first word, or nothing, was replaced. The team, a dentist, a product or a firm
+    an appointment is with are no one."""
+    texts = ["you want an appointment with dale pearlman MD at 2 pm on march 4th",
+             "arrange a visit to see Wolter Charlotte on March 8th at 4:45 pm.",
+             "book an appointment with barskyex bryna g.",
+             "I have a meeting with the team at 3pm.", "Set up a session with Zoom on Friday",
+             "appointment with the dentist tomorrow", "a meeting with Stripe Inc on Monday"]
+    assert masked(detector, texts) == [
+        "you want an appointment with <PERSON> at 2 pm on march 4th",
+        "arrange a visit to see <PERSON> on March 8th at 4:45 pm.", "book an appointment with <PERSON>.",
+        "I have a meeting with the team at 3pm.", "Set up a session with Zoom on Friday",
+        "appointment with the dentist tomorrow", "a meeting with Stripe Inc on Monday"]
