@@ -144,7 +144,10 @@ LONE_NAME = regex.compile(
 # A payee: the person a sum of money goes to ("send 350 bucks to Srinivas", "transfer $400 to Xiaoxue's checking
 # account", "$1,600 from your savings to the savings account of xiaoxue", "give Xiaoxue 1580 bucks", "the checking
 # account belonging to Srinivas"). Only next to a sum or an account: "send the logs to Splunk" or "transfer the
-# domain to Namecheap" name no one. Lower-case, only a listed given name ("to peter").
+# domain to Namecheap" name no one; before a checking or savings account, never a bank ("to Chase checking").
+# Lower-case, only a listed given name ("to peter").
+BANKS = frozenset("chase wells citi citibank ally discover capital fidelity vanguard schwab barclays hsbc santander "
+                  "revolut chime marcus monzo amex navy usaa".split())
 _MONEY = r"(?:[$€£¥₹]|\b(?i:usd|eur|gbp|inr|rmb|dollars?|bucks|euros?|pounds|money|funds|cash|rupees|yuan|payment)\b)"
 _GIVE = (r"\b(?i:send|sent|sending|transfer|transferring|transferred|pay|paying|paid|wire|wiring|wired|give|gave|"
          r"giving|lend|lent|owe|owes|refund|refunded)\b")
@@ -154,7 +157,9 @@ PAYEE = regex.compile(
     rf"{_GIVE}[ \t]+{_PAYEE_WORD}(?=[ \t]+(?:[$€£¥₹]|\d[\d,.]*[ \t]*{_MONEY}))"
     rf"|{_GIVE}(?=(?:[^.!?\n]|\.\d){{0,40}}?{_MONEY})(?:[^.!?\n]|\.\d){{0,60}}?[ \t]to[ \t]+(?:(?i:the|my|his|her|their)"
     rf"[ \t]+(?:(?i:checking|savings|bank)[ \t]+)?(?i:account)[ \t]+of[ \t]+)?{_PAYEE}"
-    rf"|\b(?i:account|card)[ \t]+(?i:of|belonging to|held by|in the name of)[ \t]+{_PAYEE}")
+    rf"|\b(?i:account|card)[ \t]+(?i:of|belonging to|held by|in the name of)[ \t]+{_PAYEE}"
+    # "to Kagiso checking account", "to jerry' savings account", "of Philip 's savings": the owner of an account
+    rf"|\b(?i:to|of|into|from)[ \t]+{_PAYEE_WORD}(?=[ \t]*['’]s?[ \t]+(?i:checking|savings)\b|[ \t]+(?i:checking|savings)\b)")
 
 _EXCLAIMED = regex.compile(r"[ \t]*[!?]")
 
@@ -393,7 +398,7 @@ class ContextNameRecognizer(EntityRecognizer):
             name = word.capitalize()
             low = word.casefold()
             if low in NEVER_A_NAME or low in COMMON_WORDS or low in PRODUCT_WORDS or name in NOT_NAMES \
-                    or name in places() or lex.never(name):
+                    or name in places() or lex.never(name) or low in BANKS:
                 continue
             # After a sum of money a capitalised word no dictionary holds is a name too ("to Xiaoxue").
             if name in lex.given or word[0].isupper() and (name in lex.family or not lex.is_word(word)):

@@ -611,3 +611,15 @@ def test_the_person_an_appointment_is_with(detector):
         "arrange a visit to see <PERSON> on March 8th at 4:45 pm.", "book an appointment with <PERSON>.",
         "I have a meeting with the team at 3pm.", "Set up a session with Zoom on Friday",
         "appointment with the dentist tomorrow", "a meeting with Stripe Inc on Monday"]
+
+
+def test_the_owner_of_a_checking_or_savings_account_is_a_name(detector):
+    """"to Kagiso checking account", "to jerry' savings account": a payee with no sum in the clause was kept. A bank
+    there ("to Chase checking") and "my savings account" name no one."""
+    texts = ["have them transferred to jerry' savings account. the amount is",
+             "a transfer from your checking account to Kagiso checking account of $1,380.",
+             "move it to Chase checking please", "transfer to my savings account"]
+    assert masked(detector, texts) == [
+        "have them transferred to <PERSON>' savings account. the amount is",
+        "a transfer from your checking account to <PERSON> checking account of $1,380.",
+        "move it to Chase checking please", "transfer to my savings account"]
