@@ -216,8 +216,8 @@ class PiiDetector:
             found += [Found(r.entity_type, r.start, r.end, r.score) for r in results
                       if r.score >= self.thresholds.get(r.entity_type, 0.5)]
             found = [f for f in _strip(text, self._allowed(text, found)) if not _names_a_result(text, f, self.lexicon)]
-            found = merge(with_name_particles(text, _with_name_suffix(text, _address_after_heads(text, found, self.lexicon)),
-                                              self.lexicon))
+            found = _address_after_heads(text, found, self.lexicon)
+            found = merge(with_name_particles(text, _with_name_suffix(text, found), self.lexicon))
             found = merge(_join_nicknames(text, found, self.lexicon))
             out.append([Found(f.entity, *norm.span(f.start, f.end), f.score) for f in found])
         return out
@@ -539,8 +539,9 @@ def _address_after_heads(text: str, found: list[Found], lexicon: NameLexicon) ->
     phone number or a name on the line or the comma-separated part before the street ("(325) 692-4559\n7184 Maple
     Rd", "Karen T. Wade, 139 Paul Curve", "Dr Fatima Hill, Oncology\n4192 …"): merged, the whole would get one
     address surrogate. Such a value at the address's head ends it there; the address starts after the comma or line
-    break. A name is a head only with a title or a listed given name first and no street word last: "Dot Road",
-    "Stretto Desio" or "Recanto Heloisa da Rosa" there are the street, whatever a name rule said."""
+    break. A name is a head only with a title first, or a listed given name first and no street word in it: "Dot
+    Road", "Rua das Flores", "Stretto Desio" or "Recanto Heloisa da Rosa" there are the street, whatever a name rule
+    said."""
     from curation.pii_recognizers import STREET_WORD, TITLE
 
     def head(g: Found) -> bool:
@@ -548,7 +549,7 @@ def _address_after_heads(text: str, found: list[Found], lexicon: NameLexicon) ->
             return True
         words = text[g.start:g.end].split()
         return TITLE.fullmatch(words[0]) is not None or words[0] in lexicon.given and \
-            STREET_WORD.fullmatch(words[-1]) is None
+            not any(STREET_WORD.fullmatch(w) for w in words)
 
     out = []
     for f in found:

@@ -117,7 +117,7 @@ SENTENCE_SUBJECT = regex.compile(
 # "issued", "called for": governments and firms do those ("Washington said", "Morgan Industries announced").
 HUMAN_VERBS = frozenset(
     "coordinated chaired organized organised presented reviewed prepared testified graduated volunteered apologized "
-    "apologised thanked emailed e-mailed texted phoned interviewed examined smiled laughed cried married retired "
+    "apologised thanked emailed texted phoned interviewed examined smiled laughed cried married retired "
     "studied attended helped called".split()) | {"was born"}
 _CALLED_FOR = regex.compile(r"[ \t]+(?:for|on|upon|off)\b")
 
@@ -340,10 +340,10 @@ class ContextNameRecognizer(EntityRecognizer):
     def subjects(self, text: str) -> list[tuple[RecognizerResult, bool]]:
         """``SENTENCE_SUBJECT``, each with whether a person's verb (``HUMAN_VERBS``) follows or the word is asked
         for something. Not in ``analyze``: the caller drops what spaCy calls a place or an organisation ("U.N.
-        Council concerned") unless a person's verb follows or the word is asked. Before a past-tense verb a listed given name that is no verb or adjective ("Grant funded", "Chase
-        offered" stay: a product or a bank may act too) or a family name that is no English word, never a country or
-        state ("India blocked") unless a person's verb follows ("Virginia was born"); asked, also a word no
-        dictionary holds ("Nushin, can you")."""
+        Council concerned") unless a person's verb follows or the word is asked. Before a past-tense verb a listed
+        given name that is no verb or adjective ("Grant funded", "Chase offered" stay: a product or a bank may act
+        too) or a family name that is no English word, never a country or state ("India blocked") unless a person's
+        verb follows ("Virginia was born"); asked, also a word no dictionary holds ("Nushin, can you")."""
         lex = self.lexicon
         results: list[tuple[RecognizerResult, bool]] = []
         if lex is None:
