@@ -216,7 +216,7 @@ class PiiDetector:
             found += [Found(r.entity_type, r.start, r.end, r.score) for r in results
                       if r.score >= self.thresholds.get(r.entity_type, 0.5)]
             found = [f for f in _strip(text, self._allowed(text, found)) if not _names_a_result(text, f, self.lexicon)]
-            found = _address_after_heads(text, found, self.lexicon)
+            found = _address_apart_from_other_values(text, found, self.lexicon)
             found = merge(with_name_particles(text, _with_name_suffix(text, found), self.lexicon))
             found = merge(_join_nicknames(text, found, self.lexicon))
             out.append([Found(f.entity, *norm.span(f.start, f.end), f.score) for f in found])
@@ -534,14 +534,16 @@ def merge(found: list[Found]) -> list[Found]:
 _LINE_OR_COMMA = regex.compile(r"[ \t]*[,;\n][\s,;]*")
 
 
-def _address_after_heads(text: str, found: list[Found], lexicon: NameLexicon) -> list[Found]:
+def _address_apart_from_other_values(text: str, found: list[Found], lexicon: NameLexicon) -> list[Found]:
     """A postal block runs back over the lines before it while they look like address lines, so it swallows a
     phone number or a name on the line or the comma-separated part before the street ("(325) 692-4559\n7184 Maple
     Rd", "Karen T. Wade, 139 Paul Curve", "Dr Fatima Hill, Oncology\n4192 …"): merged, the whole would get one
     address surrogate. Such a value at the address's head ends it there; the address starts after the comma or line
     break. A name is a head only with a title first, or a listed given name first and no street word in it: "Dot
     Road", "Rua das Flores", "Stretto Desio" or "Recanto Heloisa da Rosa" there are the street, whatever a name rule
-    said."""
+    said. A Latin address with a phone number in it and neither a digit nor a street word outside the phone is the
+    phone's line, read as an address because a postcode fits inside the number ("Call 01238 762 624-6872"): it
+    goes, the phone stays ("Dot Road, 37172-8327" stays an address; a Chinese address needs no digit)."""
     from curation.pii_recognizers import STREET_WORD, TITLE
 
     def head(g: Found) -> bool:
@@ -550,6 +552,13 @@ def _address_after_heads(text: str, found: list[Found], lexicon: NameLexicon) ->
         words = text[g.start:g.end].split()
         return TITLE.fullmatch(words[0]) is not None or words[0] in lexicon.given and \
             not any(STREET_WORD.fullmatch(w) for w in words)
+
+    def phone_line(f: Found) -> bool:
+        phones = [g for g in found if g.entity == "PHONE_NUMBER" and g.start < f.end and f.start < g.end]
+        rest = "".join(" " if any(g.start <= i < g.end for g in phones) else text[i] for i in range(f.start, f.end))
+        words = rest.split()  # none: the address is the number itself ("ZIP+4 94105-1234"), left to ``merge``
+        return bool(phones and words) and not has_cjk(rest) and not any(ch.isdigit() for ch in rest) and \
+            not any(STREET_WORD.fullmatch(w.strip(",.")) for w in words)
 
     out = []
     for f in found:
@@ -560,6 +569,8 @@ def _address_after_heads(text: str, found: list[Found], lexicon: NameLexicon) ->
                 f = replace(f, start=_LINE_OR_COMMA.match(text, max(heads)).end())
                 if f.start >= f.end:
                     continue
+            if phone_line(f):
+                continue
         out.append(f)
     return out
 

@@ -532,16 +532,19 @@ def test_cue_patterns_run_wherever_their_cue_is_in_any_case():
 def test_values_get_a_surrogate_of_their_own_type(detector):
     """An SSN laid out 3-2-4 was replaced as a phone number, and a postal block ran back over the name or the phone
     on the line before it (and "DOB 1990" read as an Australian state and postcode), so the name got an address
-    surrogate. With a phone named, a 3-2-4 number is still a phone."""
+    surrogate; "Call 01238 762 624-6872" was an address (a postcode fits inside the phone). With a phone named, a
+    3-2-4 number is still a phone."""
     texts = ["Customer: Sure, it's 579-71-4540.", "call me at 579-71-4540",
              "Karen T. Wade, 139 Paul Curve, 24528, Port Jaclyn",
              "Contact: (325) 692-4559\n7184 Maple Rd, Springfield, IL 62701",
              "Patient: Cassie Jefferson, DOB 1990", "I live at 12 Martin Luther King Blvd, Atlanta, GA 30301",
-             "Unit 4, 12 Smith St, Willisport, WA, 2630"]
+             "Unit 4, 12 Smith St, Willisport, WA, 2630", "Specialist visit. Call 01238 762 624-6872. Include it.",
+             "Our office is at Dot Road, 37172-8327, near the park."]
     assert masked(detector, texts) == [
         "Customer: Sure, it's <US_SSN>.", "call me at <PHONE_NUMBER>", "<PERSON>, <STREET_ADDRESS>",
         "Contact: <PHONE_NUMBER>\n<STREET_ADDRESS>", "Patient: <PERSON>, DOB 1990", "I live at <STREET_ADDRESS>",
-        "<STREET_ADDRESS>"]
+        "<STREET_ADDRESS>", "Specialist visit. Call <PHONE_NUMBER>. Include it.",
+        "Our office is at <STREET_ADDRESS>, near the park."]
 
 
 def test_a_family_name_after_a_given_name_in_a_person_field(detector):
