@@ -555,9 +555,11 @@ def _address_apart_from_other_values(text: str, found: list[Found], lexicon: Nam
 
     def phone_line(f: Found) -> bool:
         phones = [g for g in found if g.entity == "PHONE_NUMBER" and g.start < f.end and f.start < g.end]
+        if not phones:
+            return False
         rest = "".join(" " if any(g.start <= i < g.end for g in phones) else text[i] for i in range(f.start, f.end))
         words = rest.split()  # none: the address is the number itself ("ZIP+4 94105-1234"), left to ``merge``
-        return bool(phones and words) and not has_cjk(rest) and not any(ch.isdigit() for ch in rest) and \
+        return bool(words) and not has_cjk(rest) and not any(ch.isdigit() for ch in rest) and \
             not any(STREET_WORD.fullmatch(w.strip(",.")) for w in words)
 
     out = []
