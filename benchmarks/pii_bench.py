@@ -39,9 +39,9 @@ English ones: support logs mix the two languages.
 
 A labelled value *leaks* when any of its parts is left uncovered by the replaced spans: a Latin word or digit
 group of 2+ characters, or a single Han character. *Kept* is the share of the other characters (not inside any
-labelled value) that come out untouched. A value replaced whole but only by spans of another type ("replaced as another type": a name
-swallowed by an address, an SSN called a phone number) gets a surrogate of the wrong kind; plain Presidio's LOCATION
-counts as an address. Titles inside a labelled name ("Dr. Mark Kim") are not parts: a
+labelled value) that come out untouched. A value replaced whole but only by spans of another type ("replaced as
+another type": a name swallowed by an address, an SSN called a phone number) gets a surrogate of the wrong kind;
+plain Presidio's LOCATION counts as an address. Titles inside a labelled name ("Dr. Mark Kim") are not parts: a
 surrogate keeps them. Address labels of CLUENER and Weibo include bare cities and countries
 ("台湾", "北京"), which are not personal data: only street-level addresses (a road, street, number, building,
 village or compound below the district) are scored as addresses; bare places count as other text.
