@@ -221,7 +221,9 @@ PRODUCT_WORDS = frozenset(
     "youtube facebook instagram twitter whatsapp telegram wechat weibo tiktok linkedin reddit spotify netflix "
     "amazon ebay uber airbnb javascript typescript kubernetes docker linux ubuntu android macos powerpoint "
     "chatgpt openai microsoft samsung huawei xiaomi alibaba taobao baidu tencent alipay shopify wordpress "
-    "figma canva photoshop salesforce hubspot mailchimp zendesk intercom discord skype webex meta".split())
+    "figma canva photoshop salesforce hubspot mailchimp zendesk intercom discord skype webex meta "
+    # voice assistants, named like people: "an Alexa skill", "a Siri shortcut"
+    "alexa siri cortana bixby".split())
 # Shops and brands named in the possessive after a person: "at Macy's" is a place to shop, not a person's.
 SHOPS = frozenset("mcdonald wendy macy denny kohl lowe dillard arby hardee applebee chili domino kellogg sotheby "
                   "christie claire friendly zale".split())

@@ -281,21 +281,27 @@ class EnglishNameTagger:
 
     def _plausible(self, text: str, toks: list[Token], run: list[int], cued: list) -> list[int] | None:
         """The run less the words that make no name in product and support text, where the public training
-        text has too few examples to learn them: a leading support-text or product word ("Link Simplenote"),
+        text has too few examples to learn them: a leading support-text or product word ("Link Simplenote"; not a
+        listed given name before a listed family name that is no common word, "Max Johnson"),
         a single word that is a product, a support-text word, a role or an opener, or an English word that
         opens a sentence as a command before a function word or as the first word of a compound noun
         ("Mark all as read", "Grace period is…"; "Chase completed the form", "Bill is right" stay). A cue (greeting, title, sign-off) overrides all of this."""
         if any(cued[i] for i in run):
             return run
+        lex = self.lexicon
         words = [toks[i].text.casefold() for i in run]
-        if len(run) > 1 and (words[0] in COMMON_WORDS or words[0] in PRODUCT_WORDS):
+        # "Max Johnson", "Alexa Johnson": a listed given name before a listed family name that is no common word is
+        # the name's first word ("Max Price" stays a label)
+        second = toks[run[1]].text if len(run) > 1 else ""
+        given_then_family = toks[run[0]].text in lex.given and second in lex.family and \
+            second.casefold() not in lex.not_nouns
+        if len(run) > 1 and (words[0] in COMMON_WORDS or words[0] in PRODUCT_WORDS) and not given_then_family:
             run, words = run[1:], words[1:]
         if len(run) > 1:
             return run
         i = run[0]
         if words[0] in COMMON_WORDS or words[0] in PRODUCT_WORDS or words[0] in NEVER_A_NAME:
             return None
-        lex = self.lexicon
         opener = (i == 0 or toks[i - 1].text in _SENTENCE_BREAK) and lex.is_word(toks[i].text)
         nxt = toks[i + 1].text if i + 1 < len(toks) else ""
         if opener and (nxt in _FUNCTION_WORDS or nxt in lex.nouns and nxt not in lex.not_nouns):

@@ -626,3 +626,14 @@ def test_the_owner_of_a_checking_or_savings_account_is_a_name(detector):
         "have them transferred to <PERSON>' savings account. the amount is",
         "a transfer from your checking account to <PERSON> checking account of $1,380.",
         "move it to Chase checking please", "transfer to my savings account"]
+
+
+def test_voice_assistants_are_products_and_a_given_name_before_a_family_name_stays(detector):
+    """"an Alexa skill", "a Siri shortcut" got a person's surrogate; and a listed given name that is also a product
+    or support word ("Max", "Alexa") was dropped from the front of a full name ("Max Johnson" left "Max"). A cue
+    still makes the assistant's name a person's, and a label ("Max Price:") stays."""
+    texts = ["Write an Alexa skill that tells the weather.", "How do I make a Siri shortcut for my lights?",
+             "Max Johnson called about her order.", "My daughter Alexa is five.", 'the second field is "Max Price: "']
+    assert masked(detector, texts) == [
+        "Write an Alexa skill that tells the weather.", "How do I make a Siri shortcut for my lights?",
+        "<PERSON> called about her order.", "My daughter <PERSON> is five.", 'the second field is "Max Price: "']
