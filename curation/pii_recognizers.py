@@ -167,6 +167,8 @@ _EXCLAIMED = regex.compile(r"[ \t]*[!?]")
 # on March 8th", "appointment booking with the Ghina Morad on March 13th". Chat and booking text types these names in
 # lower case and surname first; the time or date after them ends the name. The words are checked in ``_appointments``.
 _APPOINTMENT_WORD = r"(?i:appointment|visit|booking|reservation|meeting|session|consultation|check-?up)"
+# The degree after it, in any case: booking chat types "dale pearlman md", "dotz warren dr". (``pii.NAME_SUFFIX`` takes
+# degrees after any found name, but case-sensitively and without "do" and "dr", which are words elsewhere.)
 _DEGREE = r"(?i:md|m\.d\.|dr|np|dds|do|phd|psyd|lcsw|rn)\.?"
 _FIRM_SUFFIXES = frozenset("inc corp co ltd llc llp plc gmbh ag sa bv group".split())
 APPOINTMENT_WITH = regex.compile(
