@@ -641,8 +641,10 @@ class Dedup(Step):
                     raise FieldError(f"record is {type(record).__name__}; expected a JSON object")
                 if not isinstance(record.get("id"), str | int) or record.get("id") == "":
                     raise FieldError("id: missing or not a string; every record needs a unique 'id'")
-                texts.append(field_text(record, self.field))
-                parts.append(field_text(record, self.partition) if self.partition is not None else "")
+                text = field_text(record, self.field)
+                part = field_text(record, self.partition) if self.partition is not None else ""
+                texts.append(text)
+                parts.append(part)
             except FieldError as exc:
                 results[pos] = Drop("invalid", str(exc))
                 continue

@@ -25,6 +25,8 @@ A pipeline builds its steps from settings by name (``curate.steps``): a register
 from __future__ import annotations
 
 import importlib
+import json
+import re
 from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Iterable, Iterator
@@ -82,8 +84,17 @@ class ExclusionWriter:
         self.items.append(Exclusion(record, drop, step))
 
     def to_rejected(self, source: str | None = None) -> list[Rejected]:
-        return [Rejected(stage=ex.step, reason=ex.reason, raw=orjson.dumps(ex.record, default=str).decode(),
-                         source=source, line=None) for ex in self.items]
+        return [Rejected(stage=ex.step, reason=ex.reason, raw=_as_json(ex.record), source=source, line=None)
+                for ex in self.items]
+
+
+def _as_json(record: Record) -> str:
+    """The record as JSON; one holding an unpaired surrogate (``unpaired_surrogate``), which orjson refuses, with
+    the surrogate escaped (``\\ud800``) so that it is kept as it came."""
+    try:
+        return orjson.dumps(record, default=str).decode()
+    except orjson.JSONEncodeError:
+        return json.dumps(record, default=str)
 
 
 @dataclass
@@ -219,10 +230,15 @@ class Step(ABC):
         iterator = iter(records)
         while batch := list(islice(iterator, self.batch_size)):
             started = perf_counter()
-            results = self.process(batch)
+            refused = [unpaired_surrogate(record) for record in batch]
+            readable = [record for record, drop in zip(batch, refused, strict=True) if drop is None]
+            processed = self.process(readable) if readable else []
             self.stats.seconds += perf_counter() - started
-            if len(results) != len(batch):
-                raise RuntimeError(f"step {self.name}: process returned {len(results)} results for {len(batch)} records")
+            if len(processed) != len(readable):
+                raise RuntimeError(f"step {self.name}: process returned {len(processed)} results for "
+                                   f"{len(readable)} records")
+            done = iter(processed)
+            results = [next(done) if drop is None else drop for drop in refused]
             languages = [self.language(record) for record in batch]
             self._languages.clear()
             for record, result, lang in zip(batch, results, languages, strict=True):
@@ -240,6 +256,26 @@ class Step(ABC):
                 self.stats.kept += 1
                 per_lang["kept"] += 1
                 yield result
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def unpaired_surrogate(record: Any, path: str = "") -> Drop | None:
+    """The drop for a record with a string holding an unpaired UTF-16 surrogate ("\\ud800" in JSON: what a broken
+    UTF-16 decode leaves), else None. No UTF-8 file, tokenizer or spaCy model takes one, so every step refuses such
+    a record the same way, before its own work, naming the field."""
+    if isinstance(record, str):
+        found = _SURROGATE.search(record)
+        if found is None:
+            return None
+        return Drop("bad_text", f"field {path or 'text'!r} holds an unpaired surrogate {found.group()!r} at character "
+                                f"{found.start()}; decode the source again as UTF-8 (or UTF-16 with its pairs whole)")
+    items = record.items() if isinstance(record, dict) else enumerate(record) if isinstance(record, list) else ()
+    for key, value in items:
+        if drop := unpaired_surrogate(value, f"{path}.{key}" if path else str(key)):
+            return drop
+    return None
 
 
 def not_a_record(record: Any) -> Drop | None:

@@ -3,6 +3,7 @@ a process pool and a resumed run give the same records as one process running ev
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -76,3 +77,23 @@ def test_an_interrupted_run_resumes_from_its_checkpoints(tmp_path, settings, mon
     assert [r["id"] for r in kept] == [r["id"] for r in records if r["messages"][-1]["content"] != "NO"]
     assert {r["seen_by"] for r in kept} == {os.getpid()}
     assert Path(checkpoints).is_dir()
+
+
+def test_a_record_with_an_unpaired_surrogate_is_quarantined_not_a_crash(settings):
+    """A broken UTF-16 decode leaves lone surrogates ("\\ud800" in JSON). spaCy, the HAP encoders and orjson refuse
+    them, so one such record crashed a scrub or HAP run and its quarantine row could not be written. Every step now
+    drops it before its own work, naming the field, and the quarantine keeps it as it came. (A record with no
+    "kind" beside it made dedup's list of partitions one short, and the batch crashed.)"""
+    broken = {"id": "bad", "kind": "sft", "messages": [
+        {"role": "user", "content": "Hi, I'm Jane Roe \ud800 and I need help"}, {"role": "assistant", "content": "Sure."}]}
+    records = [broken, *({**r, "kind": "sft"} for r in _records(3)), {"id": "no-kind", "messages": []}]
+    pipeline = Pipeline(["dedup", "scrub", "hap"], RunContext(settings), local_map(1), shard_size=10)
+    kept = pipeline.run([dict(r) for r in records])
+    assert [r["id"] for r in kept] == ["r000", "r001", "r002"]
+    assert {ex.record["id"]: ex.reason.split(":")[0] for ex in pipeline.exclusions.items} == {
+        "bad": "bad_text", "no-kind": "invalid"}                 # no "kind": dedup lost count of its partitions
+    [exclusion] = [ex for ex in pipeline.exclusions.items if ex.record["id"] == "bad"]
+    assert exclusion.step == "dedup" and exclusion.reason.startswith("bad_text: field 'messages.0.content' holds an "
+                                                                     "unpaired surrogate '\\ud800' at character 17")
+    [row] = [r for r in pipeline.exclusions.to_rejected() if '"bad"' in r.raw]
+    assert json.loads(row.raw) == broken
