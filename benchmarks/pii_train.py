@@ -7,7 +7,8 @@
 - ``chinese``: ``curation/zh_names.npz``, the Chinese name-candidate model, and ``curation/zh_tagger.npz``, the
   character tagger for names and addresses (:class:`curation.pii_zh.ChineseTagger`), fit on CLUENER2020 train,
   Weibo NER train + dev, MSRA val, People's Daily dev, their names put into train-split chat and support
-  sentences, CrossWOZ val and ordinary Chinese text (``train_chinese``).
+  sentences, CrossWOZ val, the address-parsing corpus's train file (typed delivery addresses, put into the same
+  sentences) and ordinary Chinese text (``train_chinese``).
 
 Only development splits are read (the ``dev`` column of ``pii_bench.py``); nothing here reads a test split.
 scikit-learn is needed here, never on the scrub path.
@@ -381,7 +382,8 @@ def train_chinese(data: Path, out: Path, c: float = 0.5) -> LinearModel:
     model.meta.update(c=c, trained_on=(
         "CLUENER2020 train (name; street-level address), Weibo NER train + dev (PER.NAM), MSRA val + People's "
         "Daily dev (PER), their names put into LCCC train / JDDC train sentences (6,000), CrossWOZ val turns (地址 "
-        "of the dialogue acts), ordinary text: LCCC train, BQ / LCQMC dev, JDDC train (24,000 sampled)"))
+        "of the dialogue acts), the address-parsing corpus's train file (Li et al. 2019) put into the same sentences "
+        "(street-level addresses), ordinary text: LCCC train, BQ / LCQMC dev, JDDC train (24,000 sampled)"))
     model.save(out)
     print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB, {len(model.features)} features), {model.meta}")
     return model

@@ -108,11 +108,16 @@ class ChineseNumberRecognizer(EntityRecognizer):
         return results
 
 
-def _cuts_a_number(text: str, start: int, end: int) -> bool:
-    """A span that starts or ends inside a run of digits ("622" of an order number): a piece of a number is no
-    address, whatever the tagger read."""
+_ASCII_ALNUM = regex.compile(r"[A-Za-z0-9]{2}")
+
+
+def _cuts_a_code(text: str, start: int, end: int) -> bool:
+    """A span that starts or ends inside a run of digits ("622" of an order number), or starts inside a run of
+    Latin letters and digits ("82VM" of "t.cn/z82VMuO"): a piece of a number or a link is no address, whatever
+    the tagger read."""
     return text[start - 1:start].isdigit() and text[start:start + 1].isdigit() or \
-        text[end - 1:end].isdigit() and text[end:end + 1].isdigit()
+        text[end - 1:end].isdigit() and text[end:end + 1].isdigit() or \
+        start > 0 and _ASCII_ALNUM.match(text, start - 1) is not None
 
 
 def _inside(start: int, end: int, spans: list[tuple[int, int]]) -> bool:
@@ -683,7 +688,7 @@ class ChineseTagger(EntityRecognizer):
                     span = _tagged_name(text, s, e, codes)
                     if span:
                         names.append((*span, name_score(p, self.thresholds[entity][0])))
-                elif street_level(text, s, e) and not _cuts_a_number(text, s, e):
+                elif street_level(text, s, e) and not _cuts_a_code(text, s, e):
                     s += len(_ADDRESS_OPENER.match(text, s, e)[0])
                     found.append(RecognizerResult(entity, s, e, p))
             for s, e, score in names:
