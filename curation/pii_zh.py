@@ -688,9 +688,8 @@ class ChineseTagger(EntityRecognizer):
                     span = _tagged_name(text, s, e, codes)
                     if span:
                         names.append((*span, name_score(p, self.thresholds[entity][0])))
-                elif street_level(text, s, e) and not _cuts_a_code(text, s, e):
-                    s += len(_ADDRESS_OPENER.match(text, s, e)[0])
-                    found.append(RecognizerResult(entity, s, e, p))
+                elif span := _tagged_address(text, s, e):
+                    found.append(RecognizerResult(entity, *span, p))
             for s, e, score in names:
                 span = plausible_name(text, name_start(text, s, e), e)
                 if span:
@@ -705,7 +704,7 @@ def addresses_apart_from_numbers(text: str, tagged: list[RecognizerResult], foun
     """The tagger's results with each address cut around the numbers and e-mails the rules found (``found``): the
     tagger learnt that addresses hold digits ("…市场10楼12街40792"), so it reads a card or 身份证 number after "卡号"
     as one, and merged, the value would get an address surrogate. What is left of an address stays where it is still
-    street-level with two Han characters."""
+    one (``_tagged_address``)."""
     numbers = [(r.start, r.end) for r in found if r.entity_type not in ("STREET_ADDRESS", "PERSON", "LOCATION")]
     out = []
     for r in tagged:
@@ -716,11 +715,22 @@ def addresses_apart_from_numbers(text: str, tagged: list[RecognizerResult], foun
         for s, e in sorted(numbers) + [(r.end, r.end)]:
             if e <= start or s > r.end:
                 continue
-            piece = text[start:min(s, r.end)].strip()
-            if len(_HAN.findall(piece)) >= 2 and street_level(piece):
-                out.append(RecognizerResult(r.entity_type, start, min(s, r.end), r.score))
+            if start < min(s, r.end) and (span := _tagged_address(text, start, min(s, r.end))):
+                out.append(RecognizerResult(r.entity_type, *span, r.score))
             start = max(start, e)
     return out
+
+
+def _tagged_address(text: str, start: int, end: int) -> tuple[int, int] | None:
+    """A tagged address's span without the 在/是 of "地址在…", or None where it is none: not street-level, a
+    piece of a number or a link (``_cuts_a_code``), or fewer than two Han characters ("號A123456788" is the 號 of a
+    cue and a code)."""
+    if _cuts_a_code(text, start, end):
+        return None
+    start += len(_ADDRESS_OPENER.match(text, start, end)[0])
+    if len(_HAN.findall(text, start, end)) < 2 or not street_level(text, start, end):
+        return None
+    return start, end
 
 
 _HAN_RUN = regex.compile(r"\p{Han}+(?:[·•・]\p{Han}+)*")
