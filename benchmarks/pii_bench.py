@@ -447,14 +447,16 @@ def chinese_addresses(data: Path, part: str) -> list[str]:
     return out
 
 
-def plant_address(sentence: str, value: str, rng: random.Random) -> Labelled:
+def plant_address(sentence: str, value: str, rng: random.Random, glued: float = 0.0) -> Labelled:
     """``value`` at a random clause boundary of ``sentence``, after a cue of ``ADDRESS_CUES`` (one in seven bare)
     and before a punctuation mark or space where the sentence goes on: glued to the next clause ("…城东路妹妹就…"),
-    not even a reader could tell where an address ends."""
+    not even a reader could tell where an address ends. Training text glues a share ``glued`` of them anyway (the
+    label knows where the address ends): a tagger that never saw an address run into plain text reads on to the
+    next punctuation mark ("东风街道和西湖街道明天停水")."""
     at, before, after, joiner = _clause_boundary(sentence, rng)
     cue = rng.choice(ADDRESS_CUES)
     start = len(before) + len(joiner) + len(cue)
-    stop = rng.choice(["，", "。", "！", " "]) if after else ""
+    stop = "" if not after or glued and rng.random() < glued else rng.choice(["，", "。", "！", " "])
     return Labelled(before + joiner + cue + value + stop + after, [(start, start + len(value), "STREET_ADDRESS")])
 
 

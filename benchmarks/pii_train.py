@@ -199,12 +199,14 @@ def addresses_in_chat(data: Path) -> list[bench.Labelled]:
     """The address-parsing corpus's train file (real addresses typed into delivery forms, down to the shop and
     room), each planted in a real chat or support sentence of the train splits as ``pii_bench.zh_addresses``
     plants its dev and test files: CLUENER and CrossWOZ hold few addresses past the house number, so without
-    these the tagger stops at "…路150号" and leaves the building, room and shop."""
+    these the tagger stops at "…路150号" and leaves the building, room and shop. Half run straight into the rest of
+    the sentence."""
     import random
 
     rng = random.Random("addresses-in-chat")
     sentences = bench._names_sentences(data, "dev")
-    return [bench.plant_address(rng.choice(sentences), value, rng) for value in bench.chinese_addresses(data, "train")]
+    return [bench.plant_address(rng.choice(sentences), value, rng, glued=0.5)
+            for value in bench.chinese_addresses(data, "train")]
 
 
 def names_in_chat(data: Path, labelled: list[bench.Labelled], n: int = 6000) -> list[bench.Labelled]:
