@@ -23,7 +23,7 @@ zh: Weibo NER          train + dev: PER.NAM                    test
 zh: MSRA / People's    MSRA val, People's Daily dev: PER       MSRA test, People's Daily test
 zh: CrossWOZ           val: 电话 / 地址 values of the dialogue   test
 zh: real addresses     address-parsing corpus dev, in LCCC      its test file, in LCCC toy_valid + KdConv
-                       toy_train sentences (tagger: its train)  test sentences
+                       toy_train sentences                      test sentences
 zh: planted values     LCCC toy_train sentences                LCCC toy_valid + KdConv test sentences
 zh: planted names      LCCC toy_train + JDDC train sentences   LCCC toy_valid + JDDC test sentences
 zh: ordinary text      LCCC train, BQ/LCQMC dev, JDDC train    LCCC valid, BQ/LCQMC test, JDDC test
@@ -447,16 +447,14 @@ def chinese_addresses(data: Path, part: str) -> list[str]:
     return out
 
 
-def plant_address(sentence: str, value: str, rng: random.Random, glued: float = 0.0) -> Labelled:
+def plant_address(sentence: str, value: str, rng: random.Random) -> Labelled:
     """``value`` at a random clause boundary of ``sentence``, after a cue of ``ADDRESS_CUES`` (one in seven bare)
     and before a punctuation mark or space where the sentence goes on: glued to the next clause ("…城东路妹妹就…"),
-    not even a reader could tell where an address ends. Training text glues a share ``glued`` of them anyway (the
-    label knows where the address ends): a tagger that never saw an address run into plain text reads on to the
-    next punctuation mark ("东风街道和西湖街道明天停水")."""
+    not even a reader could tell where an address ends."""
     at, before, after, joiner = _clause_boundary(sentence, rng)
     cue = rng.choice(ADDRESS_CUES)
     start = len(before) + len(joiner) + len(cue)
-    stop = "" if not after or glued and rng.random() < glued else rng.choice(["，", "。", "！", " "])
+    stop = rng.choice(["，", "。", "！", " "]) if after else ""
     return Labelled(before + joiner + cue + value + stop + after, [(start, start + len(value), "STREET_ADDRESS")])
 
 
