@@ -203,6 +203,11 @@ _ADDRESS_CLAUSE = regex.compile(r"(?:地址|住址)(?:是在|是|在|为|：|:)[
 _ADDRESS_PART_CHAR = regex.compile(r"\d|[路街道巷弄胡同号楼栋幢室层镇乡村院门里]")
 
 
+# After a house, building or room number, the rest of a short clause is the building, firm or shop there
+# ("…8号楼许氏制衣！", "…1523号美甲店。"): up to 12 characters of no space, verb, pronoun, particle or adverb of the
+# sentence around, then the clause's end (after a space, chat goes on with its next clause: "…9单元2215 不知口感如何").
+_SHOP_TAIL = regex.compile(r"[^\s\p{P}\p{S}的在住是到址寄送我你他她们从往去于请把给发收搬由向或和找了吗呢吧啊哦呀"
+                           r"很也都就还没要会能着过这那哪么谢麻烦快]{1,12}(?=[，。；！？,;!?\n]|$)")
 _SPACES = regex.compile(r"[ \t]+")
 
 
@@ -242,7 +247,10 @@ class ChineseAddressRecognizer(EntityRecognizer):
                 score = 0.7
             else:
                 continue
-            results.append(RecognizerResult("STREET_ADDRESS", m.start(), m.end(), score))
+            end = m.end()
+            if score == 0.85 and not m.group("tail") and (shop := _SHOP_TAIL.match(text, end)):
+                end = shop.end()
+            results.append(RecognizerResult("STREET_ADDRESS", m.start(), end, score))
         for m in _ADDRESS_CLAUSE.finditer(text):  # 地址是…镇…村北 / 位于…故宫博物院内: the clause is the address
             if _ADDRESS_PART_CHAR.search(m.group("a")):
                 results.append(RecognizerResult("STREET_ADDRESS", m.start("a"), _clause_address_end(text, m), 0.75))
