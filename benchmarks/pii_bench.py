@@ -22,6 +22,8 @@ zh: CLUENER2020        train: name, street-level address       dev
 zh: Weibo NER          train + dev: PER.NAM                    test
 zh: MSRA / People's    MSRA val, People's Daily dev: PER       MSRA test, People's Daily test
 zh: CrossWOZ           val: 电话 / 地址 values of the dialogue   test
+zh: real addresses     address-parsing corpus dev, in LCCC      its test file, in LCCC toy_valid + KdConv
+                       toy_train sentences                      test sentences
 zh: planted values     LCCC toy_train sentences                LCCC toy_valid + KdConv test sentences
 zh: planted names      LCCC toy_train + JDDC train sentences   LCCC toy_valid + JDDC test sentences
 zh: ordinary text      LCCC train, BQ/LCQMC dev, JDDC train    LCCC valid, BQ/LCQMC test, JDDC test
@@ -421,6 +423,50 @@ def _plant_in_chinese(sentence: str, carrier: str, value: str, entity: str, rng:
     return Labelled(before + insert + after, [(start, start + len(value), entity)])
 
 
+# Real Chinese addresses (``zh_addresses``): the address-parsing corpus of Li et al. (NAACL 2019,
+# leodotnet/neural-chinese-address-parsing), addresses as users typed them into a delivery form, down to the
+# shop, building and room. Its files are character-per-line with element tags; "_" marks a separator.
+ADDRESS_FILES = {"train": "train.txt", "dev": "dev.txt", "test": "test.txt"}
+ADDRESS_CUES = ("请寄到", "收货地址：", "地址：", "送到", "我家在", "我的地址是", "")
+
+
+def chinese_addresses(data: Path, part: str) -> list[str]:
+    """The street-level addresses of one file of the corpus (``ADDRESS_FILES``), separators as spaces."""
+    from curation.pii_zh import street_level
+
+    out, chars = [], []
+    for line in (data / "zh_address" / ADDRESS_FILES[part]).open(encoding="utf-8"):
+        token = line.rstrip("\n").rsplit(" ", 1)[0]
+        if token.strip():
+            chars.append(" " if token == "_" else token)
+        elif chars:
+            value = regex.sub(r" +", " ", "".join(chars)).strip()
+            if street_level(value):
+                out.append(value)
+            chars = []
+    return out
+
+
+def plant_address(sentence: str, value: str, rng: random.Random) -> Labelled:
+    """``value`` at a random clause boundary of ``sentence``, after a cue of ``ADDRESS_CUES`` (one in seven bare)
+    and before a punctuation mark or space where the sentence goes on: glued to the next clause ("…城东路妹妹就…"),
+    not even a reader could tell where an address ends."""
+    at, before, after, joiner = _clause_boundary(sentence, rng)
+    cue = rng.choice(ADDRESS_CUES)
+    start = len(before) + len(joiner) + len(cue)
+    stop = rng.choice(["，", "。", "！", " "]) if after else ""
+    return Labelled(before + joiner + cue + value + stop + after, [(start, start + len(value), "STREET_ADDRESS")])
+
+
+def zh_addresses(data: Path, split: str) -> list[Labelled]:
+    """Each real address (test: the corpus's test file; dev: its dev file) planted in a real Chinese sentence
+    (``plant_address``), labelled whole."""
+    rng = random.Random(f"zh-addresses:{split}")
+    sentences = _zh_sentences(data, split)
+    return [plant_address(rng.choice(sentences), value, rng)
+            for value in chinese_addresses(data, "test" if split == "test" else "dev")]
+
+
 # Mixed text (``mixed_planted``): English values in Chinese sentences and Chinese values in English ones, as
 # support logs of either language carry them. Carriers are ours; ``{v}`` is the value.
 MIXED_KINDS = (("zh", "PERSON"), ("zh", "PHONE_NUMBER"), ("zh", "STREET_ADDRESS"), ("en", "PERSON"),
@@ -527,6 +573,7 @@ SETS: dict[str, tuple[str, Callable[[Path, str], list[Labelled]]]] = {
     "zh-weibo": ("zh", weibo),
     "zh-news-persons": ("zh", news_persons),
     "zh-crosswoz": ("zh", crosswoz),
+    "zh-addresses": ("zh", zh_addresses),
     "zh-planted": ("zh", planted),
     "zh-planted-names": ("zh", planted_names),
     "zh-ordinary": ("zh", zh_ordinary),

@@ -189,6 +189,7 @@ class PiiDetector:
     def detect(self, texts: list[str]) -> list[list[Found]]:
         """Entities found in each text (overlaps merged), in text order, on the original offsets."""
         from curation.pii_recognizers import with_name_particles
+        from curation.pii_zh import addresses_apart_from_numbers
 
         norms = [normalise_with_offsets(t) for t in texts]
         # The English readers only where a letter is not Han: in Chinese alone they have no word to read. In text
@@ -209,10 +210,12 @@ class PiiDetector:
                          if not _no_name_in_chinese(text, s, e, self.lexicon)]
             cue_names = _split_at_han(text, ev.cue_names) if ev else []
             found = [Found("PERSON", s, e, p) for s, e, p in names + cue_names]
-            results = [r for r in tagged.get(i, []) if not _latin_name_in_english(text, r, self.lexicon)]
+            results = []
             for trigger, recognizer in self.recognizers + (self.chinese if i in tagged else []):
                 if trigger is None or trigger.search(text) is not None:
                     results += recognizer.analyze(text, list(recognizer.supported_entities))
+            results += addresses_apart_from_numbers(
+                text, [r for r in tagged.get(i, []) if not _latin_name_in_english(text, r, self.lexicon)], results)
             found += [Found(r.entity_type, r.start, r.end, r.score) for r in results
                       if r.score >= self.thresholds.get(r.entity_type, 0.5)]
             found = [f for f in _strip(text, self._allowed(text, found)) if not _names_a_result(text, f, self.lexicon)]

@@ -108,11 +108,16 @@ class ChineseNumberRecognizer(EntityRecognizer):
         return results
 
 
-def _cuts_a_number(text: str, start: int, end: int) -> bool:
-    """A span that starts or ends inside a run of digits ("622" of an order number): a piece of a number is no
-    address, whatever the tagger read."""
+_ASCII_ALNUM = regex.compile(r"[A-Za-z0-9]{2}")
+
+
+def _cuts_a_code(text: str, start: int, end: int) -> bool:
+    """A span that starts or ends inside a run of digits ("622" of an order number), or starts inside a run of
+    Latin letters and digits ("82VM" of "t.cn/z82VMuO"): a piece of a number or a link is no address, whatever
+    the tagger read."""
     return text[start - 1:start].isdigit() and text[start:start + 1].isdigit() or \
-        text[end - 1:end].isdigit() and text[end:end + 1].isdigit()
+        text[end - 1:end].isdigit() and text[end:end + 1].isdigit() or \
+        start > 0 and _ASCII_ALNUM.match(text, start - 1) is not None
 
 
 def _inside(start: int, end: int, spans: list[tuple[int, int]]) -> bool:
@@ -148,14 +153,22 @@ def _component(place_char: str) -> str:
         rf"|{place_char}{{1,7}}?(?:大街|大道|路|街|巷|胡同|弄|道)(?:[东西南北中]段)?"
         rf"|{_NUMBER}(?:号院|号楼|号|座|栋|幢|单元|室|层|楼|户)"
         rf"|{place_char}{{1,8}}?(?:小区|花园|公寓|大厦|家园|新村|新城|苑|园|中心|广场|大楼|饭店|酒店|宾馆|市场)"
-        rf"|(?<=[号座栋楼层])\d{{2,5}}(?!\d))")
+        rf"|{_ROOM})")
+
+
+# A building-unit-room number with no 号 or 室 after it, right after a building, unit, compound or zone: "9号楼1633",
+# "四单元1088", "高新公寓14-5-975", "A区2254". Two digits only after a number word ("7楼12"); never a year, a sum or
+# a count ("小区2000元").
+_ROOM = (r"(?<=[号座栋幢楼层元期区苑园寓厦城心])(?:\d{1,5}(?:[\-－]\d{1,5}){1,3}|\d{3,5}|(?<=[号座栋楼层])\d{2})"
+         r"(?![\d年月日元块岁万亿%个多\-－])")
 
 
 _COMPONENT = _component(_PLACE_CHAR)
 _ADDRESS = regex.compile(
     rf"(?<!{_PLACE_CHAR})(?P<a>(?:{_COMPONENT})(?:[ \t]?(?:{_component(_INNER_PLACE_CHAR)}))*)"
-    r"(?P<tail>(?:[东西南北]侧|对面|附近|旁|内)?(?:[（(][^（()）\n]{1,24}[）)])?(?:[ \t]?\d{6}(?!\d))?)")
+    r"(?P<tail>(?:[东西南北]侧|对面|附近|旁|内)?(?:[（(][^（()）\n]{1,24}[）)])?(?:[ \t]?\d{6}(?!\d))?(?:电联)?)")
 _PARTS = regex.compile(_COMPONENT)
+_ROOM_PART = regex.compile(_ROOM)
 _HAS_NUMBER = regex.compile(rf"{_NUMBER}(?:号院|号楼|号|座|栋|幢|单元|室|层|楼|户)")
 _ROAD = regex.compile(r"(?:大街|大道|路|街|巷|胡同|弄|道)")
 
@@ -190,6 +203,23 @@ _ADDRESS_CLAUSE = regex.compile(r"(?:地址|住址)(?:是在|是|在|为|：|:)[
 _ADDRESS_PART_CHAR = regex.compile(r"\d|[路街道巷弄胡同号楼栋幢室层镇乡村院门里]")
 
 
+# After a house, building or room number, the rest of a short clause is the building, firm or shop there
+# ("…8号楼许氏制衣！", "…1523号美甲店。"): up to 12 characters of no space, verb, pronoun, particle or adverb of the
+# sentence around, then the clause's end (after a space, chat goes on with its next clause: "…9单元2215 不知口感如何").
+_SHOP_TAIL = regex.compile(r"[^\s\p{P}\p{S}的在住是到址寄送我你他她们从往去于请把给发收搬由向或和找了吗呢吧啊哦呀"
+                           r"很也都就还没要会能着过这那哪么谢麻烦快]{1,12}(?=[，。；！？,;!?\n]|$)")
+_SPACES = regex.compile(r"[ \t]+")
+
+
+def _clause_address_end(text: str, m: regex.Match) -> int:
+    """Where the address after a cue ends: the clause's end, or a space after which the clause names no road,
+    number or building ("地址：…朱应村 你高中从来…"; "友谊中路 1449号" and "星星港湾 琴海居156-11" go on)."""
+    for space in _SPACES.finditer(text, m.start("a"), m.end("a")):
+        if not _ADDRESS_PART_CHAR.search(text, space.end(), m.end("a")):
+            return space.start()
+    return m.end("a")
+
+
 class ChineseAddressRecognizer(EntityRecognizer):
     """STREET_ADDRESS: a chain of address parts read as a whole (never half) — province, city, district, town,
     village, road, number, compound, building, unit, room, a postcode after it — e.g.
@@ -211,16 +241,19 @@ class ChineseAddressRecognizer(EntityRecognizer):
         for m in _ADDRESS.finditer(text):
             chain = m.group("a")
             parts = len(_PARTS.findall(chain))
-            if _HAS_NUMBER.search(chain) and parts >= 2:
+            if (_HAS_NUMBER.search(chain) or _ROOM_PART.search(chain)) and parts >= 2:
                 score = 0.85
             elif _ROAD.search(chain) and parts >= 2 or parts >= 3 and regex.search(r"[镇乡村]|街道", chain):
                 score = 0.7
             else:
                 continue
-            results.append(RecognizerResult("STREET_ADDRESS", m.start(), m.end(), score))
+            end = m.end()
+            if score == 0.85 and not m.group("tail") and (shop := _SHOP_TAIL.match(text, end)):
+                end = shop.end()
+            results.append(RecognizerResult("STREET_ADDRESS", m.start(), end, score))
         for m in _ADDRESS_CLAUSE.finditer(text):  # 地址是…镇…村北 / 位于…故宫博物院内: the clause is the address
             if _ADDRESS_PART_CHAR.search(m.group("a")):
-                results.append(RecognizerResult("STREET_ADDRESS", m.start("a"), m.end("a"), 0.75))
+                results.append(RecognizerResult("STREET_ADDRESS", m.start("a"), _clause_address_end(text, m), 0.75))
         return results
 
 
@@ -663,8 +696,8 @@ class ChineseTagger(EntityRecognizer):
                     span = _tagged_name(text, s, e, codes)
                     if span:
                         names.append((*span, name_score(p, self.thresholds[entity][0])))
-                elif street_level(text, s, e) and not _cuts_a_number(text, s, e):
-                    found.append(RecognizerResult(entity, s, e, p))
+                elif span := _tagged_address(text, s, e):
+                    found.append(RecognizerResult(entity, *span, p))
             for s, e, score in names:
                 span = plausible_name(text, name_start(text, s, e), e)
                 if span:
@@ -674,7 +707,43 @@ class ChineseTagger(EntityRecognizer):
         return out
 
 
+def addresses_apart_from_numbers(text: str, tagged: list[RecognizerResult], found: list[RecognizerResult]
+                                 ) -> list[RecognizerResult]:
+    """The tagger's results with each address cut around the numbers and e-mails the rules found (``found``): the
+    tagger learnt that addresses hold digits ("…市场10楼12街40792"), so it reads a card or 身份证 number after "卡号"
+    as one, and merged, the value would get an address surrogate. What is left of an address stays where it is still
+    one (``_tagged_address``)."""
+    numbers = [(r.start, r.end) for r in found if r.entity_type not in ("STREET_ADDRESS", "PERSON", "LOCATION")]
+    out = []
+    for r in tagged:
+        if r.entity_type != "STREET_ADDRESS" or not _inside(r.start, r.end, numbers):
+            out.append(r)
+            continue
+        start = r.start
+        for s, e in sorted(numbers) + [(r.end, r.end)]:
+            if e <= start or s > r.end:
+                continue
+            if start < min(s, r.end) and (span := _tagged_address(text, start, min(s, r.end))):
+                out.append(RecognizerResult(r.entity_type, *span, r.score))
+            start = max(start, e)
+    return out
+
+
+def _tagged_address(text: str, start: int, end: int) -> tuple[int, int] | None:
+    """A tagged address's span without the 在/是 of "地址在…", or None where it is none: not street-level, a
+    piece of a number or a link (``_cuts_a_code``), or fewer than two Han characters ("號A123456788" is the 號 of a
+    cue and a code)."""
+    if _cuts_a_code(text, start, end):
+        return None
+    start += len(_ADDRESS_OPENER.match(text, start, end)[0])
+    if len(_HAN.findall(text, start, end)) < 2 or not street_level(text, start, end):
+        return None
+    return start, end
+
+
 _HAN_RUN = regex.compile(r"\p{Han}+(?:[·•・]\p{Han}+)*")
+# The verb or preposition of "地址在…" / "地址是…" starts no place name.
+_ADDRESS_OPENER = regex.compile(r"(?:是在|在|是)?")
 _CODE_CHAR = regex.compile(r"[\d@/]")  # in an e-mail, a link or a code, not in a name ("小V" and "Lin浩然" are)
 
 
@@ -895,6 +964,8 @@ _BREAKS = {"PERSON": regex.compile(r"[^\p{Han}\p{Latin}·•・\-]|[和与及跟
            "STREET_ADDRESS": regex.compile(r"[^\p{Han}\p{Latin}\d\-#（）()]")}
 
 
+# A clause's end ends an address whatever the tagger reads: "…1号，电话" and "…4号；周边" are two clauses.
+_CLAUSE_END = regex.compile(r"[，。；！？,;!?]")
 _INSIDE_HAN = regex.compile(r"(?<=\p{Han})[^\p{Han}\p{Latin}\d·•・\-](?=\p{Han})")
 
 
@@ -904,7 +975,8 @@ def decode(text: str, positions: list[int], probs, thresholds: dict[str, tuple[f
     threshold that holds one at or above its threshold; a character of ``_BREAKS`` below the threshold, or a
     title, ends a name's run, and so does one of ``_BREAKS`` that LAC (``lac``: ``lac_codes(text)``) reads
     outside a person ("诸葛亮和司马懿" is two names, "张和平" one) or a space, symbol or invisible character between
-    two Chinese characters (Chinese names are written solid: "张三\u200b李四" is two)."""
+    two Chinese characters (Chinese names are written solid: "张三\u200b李四" is two); a clause's end
+    (``_CLAUSE_END``) always ends an address's."""
     out = []
     for k, entity in enumerate(TAGGER_CLASSES[1:], start=1):
         threshold, join = thresholds[entity]
@@ -913,7 +985,7 @@ def decode(text: str, positions: list[int], probs, thresholds: dict[str, tuple[f
             continue
         breaks = {m.start() for m in _BREAKS[entity].finditer(text)}
         always = ({i for i in breaks if lac and lac[i][0] != "P" or _INSIDE_HAN.match(text, i)}
-                  if entity == "PERSON" else set())
+                  if entity == "PERSON" else {m.start() for m in _CLAUSE_END.finditer(text)})
         titles = {i for m in _TITLE_AFTER.finditer(text) for i in range(m.start(), m.end())} \
             if entity == "PERSON" else set()
         runs: list[list] = []  # [start, end, best probability]
