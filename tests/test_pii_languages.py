@@ -274,6 +274,14 @@ def test_roads_named_after_places_keep_the_address_whole(detector, text, address
         [(f.entity, text[f.start:f.end]) for f in found]
 
 
+def assert_found_alone(detector, text: str, value: str, entity: str) -> None:
+    """``value`` is the one thing found in ``text``, whole and typed ``entity``."""
+    [found] = detector.detect([text])
+    start = text.index(value)
+    assert [(f.entity, f.start, f.end) for f in found] == [(entity, start, start + len(value))], \
+        [(f.entity, text[f.start:f.end]) for f in found]
+
+
 @pytest.mark.parametrize(("text", "address"), [
     ("请寄到科苑街道联通路93号天立花园8号楼四单元1088！系统报告", "科苑街道联通路93号天立花园8号楼四单元1088"),
     ("送到广东深圳市南山区高新公寓14-5-975 你们下雨天都穿这水鞋的吗", "广东深圳市南山区高新公寓14-5-975"),
@@ -287,10 +295,7 @@ def test_the_building_and_room_after_an_address_go_with_it(detector, text, addre
     building or shop past the house number: the rules stopped at the last 号 or 单元, and the tagger, trained on
     news and venue addresses, stopped there too (a public corpus of typed addresses, benchmarks/RESULTS.md: 24% of
     its dev addresses leaked a part). A space still ends the clause."""
-    [found] = detector.detect([text])
-    start = text.index(address)
-    assert [(f.entity, f.start, f.end) for f in found] == [("STREET_ADDRESS", start, start + len(address))], \
-        [(f.entity, text[f.start:f.end]) for f in found]
+    assert_found_alone(detector, text, address, "STREET_ADDRESS")
 
 
 @pytest.mark.parametrize(("text", "address"), [
@@ -304,10 +309,7 @@ def test_an_address_ends_where_its_clause_does(detector, text, address):
     """After 地址：/地址在 the address is the rest of the clause, and a space ended no clause: the next sentence went
     with it. A comma or semicolon ends an address, whatever the tagger reads past it ("…10号22号楼，抱"), and the
     "在" or "是" of "地址在…" is none of it."""
-    [found] = detector.detect([text])
-    start = text.index(address)
-    assert [(f.entity, f.start, f.end) for f in found] == [("STREET_ADDRESS", start, start + len(address))], \
-        [(f.entity, text[f.start:f.end]) for f in found]
+    assert_found_alone(detector, text, address, "STREET_ADDRESS")
 
 
 @pytest.mark.parametrize(("text", "value", "entity"), [
@@ -320,10 +322,7 @@ def test_a_number_after_its_cue_is_no_address(detector, text, value, entity):
     """A tagger that learns addresses hold long digit runs ("…12街40792") reads a card, 身份证 or mobile number (with
     the 号 of 卡号) as an address, and merged, the value gets an address surrogate: a tagged address is cut around
     the numbers the rules found (one fit on typed addresses did that; benchmarks/RESULTS.md, tenth round)."""
-    [found] = detector.detect([text])
-    start = text.index(value)
-    assert [(f.entity, f.start, f.end) for f in found] == [(entity, start, start + len(value))], \
-        [(f.entity, text[f.start:f.end]) for f in found]
+    assert_found_alone(detector, text, value, entity)
 
 
 def test_ordinary_chinese_text_is_kept(detector):
