@@ -2,7 +2,8 @@
 
 A step implements one hook, :meth:`Step.process`: given a batch of records (plain dicts), return one
 result per record, either the record to keep (possibly changed) or a :class:`Drop` with a short reason
-code and a detail. The base class does everything else the same way for every step: batching, timing,
+code and a detail. The base class does everything else the same way for every step: refusing a record with
+an unpaired surrogate in a string (``unpaired_surrogate``: no model reads one) before ``process``, batching, timing,
 kept / dropped counts per reason code and per language, a few examples per reason, and the
 :class:`ExclusionWriter` that keeps every dropped record with its reason. Nothing leaves a pipeline
 unaccounted for.
