@@ -139,7 +139,7 @@ _AFTER_PLACE = r"(?<!街|路|道|村|片区|园|楼|厦|场|心|苑|馆|店|巷|
 _CROSSING = r"(?=[^\s\p{P}\p{S}\d]{1,8}?(?:路|街|道)(?:交叉|交汇|交界|十字|路口|口))"
 _INNER_PLACE_CHAR = (rf"(?:{_AFTER_PLACE}[和与及或]|[和与及或]{_CROSSING}"
                      r"|[^\s\p{P}\p{S}\d的在住是到址寄送我你他她们往去请把给收搬找了吗呢吧啊位和与及或])")
-_NUMBER = r"(?:[甲乙丙丁]?\d{1,5}(?:[\-之]\d{1,4})?|[A-Za-z]|[一二三四五六七八九十]{1,3})"
+_NUMBER = r"(?:[甲乙丙丁]?\d{1,5}(?:[\-之]\d{1,4}){0,3}|[A-Za-z]|[一二三四五六七八九十]{1,3})"
 
 
 def _component(place_char: str) -> str:
@@ -157,10 +157,11 @@ def _component(place_char: str) -> str:
 
 
 # A building-unit-room number with no 号 or 室 after it, right after a building, unit, compound or zone: "9号楼1633",
-# "四单元1088", "高新公寓14-5-975", "A区2254". Two digits only after a number word ("7楼12"); never a year, a sum or
-# a count ("小区2000元").
-_ROOM = (r"(?<=[号座栋幢楼层元期区苑园寓厦城心])(?:\d{1,5}(?:[\-－]\d{1,5}){1,3}|\d{3,5}|(?<=[号座栋楼层])\d{2})"
-         r"(?![\d年月日元块岁万亿%个多\-－])")
+# "四单元1088", "高新公寓14-5-975", "A区2254"; or a house number with no 号 right after a road ("杨树浦路2030",
+# "通益路1833-9"). Two digits only after a number word or a road ("7楼12"); never a year, a sum, a count, a time or
+# a distance ("小区2000元", "中山路10分钟").
+_ROOM = (r"(?:(?<=[号座栋幢楼层元期区苑园寓厦城心])(?:\d{1,5}(?:[\-－]\d{1,5}){1,3}|\d{3,5}|(?<=[号座栋楼层])\d{2})"
+         r"|(?<=[路街巷弄])\d{2,5}(?:[\-－]\d{1,5}){0,3})(?![\d年月日元块岁万亿%个多分秒米次路\-－])")
 
 
 _COMPONENT = _component(_PLACE_CHAR)

@@ -289,6 +289,8 @@ def assert_found_alone(detector, text: str, value: str, entity: str) -> None:
     ("收货地址：联胜路150号华立云立方9号楼1633，谢谢", "联胜路150号华立云立方9号楼1633"),
     ("送到滨江区月明路1523号美甲店。谢谢", "滨江区月明路1523号美甲店"),
     ("我家在湖州市凤凰路金世纪大厦10座1526室 今天好冷", "湖州市凤凰路金世纪大厦10座1526室"),   # the next clause stays
+    ("送到杭州市西湖区文一路1288，谢谢", "杭州市西湖区文一路1288"),                  # a house number with no 号
+    ("寄到宁波市海曙区幸福小区5-3-1201室，谢谢", "宁波市海曙区幸福小区5-3-1201室"),   # building-unit-room
 ])
 def test_the_building_and_room_after_an_address_go_with_it(detector, text, address):
     """Addresses as users type them end on a room number with no 室 ("…四单元1088", "…公寓14-5-975") or on the
@@ -296,6 +298,11 @@ def test_the_building_and_room_after_an_address_go_with_it(detector, text, addre
     news and venue addresses, stopped there too (a public corpus of typed addresses, benchmarks/RESULTS.md: 24% of
     its dev addresses leaked a part). A space still ends the clause."""
     assert_found_alone(detector, text, address, "STREET_ADDRESS")
+
+
+@pytest.mark.parametrize("text", ["从中山路10分钟就到了", "人民路2030年才建成", "小区2000元一平米太贵了"])
+def test_a_time_sum_or_year_after_a_road_is_no_house_number(detector, text):
+    assert [f.entity for f in detector.detect([text])[0]] == []
 
 
 @pytest.mark.parametrize(("text", "address"), [
