@@ -164,9 +164,12 @@ _ROOM = (r"(?:(?<=[号座栋幢楼层元期区苑园寓厦城心])(?:\d{1,5}(?:[
          r"|(?<=[路街巷弄])\d{2,5}(?:[\-－]\d{1,5}){0,3})(?![\d年月日元块岁万亿%个多分秒米次路\-－])")
 
 
+# Inside an address, a place with no suffix before its number in digits ("…城郊村杜安逮186号"): a chain broke
+# there and restarted inside the number ("86号"). Numerals stay out ("…三号线和一号线").
+_NAMED_NUMBER = rf"{_INNER_PLACE_CHAR}{{1,5}}?\d{{1,5}}(?:[\-之]\d{{1,4}}){{0,3}}(?:号院|号楼|号|座|栋|幢|单元|室|层|楼|户)"
 _COMPONENT = _component(_PLACE_CHAR)
 _ADDRESS = regex.compile(
-    rf"(?<!{_PLACE_CHAR})(?P<a>(?:{_COMPONENT})(?:[ \t]?(?:{_component(_INNER_PLACE_CHAR)}))*)"
+    rf"(?<!{_PLACE_CHAR})(?P<a>(?:{_COMPONENT})(?:[ \t]?(?:{_component(_INNER_PLACE_CHAR)}|{_NAMED_NUMBER}))*)"
     r"(?P<tail>(?:[东西南北]侧|对面|附近|旁|内)?(?:[（(][^（()）\n]{1,24}[）)])?(?:[ \t]?\d{6}(?!\d))?(?:电联)?)")
 _PARTS = regex.compile(_COMPONENT)
 _ROOM_PART = regex.compile(_ROOM)
@@ -209,6 +212,9 @@ _ADDRESS_PART_CHAR = regex.compile(r"\d|[路街道巷弄胡同号楼栋幢室层
 # sentence around, then the clause's end (after a space, chat goes on with its next clause: "…9单元2215 不知口感如何").
 _SHOP_TAIL = regex.compile(r"[^\s\p{P}\p{S}的在住是到址寄送我你他她们从往去于请把给发收搬由向或和找了吗呢吧啊哦呀"
                            r"很也都就还没要会能着过这那哪么谢麻烦快]{1,12}(?=[，。；！？,;!?\n]|$)")
+# After a road or village with no number, only a name that ends like a shop or firm does ("…仁里村手拉手手机店。").
+_FIRM_TAIL = regex.compile(_SHOP_TAIL.pattern.replace("{1,12}", "{1,10}?(?:店|厂|公司|百货|超市|商行|商城|市场|中心|医院|"
+                                                      "学校|学院|中学|小学|幼儿园|酒店|宾馆|餐厅|网咖|网吧|馆|驿站)", 1))
 _SPACES = regex.compile(r"[ \t]+")
 
 
@@ -249,9 +255,13 @@ class ChineseAddressRecognizer(EntityRecognizer):
             else:
                 continue
             end = m.end()
-            if score == 0.85 and not m.group("tail") and (shop := _SHOP_TAIL.match(text, end)):
+            shop = None if m.group("tail") else _SHOP_TAIL.match(text, end) if score == 0.85 else _FIRM_TAIL.match(text, end)
+            if shop:
                 end = shop.end()
-            results.append(RecognizerResult("STREET_ADDRESS", m.start(), end, score))
+            start = m.start()
+            if text[max(0, start - 2):start] in ("地址", "住址"):  # "地址为回龙观…": the verb is no place's
+                start += len(_ADDRESS_OPENER.match(text, start, end)[0])
+            results.append(RecognizerResult("STREET_ADDRESS", start, end, score))
         for m in _ADDRESS_CLAUSE.finditer(text):  # 地址是…镇…村北 / 位于…故宫博物院内: the clause is the address
             if _ADDRESS_PART_CHAR.search(m.group("a")):
                 results.append(RecognizerResult("STREET_ADDRESS", m.start("a"), _clause_address_end(text, m), 0.75))
@@ -743,8 +753,8 @@ def _tagged_address(text: str, start: int, end: int) -> tuple[int, int] | None:
 
 
 _HAN_RUN = regex.compile(r"\p{Han}+(?:[·•・]\p{Han}+)*")
-# The verb or preposition of "地址在…" / "地址是…" starts no place name.
-_ADDRESS_OPENER = regex.compile(r"(?:是在|在|是)?")
+# The verb or preposition of "地址在…" / "地址是…" / "地址为…" starts no place name.
+_ADDRESS_OPENER = regex.compile(r"(?:是在|在|是|为)?")
 _CODE_CHAR = regex.compile(r"[\d@/]")  # in an e-mail, a link or a code, not in a name ("小V" and "Lin浩然" are)
 
 

@@ -291,6 +291,9 @@ def assert_found_alone(detector, text: str, value: str, entity: str) -> None:
     ("我家在湖州市凤凰路金世纪大厦10座1526室 今天好冷", "湖州市凤凰路金世纪大厦10座1526室"),   # the next clause stays
     ("送到杭州市西湖区文一路1288，谢谢", "杭州市西湖区文一路1288"),                  # a house number with no 号
     ("寄到宁波市海曙区幸福小区5-3-1201室，谢谢", "宁波市海曙区幸福小区5-3-1201室"),   # building-unit-room
+    ("寄到嘉兴市桐乡市城南村李家埭18号王记布行！", "嘉兴市桐乡市城南村李家埭18号王记布行"),  # a place with no suffix
+    ("请寄到东阳市白云街道仁里村小胖手机店。", "东阳市白云街道仁里村小胖手机店"),          # a shop after a village
+    ("地址为回龙观龙城花园综合楼3层，谢谢。", "回龙观龙城花园综合楼3层"),                  # 为 is the cue's
 ])
 def test_the_building_and_room_after_an_address_go_with_it(detector, text, address):
     """Addresses as users type them end on a room number with no 室 ("…四单元1088", "…公寓14-5-975") or on the
@@ -300,7 +303,8 @@ def test_the_building_and_room_after_an_address_go_with_it(detector, text, addre
     assert_found_alone(detector, text, address, "STREET_ADDRESS")
 
 
-@pytest.mark.parametrize("text", ["从中山路10分钟就到了", "人民路2030年才建成", "小区2000元一平米太贵了"])
+@pytest.mark.parametrize("text", ["从中山路10分钟就到了", "人民路2030年才建成", "小区2000元一平米太贵了",
+                                  "就想知道啥时候三号线和一号线能换乘"])
 def test_a_time_sum_or_year_after_a_road_is_no_house_number(detector, text):
     assert [f.entity for f in detector.detect([text])[0]] == []
 
