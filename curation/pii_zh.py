@@ -210,11 +210,13 @@ _ADDRESS_PART_CHAR = regex.compile(r"\d|[路街道巷弄胡同号楼栋幢室层
 # After a house, building or room number, the rest of a short clause is the building, firm or shop there
 # ("…8号楼许氏制衣！", "…1523号美甲店。"): up to 12 characters of no space, verb, pronoun, particle or adverb of the
 # sentence around, then the clause's end (after a space, chat goes on with its next clause: "…9单元2215 不知口感如何").
-_SHOP_TAIL = regex.compile(r"[^\s\p{P}\p{S}的在住是到址寄送我你他她们从往去于请把给发收搬由向或和找了吗呢吧啊哦呀"
-                           r"很也都就还没要会能着过这那哪么谢麻烦快]{1,12}(?=[，。；！？,;!?\n]|$)")
+_SHOP_NAME_CHAR = (r"[^\s\p{P}\p{S}的在住是到址寄送我你他她们从往去于请把给发收搬由向或和找了吗呢吧啊哦呀"
+                   r"很也都就还没要会能着过这那哪么谢麻烦快]")
+_CLAUSE_ENDS = r"(?=[，。；！？,;!?\n]|$)"
+_SHOP_TAIL = regex.compile(rf"{_SHOP_NAME_CHAR}{{1,12}}{_CLAUSE_ENDS}")
 # After a road or village with no number, only a name that ends like a shop or firm does ("…仁里村手拉手手机店。").
-_FIRM_TAIL = regex.compile(_SHOP_TAIL.pattern.replace("{1,12}", "{1,10}?(?:店|厂|公司|百货|超市|商行|商城|市场|中心|医院|"
-                                                      "学校|学院|中学|小学|幼儿园|酒店|宾馆|餐厅|网咖|网吧|馆|驿站)", 1))
+_FIRM_TAIL = regex.compile(rf"{_SHOP_NAME_CHAR}{{1,10}}?(?:店|厂|公司|百货|超市|商行|商城|市场|中心|医院|学校|学院|中学|"
+                           rf"小学|幼儿园|酒店|宾馆|餐厅|网咖|网吧|馆|驿站){_CLAUSE_ENDS}")
 _SPACES = regex.compile(r"[ \t]+")
 
 
