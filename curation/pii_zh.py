@@ -139,7 +139,11 @@ _AFTER_PLACE = r"(?<!街|路|道|村|片区|园|楼|厦|场|心|苑|馆|店|巷|
 _CROSSING = r"(?=[^\s\p{P}\p{S}\d]{1,8}?(?:路|街|道)(?:交叉|交汇|交界|十字|路口|口))"
 _INNER_PLACE_CHAR = (rf"(?:{_AFTER_PLACE}[和与及或]|[和与及或]{_CROSSING}"
                      r"|[^\s\p{P}\p{S}\d的在住是到址寄送我你他她们往去请把给收搬找了吗呢吧啊位和与及或])")
-_NUMBER = r"(?:[甲乙丙丁]?\d{1,5}(?:[\-之]\d{1,4}){0,3}|[A-Za-z]|[一二三四五六七八九十]{1,3})"
+_DIGITS = r"\d{1,5}(?:[\-之]\d{1,4}){0,3}"  # a house or room number in digits, up to three dashes ("9-7-1453")
+_NUMBER = rf"(?:[甲乙丙丁]?{_DIGITS}|[A-Za-z]|[一二三四五六七八九十]{{1,3}})"
+_NUMBER_WORD = r"(?:号院|号楼|号|座|栋|幢|单元|室|层|楼|户)"  # what follows a number in an address
+# What ends a clause, and with it an address read from a cue, a shop's name after one, or a tagged one.
+_CLAUSE_STOPS = "，。；！？,;!?"
 
 
 def _component(place_char: str) -> str:
@@ -151,7 +155,7 @@ def _component(place_char: str) -> str:
         rf"|{place_char}{{1,7}}?(?:省|自治区|市|州(?![路街])|盟(?![路街])|地区|新区|开发区|区|县|旗|镇(?![路街])"
         rf"|乡(?![路街])|街道|社区|村(?![路街]))"
         rf"|{place_char}{{1,7}}?(?:大街|大道|路|街|巷|胡同|弄|道)(?:[东西南北中]段)?"
-        rf"|{_NUMBER}(?:号院|号楼|号|座|栋|幢|单元|室|层|楼|户)"
+        rf"|{_NUMBER}{_NUMBER_WORD}"
         rf"|{place_char}{{1,8}}?(?:小区|花园|公寓|大厦|家园|新村|新城|苑|园|中心|广场|大楼|饭店|酒店|宾馆|市场)"
         rf"|{_ROOM})")
 
@@ -166,14 +170,14 @@ _ROOM = (r"(?:(?<=[号座栋幢楼层元期区苑园寓厦城心])(?:\d{1,5}(?:[
 
 # Inside an address, a place with no suffix before its number in digits ("…城郊村杜安逮186号"): a chain broke
 # there and restarted inside the number ("86号"). Numerals stay out ("…三号线和一号线").
-_NAMED_NUMBER = rf"{_INNER_PLACE_CHAR}{{1,5}}?\d{{1,5}}(?:[\-之]\d{{1,4}}){{0,3}}(?:号院|号楼|号|座|栋|幢|单元|室|层|楼|户)"
+_NAMED_NUMBER = rf"{_INNER_PLACE_CHAR}{{1,5}}?{_DIGITS}{_NUMBER_WORD}"
 _COMPONENT = _component(_PLACE_CHAR)
 _ADDRESS = regex.compile(
     rf"(?<!{_PLACE_CHAR})(?P<a>(?:{_COMPONENT})(?:[ \t]?(?:{_component(_INNER_PLACE_CHAR)}|{_NAMED_NUMBER}))*)"
     r"(?P<tail>(?:[东西南北]侧|对面|附近|旁|内)?(?:[（(][^（()）\n]{1,24}[）)])?(?:[ \t]?\d{6}(?!\d))?(?:电联)?)")
 _PARTS = regex.compile(_COMPONENT)
 _ROOM_PART = regex.compile(_ROOM)
-_HAS_NUMBER = regex.compile(rf"{_NUMBER}(?:号院|号楼|号|座|栋|幢|单元|室|层|楼|户)")
+_HAS_NUMBER = regex.compile(rf"{_NUMBER}{_NUMBER_WORD}")
 _ROAD = regex.compile(r"(?:大街|大道|路|街|巷|胡同|弄|道)")
 
 
@@ -202,8 +206,8 @@ def street_level(text: str, start: int = 0, end: int | None = None) -> bool:
 
 
 # "地址是 / 地址在 / 住址： / 位于" then the rest of the clause, when it names a road, number, village, building…
-_ADDRESS_CLAUSE = regex.compile(r"(?:地址|住址)(?:是在|是|在|为|：|:)[ \t]*(?P<a>[^，。；！？,;!?\n]{3,60})"
-                                r"|(?:位于|坐落于|坐落在)(?P<a>[^，。；！？,;!?\n]{3,60})")
+_ADDRESS_CLAUSE = regex.compile(rf"(?:地址|住址)(?:是在|是|在|为|：|:)[ \t]*(?P<a>[^{_CLAUSE_STOPS}\n]{{3,60}})"
+                                rf"|(?:位于|坐落于|坐落在)(?P<a>[^{_CLAUSE_STOPS}\n]{{3,60}})")
 _ADDRESS_PART_CHAR = regex.compile(r"\d|[路街道巷弄胡同号楼栋幢室层镇乡村院门里]")
 
 
@@ -212,7 +216,7 @@ _ADDRESS_PART_CHAR = regex.compile(r"\d|[路街道巷弄胡同号楼栋幢室层
 # sentence around, then the clause's end (after a space, chat goes on with its next clause: "…9单元2215 不知口感如何").
 _SHOP_NAME_CHAR = (r"[^\s\p{P}\p{S}的在住是到址寄送我你他她们从往去于请把给发收搬由向或和找了吗呢吧啊哦呀"
                    r"很也都就还没要会能着过这那哪么谢麻烦快]")
-_CLAUSE_ENDS = r"(?=[，。；！？,;!?\n]|$)"
+_CLAUSE_ENDS = rf"(?=[{_CLAUSE_STOPS}\n]|$)"
 _SHOP_TAIL = regex.compile(rf"{_SHOP_NAME_CHAR}{{1,12}}{_CLAUSE_ENDS}")
 # After a road or village with no number, only a name that ends like a shop or firm does ("…仁里村手拉手手机店。").
 _FIRM_TAIL = regex.compile(rf"{_SHOP_NAME_CHAR}{{1,10}}?(?:店|厂|公司|百货|超市|商行|商城|市场|中心|医院|学校|学院|中学|"
@@ -257,9 +261,9 @@ class ChineseAddressRecognizer(EntityRecognizer):
             else:
                 continue
             end = m.end()
-            shop = None if m.group("tail") else _SHOP_TAIL.match(text, end) if score == 0.85 else _FIRM_TAIL.match(text, end)
-            if shop:
-                end = shop.end()
+            if not m.group("tail"):  # a shop or building after the number; after a road, only a firm's name
+                shop = (_SHOP_TAIL if score == 0.85 else _FIRM_TAIL).match(text, end)
+                end = shop.end() if shop else end
             start = m.start()
             if text[max(0, start - 2):start] in ("地址", "住址"):  # "地址为回龙观…": the verb is no place's
                 start += len(_ADDRESS_OPENER.match(text, start, end)[0])
@@ -722,9 +726,9 @@ class ChineseTagger(EntityRecognizer):
 
 def addresses_apart_from_numbers(text: str, tagged: list[RecognizerResult], found: list[RecognizerResult]
                                  ) -> list[RecognizerResult]:
-    """The tagger's results with each address cut around the numbers and e-mails the rules found (``found``): the
-    tagger learnt that addresses hold digits ("…市场10楼12街40792"), so it reads a card or 身份证 number after "卡号"
-    as one, and merged, the value would get an address surrogate. What is left of an address stays where it is still
+    """The tagger's results with each address cut around the numbers and e-mails the rules found (``found``):
+    addresses hold digits ("…市场10楼12街40792"), so a tagger can read a card or 身份证 number after "卡号" as one,
+    and merged, the value would get an address surrogate. What is left of an address stays where it is still
     one (``_tagged_address``)."""
     numbers = [(r.start, r.end) for r in found if r.entity_type not in ("STREET_ADDRESS", "PERSON", "LOCATION")]
     out = []
@@ -978,7 +982,7 @@ _BREAKS = {"PERSON": regex.compile(r"[^\p{Han}\p{Latin}·•・\-]|[和与及跟
 
 
 # A clause's end ends an address whatever the tagger reads: "…1号，电话" and "…4号；周边" are two clauses.
-_CLAUSE_END = regex.compile(r"[，。；！？,;!?]")
+_CLAUSE_END = regex.compile(f"[{_CLAUSE_STOPS}]")
 _INSIDE_HAN = regex.compile(r"(?<=\p{Han})[^\p{Han}\p{Latin}\d·•・\-](?=\p{Han})")
 
 
