@@ -222,6 +222,8 @@ class PiiDetector:
             found = _address_apart_from_other_values(text, found, self.lexicon)
             found = merge(with_name_particles(text, _with_name_suffix(text, found), self.lexicon))
             found = merge(_join_nicknames(text, found, self.lexicon))
+            if i in tagged:
+                found = merge(_whole_chinese_addresses(text, found))
             out.append([Found(f.entity, *norm.span(f.start, f.end), f.score) for f in found])
         return out
 
@@ -532,6 +534,20 @@ def merge(found: list[Found]) -> list[Found]:
         best = max(group, key=lambda f: (f.end - f.start, f.score))
         merged.append(Found(best.entity, group[0].start, max(g.end for g in group), best.score))
     return merged
+
+
+def _whole_chinese_addresses(text: str, found: list[Found]) -> list[Found]:
+    """Each Chinese address grown to the whole of it (``pii_zh.whole_address``): a tagger's span stops a character
+    or a few short of a typed address's end or start, and what is left names the place."""
+    from curation.pii_zh import whole_address
+
+    others = [(g.start, g.end) for g in found if g.entity != "STREET_ADDRESS"]
+    out = []
+    for f in found:
+        if f.entity == "STREET_ADDRESS":
+            f = replace(f, start=(span := whole_address(text, f.start, f.end, others))[0], end=span[1])
+        out.append(f)
+    return out
 
 
 _LINE_OR_COMMA = regex.compile(r"[ \t]*[,;\n][\s,;]*")

@@ -746,6 +746,45 @@ def addresses_apart_from_numbers(text: str, tagged: list[RecognizerResult], foun
     return out
 
 
+# Growing a found address to the whole of it: the number it was cut out of ("1423号" read from "423号", "…新村5"
+# before "-11-885"); and where the address fills its clause, as a typed one does after a cue (送到, 我家在, 地址：),
+# the place names between the cue and it ("送到车公庙天安数码城" before "创新科技广场…") and the rest of the clause
+# (the building, shop or firm the tagger stopped in: "…天主教" of "…天主教堂"). Mid-sentence ("赶往北园大街一饭店内将
+# 嫌疑人…") the rest of the clause is the sentence's own.
+_NUMBER_GOES_ON = regex.compile(r"(?:[\-－][A-Za-z0-9]+)+|(?<=[\-－])[A-Za-z0-9]+(?:[\-－][A-Za-z0-9]+)*")
+_ALNUM_END = regex.compile(r"[A-Za-z0-9]+$")
+_ASCII_ALNUM_CHAR = regex.compile(r"[A-Za-z0-9]")
+_PLACE_RUN_CHAR = rf"(?!为){_SHOP_NAME_CHAR}"  # the 为 of "地址为…" starts no place
+_PLACE_RUN = regex.compile(_PLACE_RUN_CHAR)
+_PLACES_BEFORE = regex.compile(
+    rf"(?:{_PLACE_RUN_CHAR}|(?<=[省市区县镇乡])[ \t\-－]|[\-－](?={_PLACE_RUN_CHAR})){{1,16}}$")
+_ADDRESS_CUE_END = regex.compile(rf"(?:到|家在|住在|址为?|[：:{_CLAUSE_STOPS}\s]|^)$")
+_REST_OF_CLAUSE = regex.compile(rf"(?:{_SHOP_NAME_CHAR}|[A-Za-z0-9\-－]){{1,12}}(?=[{_CLAUSE_STOPS}\s]|$)")
+
+
+def whole_address(text: str, start: int, end: int, others: list[tuple[int, int]]) -> tuple[int, int]:
+    """A found Chinese address's span grown to the whole address (see above), never into another value
+    (``others``); a span with no Han character (a Latin address in Chinese text) stays as it is."""
+    if not _HAN.search(text, start, end):
+        return start, end
+    left = max((e for s, e in others if e <= start), default=0)
+    right = min((s for s, e in others if s >= end), default=len(text))
+    if _ASCII_ALNUM_CHAR.match(text, start) and (run := _ALNUM_END.search(text, left, start)):
+        start = run.start()
+    if _ASCII_ALNUM_CHAR.match(text, end - 1) or text[end - 1:end] in "-－":
+        if m := _NUMBER_GOES_ON.match(text, end, right):
+            end = m.end()
+    # Read back over at most the run's length (and the character its lookbehind needs): a search from ``left``
+    # would read the whole text before each address.
+    places = _PLACES_BEFORE.search(text, max(left, start - 17), start) if _PLACE_RUN.match(text, start) else None
+    if places and _ADDRESS_CUE_END.search(text, max(left, places.start() - 2), places.start()):
+        start = places.start()
+    fills_clause = _ADDRESS_CUE_END.search(text, max(left, start - 2), start) is not None
+    if fills_clause and (rest := _REST_OF_CLAUSE.match(text, end, right)):
+        end = rest.end()
+    return start, end
+
+
 def _tagged_address(text: str, start: int, end: int) -> tuple[int, int] | None:
     """A tagged address's span without the 在/是 of "地址在…", or None where it is none: not street-level, a
     piece of a number or a link (``_cuts_a_code``), or fewer than two Han characters ("號A123456788" is the 號 of a
