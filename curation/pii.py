@@ -214,7 +214,13 @@ class PiiDetector:
             for trigger, recognizer in self.recognizers + (self.chinese if i in tagged else []):
                 if trigger is None or trigger.search(text) is not None:
                     results += recognizer.analyze(text, list(recognizer.supported_entities))
-            results += addresses_apart_from_numbers(
+            # The tagger's addresses cut around the numbers the rules found, and the rules' Chinese addresses around
+            # those after a space: an address read to the end of its clause holds the phone number after it
+            # ("地址：人民路5号 13912345678"), but a number glued to a compound is its room ("…小区342-1094").
+            addresses = [r for r in results if r.entity_type == "STREET_ADDRESS" and has_cjk(text[r.start:r.end])]
+            spaced = [r for r in results if text[r.start - 1:r.start].isspace()]
+            results = [r for r in results if r not in addresses] + addresses_apart_from_numbers(
+                text, addresses, spaced) + addresses_apart_from_numbers(
                 text, [r for r in tagged.get(i, []) if not _latin_name_in_english(text, r, self.lexicon)], results)
             found += [Found(r.entity_type, r.start, r.end, r.score) for r in results
                       if r.score >= self.thresholds.get(r.entity_type, 0.5)]

@@ -224,13 +224,21 @@ _FIRM_TAIL = regex.compile(rf"{_SHOP_NAME_CHAR}{{1,10}}?(?:店|厂|公司|百货
 _SPACES = regex.compile(r"[ \t]+")
 
 
+# What a shipping label or support note writes after an address: the contact's name and number follow
+# ("…88号 联系人王伟 手机139…"), and are no part of it.
+_CONTACT_CUE = regex.compile(r"[ \t]*(?:联系人|联系电话|联系方式|电话|手机|收件人|收货人|姓名)")
+
+
 def _clause_address_end(text: str, m: regex.Match) -> int:
-    """Where the address after a cue ends: the clause's end, or a space after which the clause names no road,
-    number or building ("地址：…朱应村 你高中从来…"; "友谊中路 1449号" and "星星港湾 琴海居156-11" go on)."""
-    for space in _SPACES.finditer(text, m.start("a"), m.end("a")):
-        if not _ADDRESS_PART_CHAR.search(text, space.end(), m.end("a")):
+    """Where the address after a cue ends: the clause's end, a contact cue, or a space after which the clause
+    names no road, number or building ("地址：…朱应村 你高中从来…"; "友谊中路 1449号" and "星星港湾 琴海居156-11" go
+    on)."""
+    contact = _CONTACT_CUE.search(text, m.start("a"), m.end("a"))
+    end = contact.start() if contact else m.end("a")
+    for space in _SPACES.finditer(text, m.start("a"), end):
+        if not _ADDRESS_PART_CHAR.search(text, space.end(), end):
             return space.start()
-    return m.end("a")
+    return end
 
 
 class ChineseAddressRecognizer(EntityRecognizer):
@@ -780,15 +788,19 @@ def whole_address(text: str, start: int, end: int, others: list[tuple[int, int]]
     if places and _ADDRESS_CUE_END.search(text, max(left, places.start() - 2), places.start()):
         start = places.start()
     fills_clause = _ADDRESS_CUE_END.search(text, max(left, start - 2), start) is not None
-    if fills_clause and (rest := _REST_OF_CLAUSE.match(text, end, right)):
+    # Read to the text's end: a clause's end is no other value's start ("…5号电话" before "139…").
+    if fills_clause and (rest := _REST_OF_CLAUSE.match(text, end)) and rest.end() <= right:
         end = rest.end()
     return start, end
 
 
 def _tagged_address(text: str, start: int, end: int) -> tuple[int, int] | None:
-    """A tagged address's span without the 在/是 of "地址在…", or None where it is none: not street-level, a
+    """A tagged address's span without the 在/是 of "地址在…" and what follows a contact cue in it ("…88号 联系人"),
+    or None where it is none: not street-level, a
     piece of a number or a link (``_cuts_a_code``), or fewer than two Han characters ("號A123456788" is the 號 of a
     cue and a code)."""
+    if contact := _CONTACT_CUE.search(text, start, end):
+        end = contact.start()
     if _cuts_a_code(text, start, end):
         return None
     start += len(_ADDRESS_OPENER.match(text, start, end)[0])

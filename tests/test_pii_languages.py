@@ -330,6 +330,22 @@ def test_an_address_mid_sentence_is_not_grown_into_the_sentence(detector, text, 
     assert kept in text[:found[0].start] + text[found[0].end:]
 
 
+@pytest.mark.parametrize(("text", "values"), [
+    ("地址：人民路5号 电话13912345678", [("人民路5号", "STREET_ADDRESS"), ("13912345678", "PHONE_NUMBER")]),
+    ("地址：人民路5号 13912345678", [("人民路5号", "STREET_ADDRESS"), ("13912345678", "PHONE_NUMBER")]),
+    ("地址：幸福路5号电话13912345678", [("幸福路5号", "STREET_ADDRESS"), ("13912345678", "PHONE_NUMBER")]),
+    ("地址是北京市朝阳区建国路88号 联系人王伟 手机13912345678",
+     [("北京市朝阳区建国路88号", "STREET_ADDRESS"), ("王伟", "PERSON"), ("13912345678", "PHONE_NUMBER")]),
+    ("地址：幸福家园小区231-1205，谢谢", [("幸福家园小区231-1205", "STREET_ADDRESS")]),  # glued: its room number
+])
+def test_the_contact_after_an_address_is_no_part_of_it(detector, text, values):
+    """An address read to the end of its clause after 地址： took the contact's name and phone number with it, and
+    the whole got one address surrogate: the record lost that it held a name and a number. A number glued to the
+    address is its room, whatever its shape."""
+    [found] = detector.detect([text])
+    assert [(text[f.start:f.end], f.entity) for f in found] == values
+
+
 @pytest.mark.parametrize("text", ["从中山路10分钟就到了", "人民路2030年才建成", "小区2000元一平米太贵了",
                                   "就想知道啥时候三号线和一号线能换乘"])
 def test_a_time_sum_or_year_after_a_road_is_no_house_number(detector, text):
