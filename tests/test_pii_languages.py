@@ -325,6 +325,7 @@ def test_a_typed_address_is_found_to_its_ends(detector, text, address):
     ("景点位于西城区西长安街2号。", "景点位"),
 ])
 def test_an_address_mid_sentence_is_not_grown_into_the_sentence(detector, text, kept):
+    """Only an address that fills its clause (after a cue or at the clause's start) takes the rest of the clause."""
     [found] = detector.detect([text])
     assert [f.entity for f in found] == ["STREET_ADDRESS"]
     assert kept in text[:found[0].start] + text[found[0].end:]
