@@ -530,11 +530,14 @@ _GIVEN_BEFORE = regex.compile(rf"(?<![\p{{L}}\d])(?P<g>\p{{Lu}}\p{{Ll}}+)[ \t]*{
 def merge(found: list[Found]) -> list[Found]:
     """Overlapping spans become their union, typed by the longest (then strongest) member."""
     out: list[list[Found]] = []
+    group_end = 0  # the furthest end in the last group
     for f in sorted(found, key=lambda f: (f.start, -f.end)):
-        if out and f.start < max(g.end for g in out[-1]):
+        if out and f.start < group_end:
             out[-1].append(f)
+            group_end = max(group_end, f.end)
         else:
             out.append([f])
+            group_end = f.end
     merged = []
     for group in out:
         best = max(group, key=lambda f: (f.end - f.start, f.score))

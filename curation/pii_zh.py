@@ -18,9 +18,10 @@
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Iterable, Iterator
 from functools import cache
-from itertools import repeat
+from itertools import accumulate, repeat
 from pathlib import Path
 
 import numpy as np
@@ -585,11 +586,14 @@ def scored_candidates_batch(texts: list[str], model=None, lac: list[list[str]] |
 
 
 def best_candidates(scored: list[tuple[float, int, int]], threshold: float) -> list[tuple[float, int, int]]:
-    """The strongest non-overlapping candidates at or above ``threshold``."""
+    """The strongest non-overlapping candidates at or above ``threshold`` (the characters taken are marked: checked
+    against every candidate kept so far, a long text of names was quadratic)."""
     out: list[tuple[float, int, int]] = []
+    taken = bytearray(max((e for _p, _s, e in scored), default=0))
     for p, start, end in sorted(scored, key=lambda c: (-c[0], c[1])):
-        if p >= threshold and not _inside(start, end, [(s, e) for _p, s, e in out]):
+        if p >= threshold and not any(taken[start:end]):
             out.append((p, start, end))
+            taken[start:end] = b"\x01" * (end - start)
     return out
 
 
@@ -738,19 +742,27 @@ def addresses_apart_from_numbers(text: str, tagged: list[RecognizerResult], foun
     addresses hold digits ("…市场10楼12街40792"), so a tagger can read a card or 身份证 number after "卡号" as one,
     and merged, the value would get an address surrogate. What is left of an address stays where it is still
     one (``_tagged_address``)."""
-    numbers = [(r.start, r.end) for r in found if r.entity_type not in ("STREET_ADDRESS", "PERSON", "LOCATION")]
+    numbers = sorted((r.start, r.end) for r in found if r.entity_type not in ("STREET_ADDRESS", "PERSON", "LOCATION"))
+    # reach[i]: the furthest end of numbers[:i + 1]; the numbers that can overlap an address start where it passes
+    # the address's start (a scan of every number per address was quadratic in a long list of addresses).
+    reach = list(accumulate((e for _s, e in numbers), max))
     out = []
     for r in tagged:
-        if r.entity_type != "STREET_ADDRESS" or not _inside(r.start, r.end, numbers):
+        first = bisect_right(reach, r.start)
+        if r.entity_type != "STREET_ADDRESS" or first == len(numbers) or numbers[first][0] >= r.end:
             out.append(r)
             continue
-        start = r.start
-        for s, e in sorted(numbers) + [(r.end, r.end)]:
-            if e <= start or s > r.end:
+        start, k = r.start, first
+        while k < len(numbers) and numbers[k][0] <= r.end:  # the pieces between the numbers, then the last one
+            s, e = numbers[k]
+            k += 1
+            if e <= start:
                 continue
-            if start < min(s, r.end) and (span := _tagged_address(text, start, min(s, r.end))):
+            if start < s and (span := _tagged_address(text, start, s)):
                 out.append(RecognizerResult(r.entity_type, *span, r.score))
             start = max(start, e)
+        if start < r.end and (span := _tagged_address(text, start, r.end)):
+            out.append(RecognizerResult(r.entity_type, *span, r.score))
     return out
 
 
