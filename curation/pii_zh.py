@@ -143,6 +143,9 @@ _INNER_PLACE_CHAR = (rf"(?:{_AFTER_PLACE}[和与及或]|[和与及或]{_CROSSING
 _DIGITS = r"\d{1,5}(?:[\-之]\d{1,4}){0,3}"  # a house or room number in digits, up to three dashes ("9-7-1453")
 _NUMBER = rf"(?:[甲乙丙丁]?{_DIGITS}|[A-Za-z]|[一二三四五六七八九十]{{1,3}})"
 _NUMBER_WORD = r"(?:号院|号楼|号|座|栋|幢|单元|室|层|楼|户)"  # what follows a number in an address
+# A compound's phase or zone ("国际商贸城二期", "北联市场8区") carries a chain on to the building and room, but is no
+# house number of its own: "蓝桥名苑一期" names an estate, no one's door.
+_PHASE_OR_ZONE = r"(?:期|区)"
 # What ends a clause, and with it an address read from a cue, a shop's name after one, or a tagged one.
 _CLAUSE_STOPS = "，。；！？,;!?"
 
@@ -156,8 +159,9 @@ def _component(place_char: str) -> str:
         rf"|{place_char}{{1,7}}?(?:省|自治区|市|州(?![路街])|盟(?![路街])|地区|新区|开发区|区|县|旗|镇(?![路街])"
         rf"|乡(?![路街])|街道|社区|村(?![路街]))"
         rf"|{place_char}{{1,7}}?(?:大街|大道|路|街|巷|胡同|弄|道)(?:[东西南北中]段)?"
-        rf"|{_NUMBER}{_NUMBER_WORD}"
+        rf"|{_NUMBER}(?:{_NUMBER_WORD}|{_PHASE_OR_ZONE})"
         rf"|{place_char}{{1,8}}?(?:小区|花园|公寓|大厦|家园|新村|新城|苑|园|中心|广场|大楼|饭店|酒店|宾馆|市场)"
+        rf"|{place_char}{{2,8}}?城"
         rf"|{_ROOM})")
 
 
@@ -171,7 +175,7 @@ _ROOM = (r"(?:(?<=[号座栋幢楼层元期区苑园寓厦城心])(?:\d{1,5}(?:[
 
 # Inside an address, a place with no suffix before its number in digits ("…城郊村杜安逮186号"): a chain broke
 # there and restarted inside the number ("86号"). Numerals stay out ("…三号线和一号线").
-_NAMED_NUMBER = rf"{_INNER_PLACE_CHAR}{{1,5}}?{_DIGITS}{_NUMBER_WORD}"
+_NAMED_NUMBER = rf"{_INNER_PLACE_CHAR}{{1,5}}?{_DIGITS}(?:{_NUMBER_WORD}|{_PHASE_OR_ZONE})"
 _COMPONENT = _component(_PLACE_CHAR)
 _ADDRESS = regex.compile(
     rf"(?<!{_PLACE_CHAR})(?P<a>(?:{_COMPONENT})(?:[ \t]?(?:{_component(_INNER_PLACE_CHAR)}|{_NAMED_NUMBER}))*)"
