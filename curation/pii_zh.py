@@ -230,16 +230,16 @@ _SPACES = regex.compile(r"[ \t]+")
 
 
 # What a shipping label or support note writes after an address: the contact's name and number follow
-# ("…88号 联系人王伟 手机139…"), and are no part of it.
-_CONTACT_CUE = regex.compile(r"[ \t]*(?:联系人|联系电话|联系方式|电话|手机|收件人|收货人|姓名)")
+# ("…88号 联系人王伟 手机139…"), and are no part of it; nor is a link (地址 is a web address too: "地址：http://…").
+_AFTER_AN_ADDRESS = regex.compile(r"[ \t]*(?:联系人|联系电话|联系方式|电话|手机|收件人|收货人|姓名|(?i:https?://|www\.))")
 
 
 def _clause_address_end(text: str, m: regex.Match) -> int:
-    """Where the address after a cue ends: the clause's end, a contact cue, or a space after which the clause
-    names no road, number or building ("地址：…朱应村 你高中从来…"; "友谊中路 1449号" and "星星港湾 琴海居156-11" go
-    on)."""
-    contact = _CONTACT_CUE.search(text, m.start("a"), m.end("a"))
-    end = contact.start() if contact else m.end("a")
+    """Where the address after a cue ends: the clause's end, a contact cue or link, or a space after which the
+    clause names no road, number or building ("地址：…朱应村 你高中从来…"; "友谊中路 1449号" and "星星港湾 琴海居156-11"
+    go on)."""
+    after = _AFTER_AN_ADDRESS.search(text, m.start("a"), m.end("a"))
+    end = after.start() if after else m.end("a")
     for space in _SPACES.finditer(text, m.start("a"), end):
         if not _ADDRESS_PART_CHAR.search(text, space.end(), end):
             return space.start()
@@ -282,8 +282,9 @@ class ChineseAddressRecognizer(EntityRecognizer):
                 start += len(_ADDRESS_OPENER.match(text, start, end)[0])
             results.append(RecognizerResult("STREET_ADDRESS", start, end, score))
         for m in _ADDRESS_CLAUSE.finditer(text):  # 地址是…镇…村北 / 位于…故宫博物院内: the clause is the address
-            if _ADDRESS_PART_CHAR.search(m.group("a")):
-                results.append(RecognizerResult("STREET_ADDRESS", m.start("a"), _clause_address_end(text, m), 0.75))
+            end = _clause_address_end(text, m)
+            if _ADDRESS_PART_CHAR.search(text, m.start("a"), end):
+                results.append(RecognizerResult("STREET_ADDRESS", m.start("a"), end, 0.75))
         return results
 
 
@@ -811,11 +812,11 @@ def whole_address(text: str, start: int, end: int, others: list[tuple[int, int]]
 
 
 def _tagged_address(text: str, start: int, end: int) -> tuple[int, int] | None:
-    """A tagged address's span without the 在/是 of "地址在…" and what follows a contact cue in it ("…88号 联系人"),
+    """A tagged address's span without the 在/是 of "地址在…" and what follows a contact cue or link in it ("…88号 联系人"),
     or None where it is none: not street-level, a piece of a number or a link (``_cuts_a_code``), or fewer than two
     Han characters ("號A123456788" is the 號 of a cue and a code)."""
-    if contact := _CONTACT_CUE.search(text, start, end):
-        end = contact.start()
+    if after := _AFTER_AN_ADDRESS.search(text, start, end):
+        end = after.start()
     if _cuts_a_code(text, start, end):
         return None
     start += len(_ADDRESS_OPENER.match(text, start, end)[0])

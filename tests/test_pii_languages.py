@@ -357,11 +357,13 @@ def test_an_address_mid_sentence_is_not_grown_into_the_sentence(detector, text, 
     ("地址是北京市朝阳区建国路88号 联系人王伟 手机13912345678",
      [("北京市朝阳区建国路88号", "STREET_ADDRESS"), ("王伟", "PERSON"), ("13912345678", "PHONE_NUMBER")]),
     ("地址：幸福家园小区231-1205，谢谢", [("幸福家园小区231-1205", "STREET_ADDRESS")]),  # glued: its room number
+    ("活动详情请看地址：http://t.cn/A6x0Zk2b", []),                                  # 地址 is a web address too
 ])
 def test_the_contact_after_an_address_is_no_part_of_it(detector, text, values):
     """An address read to the end of its clause after 地址： took the contact's name and phone number with it, and
     the whole got one address surrogate: the record lost that it held a name and a number. A number glued to the
-    address is its room, whatever its shape."""
+    address is its room, whatever its shape. After 地址： a link is a web address: it got a street-address
+    surrogate."""
     [found] = detector.detect([text])
     assert [(text[f.start:f.end], f.entity) for f in found] == values
 
