@@ -812,9 +812,9 @@ def whole_address(text: str, start: int, end: int, others: list[tuple[int, int]]
 
 
 def _tagged_address(text: str, start: int, end: int) -> tuple[int, int] | None:
-    """A tagged address's span without the 在/是 of "地址在…" and what follows a contact cue or link in it ("…88号 联系人"),
-    or None where it is none: not street-level, a piece of a number or a link (``_cuts_a_code``), or fewer than two
-    Han characters ("號A123456788" is the 號 of a cue and a code)."""
+    """A tagged address's span without the 在/是 of "地址在…" and what follows a contact cue or a link in it
+    ("…88号 联系人"), or None where it is none: not street-level, a piece of a number or a link (``_cuts_a_code``),
+    or fewer than two Han characters ("號A123456788" is the 號 of a cue and a code)."""
     if after := _AFTER_AN_ADDRESS.search(text, start, end):
         end = after.start()
     if _cuts_a_code(text, start, end):
