@@ -57,6 +57,7 @@ from curation.step import (
 )
 from curation.text import (
     NUMERAL_DIGITS,
+    SpanIndex,
     has_cjk,
     is_traditional,
     language_of,
@@ -217,10 +218,11 @@ class PiiDetector:
             # The tagger's addresses cut around the numbers the rules found, and the rules' Chinese addresses around
             # those after a space: an address read to the end of its clause holds the phone number after it
             # ("地址：人民路5号 13912345678"), but a number glued to a compound is its room ("…小区342-1094").
-            addresses = [r for r in results if r.entity_type == "STREET_ADDRESS" and has_cjk(text[r.start:r.end])]
+            addresses, rest = [], []
+            for r in results:
+                (addresses if r.entity_type == "STREET_ADDRESS" and has_cjk(text[r.start:r.end]) else rest).append(r)
             spaced = [r for r in results if text[r.start - 1:r.start].isspace()]
-            results = [r for r in results if r not in addresses] + addresses_apart_from_numbers(
-                text, addresses, spaced) + addresses_apart_from_numbers(
+            results = rest + addresses_apart_from_numbers(text, addresses, spaced) + addresses_apart_from_numbers(
                 text, [r for r in tagged.get(i, []) if not _latin_name_in_english(text, r, self.lexicon)], results)
             found += [Found(r.entity_type, r.start, r.end, r.score) for r in results
                       if r.score >= self.thresholds.get(r.entity_type, 0.5)]
@@ -550,7 +552,7 @@ def _whole_chinese_addresses(text: str, found: list[Found]) -> list[Found]:
     or a few short of a typed address's end or start, and what is left names the place."""
     from curation.pii_zh import whole_address
 
-    others = [(g.start, g.end) for g in found if g.entity != "STREET_ADDRESS"]
+    others = SpanIndex((g.start, g.end, g) for g in found if g.entity != "STREET_ADDRESS")
     out = []
     for f in found:
         if f.entity == "STREET_ADDRESS":
@@ -581,8 +583,10 @@ def _address_apart_from_other_values(text: str, found: list[Found], lexicon: Nam
         return TITLE.fullmatch(words[0]) is not None or words[0] in lexicon.given and \
             not any(STREET_WORD.fullmatch(w) for w in words)
 
+    others = SpanIndex((g.start, g.end, g) for g in found if g.entity != "STREET_ADDRESS")
+
     def phone_line(f: Found) -> bool:
-        phones = [g for g in found if g.entity == "PHONE_NUMBER" and g.start < f.end and f.start < g.end]
+        phones = [g for _s, _e, g in others.overlapping(f.start, f.end) if g.entity == "PHONE_NUMBER"]
         if not phones:
             return False
         rest = "".join(" " if any(g.start <= i < g.end for g in phones) else text[i] for i in range(f.start, f.end))
@@ -593,8 +597,8 @@ def _address_apart_from_other_values(text: str, found: list[Found], lexicon: Nam
     out = []
     for f in found:
         if f.entity == "STREET_ADDRESS":
-            heads = [g.end for g in found if g.entity != "STREET_ADDRESS" and g.start <= f.start < g.end < f.end
-                     and _LINE_OR_COMMA.match(text, g.end) and head(g)]
+            heads = [g.end for _s, _e, g in others.overlapping(f.start, f.start + 1)
+                     if g.end < f.end and _LINE_OR_COMMA.match(text, g.end) and head(g)]
             if heads:
                 f = replace(f, start=_LINE_OR_COMMA.match(text, max(heads)).end())
                 if f.start >= f.end:

@@ -18,10 +18,9 @@
 
 from __future__ import annotations
 
-from bisect import bisect_right
 from collections.abc import Iterable, Iterator
 from functools import cache
-from itertools import accumulate, repeat
+from itertools import repeat
 from pathlib import Path
 
 import numpy as np
@@ -38,7 +37,7 @@ from curation.checksums import (
 )
 from curation.pii_recognizers import names_a_reference
 from curation.pii_tagger import LinearModel, to_probabilities
-from curation.text import language_of, sentence_around
+from curation.text import SpanIndex, language_of, sentence_around
 
 # --- phones, ID numbers, bank cards --------------------------------------------------------------------
 # A Latin letter glued to the digits makes them a code (a hash, "SF1234567890123"), never a phone or a card; but
@@ -747,20 +746,16 @@ def addresses_apart_from_numbers(text: str, tagged: list[RecognizerResult], foun
     addresses hold digits ("…市场10楼12街40792"), so a tagger can read a card or 身份证 number after "卡号" as one,
     and merged, the value would get an address surrogate. What is left of an address stays where it is still
     one (``_tagged_address``)."""
-    numbers = sorted((r.start, r.end) for r in found if r.entity_type not in ("STREET_ADDRESS", "PERSON", "LOCATION"))
-    # reach[i]: the furthest end of numbers[:i + 1]; the numbers that can overlap an address start where it passes
-    # the address's start (a scan of every number per address was quadratic in a long list of addresses).
-    reach = list(accumulate((e for _s, e in numbers), max))
+    numbers = SpanIndex((r.start, r.end, r) for r in found
+                        if r.entity_type not in ("STREET_ADDRESS", "PERSON", "LOCATION"))
     out = []
     for r in tagged:
-        first = bisect_right(reach, r.start)
-        if r.entity_type != "STREET_ADDRESS" or first == len(numbers) or numbers[first][0] >= r.end:
+        inside = list(numbers.overlapping(r.start, r.end)) if r.entity_type == "STREET_ADDRESS" else []
+        if not inside:
             out.append(r)
             continue
-        start, k = r.start, first
-        while k < len(numbers) and numbers[k][0] <= r.end:  # the pieces between the numbers, then the last one
-            s, e = numbers[k]
-            k += 1
+        start = r.start
+        for s, e, _number in inside:  # the pieces between the numbers, then the last one
             if e <= start:
                 continue
             if start < s and (span := _tagged_address(text, start, s)):
@@ -787,13 +782,13 @@ _ADDRESS_CUE_END = regex.compile(rf"(?:到|家在|住在|址为?|[：:{_CLAUSE_S
 _REST_OF_CLAUSE = regex.compile(rf"(?:{_SHOP_NAME_CHAR}|[A-Za-z0-9\-－]){{1,12}}(?=[{_CLAUSE_STOPS}\s]|$)")
 
 
-def whole_address(text: str, start: int, end: int, others: list[tuple[int, int]]) -> tuple[int, int]:
+def whole_address(text: str, start: int, end: int, others: SpanIndex) -> tuple[int, int]:
     """A found Chinese address's span grown to the whole address (see above), never into another value
     (``others``); a span with no Han character (a Latin address in Chinese text) stays as it is."""
     if not _HAN.search(text, start, end):
         return start, end
-    left = max((e for s, e in others if e <= start), default=0)
-    right = min((s for s, e in others if s >= end), default=len(text))
+    left = others.end_before(start)
+    right = others.start_after(end, len(text))
     if _ASCII_ALNUM_CHAR.match(text, start) and (run := _ALNUM_END.search(text, left, start)):
         start = run.start()
     if _ASCII_ALNUM_CHAR.match(text, end - 1) or text[end - 1:end] in "-－":

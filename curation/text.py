@@ -24,11 +24,13 @@ past a platform's filter or come out of an input method, and no reader saw them.
 from __future__ import annotations
 
 import unicodedata
-from collections.abc import Sequence
+from bisect import bisect_left, bisect_right
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
-from typing import Literal
+from itertools import accumulate
+from typing import Any, Literal
 
 import regex
 
@@ -73,6 +75,36 @@ def ideographs_as_spaces(text: str) -> str:
 
 
 _SENTENCE_STOP = regex.compile(r"[.!?。！？\n]")
+
+
+class SpanIndex:
+    """Many (start, end, item) spans of one text, asked which overlap a range and where the nearest ones end or
+    start, without reading them all: a scan of every span for every span is quadratic in a long text holding
+    thousands of values (a pasted list of addresses and phone numbers)."""
+
+    def __init__(self, spans: Iterator[tuple[int, int, Any]] | Sequence[tuple[int, int, Any]]) -> None:
+        self.spans = sorted(spans, key=lambda s: (s[0], s[1]))
+        self.starts = [s for s, _e, _item in self.spans]
+        self.ends = sorted(e for _s, e, _item in self.spans)
+        self._reach = list(accumulate((e for _s, e, _item in self.spans), max))  # furthest end of spans[:i + 1]
+
+    def overlapping(self, start: int, end: int) -> Iterator[tuple[int, int, Any]]:
+        """The spans that share a character with ``start:end``, in order of their start."""
+        k = bisect_right(self._reach, start)
+        while k < len(self.spans) and self.spans[k][0] < end:
+            if self.spans[k][1] > start:
+                yield self.spans[k]
+            k += 1
+
+    def end_before(self, position: int, default: int = 0) -> int:
+        """The furthest end at or before ``position`` (``default`` if none)."""
+        k = bisect_right(self.ends, position)
+        return self.ends[k - 1] if k else default
+
+    def start_after(self, position: int, default: int) -> int:
+        """The nearest start at or after ``position`` (``default`` if none)."""
+        k = bisect_left(self.starts, position)
+        return self.starts[k] if k < len(self.starts) else default
 
 
 def sentence_around(text: str, start: int, end: int) -> str:
