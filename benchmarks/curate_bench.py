@@ -1,7 +1,7 @@
 """Curate a real-shaped week: interactions/s and peak memory of ``flywheel curate`` at 10k and 50k interactions.
 
 Traffic is recombined from public conversations written by others (read from ``--data``, default /work/data,
-laid out as its MANIFEST.md describes): English user/assistant turn pairs from ShareGPT, Chinese ones from
+laid out as benchmarks/DATA.md describes): English user/assistant turn pairs from ShareGPT, Chinese ones from
 CrossWOZ, KdConv and the JDDC customer-service extract. Each interaction is one pair, sometimes with the
 previous turn of its conversation as context, sometimes asked again (a repeat or a trivial variant), with a
 person's name, e-mail or phone planted in one user turn in ten (Faker, in the turn's language). Feedback
@@ -78,8 +78,8 @@ def conversation_pool(data: Path) -> list[tuple[str, list[str], str, str]]:
             pool += _pairs_turns(data / "zh_dialogue" / name)
         pool += _pairs_jddc(data / "zh_dialogue/jddc_extract")
     except FileNotFoundError as exc:
-        sys.exit(f"curate_bench: {exc.filename} is missing; fetch the public sets as /work/data/MANIFEST.md "
-                 "describes, or pass --data")
+        sys.exit(f"curate_bench: {exc.filename} is missing; rebuild the public sets with "
+                 "benchmarks/public_data.py (see benchmarks/DATA.md), or pass --data")
     return pool
 
 

@@ -1,7 +1,7 @@
 """Near-duplicate benchmark on public prompts written by others, English and Chinese, against datasketch.
 
 Originals are real prompts and questions (see ``SOURCES``; read from ``--data``, default /work/data, laid out as
-its MANIFEST.md describes); planted into them are trivial variants of some originals, each placed after its
+benchmarks/DATA.md describes); planted into them are trivial variants of some originals, each placed after its
 original:
 
 * English: case, spacing, punctuation, a greeting or "thanks" added, one typo (swap, drop, double or replace a
@@ -81,8 +81,8 @@ def originals(data: Path, lang: str, split: str, limit: int) -> list[str]:
     for name in SOURCES[(lang, split)]:
         path = data / name
         if not path.is_file():
-            sys.exit(f"dedup_bench: {path} is missing; fetch the public sets as /work/data/MANIFEST.md describes, "
-                     "or pass --data")
+            sys.exit(f"dedup_bench: {path} is missing; rebuild the public sets with benchmarks/public_data.py "
+                     "(see benchmarks/DATA.md), or pass --data")
         for text in _prompts(path):
             text = text.strip()
             key = normalise(text)

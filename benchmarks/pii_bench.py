@@ -5,7 +5,7 @@ Plain Presidio = the fast path a user would pick: ``BatchAnalyzerEngine`` over `
 ``en_core_web_sm`` (its full pipeline) and Presidio's default recognizers, then ``BatchAnonymizerEngine``, on the
 same texts. Both see the same texts in the same run; timing alternates blocks of the two.
 
-Data (read from ``/work/data`` or ``--data``; see its MANIFEST.md). ``--split test`` (the default) reports on
+Data (read from ``/work/data`` or ``--data``; see benchmarks/DATA.md). ``--split test`` (the default) reports on
 splits no detector was tuned on; ``--split dev`` is what the detectors were developed on:
 
 =====================  ======================================  ==========================================
@@ -688,8 +688,8 @@ def main() -> None:
     parser.add_argument("--no-plain", action="store_true", help="skip plain Presidio (quicker tuning runs)")
     args = parser.parse_args()
     if not (args.data / "MANIFEST.md").exists():
-        sys.exit(f"pii_bench: no public data under {args.data} (it is not shipped with the repository); fetch the "
-                 "sets listed in benchmarks/RESULTS.md there, or point --data at them")
+        sys.exit(f"pii_bench: no public data under {args.data} (it is not shipped with the repository); rebuild "
+                 "it there with benchmarks/public_data.py (see benchmarks/DATA.md), or point --data at it")
     wanted = [s for s in args.sets.split(",") if s]
     ours, plain = Ours(), None if args.no_plain else Plain()
     ours.run(["warm up Jane Roe 张伟"], "warm-up")

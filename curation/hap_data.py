@@ -1,10 +1,10 @@
 """Public data sets written and labelled by others, as the HAP models were trained, tuned and measured on them.
 
-Nothing here ships data: each loader reads a local copy (``FLYWHEEL_PUBLIC_DATA``, default ``/work/data``; its
-MANIFEST.md says where each file came from) and says clearly which file is missing. Splits are fixed so
-that the training script (``curation/hap_train.py``) and the benchmark (``benchmarks/hap_bench.py``) agree
-on what a model saw: official splits where a set has them, else a hash of each item's id or text
-(``split_of``), never a random draw.
+Nothing here ships data: each loader reads a local copy (``FLYWHEEL_PUBLIC_DATA``, default ``/work/data``;
+benchmarks/DATA.md says where each file comes from, benchmarks/public_data.py rebuilds it) and says clearly
+which file is missing. Splits are fixed so that the training script (``curation/hap_train.py``) and the
+benchmark (``benchmarks/hap_bench.py``) agree on what a model saw: official splits where a set has them, else
+a hash of each item's id or text (``split_of``), never a random draw.
 
 What each set is for:
 
@@ -61,7 +61,8 @@ def _path(*parts: str) -> Path:
     path = data_root().joinpath(*parts)
     if not path.exists():
         raise FileNotFoundError(f"{path} is missing: the HAP data sets live under FLYWHEEL_PUBLIC_DATA "
-                                f"({data_root()}); see its MANIFEST.md for where each one comes from")
+                                f"({data_root()}); rebuild them with benchmarks/public_data.py "
+                                "(benchmarks/DATA.md says where each one comes from)")
     return path
 
 
