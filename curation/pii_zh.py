@@ -900,11 +900,14 @@ def word_ends_inside(text: str, start: int, end: int) -> bool:
 
 def name_start(text: str, start: int, end: int) -> int:
     """Where a name really starts: not on the last character of a common word that began before it (工程师 in
-    "工程师罗志刚": 师 is a surname too), when two characters stay."""
+    "工程师罗志刚": 师 is a surname too), when two characters stay. A word as long that ends right before the name
+    reads first: in "大队长方剑民" and "所长史小明", 长方 and 长史 are words too, but 大队长 and 所长 end there."""
     lexicon = word_lexicon()
-    if end - start > 2 and any(lexicon.get(text[start - k:start + 1]) == "w" for k in (1, 2, 3) if start >= k):
-        return start + 1
-    return start
+    if end - start <= 2:
+        return start
+    across = max((k + 1 for k in (1, 2, 3) if start >= k and lexicon.get(text[start - k:start + 1]) == "w"), default=0)
+    before = max((k for k in (2, 3, 4) if start >= k and lexicon.get(text[start - k:start]) == "w"), default=0)
+    return start + 1 if across > before else start
 
 
 def name_score(probability: float, threshold: float) -> float:

@@ -582,6 +582,24 @@ def test_an_original_title_in_brackets_after_a_chinese_title_is_no_name(detector
     assert _person_values(detector, "我希望能在本届E3上推介《德军总部》（Wolfenstein），") == []
 
 
+# --- a surname after a role word (read on CLUENER train and the news dev splits; texts written anew) -------
+@pytest.mark.parametrize(("text", "name"), [
+    ("执法大队大队长方志强带队检查", "方志强"),           # 长方 is a word, but 大队长 ends before 方
+    ("中介所所长史红梅昨日透露了消息", "史红梅"),          # 长史
+    ("四班长于海波等六名战士合了影", "于海波"),            # 长于
+    ("外经贸部副部长龙建华出席了会议", "龙建华"),          # 长龙
+    ("俄财政司司长波奇诺克今天表示", "波奇诺克"),
+])
+def test_a_surname_right_after_a_role_word_stays_in_the_name(detector, text, name):
+    """The role's last character and the surname make a word too; the role read first, the surname is the name's."""
+    assert _person_values(detector, text) == [name]
+
+
+def test_a_surname_that_ends_a_longer_word_is_left_out(detector):
+    """A guard: 工程师 is longer than 工程, so 师 stays the word's and the name starts after it."""
+    assert _person_values(detector, "工程师罗志刚今天到场") == ["罗志刚"]
+
+
 def test_two_crossing_roads_are_one_address(detector):
     """A conjunction after a road ends the address ("人民路与解放路一直走"), but not where the two roads cross."""
     text = "人民路和解放路交汇处新开了一家店"
