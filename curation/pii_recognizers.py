@@ -814,6 +814,7 @@ def cued(cue: regex.Pattern, text: str, start: int, end: int) -> bool:
 
 
 _DIGIT_RUN = regex.compile(r"\d+")
+_TRUNK_LAYOUT = regex.compile(r"0\d{4}[ \t]\d{5,6}")
 _NON_DIGIT = regex.compile(r"\D")
 _PHONE_SEPARATOR = regex.compile(r"[\-.()/]")
 _EXTENSION = regex.compile(r"(?i)x|ext")
@@ -829,9 +830,11 @@ _DECIMALS = regex.compile(r"^\d+\.\d{1,2}$|^0\.\d+$|^(?!1\.\d{3}\.\d{3}\.\d{4}$)
 def _number_list(value: str, cued: bool) -> bool:
     """A list of numbers, not one phone number: "123456 12345678 111111" (a password list) has several groups of
     five or more digits separated by blanks; "123456789" or "1111111" alone only counts up or repeats. After a
-    phone cue ("call 1234567890", "TELEPHONENUM: 09315 293923") one or two groups are a number all the same."""
+    phone cue ("call 1234567890", "TELEPHONENUM: 09315 293923") one or two groups are a number all the same, and
+    so they are after a "+" ("+44113 4960772") or in a trunk-0 layout of 10-11 digits ("07624 236276"): no list
+    is written so."""
     groups = _DIGIT_RUN.findall(value)
-    if cued and len(groups) <= 2:
+    if len(groups) <= 2 and (cued or value.startswith("+") or _TRUNK_LAYOUT.fullmatch(value)):
         return False
     if sum(len(g) >= 5 for g in groups) >= 2 and not _PHONE_SEPARATOR.search(value):
         return True

@@ -55,6 +55,20 @@ def test_a_password_list_is_not_phone_numbers(detector):
     assert out == [text] and not step.stats.counts
 
 
+@pytest.mark.parametrize("number", ["+44113 4960772", "+31146 004346", "07624 236276"])
+def test_a_phone_in_two_groups_with_a_plus_or_a_trunk_zero_is_a_phone_without_a_cue(detector, number):
+    """Two long digit groups read as a list unless a phone is named; a leading "+" or a trunk 0 before 10-11
+    digits ("07624 236276") is how a phone is written, and no list is."""
+    text = f"Anything else you need, {number}."
+    assert [text[f.start:f.end] for f in detector.detect([text])[0] if f.entity == "PHONE_NUMBER"] == [number]
+
+
+def test_two_long_groups_without_a_plus_or_trunk_zero_stay_a_list(detector):
+    """A guard: the rule above leaves "12345 67890" and a password list alone."""
+    for text in ("codes 12345 67890 and 54321", "try 123456 12345678 next"):
+        assert not detector.detect([text])[0], text
+
+
 def test_chinese_text_gets_chinese_surrogates(detector):
     text = "您好，我叫张伟，手机13812345678，收货地址是北京市海淀区中关村大街27号院3号楼502室。"
     [out], step = scrub_texts(detector, [text])
