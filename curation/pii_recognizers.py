@@ -791,8 +791,10 @@ class StreetAddressRecognizer(EntityRecognizer):
 
 
 # --- phones, cards, SSNs --------------------------------------------------------------------------
+# Not after a letter, digit or one dot (".830" is a decimal); after an ellipsis ("……830-482-6842", NFKC "......")
+# a number starts afresh.
 _PHONE = regex.compile(
-    r"(?<![\w+.\-/])(?P<p>(?:\+|00)?\(?\d[\d \t\-.()/]{5,}\d(?:[ \t]*(?:x|ext\.?|extension)[ \t]*\d{1,6})?)(?![\w\-]|:\d)"
+    r"(?<![\w+\-/])(?<!(?<!\.)\.)(?P<p>(?:\+|00)?\(?\d[\d \t\-.()/]{5,}\d(?:[ \t]*(?:x|ext\.?|extension)[ \t]*\d{1,6})?)(?![\w\-]|:\d)"
 )
 # The cue words of numbers start a word: inside one they are no cue ("ring" in "Engineering", "tel" in "hotel",
 # "call" in "recall", "charge" in "discharge", "tax" in "syntax"); a Chinese cue needs no boundary.

@@ -69,6 +69,13 @@ def test_two_long_groups_without_a_plus_or_trunk_zero_stay_a_list(detector):
         assert not detector.detect([text])[0], text
 
 
+def test_a_phone_right_after_an_ellipsis_is_found(detector):
+    """Chat trails off with "……" and goes on with a number; a single dot before digits stays a decimal's."""
+    text = "只是长得像……830-482-6842"
+    assert [text[f.start:f.end] for f in detector.detect([text])[0]] == ["830-482-6842"]
+    assert not detector.detect(["the value was .830-482-6842 or so"])[0]
+
+
 def test_chinese_text_gets_chinese_surrogates(detector):
     text = "您好，我叫张伟，手机13812345678，收货地址是北京市海淀区中关村大街27号院3号楼502室。"
     [out], step = scrub_texts(detector, [text])
