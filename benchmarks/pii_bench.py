@@ -701,7 +701,11 @@ def main() -> None:
     print(header + "\n" + "-" * len(header))
     for name in wanted:
         lang, load = SETS[name]
-        items = _sample(load(args.data, args.split), args.limit, name)
+        try:
+            items = _sample(load(args.data, args.split), args.limit, name)
+        except FileNotFoundError as missing:
+            sys.exit(f"pii_bench: {name} needs {missing.filename}, which is missing; rebuild it with "
+                     "benchmarks/public_data.py (see benchmarks/DATA.md), or point --data at it")
         texts = [it.text for it in items]
         scores = {"ours": Score(), "plain": Score()}
         for i in range(0, len(texts), BLOCK):

@@ -545,13 +545,16 @@ def main() -> int:
             except MissingSource as missing:
                 print(f"  SKIPPED {name}: {missing}")
                 skipped.append(f"{name}: {missing}")
+    if skipped:
+        # No MANIFEST.md: the benchmarks take it as the sign that the data is there.
+        print(f"\nnot built ({len(skipped)}), so no MANIFEST.md written:\n  " + "\n  ".join(skipped),
+              file=sys.stderr)
+        return 1
     manifest = Path(__file__).with_name("DATA.md")
     args.out.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(manifest, args.out / "MANIFEST.md")
     print(f"MANIFEST.md: a copy of {manifest}")
-    if skipped:
-        print(f"\nnot built ({len(skipped)}):\n  " + "\n  ".join(skipped), file=sys.stderr)
-    return 1 if skipped else 0
+    return 0
 
 
 if __name__ == "__main__":
