@@ -128,8 +128,17 @@ def load_spacy(model: str = SPACY_MODEL):
     lemmatizer would triple the time per text. The lemmatizer stays loaded, disabled: its WordNet index is the
     name lexicon's list of English words."""
     import spacy
+    from thinc.api import Model, NumpyOps
 
-    return spacy.load(model, exclude=["tok2vec", "tagger", "parser", "attribute_ruler"], disable=["lemmatizer"])
+    nlp = spacy.load(model, exclude=["tok2vec", "tagger", "parser", "attribute_ruler"], disable=["lemmatizer"])
+    # thinc multiplies the NER's matrices with blis; numpy's BLAS does them in a third of the time on the CPUs
+    # measured (same entities, see benchmarks/RESULTS.md), and spaCy is half of the scrub's time
+    ops = NumpyOps(use_blis=False)
+    for _name, pipe in nlp.components:
+        if isinstance(getattr(pipe, "model", None), Model):
+            for node in pipe.model.walk():
+                node.ops = ops
+    return nlp
 
 
 # Where a recognizer can match at all: it runs only on texts where its trigger does.

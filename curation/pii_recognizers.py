@@ -633,6 +633,35 @@ STREET_LINE_PATTERNS: tuple[tuple[str, float], ...] = (
     (rf"\b(?i:at|to)[ \t]+(?P<a>{_STREET_LEAD}(?:(?:{_CAPWORD}[ \t]+){{1,3}}{_CAPWORD}(?!\w)|{_CAPWORD}"
      rf"(?=[ \t]*(?:[.,;!?\n]|$))))", 0.7),
 )
+def _alternatives(words: str) -> set[str]:
+    """The literal words of an alternation such as ``STREET_WORDS`` ("Brooks?" gives "Brook" and "Brooks"; the
+    lookaround around "al" is left out)."""
+    out = set()
+    for word in regex.sub(r"\(\?<?[!=][^)]*\)", "", words).split("|"):
+        assert regex.fullmatch(r"\w+(?:s\?)?", word), word
+        out |= {word[:-2], word[:-1]} if word.endswith("s?") else {word}
+    return out
+
+
+# What the street patterns need somewhere in a text (each whole word, as the patterns read it; the compound street
+# words end a word): most texts with a digit have none, and the patterns' alternations are slow to try everywhere.
+_STREET_WORD_SET = frozenset(w.lower() for w in _alternatives(STREET_WORDS))
+_US_SUFFIX_SET = frozenset(_alternatives(US_STREET_SUFFIXES))
+_ANY_STREET_WORD_SET = _STREET_WORD_SET | {w.lower() for w in _US_SUFFIX_SET}
+_COMPOUND_ENDINGS = tuple(w.lower() for w in _alternatives(COMPOUND_STREET_WORDS))
+_WORD = regex.compile(r"\w+")
+
+
+def _street_pattern_needs(words: list[str], text: str) -> list[bool]:
+    """Per street pattern (``STREET_LINE_PATTERNS``' order), whether the text holds the words it needs at all."""
+    low = {w.lower() for w in words}
+    street = not low.isdisjoint(_STREET_WORD_SET)
+    return [street, not _US_SUFFIX_SET.isdisjoint(words), not low.isdisjoint(_ANY_STREET_WORD_SET) or "box" in
+            text.lower(), street or any(w.endswith(_COMPOUND_ENDINGS) for w in low), street, street,
+            True, True, True, True]
+
+
+
 _AU_STATE = r"(?:NSW|VIC|QLD|SA|WA|TAS|NT|ACT)"  # the only codes that stand before a bare four-digit postcode
 _POSTCODE = (  # never the digits after a decimal point ("0.03567")
     r"(?<!\d[.,])(?:\b[A-Z]{1,2}\d[A-Z\d]?[ \t]*\d[A-Z]{2}\b"  # UK
@@ -653,6 +682,7 @@ _SEGMENT = regex.compile(r"[^,\n，。；！？、]+")
 _FOUR_DIGITS = regex.compile(r"\s*\d{4}\b")
 _STATE_CODE = regex.compile(rf"\s*{_AU_STATE}\s*")
 _AU_POSTCODE = regex.compile(r"\d{4}\b")
+_A_DIGIT = regex.compile(r"\d")
 # A postal block of one segment only is an address with a state and ZIP code, or letters and digits mixed.
 _ONE_SEGMENT_BLOCK = regex.compile(r"[A-Z]{2}[ \t]+\d{5}|\d.*\p{L}{3}.*\d|\p{L}{3}.*\d.*\p{L}{3}")
 _SEGMENT_OK_WORD = regex.compile(rf"^(?:/|[\p{{Lu}}\d(#][\p{{L}}\d'’.\-/()#]*|{_PARTICLE}|do|d'\S*|(?i:{STREET_WORDS})\.?|(?i:{_UNIT}))$")
@@ -728,7 +758,10 @@ class StreetAddressRecognizer(EntityRecognizer):
     def analyze(self, text: str, entities: list[str], nlp_artifacts=None) -> list[RecognizerResult]:
         text = ideographs_as_spaces(text)
         results = []
-        for pattern, score in self.street_patterns:
+        needs = _street_pattern_needs(_WORD.findall(text), text)
+        for (pattern, score), needed in zip(self.street_patterns, needs, strict=True):
+            if not needed:
+                continue
             for m in pattern.finditer(text):
                 end = m.end("a")
                 while unit := self.unit_tail.match(text, end):
@@ -748,6 +781,8 @@ class StreetAddressRecognizer(EntityRecognizer):
         Prose around the block ("The parcel went to ... instead of my office") stops it."""
         segments = [(m.start(), m.end()) for m in _SEGMENT.finditer(text)]
         for i, (start, end) in enumerate(segments):
+            if _A_DIGIT.search(text, start, end) is None:
+                continue  # every postcode has a digit
             codes = list(self.postcode.finditer(text, start, end))
             if not codes and self._after_state(text, segments, i):
                 codes = [_AU_POSTCODE.search(text, start, end)]

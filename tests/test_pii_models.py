@@ -119,6 +119,23 @@ def test_linear_model_round_trip(tmp_path: Path):
     np.testing.assert_allclose(loaded.logits(rows)[1], [-0.75, 0.5], atol=1e-3)
 
 
+def test_spacy_ner_on_numpy_blas_finds_what_the_stock_pipeline_finds(detector):
+    """The scrub runs spaCy's NER with numpy's BLAS instead of blis (faster); the entities must not change."""
+    import spacy
+
+    from curation.pii import spacy_model_path
+
+    stock = spacy.load(spacy_model_path(ScrubSettings().spacy_model), exclude=["tok2vec", "tagger", "parser", "attribute_ruler"], disable=["lemmatizer"])
+    texts = ["Hi, I'm Maria Gonzalez and I moved from Madrid to Toronto last May.",
+             "Can you ask Dr. Okafor whether the Acme Corp invoice for $1,200 was paid?",
+             "Rosalind Whitfield flew to New York with Jun Wang on Monday.",
+             "The Red Cross and the United Nations met in Geneva."]
+    found = [[(e.start_char, e.end_char, e.label_) for e in doc.ents] for doc in detector.nlp.pipe(texts)]
+    assert found == [[(e.start_char, e.end_char, e.label_) for e in doc.ents] for doc in stock.pipe(texts)]
+    assert all(found) and {type(node.ops).__name__ for node in detector.nlp.get_pipe("ner").model.walk()} == {"NumpyOps"}
+    assert not any(node.ops.use_blis for node in detector.nlp.get_pipe("ner").model.walk())
+
+
 def test_shipped_models_score_without_scikit_learn():
     """The scrub path reads the shipped .npz models with numpy: scikit-learn is for rebuilding them only."""
     code = ("import sys\n"
