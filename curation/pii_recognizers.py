@@ -633,6 +633,8 @@ STREET_LINE_PATTERNS: tuple[tuple[str, float], ...] = (
     (rf"\b(?i:at|to)[ \t]+(?P<a>{_STREET_LEAD}(?:(?:{_CAPWORD}[ \t]+){{1,3}}{_CAPWORD}(?!\w)|{_CAPWORD}"
      rf"(?=[ \t]*(?:[.,;!?\n]|$))))", 0.7),
 )
+
+
 def _alternatives(words: str) -> set[str]:
     """The literal words of an alternation such as ``STREET_WORDS`` ("Brooks?" gives "Brook" and "Brooks"; the
     lookaround around "al" is left out)."""
@@ -656,10 +658,10 @@ def _street_pattern_needs(words: list[str], text: str) -> list[bool]:
     """Per street pattern (``STREET_LINE_PATTERNS``' order), whether the text holds the words it needs at all."""
     low = {w.lower() for w in words}
     street = not low.isdisjoint(_STREET_WORD_SET)
-    return [street, not _US_SUFFIX_SET.isdisjoint(words), not low.isdisjoint(_ANY_STREET_WORD_SET) or "box" in
-            text.lower(), street or any(w.endswith(_COMPOUND_ENDINGS) for w in low), street, street,
-            True, True, True, True]
-
+    us_suffix = not _US_SUFFIX_SET.isdisjoint(words)
+    typed_us_address = not low.isdisjoint(_ANY_STREET_WORD_SET) or "box" in text.lower()
+    compound = street or any(w.endswith(_COMPOUND_ENDINGS) for w in low)
+    return [street, us_suffix, typed_us_address, compound, street, street, True, True, True, True]
 
 
 _AU_STATE = r"(?:NSW|VIC|QLD|SA|WA|TAS|NT|ACT)"  # the only codes that stand before a bare four-digit postcode

@@ -125,15 +125,16 @@ def test_spacy_ner_on_numpy_blas_finds_what_the_stock_pipeline_finds(detector):
 
     from curation.pii import spacy_model_path
 
-    stock = spacy.load(spacy_model_path(ScrubSettings().spacy_model), exclude=["tok2vec", "tagger", "parser", "attribute_ruler"], disable=["lemmatizer"])
+    stock = spacy.load(spacy_model_path(ScrubSettings().spacy_model),
+                       exclude=["tok2vec", "tagger", "parser", "attribute_ruler"], disable=["lemmatizer"])
     texts = ["Hi, I'm Maria Gonzalez and I moved from Madrid to Toronto last May.",
              "Can you ask Dr. Okafor whether the Acme Corp invoice for $1,200 was paid?",
              "Rosalind Whitfield flew to New York with Jun Wang on Monday.",
              "The Red Cross and the United Nations met in Geneva."]
     found = [[(e.start_char, e.end_char, e.label_) for e in doc.ents] for doc in detector.nlp.pipe(texts)]
     assert found == [[(e.start_char, e.end_char, e.label_) for e in doc.ents] for doc in stock.pipe(texts)]
-    assert all(found) and {type(node.ops).__name__ for node in detector.nlp.get_pipe("ner").model.walk()} == {"NumpyOps"}
-    assert not any(node.ops.use_blis for node in detector.nlp.get_pipe("ner").model.walk())
+    nodes = list(detector.nlp.get_pipe("ner").model.walk())
+    assert all(found) and all(type(node.ops).__name__ == "NumpyOps" and not node.ops.use_blis for node in nodes)
 
 
 def test_shipped_models_score_without_scikit_learn():
