@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import regex
+from threadpoolctl import ThreadpoolController
 
 from curation.checksums import luhn_digit
 from curation.executor import run_on_jsonl
@@ -180,6 +181,7 @@ class PiiDetector:
         self.lexicon = rec.name_lexicon(self.nlp)
         self.thresholds = {**DEFAULT_THRESHOLDS, **settings.thresholds}
         self.processes = max(1, settings.processes)
+        self.blas = ThreadpoolController()  # spaCy's matrix products on one thread a process (see _spacy)
         self.allow = [regex.compile(rf"\b{regex.escape(term)}\b") for term in settings.allow_list]
         self.cue_names = rec.ContextNameRecognizer(self.lexicon)
         self.gazetteer_names = rec.GazetteerNameRecognizer(self.lexicon)
@@ -283,7 +285,11 @@ class PiiDetector:
         English word are read: the rest cannot hold a name spaCy would find."""
         pieces = [(i, offset, piece) for i, text in enumerate(texts) for offset, piece in self._segments(text)]
         results: list[tuple[list, list, list]] = [([], [], []) for _ in texts]
-        docs = self.nlp.pipe([p for _, _, p in pieces], batch_size=SPACY_BATCH_SEGMENTS, n_process=self.processes)
+        # numpy's BLAS (``load_spacy``) would take every core of the machine in each process (and each Dask
+        # worker), where blis took one: ``processes`` stays what sets the cores used
+        with self.blas.limit(limits=1, user_api="blas"):
+            docs = list(self.nlp.pipe([p for _, _, p in pieces], batch_size=SPACY_BATCH_SEGMENTS,
+                                      n_process=self.processes))
         for (i, offset, piece), doc in zip(pieces, docs, strict=True):
             entities, ran, kept = results[i]
             ran.append((offset, offset + len(piece)))
