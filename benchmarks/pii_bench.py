@@ -691,11 +691,6 @@ def main() -> None:
         sys.exit(f"pii_bench: no public data under {args.data} (it is not shipped with the repository); rebuild "
                  "it there with benchmarks/public_data.py (see benchmarks/DATA.md), or point --data at it")
     wanted = [s for s in args.sets.split(",") if s]
-    # One core for both systems: numpy's BLAS would otherwise use every core for our spaCy's matrix products
-    # (plain Presidio's go through blis, single-threaded)
-    from threadpoolctl import threadpool_limits
-
-    threadpool_limits(1)
     ours, plain = Ours(), None if args.no_plain else Plain()
     ours.run(["warm up Jane Roe 张伟"], "warm-up")
     if plain:

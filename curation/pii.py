@@ -43,7 +43,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import regex
-from threadpoolctl import ThreadpoolController
 
 from curation.checksums import luhn_digit
 from curation.executor import run_on_jsonl
@@ -171,6 +170,7 @@ class PiiDetector:
     def __init__(self, settings: ScrubSettings) -> None:
         # presidio and the modules built on it load with the first scrubber, not with every `flywheel` command
         from presidio_analyzer.predefined_recognizers import IbanRecognizer, IpRecognizer
+        from threadpoolctl import ThreadpoolController
 
         from curation import pii_recognizers as rec
         from curation import pii_zh as zh

@@ -594,44 +594,47 @@ _OPENER = (r"(?:Is|Are|Was|Does|Do|Did|Can|Could|Will|Would|Should|Please|The|My
            r"Ship|Deliver|Visit|Try|Go|Take|From|To|At|In|On|Near|Behind)[ \t]")
 # What starts a street line: "150 ", "Apt. 4, 150 ", or a unit line on its own ("Studio 6\n").
 _STREET_LEAD = rf"(?:{_UNIT}[ \t,]*\n?[ \t]*(?:{_HOUSE_THEN})?|{_HOUSE_THEN})"
-STREET_LINE_PATTERNS: tuple[tuple[str, float], ...] = (
+# Each street line pattern: (pattern, score, the words it needs somewhere in the text: a key of
+# ``_street_words_held``, "" for none).
+STREET_LINE_PATTERNS: tuple[tuple[str, float, str], ...] = (
     # 150 Anthony Plains Apt. 4 / 7, boulevard Paulette Gosselin / 74/391, Balasubramanian Path
     (rf"(?<![\w.,])(?P<a>{_HOUSE_THEN}(?:(?i:{STREET_WORDS})\.?[ \t]+)?(?:(?:{_CAPWORD}|{_PARTICLE}|d'|de la)[ \t]+){{0,4}}"
-     rf"{_STREET_SUFFIX}(?:,?[ \t]+{_UNIT})?)(?!\w)", 0.85),
+     rf"{_STREET_SUFFIX}(?:,?[ \t]+{_UNIT})?)(?!\w)", 0.85, "street"),
     # 6384 Johnson Glens / 996 Elizabeth Shoal Apt. 217
     (rf"(?<![\w.,])(?!(?:19\d|20[0-3])\d\b)(?P<a>\d{{3,5}}[A-Za-z]?[ \t]+(?:(?:N|S|E|W|North|South|East|West)\.?[ \t]+)?"
-     rf"(?:{_CAPWORD}[ \t]+){{1,3}}(?:{US_STREET_SUFFIXES})\.?(?:,?[ \t]+{_UNIT})?)(?!\w)", 0.8),
+     rf"(?:{_CAPWORD}[ \t]+){{1,3}}(?:{US_STREET_SUFFIXES})\.?(?:,?[ \t]+{_UNIT})?)(?!\w)", 0.8, "us_suffix"),
     # A whole US address in any case, as chat is typed: "1234 elm street, springfield, il 62704", "p.o. box 889,
     # reno, nv 89501" (the state code and ZIP code at its end make it one)
     (rf"(?<![\w.,])(?P<a>(?i:(?:{_HOUSE}[ \t]+(?:[\p{{L}}'’.\-]+[ \t]+){{0,4}}(?:{STREET_WORDS}|{US_STREET_SUFFIXES})\.?"
      rf"|p\.?[ \t]?o\.?[ \t]?box[ \t]+\d{{1,6}}|post office box[ \t]+\d{{1,6}})(?:,?[ \t]+{_UNIT})?,?[ \t]+"
-     rf"(?:[\p{{L}}'’.\-]+[ \t]+){{0,2}}[\p{{L}}'’.\-]+,?[ \t]+(?:{US_STATES}),?[ \t]+\d{{5}}(?:-\d{{4}})?))(?!\w)", 0.85),
+     rf"(?:[\p{{L}}'’.\-]+[ \t]+){{0,2}}[\p{{L}}'’.\-]+,?[ \t]+(?:{US_STATES}),?[ \t]+\d{{5}}(?:-\d{{4}})?))(?!\w)",
+     0.85, "typed_us"),
     # Hauptstraße 12 / Jentesingel 391 / Baker Street 5: a capitalised compound or a name then the street word
     # (a sentence's first word is not part of it: "Is Nygränd 4 in your zone?")
     (rf"(?<![\w])(?!{_OPENER})(?P<a>(?:(?:{_CAPWORD}[ \t]+){{1,3}}(?i:{STREET_WORDS})\.?|(?:{_CAPWORD}[ \t]+){{0,2}}"
      rf"\p{{Lu}}[\p{{L}}\-]+(?i:{COMPOUND_STREET_WORDS})\.?),?[ \t]+{_HOUSE}(?![ \t]+{_COUNTED_WORD})"
-     rf"(?:,?[ \t]+{_UNIT})?)(?!\w)", 0.8),
+     rf"(?:,?[ \t]+{_UNIT})?)(?!\w)", 0.8, "compound"),
     # Via Roma, 5 / Rambla Jose Luis Cifuentes 22
     (rf"(?<![\w])(?P<a>(?i:{STREET_WORDS})\.?[ \t]+(?:(?:{_CAPWORD}|{_PARTICLE}|d'|de la)[ \t]+){{0,4}}"
-     rf"{_CAPWORD},?[ \t]+{_HOUSE})(?!\w)", 0.8),
+     rf"{_CAPWORD},?[ \t]+{_HOUSE})(?!\w)", 0.8, "street"),
     # 65, rue Emmanuelle Gosselin / 12 Avenue des Champs
     (rf"(?<![\w.,])(?P<a>{_HOUSE_THEN}(?i:{STREET_WORDS})\.?(?:[ \t]+(?:{_CAPWORD}|{_PARTICLE}|d'|de la)){{1,4}})(?!\w)",
-     0.8),
+     0.8, "street"),
     # A clause that is nothing but a street line: "Send it to Ann Lee, 91 Rhonda Walkway." / "Studio 6\nGill Walk"
     # (a bare number needs two capitalised words after it: ", 3 Bedrooms," is a list item)
     (rf"(?:(?<=[,:;])|(?<=\n)|^)[ \t]*(?P<a>(?:{_UNIT}[ \t,]*\n?[ \t]*(?:{_HOUSE_THEN})?"
      rf"(?:{_CAPWORD}[ \t]+){{0,2}}|{_HOUSE_THEN}(?:{_CAPWORD}[ \t]+){{1,2}}){_CAPWORD}"
-     rf"(?:,?[ \t]+{_UNIT})?)(?=[ \t]*(?:[.,;!?\n]|$))", 0.65),
+     rf"(?:,?[ \t]+{_UNIT})?)(?=[ \t]*(?:[.,;!?\n]|$))", 0.65, ""),
     # After an address cue: 150 Anthony Plains (any capitalised street name)
-    (rf"\b{_ADDRESS_CONTEXT}:?[ \t]+(?P<a>{_STREET_LEAD}(?:{_CAPWORD}[ \t]+){{0,3}}{_CAPWORD})(?!\w)", 0.7),
+    (rf"\b{_ADDRESS_CONTEXT}:?[ \t]+(?P<a>{_STREET_LEAD}(?:{_CAPWORD}[ \t]+){{0,3}}{_CAPWORD})(?!\w)", 0.7, ""),
     # A postcode named by its cue: "ZIP S74 9NW", "postcode: SW1A 1AA", "zip code 90210", "CEP 01310-100"; a bare
     # "zip" is also a verb ("zip 1000 files"), so before a plain number it counts only with ":", "#" or "is"
     (rf"\b(?:(?i:zip(?:[ \t-]?code|\+4)|post(?:al)?[ \t-]?code|postcode|plz|cep|code postal|código postal|"
      rf"codice postale)[ \t]*(?:(?i:is)[ \t]+|[:#][ \t]*)?|(?i:zip)[ \t]*(?:(?i:is)[ \t]+|[:#][ \t]*)"
-     rf"|(?i:zip)[ \t]+(?!\d+(?![\p{{L}}\d\-])))(?P<a>{_POSTCODE_VALUE})", 0.7),
+     rf"|(?i:zip)[ \t]+(?!\d+(?![\p{{L}}\d\-])))(?P<a>{_POSTCODE_VALUE})", 0.7, ""),
     # After a bare "at" / "to": two capitalised words, or one that ends the clause ("to 3 Team members" is not)
     (rf"\b(?i:at|to)[ \t]+(?P<a>{_STREET_LEAD}(?:(?:{_CAPWORD}[ \t]+){{1,3}}{_CAPWORD}(?!\w)|{_CAPWORD}"
-     rf"(?=[ \t]*(?:[.,;!?\n]|$))))", 0.7),
+     rf"(?=[ \t]*(?:[.,;!?\n]|$))))", 0.7, ""),
 )
 
 
@@ -654,14 +657,22 @@ _COMPOUND_ENDINGS = tuple(w.lower() for w in _alternatives(COMPOUND_STREET_WORDS
 _WORD = regex.compile(r"\w+")
 
 
-def _street_pattern_needs(words: list[str], text: str) -> list[bool]:
-    """Per street pattern (``STREET_LINE_PATTERNS``' order), whether the text holds the words it needs at all."""
+def _street_words_held(text: str) -> set[str]:
+    """The street pattern needs (``STREET_LINE_PATTERNS``' third item) this text meets: "street" a street word,
+    "us_suffix" a capitalised US suffix, "typed_us" either in any case or a P.O. box, "compound" a street word or a
+    word ending in a compound one; "" always."""
+    words = _WORD.findall(text)
     low = {w.lower() for w in words}
-    street = not low.isdisjoint(_STREET_WORD_SET)
-    us_suffix = not _US_SUFFIX_SET.isdisjoint(words)
-    typed_us_address = not low.isdisjoint(_ANY_STREET_WORD_SET) or "box" in text.lower()
-    compound = street or any(w.endswith(_COMPOUND_ENDINGS) for w in low)
-    return [street, us_suffix, typed_us_address, compound, street, street, True, True, True, True]
+    held = {""}
+    if not low.isdisjoint(_STREET_WORD_SET):
+        held |= {"street", "compound"}
+    elif any(w.endswith(_COMPOUND_ENDINGS) for w in low):
+        held.add("compound")
+    if not _US_SUFFIX_SET.isdisjoint(words):
+        held.add("us_suffix")
+    if not low.isdisjoint(_ANY_STREET_WORD_SET) or "box" in text.lower():
+        held.add("typed_us")
+    return held
 
 
 _AU_STATE = r"(?:NSW|VIC|QLD|SA|WA|TAS|NT|ACT)"  # the only codes that stand before a bare four-digit postcode
@@ -684,7 +695,6 @@ _SEGMENT = regex.compile(r"[^,\n，。；！？、]+")
 _FOUR_DIGITS = regex.compile(r"\s*\d{4}\b")
 _STATE_CODE = regex.compile(rf"\s*{_AU_STATE}\s*")
 _AU_POSTCODE = regex.compile(r"\d{4}\b")
-_A_DIGIT = regex.compile(r"\d")
 # A postal block of one segment only is an address with a state and ZIP code, or letters and digits mixed.
 _ONE_SEGMENT_BLOCK = regex.compile(r"[A-Z]{2}[ \t]+\d{5}|\d.*\p{L}{3}.*\d|\p{L}{3}.*\d.*\p{L}{3}")
 _SEGMENT_OK_WORD = regex.compile(rf"^(?:/|[\p{{Lu}}\d(#][\p{{L}}\d'’.\-/()#]*|{_PARTICLE}|do|d'\S*|(?i:{STREET_WORDS})\.?|(?i:{_UNIT}))$")
@@ -749,7 +759,7 @@ class StreetAddressRecognizer(EntityRecognizer):
     """STREET_ADDRESS: a street line, and postal blocks (comma- or line-separated) ending in a postcode."""
 
     def __init__(self) -> None:
-        self.street_patterns = [(regex.compile(p), s) for p, s in STREET_LINE_PATTERNS]
+        self.street_patterns = [(regex.compile(p), s, need) for p, s, need in STREET_LINE_PATTERNS]
         self.postcode = regex.compile(_POSTCODE)
         self.unit_tail = regex.compile(rf",?[ \t]*(?<=[\s,]|\.){_UNIT}\b|(?<=(?i:{_UNIT_WORD}))[ \t]*\w{{1,5}}\b")
         super().__init__(supported_entities=["STREET_ADDRESS"], name="StreetAddressRecognizer")
@@ -760,9 +770,9 @@ class StreetAddressRecognizer(EntityRecognizer):
     def analyze(self, text: str, entities: list[str], nlp_artifacts=None) -> list[RecognizerResult]:
         text = ideographs_as_spaces(text)
         results = []
-        needs = _street_pattern_needs(_WORD.findall(text), text)
-        for (pattern, score), needed in zip(self.street_patterns, needs, strict=True):
-            if not needed:
+        held = _street_words_held(text)
+        for pattern, score, need in self.street_patterns:
+            if need not in held:
                 continue
             for m in pattern.finditer(text):
                 end = m.end("a")
@@ -783,7 +793,7 @@ class StreetAddressRecognizer(EntityRecognizer):
         Prose around the block ("The parcel went to ... instead of my office") stops it."""
         segments = [(m.start(), m.end()) for m in _SEGMENT.finditer(text)]
         for i, (start, end) in enumerate(segments):
-            if _A_DIGIT.search(text, start, end) is None:
+            if _DIGIT_RUN.search(text, start, end) is None:
                 continue  # every postcode has a digit
             codes = list(self.postcode.finditer(text, start, end))
             if not codes and self._after_state(text, segments, i):
