@@ -242,7 +242,7 @@ class PiiDetector:
             found = merge(with_name_particles(text, _with_name_suffix(text, found), self.lexicon))
             found = merge(_join_nicknames(text, found, self.lexicon))
             if i in tagged:
-                found = merge(_whole_chinese_addresses(text, found))
+                found = _chinese_span_edges(text, merge(_whole_chinese_addresses(text, found)))
             out.append([Found(f.entity, *norm.span(f.start, f.end), f.score) for f in found])
         return out
 
@@ -573,6 +573,31 @@ def _whole_chinese_addresses(text: str, found: list[Found]) -> list[Found]:
         if f.entity == "STREET_ADDRESS":
             f = replace(f, start=(span := whole_address(text, f.start, f.end, others))[0], end=span[1])
         out.append(f)
+    return out
+
+
+# Words a Chinese span runs into. A time word right after a name: "王芳昨天说…" was read as 王芳昨, "小王昨天…" as
+# 小王昨天. A verb of change right before an address: "地址改成杭州市…", "更新为成都市…" kept 改成 / 更新为 in the
+# address (成 and 为 open place names too: 成都, 为民路).
+_TIME_WORD = regex.compile(r"昨天|今天|明天|前天|后天|昨晚|今晚|明晚|刚才|刚刚|上午|下午|晚上|早上|中午|昨日|今日|明日")
+_CHANGE_TO = regex.compile(r"(?:改|换|变|写|填|设置?|更新|变更|修改|更改|更换)(?:成|为)")
+
+
+def _chinese_span_edges(text: str, found: list[Found]) -> list[Found]:
+    """Names cut before a time word that starts after their first two characters ("明日香" stays whole; a handle
+    after "@" is an account's whole name: "@微笑勇敢面对明天"), and addresses started after a verb of change that
+    runs into or opens them."""
+    out = []
+    for f in found:
+        start, end = f.start, f.end
+        if f.entity == "PERSON" and text[start - 1:start] != "@" \
+                and (time := _TIME_WORD.search(text, start + 2, end + 1)) and time.start() < end:
+            end = time.start()
+        elif f.entity == "STREET_ADDRESS":
+            verbs = [m for m in _CHANGE_TO.finditer(text, max(0, start - 3), start + 4) if m.start() <= start < m.end()]
+            start = verbs[0].end() if verbs else start
+        if start < end:
+            out.append(replace(f, start=start, end=end))
     return out
 
 

@@ -342,6 +342,24 @@ def test_a_typed_address_is_found_to_its_ends(detector, text, address):
 
 
 @pytest.mark.parametrize(("text", "address"), [
+    ("我把地址改成杭州市西湖区文三路90号。", "杭州市西湖区文三路90号"),
+    ("地址换成上海市徐汇区漕溪北路88号，谢谢", "上海市徐汇区漕溪北路88号"),
+    ("收货地址更新为成都市武侯区人民南路四段1号。", "成都市武侯区人民南路四段1号"),
+])
+def test_an_address_starts_after_the_verb_that_changes_it(detector, text, address):
+    """"改成杭州市…" and "更新为成都市…" were replaced with the verb: 成 and 为 open place names too (成都, 为民路), so
+    the tagger and the address rules read the verb's last character, or all of it, as the address's start."""
+    assert_found_alone(detector, text, address, "STREET_ADDRESS")
+
+
+@pytest.mark.parametrize(("text", "name"), [("王芳昨天说会退款。", "王芳"), ("小王昨天说会退款，到现在还没到账。", "小王"),
+                                            ("麻烦告诉李建国明天上午过来。", "李建国")])
+def test_a_chinese_name_ends_before_a_time_word(detector, text, name):
+    """"王芳昨天说…" was read as the name 王芳昨 and "小王昨天" whole: the surrogate took the time with it."""
+    assert_found_alone(detector, text, name, "PERSON")
+
+
+@pytest.mark.parametrize(("text", "address"), [
     ("送到温州市国际鞋城六楼1241，谢谢", "温州市国际鞋城六楼1241"),
     ("义乌国际商贸城三期20518 明天发货吗", "义乌国际商贸城三期20518"),
     ("湖州织里童装城二期3幢1108。谢谢", "湖州织里童装城二期3幢1108"),
