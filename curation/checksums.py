@@ -10,6 +10,11 @@ import regex
 
 RESIDENT_ID = regex.compile(r"(?<![\dA-Za-z])[1-9]\d{5}(?:18|19|20)\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])"
                             r"\d{3}[\dXx](?![\dA-Za-z])")
+# The same number typed in groups, one space or hyphen between them: region, birth date, the rest (6-8-4), or the
+# year apart from the month and day too (6-4-4-4), as forms and apps lay it out.
+GROUPED_RESIDENT_ID = regex.compile(
+    r"(?<![\dA-Za-z])[1-9]\d{5}(?P<gap>[ \-])(?:18|19|20)\d{2}(?P=gap)?(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])"
+    r"(?P=gap)\d{3}[\dXx](?![\dA-Za-z])")
 _ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 _ID_CHECK = "10X98765432"
 

@@ -28,6 +28,7 @@ import regex
 from presidio_analyzer import EntityRecognizer, RecognizerResult
 
 from curation.checksums import (
+    GROUPED_RESIDENT_ID,
     RESIDENT_ID,
     hong_kong_id_check,
     id_check_ok,
@@ -60,6 +61,7 @@ _CARD_CUE = regex.compile(r"卡号|银行卡|信用卡|储蓄卡|借记卡|卡�
 # product and order codes take these shapes too.
 _TAIWAN_ID = regex.compile(r"(?<![A-Za-z\d])[A-Z][1289]\d{8}(?![A-Za-z\d])")
 _HONG_KONG_ID = regex.compile(r"(?<![A-Za-z\d])(?P<l>[A-Z]{1,2})(?P<d>\d{6})(?:\((?P<c>[\dA])\)|(?P<c>[\dA]))(?![A-Za-z\d])")
+_ID_GAP = regex.compile(r"[ \-]")
 _ID_CUE = regex.compile(r"身份证|身分证|证件|字号|居留证|(?i:hkid|\bid[ \t]+(?:card|number|no)|identity|"
                      r"(?:taiwan(?:ese)?|hong[ \t]+kong|hk|national|resident)[ \t]+id\b)")
 
@@ -78,8 +80,8 @@ class ChineseNumberRecognizer(EntityRecognizer):
     def analyze(self, text: str, entities: list[str], nlp_artifacts=None) -> list[RecognizerResult]:
         results = []
         ids = []
-        for m in RESIDENT_ID.finditer(text):
-            if id_check_ok(m.group()):
+        for m in [*RESIDENT_ID.finditer(text), *GROUPED_RESIDENT_ID.finditer(text)]:
+            if id_check_ok(_ID_GAP.sub("", m.group())):
                 results.append(RecognizerResult("CN_ID_CARD", m.start(), m.end(), 0.95))
                 ids.append((m.start(), m.end()))
         for pattern, entity, valid in ((_TAIWAN_ID, "TW_ID_CARD", lambda m: taiwan_id_ok(m.group())),
@@ -958,6 +960,8 @@ def plausible_name(text: str, start: int, end: int) -> tuple[int, int] | None:
         return None
     if _LINK_LABEL.match(text, end):
         return None
+    if (cue := _NAME_CUE.match(text, start)) and cue.end() >= end:
+        return None  # a form's label ("户名：吴敏", "联系人:"), not the name after it
     if not _HAN.search(trimmed):
         return (start, end) if len(trimmed) >= 3 and not _ACRONYM.fullmatch(trimmed) else None
     return None if _PARTICLE_END.search(trimmed) or reads_as_words(text, start, end) else (start, end)

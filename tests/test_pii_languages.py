@@ -104,6 +104,29 @@ def test_resident_id_that_passes_luhn_is_an_id_not_a_card(detector):
     assert luhn_ok(new_card)
 
 
+@pytest.mark.parametrize("layout", ["{} {} {}", "{}-{}-{}", "{} {} {} {}"])
+def test_a_resident_id_typed_in_groups_is_found_whole_and_keeps_its_layout(detector, layout):
+    """"身份证 110101 19900307 0054" (region, birth date, the rest; or the year apart too) was not found at all: the
+    pattern wanted the 18 characters in one run."""
+    resident_id = "110101199003070054"
+    parts = [resident_id[:6], resident_id[6:14], resident_id[14:]] if layout.count("{}") == 3 else \
+        [resident_id[:6], resident_id[6:10], resident_id[10:14], resident_id[14:]]
+    typed = layout.format(*parts)
+    [out], step = scrub_texts(detector, [f"身份证 {typed}，麻烦核实"])
+    assert step.stats.counts["replaced:CN_ID_CARD"] == 1, out
+    new = regex.fullmatch(r"身份证 ([\dX \-]+)，麻烦核实", out).group(1)
+    assert new != typed and regex.sub(r"\d", "0", new) == regex.sub(r"\d", "0", typed)   # same groups, same gaps
+
+
+@pytest.mark.parametrize(("text", "name"), [("卡号6217 0000 1234 5678 901，户名：吴敏", "吴敏"),
+                                            ("还有别的问题吗?收货人罗淑珍", "罗淑珍")])
+def test_a_form_label_before_a_name_is_not_a_name(detector, text, name):
+    """After a card number the tagger read the label 户名 ("account name") as a name too, and "收货人罗淑珍" lost
+    收货 after a question: a cue word (户名, 收货人, 联系人) is never the name it announces."""
+    [found] = detector.detect([text])
+    assert [text[f.start:f.end] for f in found if f.entity == "PERSON"] == [name]
+
+
 def test_chinese_email_stops_at_the_first_chinese_character(detector):
     text = "请把发票发到zhangwei@163.com谢谢，我明天查收。"
     [out], step = scrub_texts(detector, [text])
