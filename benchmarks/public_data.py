@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import hashlib
 import io
 import json
 import re
@@ -65,6 +66,7 @@ COMMITS = {
     "thu-coai/COLDataset": "a0c55a945497ab58e94aef491180e1cf88ffb864",
     "DUT-lujunyu/ToxiCN": "16a315104af85a2a751705e4a41c8dc515e4c578",
     "censor-text/profanity-list": "fe2e5b55130f7f387c42f88695cd9e488302715c",
+    "Toyhom/Chinese-medical-dialogue-data": "26724a4357fcd142f0cab81188cacf1a2dd8a827",
 }
 
 
@@ -431,6 +433,22 @@ def jddc_extract(src: Snapshots, out: Output) -> None:
         out.write(f"zh_dialogue/jddc_extract/{split}.dec", text_lines(dec))
 
 
+def medical_dialogue(src: Snapshots, out: Output) -> None:
+    """The internal-medicine sample of a Chinese medical Q&A corpus (its one CSV small enough to be in the
+    snapshot; GB18030): one row per pair {department, title, ask, answer}, split in halves by sha1 of the title and
+    question: train (ordinary text the Chinese HAP models learn from) and test (measured only)."""
+    text = src.read("Toyhom/Chinese-medical-dialogue-data", "样例_内科5000-6000.csv").decode("gb18030")
+    reader = csv.DictReader(io.StringIO(text))
+    if reader.fieldnames != ["department", "title", "ask", "answer"]:
+        raise ValueError(f"medical dialogue: unexpected header {reader.fieldnames}")
+    halves: dict[str, list[dict]] = {"train": [], "test": []}
+    for row in reader:
+        key = hashlib.sha1(f"{row['title']}\x1f{row['ask']}".encode()).digest()[0] % 2
+        halves["test" if key else "train"].append(row)
+    for split, rows in halves.items():
+        out.write(f"zh_dialogue/medical/{split}.jsonl", jsonl(rows))
+
+
 def bq_corpus(src: Snapshots, out: Output) -> None:
     """BQ corpus dev / test: the CSV (header sentence1,sentence2,label) as tab-separated pairs."""
     for split in ("dev", "test"):
@@ -492,6 +510,7 @@ GROUPS: dict[str, dict[str, Build]] = {
         "zh_dialogue/lccc_cdial_toy": lccc_toy,
         "zh_dialogue/kdconv": kdconv,
         "zh_dialogue/jddc_extract": jddc_extract,
+        "zh_dialogue/medical": medical_dialogue,
         "zh_questions/bq_corpus": bq_corpus,
         "zh_questions/lcqmc": lcqmc,
         "zh_questions/oppo_xiaobu": oppo_xiaobu,

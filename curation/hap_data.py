@@ -245,7 +245,8 @@ def _tsv_sentences(*parts: str) -> list[str]:
 
 
 def chinese_benign(name: str) -> list[str]:
-    """Ordinary Chinese dialogue turns and questions written by people."""
+    """Ordinary Chinese dialogue turns and questions written by people, and patients' questions and doctors'
+    answers (medical: symptoms such as 恶心 "nausea" read as the insult "disgusting")."""
     if name in ("crosswoz_val", "crosswoz_test"):
         return [r["text"] for r in _jsonl("zh_dialogue", "crosswoz", name.split("_")[1] + ".turns.jsonl")]
     if name in ("kdconv_dev", "kdconv_test"):
@@ -260,10 +261,15 @@ def chinese_benign(name: str) -> list[str]:
         corpus, split = name.split("_")
         folder = {"lcqmc": ("lcqmc", "dev.tsv"), "bq": ("bq_corpus", "dev.tsv")}[corpus][0]
         return _tsv_sentences("zh_questions", folder, f"{split}.tsv")
+    if name in ("medical_train", "medical_test"):
+        rows = _jsonl("zh_dialogue", "medical", name.split("_")[1] + ".jsonl")
+        return [text for r in rows for text in (r["ask"], r["answer"]) if text.strip()]
     if name == "oppo":
         return _tsv_sentences("zh_questions", "oppo_xiaobu", "dev.tsv")
     raise KeyError(name)
 
 
-CHINESE_BENIGN_TRAIN = ("crosswoz_val", "kdconv_dev", "lccc_train", "jddc_train", "lcqmc_dev", "bq_dev")
-CHINESE_BENIGN_TEST = ("crosswoz_test", "kdconv_test", "lccc_valid", "jddc_test", "lcqmc_test", "bq_test", "oppo")
+CHINESE_BENIGN_TRAIN = ("crosswoz_val", "kdconv_dev", "lccc_train", "jddc_train", "lcqmc_dev", "bq_dev",
+                        "medical_train")
+CHINESE_BENIGN_TEST = ("crosswoz_test", "kdconv_test", "lccc_valid", "jddc_test", "lcqmc_test", "bq_test", "oppo",
+                       "medical_test")

@@ -47,7 +47,7 @@ CHINESE_SPEC = NgramSpec(word=None, char=(1, 3), char_analyzer="char")
 ENGLISH_BENIGN_SENTENCES = 30_000   # ordinary sentences drawn as negatives (of ~45k)
 SEMANTIC_LABELLED = 12_000          # the MiniLM head sees a sample: encoding is the slow part
 SEMANTIC_BENIGN_SENTENCES = 4_000
-CHINESE_BENIGN_TEXTS = 30_000       # of ~71k
+CHINESE_BENIGN_TEXTS = 30_000       # of ~79k
 SEMANTIC_ZH_LABELLED = 3_000        # e5 is slower still than MiniLM: a smaller sample for the Chinese head
 SEMANTIC_ZH_BENIGN = 1_500
 SEMANTIC_ZH_TUNE = 800

@@ -72,6 +72,13 @@ CHINESE_ORDINARY = ["你好，请问怎么把笔记导出成PDF？", "我想取�
                     "我是河南人，现在在北京做软件开发。"]
 
 
+# Patients' questions: 恶心 is "nausea" here and "disgusting" in abuse (COLD train labels 98% of its texts with it
+# offensive).
+HEALTH_QUESTIONS = ["化疗以后恶心没胃口，可以吃点什么？", "最近总是反胃恶心，早上起来更明显，需要做胃镜吗？",
+                    "医生，我吃了药以后有点恶心，这是正常的副作用吗？", "胃镜检查前一天晚上有点恶心，还能做检查吗？",
+                    "宝宝发烧以后恶心不想吃东西怎么办？", "高血压吃药后有点恶心头晕，要不要换药？"]
+
+
 @pytest.fixture(scope="module")
 def scorer(no_network):
     from curation.hap import load_scorer
@@ -103,6 +110,13 @@ def test_statements_about_groups_and_counter_speech_are_not_hate(scorer):
     quarter to half of such cases: benchmarks/RESULTS.md). A guard: the shipped models score these 0.02-0.46; a
     rebuild trained with more group-naming text scored the counter-speech one 0.64 and was not shipped."""
     assert flagged(scorer, GROUP_STATEMENTS) == []
+
+
+def test_most_chinese_health_questions_are_not_abuse(scorer):
+    """The Chinese models flagged all six (0.51-0.95) before they learnt from public medical Q&A as ordinary text
+    (benchmarks/RESULTS.md: 2.2% -> 0.56% of a medical test half flagged). Half still score above the threshold:
+    a known gap, so this asserts the share, not each question."""
+    assert len(flagged(scorer, HEALTH_QUESTIONS)) <= 3
 
 
 def test_mild_direct_insults_are_caught(scorer):
