@@ -946,8 +946,8 @@ _LINK_LABEL = regex.compile(r"[：:][ \t]*(?i:https?://|www\.)")  # "韩都：ht
 
 def plausible_name(text: str, start: int, end: int) -> tuple[int, int] | None:
     """A tagged name's span without punctuation at its edges, or None where it cannot be one: punctuation
-    alone ("？"), a particle at its end, a piece of a Latin word, a Latin acronym, the label of a link, or words
-    (``reads_as_words``)."""
+    alone ("？"), a particle at its end, a piece of a Latin word, a Latin acronym, the label of a link, a form's
+    label inside a name cue ("户名：", "收货人"), or words (``reads_as_words``)."""
     value = text[start:end]
     trimmed = _EDGE.sub("", value)
     if not trimmed:
