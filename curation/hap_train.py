@@ -11,8 +11,8 @@ Which sets and splits go where is fixed in ``curation.hap_data`` (train / tune /
 2. English semantic head: a fixed sample of the same texts through MiniLM, logistic regression on the vectors;
    the stack that combines both logits for sentences above the n-gram gate, fitted on the tune parts.
 3. Chinese n-gram model: COLD train and the multi-character entries of a public-domain Chinese profanity
-   list (COLD has few insults between users) as positives, ordinary Chinese dialogue turns and questions as
-   negatives; regularisation picked on COLD dev's tune half.
+   list (COLD has few insults between users) as positives, ordinary Chinese dialogue turns and questions, and
+   Wikipedia sentences drawn apart from them, as negatives; regularisation picked on COLD dev's tune half.
 4. Chinese semantic head and stack: as 2, with multilingual-e5-small on a smaller fixed sample.
 
 Every model file records its data, parameters and tune-set figures (``hap_models.model_meta``).
