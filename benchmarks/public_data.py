@@ -67,6 +67,8 @@ COMMITS = {
     "DUT-lujunyu/ToxiCN": "16a315104af85a2a751705e4a41c8dc515e4c578",
     "censor-text/profanity-list": "fe2e5b55130f7f387c42f88695cd9e488302715c",
     "Toyhom/Chinese-medical-dialogue-data": "26724a4357fcd142f0cab81188cacf1a2dd8a827",
+    "ymcui/cmrc2018": "c0eb1b6ba219847457e6af3180da722bbeb656af",
+    "DRCKnowledgeTeam/DRCD": "b944790de5af02c5fbb7cd9cb1473d27d169eebf",
 }
 
 
@@ -449,6 +451,28 @@ def medical_dialogue(src: Snapshots, out: Output) -> None:
         out.write(f"zh_dialogue/medical/{split}.jsonl", jsonl(rows))
 
 
+def wikipedia_paragraphs(src: Snapshots, out: Output) -> None:
+    """Chinese Wikipedia paragraphs and the questions people wrote about them, from two reading-comprehension
+    sets (CMRC 2018 trial + dev, Simplified; DRCD dev + test, Traditional; both CC BY-SA; their train files are
+    not in the snapshots): one row per paragraph {source, article, context, questions}, split in halves by sha1
+    of the article's id, so that no article is in both: train (ordinary text the Chinese HAP models learn
+    from) and test (measured only)."""
+    files = [("ymcui/cmrc2018", f"squad-style-data/cmrc2018_{split}.json") for split in ("trial", "dev")]
+    files += [("DRCKnowledgeTeam/DRCD", f"DRCD_{split}.json") for split in ("dev", "test")]
+    halves: dict[str, list[dict]] = {"train": [], "test": []}
+    for repo, path in files:
+        for article in json.loads(src.text(repo, path))["data"]:
+            for paragraph in article["paragraphs"]:
+                # DRCD numbers paragraphs "<article>-<n>" and keeps no article id of its own.
+                name = f"{repo}/{article.get('id') or paragraph['id'].split('-')[0]}"
+                key = hashlib.sha1(name.encode()).digest()[0] % 2
+                halves["test" if key else "train"].append({
+                    "source": repo, "article": name, "context": paragraph["context"],
+                    "questions": [qa["question"] for qa in paragraph["qas"]]})
+    for split, rows in halves.items():
+        out.write(f"zh_wiki/{split}.jsonl", jsonl(rows))
+
+
 def bq_corpus(src: Snapshots, out: Output) -> None:
     """BQ corpus dev / test: the CSV (header sentence1,sentence2,label) as tab-separated pairs."""
     for split in ("dev", "test"):
@@ -511,6 +535,7 @@ GROUPS: dict[str, dict[str, Build]] = {
         "zh_dialogue/kdconv": kdconv,
         "zh_dialogue/jddc_extract": jddc_extract,
         "zh_dialogue/medical": medical_dialogue,
+        "zh_wiki": wikipedia_paragraphs,
         "zh_questions/bq_corpus": bq_corpus,
         "zh_questions/lcqmc": lcqmc,
         "zh_questions/oppo_xiaobu": oppo_xiaobu,

@@ -32,6 +32,8 @@ from pathlib import Path
 
 import regex
 
+from curation.text import sentences
+
 csv.field_size_limit(10_000_000)
 
 
@@ -245,8 +247,11 @@ def _tsv_sentences(*parts: str) -> list[str]:
 
 
 def chinese_benign(name: str) -> list[str]:
-    """Ordinary Chinese dialogue turns and questions written by people, and patients' questions and doctors'
-    answers (medical: symptoms such as 恶心 "nausea" read as the insult "disgusting")."""
+    """Ordinary Chinese dialogue turns and questions written by people, patients' questions and doctors'
+    answers (medical: symptoms such as 恶心 "nausea" read as the insult "disgusting"), and Wikipedia paragraphs
+    with the questions people asked about them (wiki: wars, crimes, deaths and derogatory terms told as facts,
+    the way long answers tell them). The wiki train half gives sentences, which the models score; its test half
+    whole paragraphs, flagged when any sentence is, as an answer is."""
     if name in ("crosswoz_val", "crosswoz_test"):
         return [r["text"] for r in _jsonl("zh_dialogue", "crosswoz", name.split("_")[1] + ".turns.jsonl")]
     if name in ("kdconv_dev", "kdconv_test"):
@@ -264,6 +269,12 @@ def chinese_benign(name: str) -> list[str]:
     if name in ("medical_train", "medical_test"):
         rows = _jsonl("zh_dialogue", "medical", name.split("_")[1] + ".jsonl")
         return [text for r in rows for text in (r["ask"], r["answer"]) if text.strip()]
+    if name in ("wiki_train", "wiki_test"):
+        rows = list(_jsonl("zh_wiki", name.split("_")[1] + ".jsonl"))
+        paragraphs = [r["context"] for r in rows]
+        if name == "wiki_train":
+            paragraphs = [s for text in paragraphs for s in sentences(text)]
+        return paragraphs + [q for r in rows for q in r["questions"] if q.strip()]
     if name == "oppo":
         return _tsv_sentences("zh_questions", "oppo_xiaobu", "dev.tsv")
     raise KeyError(name)
@@ -271,5 +282,7 @@ def chinese_benign(name: str) -> list[str]:
 
 CHINESE_BENIGN_TRAIN = ("crosswoz_val", "kdconv_dev", "lccc_train", "jddc_train", "lcqmc_dev", "bq_dev",
                         "medical_train")
+# Drawn apart from the pool above (``hap_train.CHINESE_WIKI_TEXTS``), so that adding it changes no other draw.
+CHINESE_FACTUAL_TRAIN = ("wiki_train",)
 CHINESE_BENIGN_TEST = ("crosswoz_test", "kdconv_test", "lccc_valid", "jddc_test", "lcqmc_test", "bq_test", "oppo",
-                       "medical_test")
+                       "medical_test", "wiki_test")

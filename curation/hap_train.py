@@ -11,8 +11,8 @@ Which sets and splits go where is fixed in ``curation.hap_data`` (train / tune /
 2. English semantic head: a fixed sample of the same texts through MiniLM, logistic regression on the vectors;
    the stack that combines both logits for sentences above the n-gram gate, fitted on the tune parts.
 3. Chinese n-gram model: COLD train and the multi-character entries of a public-domain Chinese profanity
-   list (COLD has few insults between users) as positives, ordinary Chinese dialogue turns and questions as
-   negatives; regularisation picked on COLD dev's tune half.
+   list (COLD has few insults between users) as positives, ordinary Chinese dialogue turns and questions, and
+   Wikipedia sentences drawn apart from them, as negatives; regularisation picked on COLD dev's tune half.
 4. Chinese semantic head and stack: as 2, with multilingual-e5-small on a smaller fixed sample.
 
 Every model file records its data, parameters and tune-set figures (``hap_models.model_meta``).
@@ -47,7 +47,8 @@ CHINESE_SPEC = NgramSpec(word=None, char=(1, 3), char_analyzer="char")
 ENGLISH_BENIGN_SENTENCES = 30_000   # ordinary sentences drawn as negatives (of ~45k)
 SEMANTIC_LABELLED = 12_000          # the MiniLM head sees a sample: encoding is the slow part
 SEMANTIC_BENIGN_SENTENCES = 4_000
-CHINESE_BENIGN_TEXTS = 30_000       # of ~79k
+CHINESE_BENIGN_TEXTS = 38_000       # of ~73k distinct
+CHINESE_WIKI_TEXTS = 8_000          # Wikipedia sentences and questions (of ~23k), on top of them
 SEMANTIC_ZH_LABELLED = 3_000        # e5 is slower still than MiniLM: a smaller sample for the Chinese head
 SEMANTIC_ZH_BENIGN = 1_500
 SEMANTIC_ZH_TUNE = 800
@@ -176,20 +177,23 @@ def train_english(out: Path, semantic: bool, gate: float, threads: int) -> None:
 def train_chinese(out: Path, semantic: bool, gate: float, threads: int) -> None:
     labelled = data.cold("train")
     profanity = [data.Example(w, 1, "profanity_list") for w in data.chinese_profanity_list()]
-    benign = _sample([t for n in data.CHINESE_BENIGN_TRAIN for t in data.chinese_benign(n)], CHINESE_BENIGN_TEXTS)
+    pool = _sample([t for n in data.CHINESE_BENIGN_TRAIN for t in data.chinese_benign(n)], CHINESE_BENIGN_TEXTS)
+    factual = _sample([t for n in data.CHINESE_FACTUAL_TRAIN for t in data.chinese_benign(n)], CHINESE_WIKI_TEXTS)
+    benign = pool + factual
     texts = [e.text for e in labelled + profanity] + benign
     labels = [e.label for e in labelled + profanity] + [0] * len(benign)
     print(f"Chinese n-gram model: {len(labelled)} COLD train + {len(profanity)} profanity-list entries + "
           f"{len(benign)} ordinary texts", flush=True)
     tune = data.cold("tune")
     model, chosen = pick_ngram(CHINESE_SPEC, texts, labels, tune, grid=(0.5, 2.0, 8.0))
-    sets = {"train": ["cold:train", "profanity_list:zh (multi-character entries)", *data.CHINESE_BENIGN_TRAIN],
-            "tune": ["cold:dev tune half"]}
+    sets = {"train": ["cold:train", "profanity_list:zh (multi-character entries)", *data.CHINESE_BENIGN_TRAIN,
+                      *data.CHINESE_FACTUAL_TRAIN], "tune": ["cold:dev tune half"]}
     save_ngram(out / "hap_zh_ngram.npz", model, {**sets, **chosen, "n_labelled": len(labelled) + len(profanity),
                                                   "n_benign": len(benign)})
     if semantic:
         train_semantic(out, "zh", model, "e5", gate, threads,
-                       _shuffled(labelled, SEMANTIC_ZH_LABELLED) + profanity, benign[:SEMANTIC_ZH_BENIGN],
+                       _shuffled(labelled, SEMANTIC_ZH_LABELLED) + profanity,
+                       pool[:SEMANTIC_ZH_BENIGN] + factual[:SEMANTIC_ZH_BENIGN * len(factual) // len(pool)],
                        _shuffled(tune, SEMANTIC_ZH_TUNE), sets)
 
 

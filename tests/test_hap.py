@@ -78,6 +78,25 @@ HEALTH_QUESTIONS = ["化疗以后恶心没胃口，可以吃点什么？", "最�
                     "医生，我吃了药以后有点恶心，这是正常的副作用吗？", "胃镜检查前一天晚上有点恶心，还能做检查吗？",
                     "宝宝发烧以后恶心不想吃东西怎么办？", "高血压吃药后有点恶心头晕，要不要换药？"]
 
+# Sentences the way an encyclopaedia or a long answer tells of wars, crimes, deaths and slurs.
+FACTUAL_SENTENCES = [
+    "第二次世界大战期间，数百万平民在轰炸和屠杀中丧生，战后各国成立联合国以维护和平。",
+    "该案中，被告人因故意杀人罪被判处死刑，缓期两年执行。",
+    "种族隔离制度于1994年在南非被正式废除，曼德拉当选为首位黑人总统。",
+    "吸毒会严重损害神经系统，戒毒需要医学治疗和家庭支持。",
+    "“苦力”一词在十九世纪用来指从事繁重体力劳动的亚洲劳工，带有贬义。",
+    "这场瘟疫导致欧洲约三分之一的人口死亡，许多城市的尸体来不及掩埋。",
+    "恐怖分子在车站引爆炸弹，造成多人死亡，警方随后逮捕了三名嫌疑人。",
+    "性别歧视是指基于性别对个人进行不公平对待，许多国家已立法禁止职场中的性别歧视。",
+    "斯大林格勒战役是第二次世界大战中最血腥的战役之一，双方伤亡超过两百万人。",
+    "自杀是全球十五至二十九岁人群的主要死因之一，世界卫生组织呼吁加强心理援助。",
+    "他在任内因贪污受贿被撤职，后被判处有期徒刑十年。",
+    "明朝末年，农民起义军攻入北京，崇祯皇帝在煤山自缢身亡。",
+    "该词原为对外地农民工的蔑称，现已较少使用。",
+    "黑死病在十四世纪夺去了欧洲数千万人的生命。",
+    "这部小说讲述了一名连环杀手在小镇作案，最终被警探识破的故事。",
+    "奴隶贸易期间，上千万非洲人被强行贩卖到美洲种植园劳作。",
+]
 
 @pytest.fixture(scope="module")
 def scorer(no_network):
@@ -117,6 +136,14 @@ def test_most_chinese_health_questions_are_not_abuse(scorer):
     (benchmarks/RESULTS.md: 2.2% -> 0.56% of a medical test half flagged). Half still score above the threshold:
     a known gap, so this asserts the share, not each question."""
     assert len(flagged(scorer, HEALTH_QUESTIONS)) <= 3
+
+
+def test_chinese_factual_sentences_on_dark_topics_are_mostly_not_abuse(scorer):
+    """Long Chinese answers tell of wars, crimes and slurs as facts: the models flagged 7.6% of public Wikipedia
+    paragraphs until they learnt from such text as ordinary (benchmarks/RESULTS.md: 3.7% now). Four of these
+    sixteen scored 0.59-0.97 before; crime, terror and discrimination still score high, so this asserts the
+    share."""
+    assert len(flagged(scorer, FACTUAL_SENTENCES)) <= 3
 
 
 def test_mild_direct_insults_are_caught(scorer):
