@@ -969,21 +969,29 @@ def plausible_name(text: str, start: int, end: int) -> tuple[int, int] | None:
 
 def reads_as_words(text: str, start: int, end: int) -> bool:
     """Whether a short name-shaped span is ordinary words instead, unless a cue (我叫, 姓名：) or a title (先生)
-    names it: an everyday word (``everyday_words``: "东西已经到了", "多谢"), one with a character after it
-    ("余额里没有", "沈阳有货吗"), or, when it does not open with a surname, the tail of a word that began
-    before it ("在哪里查": 哪里; "市长安莉" keeps 安莉)."""
+    names it: an everyday word (``everyday_words``: "东西已经到了", "多谢"; also right after a role word such as
+    本人 or 客户 with no colon: "本人来访", "客户信息"), one with a character after it ("余额里没有", "沈阳有货吗"),
+    or, when it does not open with a surname, the tail of a word that began before it ("在哪里查": 哪里; "市长安莉"
+    keeps 安莉)."""
     value = text[start:end]
-    if len(value) > 3 or _TITLE_AFTER.match(text, end) or _cue_ends_at(text, start):
+    if len(value) > 3 or _TITLE_AFTER.match(text, end):
         return False
+    cue = _cue_ending_at(text, start)
     if value[:2] in everyday_words():
-        return True
-    return len(value) == 2 and value[0] not in known_surnames() and word_ends_inside(text, start, end)
+        return cue is None or _ROLE_WORD.fullmatch(cue) is not None
+    return cue is None and len(value) == 2 and value[0] not in known_surnames() and word_ends_inside(text, start, end)
 
 
-def _cue_ends_at(text: str, start: int) -> bool:
-    """Whether a name cue (我叫, 收件人：) ends right at ``start``; looked for in the 40 characters before it, so that
-    a long text with many names is not searched whole once per name."""
-    return any(m.end() == start for m in _NAME_CUE.finditer(text, max(0, start - 40), start))
+# Cue words that name a role, not the name after them: before an everyday word they begin a phrase ("本人原因",
+# "客户满意度", "用户信息"); with a colon after them ("客户：") they label a form field, and the name follows.
+_ROLE_WORD = regex.compile(r"本人|客户|用户|乘客|住客|入住人|负责人|申请人|经办人|持卡人|开户人|联系人|收件人|收货人|"
+                           r"寄件人|发件人|签收人")
+
+
+def _cue_ending_at(text: str, start: int) -> str | None:
+    """The name cue (我叫, 收件人：) that ends right at ``start``, if one does; looked for in the 40 characters before
+    it, so that a long text with many names is not searched whole once per name."""
+    return next((m[0] for m in _NAME_CUE.finditer(text, max(0, start - 40), start) if m.end() == start), None)
 
 
 def word_ends_inside(text: str, start: int, end: int) -> bool:

@@ -127,6 +127,20 @@ def test_a_form_label_before_a_name_is_not_a_name(detector, text, name):
     assert [text[f.start:f.end] for f in found if f.entity == "PERSON"] == [name]
 
 
+@pytest.mark.parametrize("text", ["因本人原因无法按时还款，可以延期吗？", "需要账户本人来访核实身份。", "客户信息填错了怎么改？",
+                                  "用户满意度调查什么时候开始？"])
+def test_a_role_word_before_an_everyday_word_announces_no_name(detector, text):
+    """本人 / 客户 / 用户 cue a name ("客户王芳"), but in support chat they mostly begin a phrase: "本人原因",
+    "本人来访", "客户信息" were replaced as names (38 texts of the public dev sets)."""
+    assert detector.detect([text]) == [[]]
+
+
+@pytest.mark.parametrize(("text", "name"), [("客户王芳说没收到货", "王芳"), ("本人张伟，申请退款", "张伟")])
+def test_a_name_after_a_role_word_is_still_found(detector, text, name):
+    [found] = detector.detect([text])
+    assert [text[f.start:f.end] for f in found if f.entity == "PERSON"] == [name]
+
+
 def test_chinese_email_stops_at_the_first_chinese_character(detector):
     text = "请把发票发到zhangwei@163.com谢谢，我明天查收。"
     [out], step = scrub_texts(detector, [text])
