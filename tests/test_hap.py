@@ -98,6 +98,7 @@ FACTUAL_SENTENCES = [
     "奴隶贸易期间，上千万非洲人被强行贩卖到美洲种植园劳作。",
 ]
 
+
 @pytest.fixture(scope="module")
 def scorer(no_network):
     from curation.hap import load_scorer

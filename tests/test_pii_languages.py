@@ -144,7 +144,7 @@ def test_a_name_after_a_role_word_is_still_found(detector, text, name):
 @pytest.mark.parametrize("text", ["我银行卡里的钱够还款，为什么还扣款失败？", "超出七天质保内的商品可以申请维修吗？"])
 def test_two_characters_across_a_word_boundary_are_no_name(detector, text):
     """卡里 ("in the card") and 保内 ("under warranty") look like transliterated names (Carey), and were replaced
-    as names 66 and 24 times in the public ordinary dev texts; LAC reads 银行卡 and 质保 as words, and a name inside
+    as names 66 and 24 times in the public ordinary dev texts; LAC reads 银行卡 and 质保 as words, and a name as
     one word of its own."""
     assert detector.detect([text]) == [[]]
 
