@@ -971,7 +971,7 @@ def straddles_two_words(text: str, start: int, end: int, lac: list[str]) -> bool
     """Whether a two-character span is the last character of a word that began before it and the first of the next,
     as LAC reads the text ("银行卡里的钱": 卡里, "颜值高", "各位大侠"): where LAC reads a name, the name is one word.
     A cue before it or a title after it vouches for the name."""
-    return (end - start == 2 and start > 0 and bool(lac) and lac[start][1] == "I" and lac[start + 1][1] == "B"
+    return (end - start == 2 and start > 0 and lac[start][1] == "I" and lac[start + 1][1] == "B"
             and all(_HAN.match(text, k) for k in (start - 1, start, start + 1))
             and not _TITLE_AFTER.match(text, end) and _cue_ending_at(text, start) is None)
 
