@@ -8,8 +8,8 @@ not blind):
   test part (explicit hate vs not hate); HateCheck's explicit functionalities vs its non-hateful cases;
 - implicit hate: implicit-hate test part (implicit vs not hate), HateCheck implicit derogation vs its
   neutral/positive statements about groups and counter-speech, Multitarget-CONAN hateful statements vs the
-  counter-narratives that answer them (discussing a group is not hate), ETHOS; hate or vulgarity: the Gab Hate
-  Corpus test file;
+  counter-narratives that answer them (discussing a group is not hate), the Dynamically Generated Hate Speech
+  dataset's test split (hate vs rewrites that are not), ETHOS; hate or vulgarity: the Gab Hate Corpus test file;
 - Chinese offensive language: COLD dev, ``report`` half (the ``tune`` half picked the regularisation), and
   ToxiCN's test file (other annotators and platforms; general insults as well as hate);
 - full-width and mixed text: HateXplain test written in full-width letters; COLD report positives after an
@@ -80,6 +80,7 @@ def labelled_sets() -> dict[str, list[data.Example]]:
                                                                if e.kind == "derog_impl_h" or e.kind in NEUTRAL_HC],
         "EN implicit: CONAN hate vs counter-narratives (1 pair in 5)": [e for i, e in enumerate(data.conan())
                                                                          if i // 2 % 5 == 0],
+        "EN hate: DynaHate test (hate vs rewrites that are not)": data.dynahate(),
         "EN hate: ETHOS (all)": data.ethos(),
         "EN hate or vulgar: Gab Hate Corpus test file": data.ghc_test(),
         "EN tune (not blind): OLID dev + implicit-hate dev": data.olid("dev") + data.implicit_hate("dev"),

@@ -69,6 +69,7 @@ COMMITS = {
     "Toyhom/Chinese-medical-dialogue-data": "26724a4357fcd142f0cab81188cacf1a2dd8a827",
     "ymcui/cmrc2018": "c0eb1b6ba219847457e6af3180da722bbeb656af",
     "DRCKnowledgeTeam/DRCD": "b944790de5af02c5fbb7cd9cb1473d27d169eebf",
+    "ecanbazer/DynBERT": "494d0d3930649aaba876a5328c329ed051e17912",
 }
 
 
@@ -518,6 +519,28 @@ def hatexplain(src: Snapshots, out: Output) -> None:
         out.write(f"hatexplain/{split}.jsonl", jsonl(rows))
 
 
+def dynahate_line(line: str) -> str:
+    """One text of DynBERT's files: bare, or CSV-quoted when it holds a double quote (commas stay unquoted)."""
+    if len(line) > 1 and line.startswith('"') and line.endswith('"'):
+        return line[1:-1].replace('""', '"')
+    return line
+
+
+def dynahate(src: Snapshots, out: Output) -> None:
+    """The Dynamically Generated Hate Speech dataset (Vidgen et al. 2021) as DynBERT's copy holds it: the texts of
+    its train and test splits one a line, the hate (1) / nothate (0) labels one a line beside them (the original
+    CSV, over 4 MiB, is in no snapshot). A row per entry ``{text, label}``."""
+    repo = "ecanbazer/DynBERT"
+    for split, name in (("train", "Train"), ("test", "Test")):
+        texts = src.text(repo, f"data/{name}.csv").split("\n")
+        labels = src.text(repo, f"data/{name}_label.csv").split("\n")
+        if len(texts) != len(labels):
+            raise MissingSource(f"{repo}: data/{name}.csv and its labels differ in length")
+        rows = [{"text": dynahate_line(text), "label": int(label)} for text, label in zip(texts, labels, strict=True)
+                if text.strip()]
+        out.write(f"dynahate/{split}.jsonl", jsonl(rows))
+
+
 OLID = "wenliangdai/multi-task-offensive-language-detection"
 
 GROUPS: dict[str, dict[str, Build]] = {
@@ -549,6 +572,7 @@ GROUPS: dict[str, dict[str, Build]] = {
                                   "aspenywang/Implicit-Hate",
                                   "implicit-hate-corpus/implicit_hate_v1_stg1_posts.tsv")]),
         "hatexplain": hatexplain,
+        "dynahate": dynahate,
         "ethos": copies([("ethos/original/Ethos_Dataset_Binary.csv",
                           "intelligence-csd-auth-gr/Ethos-Hate-Speech-Dataset",
                           "ethos/ethos_data/Ethos_Dataset_Binary.csv")]),

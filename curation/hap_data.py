@@ -132,6 +132,16 @@ def hatexplain(split: str) -> list[Example]:
             for r in _jsonl("hatexplain", name)]
 
 
+def dynahate() -> list[Example]:
+    """The Dynamically Generated Hate Speech dataset's test split, less texts also in its train split: hate / not
+    hate entries written by annotators to fool a model, many a minimal rewrite of another with the stance changed
+    ("immigrants are a burden" / "… are not a burden"). Measure only: training on its train split was tried and
+    not shipped (benchmarks/RESULTS.md, HAP, sixteenth round)."""
+    seen = {r["text"] for r in _jsonl("dynahate", "train.jsonl")}
+    return [Example(clean(r["text"]), r["label"], "hate" if r["label"] else "")
+            for r in _jsonl("dynahate", "test.jsonl") if r["text"] not in seen]
+
+
 def ethos() -> list[Example]:
     """ETHOS binary: YouTube and Reddit comments, hate if at least half the annotators said so."""
     return [Example(clean(r["comment"]), int(float(r["isHate"]) >= 0.5), "hate" if float(r["isHate"]) >= 0.5

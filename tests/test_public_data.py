@@ -54,3 +54,10 @@ def test_a_built_output_matches_its_source_rows(tmp_path):
     rows = [json.loads(line) for line in (tmp_path / "data" / "wnut17" / "train.jsonl").read_text().splitlines()]
     assert rows == [{"text": "Ana runs", "spans": [{"start": 0, "end": 3, "label": "person"}]},
                     {"text": "hi", "spans": []}]
+
+
+def test_a_dynahate_line_is_read_bare_or_unquoted():
+    """DynBERT's text files quote a line only when it holds a double quote; its commas stay bare."""
+    assert public_data.dynahate_line('they are lazy, all of them') == "they are lazy, all of them"
+    assert public_data.dynahate_line('"I hate that people think ""all men are bad"""') == \
+        'I hate that people think "all men are bad"'
