@@ -149,6 +149,22 @@ def test_two_characters_across_a_word_boundary_are_no_name(detector, text):
     assert detector.detect([text]) == [[]]
 
 
+@pytest.mark.parametrize(("text", "phones"), [("您记一下，62718834。", ["62718834"]), ("打65432178就能订。", ["65432178"]),
+                                              ("电话是010-62718834 62718835。", ["010-62718834", "62718835"]),
+                                              ("两部都记下：62718834和62718835", ["62718834", "62718835"])])
+def test_a_landline_read_out_without_its_area_code_is_a_phone(detector, text, phones):
+    """An agent reads out a venue's number as "记一下，…" or "打…", or a second number after the first: a bare
+    eight-digit landline there is a phone (the public task dialogues had these leaked)."""
+    [found] = detector.detect([text])
+    assert [text[f.start:f.end] for f in found if f.entity == "PHONE_NUMBER"] == phones
+
+
+@pytest.mark.parametrize("text", ["打8折以后多少钱", "打算买12345678个", "订单号12345678，打开看看"])
+def test_a_number_after_another_meaning_of_da_is_no_phone(detector, text):
+    [found] = detector.detect([text])
+    assert not [f for f in found if f.entity == "PHONE_NUMBER"]
+
+
 def test_chinese_email_stops_at_the_first_chinese_character(detector):
     text = "请把发票发到zhangwei@163.com谢谢，我明天查收。"
     [out], step = scrub_texts(detector, [text])
