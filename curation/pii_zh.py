@@ -51,10 +51,10 @@ _LANDLINE = regex.compile(
     r"(?:[ \-]?(?:转|ext\.?)?\d{1,5})?(?![\d\-A-Za-z])|(?<![\dA-Za-z])[48]00[ \-]?\d{3}[ \-]?\d{4}(?![\dA-Za-z])"
     r"|(?<![\dA-Za-z])0(?:10|2\d|[3-9]\d\d)[2-9]\d{6,7}(?![\dA-Za-z])")
 # A Latin cue word starts a word: "tel" in "hotel" or "card" in "discard" is none (a Han character may precede it).
-# "记一下" (note this down) before a bare landline is how a support agent reads one out.
-_PHONE_CUE = regex.compile(r"电话|手机|致电|拨打|联系|热线|座机|号码|记一下|记下|(?<![A-Za-z])(?:tel|phone)",
+# "记一下" (note this down) before a bare landline is how a support agent reads one out, and 打 / 拨 right before
+# the number ("打57201918这个就行"; searched up to the number, so "$" is where it starts) is the verb of calling it.
+_PHONE_CUE = regex.compile(r"电话|手机|致电|拨打|联系|热线|座机|号码|记一下|记下|[打拨]$|(?<![A-Za-z])(?:tel|phone)",
                            regex.IGNORECASE)
-_DIALLED = regex.compile(r"[打拨]$")  # "打57201918这个就行": the verb of calling right before the number
 _NEXT_IN_LIST = regex.compile(r"[ \t]?[、,，/和或及][ \t]?|[ \t]{1,2}")  # "010-87739799 64615726", "…26和…28"
 _BANK_CARD = regex.compile(r"(?<![\d\-A-Za-z])\d{4}(?:[ \-]?\d{4}){2,3}(?:[ \-]?\d{1,3})?(?![\d\-A-Za-z])"
                         r"|(?<![\dA-Za-z])\d{16,19}(?![\dA-Za-z])")
@@ -103,7 +103,6 @@ class ChineseNumberRecognizer(EntityRecognizer):
             value = m.group()
             has_area = value.startswith(("0", "(", "+", "4", "8")) and regex.match(r"\(?0\d|[48]00|\+|00", value)
             cue = (_PHONE_CUE.search(text, max(0, m.start() - 12), m.start()) is not None
-                   or _DIALLED.search(text, max(0, m.start() - 1), m.start()) is not None
                    or any(end in phone_ends and _NEXT_IN_LIST.fullmatch(text, end, m.start())
                           for end in range(max(0, m.start() - 3), m.start())))
             if (has_area or cue) and not _inside(m.start(), m.end(), ids):
