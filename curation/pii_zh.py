@@ -171,7 +171,8 @@ def _component(place_char: str) -> str:
         rf"|{_NUMBER}(?:{_NUMBER_WORD}|{_PHASE_OR_ZONE})"
         rf"|{place_char}{{1,8}}?(?:小区|花园|公寓|大厦|家园|新村|新城|苑|园|中心|广场|大楼|饭店|酒店|宾馆|市场)"
         rf"|{place_char}{{2,8}}?城"
-        rf"|{_ROOM})")
+        rf"|{_ROOM}"
+        rf"|{place_char}{{2,8}}?{_BUILDING_UNIT_ROOM})")
 
 
 # A building-unit-room number with no 号 or 室 after it, right after a building, unit, compound or zone: "9号楼1633",
@@ -181,17 +182,26 @@ def _component(place_char: str) -> str:
 _ROOM = (r"(?:(?<=[号座栋幢楼层元期区苑园寓厦城心])(?:\d{1,5}(?:[\-－]\d{1,5}){1,3}|\d{3,5}|(?<=[号座栋楼层])\d{2})"
          r"|(?<=[路街巷弄])\d{2,5}(?:[\-－]\d{1,5}){0,3})(?![\d年月日元块岁万亿%个多分秒米次路\-－])")
 
+# An estate, tower or market known by its name alone, right before a building-unit-room number ("晨光国际8-6-1440",
+# "林溪里13-5-1876"): three numbers say it is an address, no 小区 or 号 does. Never a date ("12-25-2020"); two
+# numbers are not enough ("页码1-1000", "编号12-3456").
+_BUILDING_UNIT_ROOM = (r"(?!(?:0?[1-9]|1[0-2])[\-－](?:0?[1-9]|[12]\d|3[01])[\-－](?:19|20)\d\d)"
+                       r"\d{1,3}[\-－]\d{1,3}[\-－]\d{3,4}(?:室|号)?"
+                       r"(?![\d\-－.年月日元块岁万亿%个多分秒米次])")
+
 
 # Inside an address, a place with no suffix before its number in digits ("…城郊村杜安逮186号"): a chain broke
 # there and restarted inside the number ("86号"). Numerals stay out ("…三号线和一号线").
-_NAMED_NUMBER = rf"{_INNER_PLACE_CHAR}{{1,5}}?{_DIGITS}(?:{_NUMBER_WORD}|{_PHASE_OR_ZONE})"
+_NAMED_NUMBER = (rf"{_INNER_PLACE_CHAR}{{1,5}}?{_DIGITS}(?:{_NUMBER_WORD}|{_PHASE_OR_ZONE})"
+                 rf"|{_INNER_PLACE_CHAR}{{1,8}}?[A-Z](?:栋|幢|座)")
 _COMPONENT = _component(_PLACE_CHAR)
 _ADDRESS = regex.compile(
-    rf"(?<!{_PLACE_CHAR})(?P<a>(?:{_COMPONENT})(?:[ \t]?(?:{_component(_INNER_PLACE_CHAR)}|{_NAMED_NUMBER}))*)"
+    rf"(?<!{_PLACE_CHAR})(?P<a>(?:{_COMPONENT})(?:[ \t\-－]?(?:{_component(_INNER_PLACE_CHAR)}|{_NAMED_NUMBER}))*)"
     r"(?P<tail>(?:[东西南北]侧|对面|附近|旁|内)?(?:[（(][^（()）\n]{1,24}[）)])?(?:[ \t]?\d{6}(?!\d))?(?:电联)?)")
 _PARTS = regex.compile(_COMPONENT)
 _ROOM_PART = regex.compile(_ROOM)
-_HAS_NUMBER = regex.compile(rf"{_NUMBER}{_NUMBER_WORD}")
+_ESTATE = regex.compile(rf"{_PLACE_CHAR}{{2,8}}?{_BUILDING_UNIT_ROOM}")
+_HAS_NUMBER = regex.compile(rf"{_NUMBER}{_NUMBER_WORD}|{_BUILDING_UNIT_ROOM}")
 _ROAD = regex.compile(r"(?:大街|大道|路|街|巷|胡同|弄|道)")
 
 
@@ -276,7 +286,7 @@ class ChineseAddressRecognizer(EntityRecognizer):
         for m in _ADDRESS.finditer(text):
             chain = m.group("a")
             parts = len(_PARTS.findall(chain))
-            if (_HAS_NUMBER.search(chain) or _ROOM_PART.search(chain)) and parts >= 2:
+            if (_HAS_NUMBER.search(chain) or _ROOM_PART.search(chain)) and parts >= 2 or _ESTATE.fullmatch(chain):
                 score = 0.85
             elif _ROAD.search(chain) and parts >= 2 or parts >= 3 and regex.search(r"[镇乡村]|街道", chain):
                 score = 0.7
