@@ -870,10 +870,12 @@ _EXTENSION = regex.compile(r"(?i)x|ext")
 _DATE_LIKE = regex.compile(r"^\d{4}[-/.]\d{1,2}[-/.]\d{1,2}$|^\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4}$")
 _IP_LIKE = regex.compile(r"^\d{1,3}(?:\.\d{1,3}){3}$")
 # Numbers that are no phone whatever their length: a span of years ("2005-2007"), a decimal ("0.0145926",
-# "41007.08"), and decimals written one after another, as odds are ("2.752.902" for 2.75 2.90 2): a single digit
-# and a dot starts a decimal, and of phones only North America's trunk 1 is written so ("1.800.555.0199").
+# "41007.08"), and decimals written one after another, as odds and prices are ("2.752.902" for 2.75 2.90 2,
+# "1.30/4.20/8.50", "1.22-4.80-10.00", "106.5 / 107.0"): a single digit and a dot starts a decimal, and of phones
+# only North America's trunk 1 is written so ("1.800.555.0199").
 _YEAR_SPAN = regex.compile(r"^(?:19|20)\d\d[ \t]?[-–][ \t]?(?:19|20)\d\d$")
-_DECIMALS = regex.compile(r"^\d+\.\d{1,2}$|^0\.\d+$|^(?!1\.\d{3}\.\d{3}\.\d{4}$)\d\.\d+(?:\.\d+)+$")
+_DECIMALS = regex.compile(r"^\d+\.\d{1,2}$|^0\.\d+$|^(?!1\.\d{3}\.\d{3}\.\d{4}$)\d\.\d+(?:\.\d+)+$"
+                          r"|^\d{1,4}\.\d{1,2}(?:[ \t]*[/\-][ \t]*\d{1,4}\.\d{1,2})+$")
 
 
 def _number_list(value: str, cued: bool) -> bool:

@@ -617,6 +617,7 @@ def test_brands_in_chinese_text_and_chinese_words_in_english_text_are_kept(detec
 @pytest.mark.parametrize("text", [
     "平均赔率2.653.104.，主队占优", "平均赔率1.375.1010.50仍然看好主队", "我要0.0245167分熟的牛排", "在1998-2001年房价涨得最快", "总建筑面积52013.45平方米",
     "Model scores: 0.8351276 and 0.7162254.", "Prices doubled over 1998-2001 in that city.",
+    "威廉希尔开出1.45/3.90/6.25，看好主队", "欧赔1.33-4.75-9.50，主胜赔居低点", "Bookmakers offer 2.10 / 3.25 / 3.60.",
 ])
 def test_decimals_odds_and_spans_of_years_are_no_phone(detector, text):
     """A decimal, odds written one after another, or a span of years has seven digits or more and separators, so
