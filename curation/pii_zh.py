@@ -191,7 +191,8 @@ _BUILDING_UNIT_ROOM = (r"(?!(?:0?[1-9]|1[0-2])[\-－](?:0?[1-9]|[12]\d|3[01])[\-
 
 
 # Inside an address, a place with no suffix before its number in digits ("…城郊村杜安逮186号"): a chain broke
-# there and restarted inside the number ("86号"). Numerals stay out ("…三号线和一号线").
+# there and restarted inside the number ("86号"). Numerals stay out ("…三号线和一号线"). Or before an upper-case
+# lettered building ("…龙华新区大浪南国际俪人D栋430"; lower case is a description: "广场由a座、n座构成").
 _NAMED_NUMBER = (rf"{_INNER_PLACE_CHAR}{{1,5}}?{_DIGITS}(?:{_NUMBER_WORD}|{_PHASE_OR_ZONE})"
                  rf"|{_INNER_PLACE_CHAR}{{1,8}}?[A-Z](?:栋|幢|座)")
 _COMPONENT = _component(_PLACE_CHAR)
@@ -268,7 +269,8 @@ def _clause_address_end(text: str, m: regex.Match) -> int:
 class ChineseAddressRecognizer(EntityRecognizer):
     """STREET_ADDRESS: a chain of address parts read as a whole (never half) — province, city, district, town,
     village, road, number, compound, building, unit, room, a postcode after it — e.g.
-    ``北京市海淀区中关村大街27号院3号楼502室`` or ``河南省璐县清城马鞍山路x座 917812``. A chain counts as an
+    ``北京市海淀区中关村大街27号院3号楼502室`` or ``河南省璐县清城马鞍山路x座 917812``; its parts may be joined by a
+    space or a dash (``浙江-杭州-拱墅区…``). A chain counts as an
     address when it has a house number, or a road with another part, or three parts down to a town or village;
     a bare city or district ("北京市海淀区") identifies no one and is left alone. After an address cue (地址是,
     位于) the rest of the clause is the address when it names a road, number, village or building: many have
