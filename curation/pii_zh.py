@@ -272,9 +272,9 @@ class ChineseAddressRecognizer(EntityRecognizer):
     ``北京市海淀区中关村大街27号院3号楼502室`` or ``河南省璐县清城马鞍山路x座 917812``; its parts may be joined by a
     space or a dash (``浙江-杭州-拱墅区…``). A chain counts as an address when it has a house number, or a road
     with another part, or three parts down to a town or village, or is an estate's name before a
-    building-unit-room number (``晨光国际8-6-1440``); a bare city or district ("北京市海淀区") identifies no one and is left alone. After an address cue (地址是,
-    位于) the rest of the clause is the address when it names a road, number, village or building: many have
-    no number (…镇…村北, …故宫博物院内)."""
+    building-unit-room number (``晨光国际8-6-1440``); a bare city or district ("北京市海淀区") identifies no one
+    and is left alone. After an address cue (地址是, 位于) the rest of the clause is the address when it names a
+    road, number, village or building: many have no number (…镇…村北, …故宫博物院内)."""
 
     def __init__(self) -> None:
         super().__init__(supported_entities=["STREET_ADDRESS"], name="ChineseAddressRecognizer",
