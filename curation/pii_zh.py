@@ -172,7 +172,7 @@ def _component(place_char: str) -> str:
         rf"|{place_char}{{1,8}}?(?:小区|花园|公寓|大厦|家园|新村|新城|苑|园|中心|广场|大楼|饭店|酒店|宾馆|市场)"
         rf"|{place_char}{{2,8}}?城"
         rf"|{_ROOM}"
-        rf"|{place_char}{{2,8}}?{_BUILDING_UNIT_ROOM})")
+        rf"|{_estate(place_char)})")
 
 
 # A building-unit-room number with no 号 or 室 after it, right after a building, unit, compound or zone: "9号楼1633",
@@ -190,6 +190,10 @@ _BUILDING_UNIT_ROOM = (r"(?!(?:0?[1-9]|1[0-2])[\-－](?:0?[1-9]|[12]\d|3[01])[\-
                        r"(?![\d\-－.年月日元块岁万亿%个多分秒米次])")
 
 
+def _estate(place_char: str) -> str:
+    return rf"{place_char}{{2,8}}?{_BUILDING_UNIT_ROOM}"
+
+
 # Inside an address, a place with no suffix before its number in digits ("…城郊村杜安逮186号"): a chain broke
 # there and restarted inside the number ("86号"). Numerals stay out ("…三号线和一号线"). Or before an upper-case
 # lettered building ("…龙华新区大浪南国际俪人D栋430"; lower case is a description: "广场由a座、n座构成").
@@ -201,7 +205,7 @@ _ADDRESS = regex.compile(
     r"(?P<tail>(?:[东西南北]侧|对面|附近|旁|内)?(?:[（(][^（()）\n]{1,24}[）)])?(?:[ \t]?\d{6}(?!\d))?(?:电联)?)")
 _PARTS = regex.compile(_COMPONENT)
 _ROOM_PART = regex.compile(_ROOM)
-_ESTATE = regex.compile(rf"{_PLACE_CHAR}{{2,8}}?{_BUILDING_UNIT_ROOM}")
+_ESTATE = regex.compile(_estate(_PLACE_CHAR))  # a chain that is an estate and its number alone
 _HAS_NUMBER = regex.compile(rf"{_NUMBER}{_NUMBER_WORD}|{_BUILDING_UNIT_ROOM}")
 _ROAD = regex.compile(r"(?:大街|大道|路|街|巷|胡同|弄|道)")
 
